@@ -1,0 +1,53 @@
+// swift-tools-version: 6.1
+// The package layout mirrors the pipeline: bytes from the kernel (NetfilterSystem) are decoded
+// (NetlinkWire, PacketParsing), attributed (ProcessResolution), and shown (Export) by the
+// Monitor; Rules generates the nftables side. Only NetfilterSystem imports the C module.
+import PackageDescription
+
+let package = Package(
+    name: "nfowner",
+    products: [
+        .executable(name: "nfowner", targets: ["nfowner"]),
+        .executable(name: "nfowner-traffic", targets: ["nfowner-traffic"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C boundary: libmnl and the kernel UAPI headers, in an include order that works.
+        .systemLibrary(name: "CNetfilter", pkgConfig: "libmnl", providers: [.apt(["libmnl-dev"])]),
+        // The only Swift code that calls C or makes syscalls.
+        .target(name: "NetfilterSystem", dependencies: ["CNetfilter"]),
+        // Bounds-checked reads over raw bytes, shared by every wire parser.
+        .target(name: "BinaryParsing"),
+        // Netlink and NFLOG message encoding/decoding: pure Swift.
+        .target(name: "NetlinkWire", dependencies: ["BinaryParsing"]),
+        // IPv4/IPv6 and transport header parsing: pure Swift.
+        .target(name: "PacketParsing", dependencies: ["BinaryParsing"]),
+        // Ruleset model -> nft script; install/show/remove/status through nft.
+        .target(name: "Rules"),
+        // uid/gid -> names (and, later, cgroups and processes).
+        .target(name: "ProcessResolution", dependencies: ["NetfilterSystem"]),
+        // Packet events -> text lines, JSON lines.
+        .target(name: "Export", dependencies: ["NetlinkWire", "PacketParsing"]),
+        // The NFLOG pipeline: receive, decode, parse, attribute, count, emit.
+        .target(name: "Monitor", dependencies: [
+            "NetfilterSystem", "NetlinkWire", "PacketParsing", "ProcessResolution", "Export",
+        ]),
+        .executableTarget(name: "nfowner", dependencies: [
+            "Monitor", "Rules", "NetfilterSystem",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // Traffic generator for the end-to-end tests and benchmarks (sends as a chosen uid/gid).
+        .executableTarget(name: "nfowner-traffic"),
+
+        .testTarget(name: "BinaryParsingTests", dependencies: ["BinaryParsing"]),
+        .testTarget(name: "NetlinkWireTests", dependencies: ["NetlinkWire"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "PacketParsingTests", dependencies: ["PacketParsing"]),
+        .testTarget(name: "RulesTests", dependencies: ["Rules"]),
+        .testTarget(name: "ExportTests", dependencies: ["Export"]),
+        .testTarget(name: "MonitorTests", dependencies: ["Monitor"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["nfowner", "nfowner-traffic"]),
+    ]
+)

@@ -1,0 +1,30 @@
+#ifndef NFOWNER_CNETFILTER_SHIM_H
+#define NFOWNER_CNETFILTER_SHIM_H
+/* Order matters: libc socket headers first, then the kernel UAPI headers, then libmnl.
+ * Otherwise in_addr is defined twice, IFNAMSIZ becomes ambiguous, and old bundled kernel
+ * headers can win the include guard and silently drop newer constants. */
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <netinet/in.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <pwd.h>
+#include <grp.h>
+#include <errno.h>
+#include <unistd.h>
+#include <linux/netlink.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_log.h>
+#include <libmnl/libmnl.h>
+
+/* Macros and globals Swift cannot import, as prefixed functions. */
+static inline int nfowner_errno(void) { return errno; }
+static inline void nfowner_set_errno(int value) { errno = value; }
+static inline int nfowner_mnl_socket_buffer_size(void) { return MNL_SOCKET_BUFFER_SIZE; }
+
+#endif
