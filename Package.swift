@@ -39,7 +39,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Traffic generator for the end-to-end tests and benchmarks (sends as a chosen uid/gid).
-        .executableTarget(name: "nfowner-traffic"),
+        .executableTarget(name: "nfowner-traffic", dependencies: [
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
 
         .testTarget(name: "BinaryParsingTests", dependencies: ["BinaryParsing"]),
         .testTarget(name: "NetlinkWireTests", dependencies: ["NetlinkWire"],
