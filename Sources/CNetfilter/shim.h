@@ -27,4 +27,8 @@ static inline int nfowner_errno(void) { return errno; }
 static inline void nfowner_set_errno(int value) { errno = value; }
 static inline int nfowner_mnl_socket_buffer_size(void) { return MNL_SOCKET_BUFFER_SIZE; }
 
+/* setns is declared only under _GNU_SOURCE, which the Swift Glibc module is not built with. */
+extern int setns(int fd, int nstype);
+static inline int nfowner_enter_network_namespace(int fd) { return setns(fd, 0x40000000 /* CLONE_NEWNET */); }
+
 #endif

@@ -1,0 +1,116 @@
+import CNetfilter
+import Glibc
+
+/// A netlink socket (AF_NETLINK, SOCK_RAW) owned by this value; closed by `close()`.
+///
+/// Blocking I/O: the receive loop runs on a thread of its own and waits in `poll`, so there is
+/// no event-loop buffer logic between the kernel and the decoder (an adaptive read buffer once
+/// truncated NFLOG batches silently).
+public final class NetlinkSocket: @unchecked Sendable {
+    /// NETLINK_NETFILTER: nfnetlink, which carries NFLOG and NFQUEUE.
+    public static let netfilterProtocol: Int32 = NETLINK_NETFILTER
+
+    public let descriptor: Int32
+    public private(set) var portID: UInt32 = 0
+
+    /// Opens and binds a netlink socket of `netlinkProtocol`; the kernel assigns the port id.
+    public init(protocol netlinkProtocol: Int32) throws(SystemError) {
+        let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), netlinkProtocol)
+        guard fd >= 0 else {
+            throw SystemError(code: Errno.current, operation: "open netlink socket (protocol \(netlinkProtocol))")
+        }
+        descriptor = fd
+        var address = sockaddr_nl()
+        address.nl_family = sa_family_t(AF_NETLINK)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_nl>.size))
+            }
+        }
+        guard bound == 0 else {
+            let code = Errno.current
+            Glibc.close(fd)
+            throw SystemError(code: code, operation: "bind netlink socket")
+        }
+        var assigned = sockaddr_nl()
+        var length = socklen_t(MemoryLayout<sockaddr_nl>.size)
+        _ = withUnsafeMutablePointer(to: &assigned) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        portID = assigned.nl_pid
+    }
+
+    /// Sets the kernel receive buffer. With `force` (SO_RCVBUFFORCE, needs CAP_NET_ADMIN) the
+    /// value may exceed net.core.rmem_max; without it the kernel caps it silently.
+    /// Returns the size the kernel reports afterwards (it doubles the request for bookkeeping).
+    @discardableResult
+    public func setReceiveBufferSize(_ bytes: Int, force: Bool) throws(SystemError) -> Int {
+        var value = Int32(clamping: bytes)
+        let option = force ? SO_RCVBUFFORCE : SO_RCVBUF
+        let result = setsockopt(descriptor, SOL_SOCKET, option, &value, socklen_t(MemoryLayout<Int32>.size))
+        guard result == 0 else {
+            throw SystemError(code: Errno.current, operation: "set netlink receive buffer to \(bytes) bytes")
+        }
+        return receiveBufferSize
+    }
+
+    /// The kernel receive buffer size in bytes, as getsockopt(SO_RCVBUF) reports it.
+    public var receiveBufferSize: Int {
+        var value: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &value, &length) == 0 else { return 0 }
+        return Int(value)
+    }
+
+    /// Sends one netlink message (or several concatenated) to the kernel.
+    public func send(_ message: [UInt8]) throws(SystemError) {
+        var kernel = sockaddr_nl()
+        kernel.nl_family = sa_family_t(AF_NETLINK)
+        let sent = try retryingInterrupts("send netlink message") {
+            message.withUnsafeBytes { bytes in
+                withUnsafePointer(to: &kernel) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(descriptor, bytes.baseAddress, bytes.count, 0, $0,
+                               socklen_t(MemoryLayout<sockaddr_nl>.size))
+                    }
+                }
+            }
+        }
+        guard sent == message.count else {
+            throw SystemError(code: EMSGSIZE, operation: "send netlink message (short write)")
+        }
+    }
+
+    /// The outcome of one receive.
+    public enum Received: Sendable, Equatable {
+        /// A datagram of this many bytes is now at the start of the buffer.
+        case bytes(Int)
+        /// The datagram was larger than the buffer (MSG_TRUNC): its tail is lost.
+        case truncated(received: Int, actual: Int)
+        /// The kernel could not queue messages for us (ENOBUFS): some were dropped.
+        case overrun
+        /// Nothing to read (non-blocking receive only).
+        case wouldBlock
+    }
+
+    /// Receives one datagram into `buffer`. `nonBlocking` returns `.wouldBlock` instead of waiting.
+    public func receive(into buffer: UnsafeMutableRawBufferPointer, nonBlocking: Bool = false) throws(SystemError) -> Received {
+        let flags = Int32(MSG_TRUNC) | (nonBlocking ? Int32(MSG_DONTWAIT) : 0)
+        while true {
+            let result = recv(descriptor, buffer.baseAddress, buffer.count, flags)
+            if result >= 0 {
+                return result > buffer.count ? .truncated(received: buffer.count, actual: result) : .bytes(result)
+            }
+            switch Errno.current {
+            case EINTR: continue
+            case ENOBUFS: return .overrun
+            case EAGAIN: return .wouldBlock
+            case let code: throw SystemError(code: code, operation: "receive from netlink socket")
+            }
+        }
+    }
+
+    public func close() {
+        Glibc.close(descriptor)
+    }
+}

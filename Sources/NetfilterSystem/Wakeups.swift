@@ -1,0 +1,66 @@
+import CNetfilter
+import Glibc
+
+/// An eventfd used to wake a thread blocked in `poll` (shutdown requests).
+public final class WakeupEvent: @unchecked Sendable {
+    public let descriptor: Int32
+
+    public init() throws(SystemError) {
+        let fd = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        guard fd >= 0 else { throw SystemError(code: Errno.current, operation: "create eventfd") }
+        descriptor = fd
+    }
+
+    /// Wakes every poller of this event. Safe from any thread.
+    public func signal() {
+        var one: UInt64 = 1
+        _ = write(descriptor, &one, 8)
+    }
+
+    public func close() { Glibc.close(descriptor) }
+}
+
+/// Termination signals (SIGINT, SIGTERM, SIGHUP) delivered through a file descriptor, so the
+/// receive loop sees them in the same `poll` as netlink data and shuts down in one place.
+public final class TerminationSignals: @unchecked Sendable {
+    public let descriptor: Int32
+
+    /// Blocks SIGINT, SIGTERM and SIGHUP for the calling thread — call it on the main thread
+    /// before starting other threads, so they inherit the mask — and ignores SIGPIPE so a closed
+    /// stdout shows up as EPIPE on write instead of killing the process.
+    public init() throws(SystemError) {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGHUP)
+        guard pthread_sigmask(SIG_BLOCK, &set, nil) == 0 else {
+            throw SystemError(code: Errno.current, operation: "block termination signals")
+        }
+        signal(SIGPIPE, SIG_IGN)
+        let fd = signalfd(-1, &set, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
+        guard fd >= 0 else { throw SystemError(code: Errno.current, operation: "create signalfd") }
+        descriptor = fd
+    }
+
+    /// The signal number waiting to be read, if any (consumes it).
+    public func take() -> Int32? {
+        var info = signalfd_siginfo()
+        let size = MemoryLayout<signalfd_siginfo>.size
+        let got = read(descriptor, &info, size)
+        return got == size ? Int32(bitPattern: info.ssi_signo) : nil
+    }
+
+    public func close() { Glibc.close(descriptor) }
+}
+
+/// Waits until one of `descriptors` is readable. Returns the readable ones (empty on timeout).
+/// `timeoutMilliseconds` < 0 waits forever.
+public func waitReadable(_ descriptors: [Int32], timeoutMilliseconds: Int32) throws(SystemError) -> [Int32] {
+    var entries = descriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+    let ready = try retryingInterrupts("poll") {
+        entries.withUnsafeMutableBufferPointer { poll($0.baseAddress, nfds_t($0.count), timeoutMilliseconds) }
+    }
+    guard ready > 0 else { return [] }
+    return entries.filter { $0.revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 }.map(\.fd)
+}
