@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <grp.h>
 #include <errno.h>
@@ -29,6 +30,8 @@ static inline int nfowner_mnl_socket_buffer_size(void) { return MNL_SOCKET_BUFFE
 
 /* setns is declared only under _GNU_SOURCE, which the Swift Glibc module is not built with. */
 extern int setns(int fd, int nstype);
+extern int pthread_setname_np(pthread_t thread, const char *name);
+static inline void nfowner_name_thread(pthread_t thread, const char *name) { (void)pthread_setname_np(thread, name); }
 static inline int nfowner_enter_network_namespace(int fd) { return setns(fd, 0x40000000 /* CLONE_NEWNET */); }
 
 #endif

@@ -1,0 +1,108 @@
+import NetlinkWire
+import PacketParsing
+
+/// JSON Lines output: one object per packet, keys always present (null when unknown).
+///
+/// The schema is a public contract (docs/json-schema.md): keys are only ever added, never
+/// renamed or removed. Written by hand into a reusable byte buffer because the monitor emits
+/// hundreds of thousands of events per second and Foundation's encoder allocates per value.
+public enum JSONLines {
+    /// Appends one event as a JSON object followed by a newline.
+    public static func append(_ event: PacketEvent, to out: inout [UInt8]) {
+        let record = event.record
+        let packet = event.packet
+        out.append(ascii: "{\"time\":\"")
+        RFC3339.append(event.time, to: &out)
+        out.append(ascii: "\",\"dir\":\"")
+        out.append(contentsOf: event.direction.rawValue.utf8)
+        out.append(ascii: "\",\"hook\":")
+        appendString(event.hook?.rawValue, to: &out)
+        out.append(ascii: ",\"group\":")
+        out.append(decimal: UInt64(record.group))
+        out.append(ascii: ",\"seq\":")
+        appendNumber(record.sequence.map(UInt64.init), to: &out)
+        out.append(ascii: ",\"prefix\":")
+        appendString(record.prefix, to: &out)
+        out.append(ascii: ",\"family\":\"")
+        out.append(ascii: packet.family == .ipv4 ? "ipv4" : "ipv6")
+        out.append(ascii: "\",\"proto\":\"")
+        if let name = IPProtocolNames.name(for: packet.protocolNumber) {
+            out.append(contentsOf: name.utf8)
+        } else {
+            out.append(decimal: UInt64(packet.protocolNumber))
+        }
+        out.append(ascii: "\",\"proto_num\":")
+        out.append(decimal: UInt64(packet.protocolNumber))
+        out.append(ascii: ",\"src\":\"")
+        packet.source.appendText(to: &out)
+        out.append(ascii: "\",\"dst\":\"")
+        packet.destination.appendText(to: &out)
+        out.append(ascii: "\",\"sport\":")
+        appendNumber(packet.sourcePort.map(UInt64.init), to: &out)
+        out.append(ascii: ",\"dport\":")
+        appendNumber(packet.destinationPort.map(UInt64.init), to: &out)
+        let icmp = packet.icmp
+        out.append(ascii: ",\"icmp_type\":")
+        appendNumber(icmp?.type.map(UInt64.init), to: &out)
+        out.append(ascii: ",\"icmp_code\":")
+        appendNumber(icmp?.code.map(UInt64.init), to: &out)
+        out.append(ascii: ",\"icmp_id\":")
+        appendNumber(icmp?.echoIdentifier.map(UInt64.init), to: &out)
+        out.append(ascii: ",\"tcp_flags\":")
+        appendString(packet.tcpFlags?.letters, to: &out)
+        out.append(ascii: ",\"len\":")
+        out.append(decimal: UInt64(max(0, packet.totalLength)))
+        out.append(ascii: ",\"iface_in\":")
+        appendString(event.inputInterfaceName, to: &out)
+        out.append(ascii: ",\"iface_out\":")
+        appendString(event.outputInterfaceName, to: &out)
+        out.append(ascii: ",\"uid\":")
+        appendNumber(record.uid.map(UInt64.init), to: &out)
+        out.append(ascii: ",\"gid\":")
+        appendNumber(record.gid.map(UInt64.init), to: &out)
+        out.append(ascii: ",\"user\":")
+        appendString(event.userName, to: &out)
+        out.append(ascii: ",\"group_name\":")
+        appendString(event.groupName, to: &out)
+        out.append(ascii: "}\n")
+    }
+
+    static func appendNumber(_ value: UInt64?, to out: inout [UInt8]) {
+        if let value { out.append(decimal: value) } else { out.append(ascii: "null") }
+    }
+
+    /// A JSON string with RFC 8259 escaping, or null.
+    static func appendString(_ value: String?, to out: inout [UInt8]) {
+        guard let value else {
+            out.append(ascii: "null")
+            return
+        }
+        out.append(UInt8(ascii: "\""))
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(ascii: "\\\"")
+            case UInt8(ascii: "\\"): out.append(ascii: "\\\\")
+            case 0x0A: out.append(ascii: "\\n")
+            case 0x0D: out.append(ascii: "\\r")
+            case 0x09: out.append(ascii: "\\t")
+            case 0..<0x20, 0x7F:
+                out.append(ascii: "\\u00")
+                out.append(hexDigit(byte >> 4))
+                out.append(hexDigit(byte & 0x0F))
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+    }
+
+    /// The keys of every event, in output order: the contract tests check against docs.
+    public static let keys = [
+        "time", "dir", "hook", "group", "seq", "prefix", "family", "proto", "proto_num", "src", "dst",
+        "sport", "dport", "icmp_type", "icmp_code", "icmp_id", "tcp_flags", "len", "iface_in", "iface_out",
+        "uid", "gid", "user", "group_name",
+    ]
+}

@@ -1,0 +1,105 @@
+import Export
+import NetlinkWire
+import PacketParsing
+import ProcessResolution
+
+/// Turns received NFLOG batches into events: decode, parse, attribute, count.
+///
+/// No I/O of its own except name lookups (cached), so unit tests feed it recorded or built
+/// batches. The receive loop owns one and calls `process` for every datagram.
+public struct BatchProcessor {
+    public private(set) var counters = MonitorCounters()
+    private var gaps = SequenceGapTracker()
+    private var owners: OwnerNames
+    private var interfaces: InterfaceNames
+    /// Stop emitting after this many events (nil: no limit).
+    public var eventLimit: UInt64?
+    /// Whether events are built at all (`--format none` still parses and counts).
+    public var buildsEvents: Bool
+    private let clock: () -> EventTime
+
+    public init(eventLimit: UInt64? = nil, buildsEvents: Bool = true,
+                owners: OwnerNames = OwnerNames(), interfaces: InterfaceNames = InterfaceNames(),
+                clock: @escaping () -> EventTime) {
+        self.eventLimit = eventLimit
+        self.buildsEvents = buildsEvents
+        self.owners = owners
+        self.interfaces = interfaces
+        self.clock = clock
+    }
+
+    /// True once `eventLimit` events were emitted.
+    public var isFinished: Bool {
+        guard let eventLimit else { return false }
+        return counters.emitted >= eventLimit
+    }
+
+    /// What a batch said besides packets: errors and acknowledgements for our requests.
+    public struct Replies {
+        public var errors: [(errno: Int32, sequence: UInt32)] = []
+    }
+
+    /// Processes one datagram from the NFLOG socket, calling `emit` for each event.
+    @discardableResult
+    public mutating func process(batch: UnsafeRawBufferPointer, emit: (PacketEvent) -> Void) -> Replies {
+        counters.batches += 1
+        var replies = Replies()
+        // One receive time per batch: NFLOG has no timestamp at output, and every message in a
+        // batch was queued within the flush timeout of the first.
+        var receiveTime: EventTime?
+        NflogBatchDecoder.forEachItem(in: batch) { item in
+            switch item {
+            case .packet(let record, let payload):
+                handle(record: record, payload: payload, receiveTime: &receiveTime, emit: emit)
+            case .error(let errno, let sequence):
+                if errno != 0 { replies.errors.append((errno, sequence)) }
+            case .malformed:
+                counters.parseErrors += 1
+            case .done, .other:
+                break
+            }
+        }
+        return replies
+    }
+
+    private mutating func handle(record: NflogRecord, payload: UnsafeRawBufferPointer,
+                                 receiveTime: inout EventTime?, emit: (PacketEvent) -> Void) {
+        counters.received += 1
+        if let sequence = record.sequence {
+            counters.lost += gaps.record(group: record.group, sequence: sequence)
+        }
+        if record.uid != nil { counters.withOwner += 1 }
+        let packet: PacketSummary
+        do {
+            packet = try PacketParser.parse(payload)
+        } catch {
+            counters.parseErrors += 1
+            return
+        }
+        counters.bytes += UInt64(max(0, packet.totalLength))
+        guard !isFinished else { return }
+        counters.emitted += 1
+        guard buildsEvents else { return }
+        let time: EventTime
+        if let stamp = record.timestamp {
+            time = EventTime(seconds: stamp.seconds, microseconds: stamp.microseconds)
+        } else if let receiveTime {
+            time = receiveTime
+        } else {
+            time = clock()
+            receiveTime = time
+        }
+        emit(PacketEvent(
+            time: time, record: record, packet: packet,
+            inputInterfaceName: record.inputInterface.flatMap { interfaces.name(of: $0) },
+            outputInterfaceName: record.outputInterface.flatMap { interfaces.name(of: $0) },
+            userName: record.uid.flatMap { owners.userName(of: $0) },
+            groupName: record.gid.flatMap { owners.groupName(of: $0) }))
+    }
+
+    /// Counts a receive that overran the socket buffer (ENOBUFS).
+    public mutating func recordOverrun() { counters.enobufs += 1 }
+
+    /// Counts a batch that did not fit our receive buffer.
+    public mutating func recordTruncatedBatch() { counters.truncatedBatches += 1 }
+}
