@@ -35,7 +35,7 @@ let package = Package(
             "NetfilterSystem", "NetlinkWire", "PacketParsing", "ProcessResolution", "Export",
         ]),
         .executableTarget(name: "nfowner", dependencies: [
-            "Monitor", "Rules", "NetfilterSystem",
+            "Monitor", "Rules", "NetfilterSystem", "ProcessResolution", "Export",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Traffic generator for the end-to-end tests and benchmarks (sends as a chosen uid/gid).

@@ -1,0 +1,147 @@
+import ArgumentParser
+import Export
+import Monitor
+import NetfilterSystem
+import Rules
+
+struct MonitorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "monitor",
+        abstract: "Show every packet this host sends, with the user and group that own it.",
+        discussion: """
+            Reads packets from NFLOG and prints one line (or JSON object) per packet. Unless \
+            --no-rules is given, nfowner installs its own nftables table (`table inet nfowner`, \
+            logging the OUTPUT hook) for the run when none is installed, and removes it on exit; \
+            other tables are never touched. Stop with Ctrl-C: a summary line goes to stderr, e.g.
+              received=120 lost=0 enobufs=0 parse_errors=0 emitted=120 ...
+
+            Examples:
+              sudo nfowner monitor                       # everything, as a table
+              sudo nfowner monitor --user alice          # only alice's packets
+              sudo nfowner monitor --format json --count 100 > packets.jsonl
+              sudo nfowner monitor --netns test1         # inside `ip netns add test1`
+            """)
+
+    @Option(help: "Output: text (aligned columns), json (JSON Lines, see docs/json-schema.md), none (count only).")
+    var format: OutputFormat = .text
+
+    @Option(help: ArgumentHelp("Exit after this many packets.", valueName: "n"))
+    var count: UInt64?
+
+    @OptionGroup(title: "Ruleset") var ruleset: RulesetOptions
+
+    @Flag(name: .customLong("keep-rules"), help: "Leave the ruleset this run installs in place on exit.")
+    var keepRules = false
+
+    @Flag(name: .customLong("no-rules"), help: "Do not install rules: read a group an existing ruleset logs to.")
+    var noRules = false
+
+    @Option(name: .customLong("flush-timeout"), help: ArgumentHelp(
+        "Longest the kernel holds a partial batch, in 1/100 s (lower: livelier output; higher: fewer wakeups).",
+        valueName: "hundredths"))
+    var flushTimeout: UInt32 = 10
+
+    @Option(name: .customLong("receive-buffer"), help: ArgumentHelp(
+        "Socket receive buffer in bytes (SO_RCVBUFFORCE): room for bursts; raise it if `enobufs` is non-zero.",
+        valueName: "bytes"))
+    var receiveBuffer: Int = 8 << 20
+
+    @OptionGroup var namespace: NamespaceOption
+
+    func validate() throws {
+        if keepRules && noRules { throw ValidationError("--keep-rules and --no-rules contradict each other: pick one") }
+        if count == 0 { throw ValidationError("--count must be at least 1") }
+        if receiveBuffer < 65536 { throw ValidationError("--receive-buffer below 65536 bytes would lose batches") }
+        if flushTimeout == 0 { throw ValidationError("--flush-timeout must be at least 1 (1/100 s)") }
+    }
+
+    func run() throws {
+        let spec = try ruleset.spec()
+        if let name = namespace.name {
+            // The whole pipeline runs inside the namespace: the socket, the nft child processes,
+            // and the receive thread all inherit it from this (main) thread.
+            do { try NetworkNamespace.enter(named: name) } catch { throw UserFacingError(error.description) }
+        }
+        let signals: TerminationSignals
+        let wakeup: WakeupEvent
+        do {
+            signals = try TerminationSignals()
+            wakeup = try WakeupEvent()
+        } catch {
+            throw UserFacingError("cannot set up signal handling: \(error)")
+        }
+
+        var settings = NflogSettings()
+        settings.groups = [spec.group]
+        settings.copyRange = spec.snaplen
+        settings.flushTimeout = flushTimeout
+        settings.socketReceiveBuffer = receiveBuffer
+        let subscription: NflogSubscription
+        do {
+            subscription = try NflogSubscription(settings: settings)
+        } catch {
+            throw UserFacingError(error.description)
+        }
+
+        let runner = NftRunner()
+        var installedByUs = false
+        if !noRules {
+            do {
+                if try runner.listTable(name: spec.tableName) == nil {
+                    try runner.install(spec)
+                    installedByUs = true
+                    note(keepRules
+                         ? "installed table inet \(spec.tableName) (kept after exit: --keep-rules)"
+                         : "installed table inet \(spec.tableName) for this run; it is removed on exit")
+                } else {
+                    note("table inet \(spec.tableName) is already installed; using it as it is (see `nfowner rules status`)")
+                }
+            } catch {
+                subscription.close()
+                throw UserFacingError(error.description)
+            }
+        }
+        note("reading NFLOG group \(spec.group); stop with Ctrl-C")
+
+        let writer = EventWriter(format: format)
+        do { try writer.writeHeader() } catch {}
+        let processor = BatchProcessor(eventLimit: count, buildsEvents: format != .none, clock: {
+            let now = WallClock.now()
+            return EventTime(seconds: now.seconds, microseconds: now.microseconds)
+        })
+        let loop = ReceiveLoop(subscription: subscription, processor: processor, writer: writer,
+                               signals: signals, wakeup: wakeup)
+        let started = WallClock.monotonicNanoseconds()
+        let ending = runOnDedicatedThread(loop)
+        let seconds = Double(WallClock.monotonicNanoseconds() - started) / 1e9
+        subscription.close()
+
+        if installedByUs && !keepRules {
+            do { try runner.remove(spec) } catch {
+                note("could not remove table inet \(spec.tableName): \(error); remove it with `nfowner rules remove`")
+            }
+        }
+        try? OutputDescriptor.standardError.write(
+            loop.counters.summaryLine(durationSeconds: seconds, groups: settings.groups) + "\n")
+        if case .failed(let reason) = ending { throw UserFacingError(reason) }
+    }
+
+    /// Runs the loop on its own thread (it blocks in poll) and waits for it.
+    private func runOnDedicatedThread(_ loop: ReceiveLoop) -> ReceiveLoop.Ending {
+        nonisolated(unsafe) var ending = ReceiveLoop.Ending.stopRequested
+        do {
+            let thread = try DedicatedThread(name: "nfowner-recv") { ending = loop.run() }
+            thread.join()
+        } catch {
+            return .failed("cannot start the receive thread: \(error)")
+        }
+        return ending
+    }
+}
+
+extension OutputFormat: ExpressibleByArgument {}
+
+/// A status line for the person at the terminal, on stderr so stdout stays machine-readable.
+func note(_ text: String) {
+    try? OutputDescriptor.standardError.write("nfowner: \(text)\n")
+}
