@@ -3,7 +3,7 @@
 // What the kernel sends to a socket bound to an NFLOG group:
 //
 //   single packet:  [nlmsghdr type 0x0400][nfgenmsg][attrs...]
-//   batch:          [0x0400 NLM_F_MULTI msg] ... [0x0400 NLM_F_MULTI msg][NLMSG_DONE]
+//   batch:          [0x0400 msg] ... [0x0400 msg][NLMSG_DONE]   (flags 0, no NLM_F_MULTI)
 //   config reply:   [nlmsghdr type NLMSG_ERROR][int32 error][original nlmsghdr ...]
 //
 //   NFULNL_MSG_PACKET payload:

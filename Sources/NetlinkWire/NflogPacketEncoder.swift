@@ -5,7 +5,8 @@
 //   [PACKET_HDR][PREFIX "...\0"][IFINDEX_INDEV][IFINDEX_PHYSINDEV][IFINDEX_OUTDEV]
 //   [IFINDEX_PHYSOUTDEV][MARK][HWADDR][HWTYPE][HWLEN][TIMESTAMP][UID][GID][SEQ][SEQ_GLOBAL]
 //   [PAYLOAD]
-//   ... more messages with NLM_F_MULTI ... [NLMSG_DONE + 4 zero bytes of nfgenmsg]
+//   ... more messages ... [NLMSG_DONE + nfgenmsg AF_UNSPEC|0|be16 group]
+//   (this kernel sets no NLM_F_MULTI on batch messages, nor on the NLMSG_DONE: flags are 0)
 //
 // Nothing in the product sends these: they are for tests (other modules synthesize batches with it) and
 // for the decode → encode → decode fuzz round trip.
@@ -73,24 +74,27 @@ public enum NflogPacketEncoder {
         return writer.finish()
     }
 
-    /// A multi-message batch as the kernel sends it: every packet message flagged NLM_F_MULTI,
-    /// then NLMSG_DONE. All messages carry nlmsg_seq 0, like the kernel's.
-    public static func encodeBatch(_ packets: [(record: NflogRecord, payload: [UInt8])]) -> [UInt8] {
+    /// A multi-message batch as the kernel sends it: the packet messages, then NLMSG_DONE for
+    /// `group`. Like the recorded kernel batches, every message has flags 0 and nlmsg_seq 0.
+    public static func encodeBatch(
+        _ packets: [(record: NflogRecord, payload: [UInt8])], group: UInt16 = 0
+    ) -> [UInt8] {
         var batch: [UInt8] = []
         for packet in packets {
-            batch += encode(packet.record, payload: packet.payload, flags: .multi)
+            batch += encode(packet.record, payload: packet.payload)
         }
-        batch += NetlinkMessageEncoder.done()
+        batch += NetlinkMessageEncoder.done(group: group)
         return batch
     }
 }
 
 /// The generic netlink messages NFLOG sockets receive besides packets.
 public enum NetlinkMessageEncoder {
-    /// NLMSG_DONE with NLM_F_MULTI and a zeroed 4-byte nfgenmsg, as nfnetlink_log ends a batch.
-    public static func done(sequence: UInt32 = 0) -> [UInt8] {
-        var writer = NetlinkMessageWriter(type: NetlinkMessageType.done, flags: .multi, sequence: sequence)
-        writer.appendHost(UInt32(0))
+    /// NLMSG_DONE carrying an nfgenmsg (AF_UNSPEC, version 0, res_id = `group`) and flags 0,
+    /// byte for byte how nfnetlink_log ends a batch (see Fixtures/batch-5-udp4.bin).
+    public static func done(group: UInt16 = 0, sequence: UInt32 = 0) -> [UInt8] {
+        var writer = NetlinkMessageWriter(type: NetlinkMessageType.done, flags: [], sequence: sequence)
+        writer.appendNfgenmsg(family: NflogConfigRequest.familyUnspecified, group: group)
         return writer.finish()
     }
 
