@@ -1,0 +1,161 @@
+// Netlink framing: message headers and attributes (TLVs).
+//
+// A recv() buffer holds one or more messages, each aligned to 4 bytes:
+//
+//   0               4       6       8               12              16
+//   +---------------+-------+-------+---------------+---------------+-----------------+---+
+//   | nlmsg_len u32 | type  | flags | nlmsg_seq u32 | nlmsg_pid u32 | payload ...     |pad|
+//   +---------------+-------+-------+---------------+---------------+-----------------+---+
+//   |<------------------------------ nlmsg_len ------------------------------->|
+//   all header fields host order; the next message starts at NLMSG_ALIGN(nlmsg_len)
+//
+// The payload of an nfnetlink message (NFLOG, NFQUEUE) starts with struct nfgenmsg and is
+// followed by attributes:
+//
+//   +--------+---------+------------+------------------+------------------+---
+//   | family | version | res_id be16| nla_len | nla_type| value ...    |pad | next attribute
+//   |  u8    |  u8     | (group)    |  u16    |  u16    |              |    |
+//   +--------+---------+------------+------------------+------------------+---
+//                                    |<------ nla_len ------>|  next at NLA_ALIGN(nla_len)
+//
+// nla_len/nla_type are host order; the top two bits of nla_type are flags (NLA_F_NESTED,
+// NLA_F_NET_BYTEORDER). NFLOG attribute values themselves are big-endian.
+//
+// Lengths are checked the way libmnl's mnl_nlmsg_ok / mnl_attr_ok do: the remaining byte count
+// is a signed Int, so an aligned advance past the end makes it negative (loop ends) instead of
+// wrapping around to a huge unsigned value.
+
+import BinaryParsing
+
+/// Netlink message types shared by every netlink family, and the nfnetlink types NFLOG uses.
+public enum NetlinkMessageType {
+    /// Nothing; to be ignored. The kernel constant is NLMSG_NOOP.
+    public static let noop: UInt16 = 1
+    /// An error or ACK reply: int32 error (negative errno, 0 = ACK) + the request's header.
+    /// The kernel constant is NLMSG_ERROR.
+    public static let error: UInt16 = 2
+    /// End of a multi-part message (an NFLOG batch of several packets). NLMSG_DONE.
+    public static let done: UInt16 = 3
+    /// Data lost. The kernel constant is NLMSG_OVERRUN (not sent by NFLOG; listed for completeness).
+    public static let overrun: UInt16 = 4
+
+    /// The nfnetlink subsystem of NFLOG. The kernel constant is NFNL_SUBSYS_ULOG.
+    public static let nflogSubsystem: UInt16 = 4
+    /// A logged packet, kernel to userspace: NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_PACKET.
+    public static let nflogPacket: UInt16 = nflogSubsystem << 8 | 0
+    /// A configuration request, userspace to kernel: NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_CONFIG.
+    public static let nflogConfig: UInt16 = nflogSubsystem << 8 | 1
+}
+
+/// nlmsg_flags bits.
+public struct NetlinkMessageFlags: OptionSet, Sendable, Hashable {
+    public var rawValue: UInt16
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+
+    /// A request to the kernel. The kernel constant is NLM_F_REQUEST.
+    public static let request = NetlinkMessageFlags(rawValue: 0x1)
+    /// Part of a multi-part message terminated by NLMSG_DONE. NLM_F_MULTI.
+    public static let multi = NetlinkMessageFlags(rawValue: 0x2)
+    /// Ask for an ACK (an NLMSG_ERROR with error 0) on success. NLM_F_ACK.
+    public static let ack = NetlinkMessageFlags(rawValue: 0x4)
+}
+
+/// `struct nlmsghdr`, decoded.
+public struct NetlinkMessageHeader: Sendable, Equatable {
+    /// Size of `struct nlmsghdr` in bytes. The kernel macro is NLMSG_HDRLEN.
+    public static let size = 16
+
+    /// nlmsg_len: header plus payload, in bytes, excluding the trailing alignment padding.
+    public var length: UInt32
+    public var type: UInt16
+    public var flags: NetlinkMessageFlags
+    public var sequence: UInt32
+    /// nlmsg_pid: the sender's port id (0 for the kernel).
+    public var portID: UInt32
+
+    public init(length: UInt32, type: UInt16, flags: NetlinkMessageFlags, sequence: UInt32, portID: UInt32) {
+        self.length = length
+        self.type = type
+        self.flags = flags
+        self.sequence = sequence
+        self.portID = portID
+    }
+
+    /// Reads a header at `offset`, or returns nil when fewer than 16 bytes remain there.
+    /// Does not check `length` against anything.
+    init?(in buffer: UnsafeRawBufferPointer, at offset: Int) {
+        guard let length = buffer.hostUInt32(at: offset),
+              let type = buffer.hostUInt16(at: offset + 4),
+              let flags = buffer.hostUInt16(at: offset + 6),
+              let sequence = buffer.hostUInt32(at: offset + 8),
+              let portID = buffer.hostUInt32(at: offset + 12)
+        else { return nil }
+        self.init(length: length, type: type, flags: NetlinkMessageFlags(rawValue: flags),
+                  sequence: sequence, portID: portID)
+    }
+}
+
+/// Sizes and flag bits of `struct nlattr` and `struct nfgenmsg`.
+public enum NetlinkAttribute {
+    /// Size of `struct nlattr`. The kernel macro is NLA_HDRLEN.
+    public static let headerSize = 4
+    /// Set on attributes that contain attributes. The kernel constant is NLA_F_NESTED.
+    public static let nestedFlag: UInt16 = 0x8000
+    /// Set when the value is in network byte order. The kernel constant is NLA_F_NET_BYTEORDER.
+    public static let netByteOrderFlag: UInt16 = 0x4000
+    /// The bits of nla_type left after removing the two flags. The kernel constant is NLA_TYPE_MASK.
+    public static let typeMask: UInt16 = ~(nestedFlag | netByteOrderFlag)
+}
+
+/// `struct nfgenmsg`, the fixed part at the start of every nfnetlink payload.
+public enum NfgenMessage {
+    /// Size in bytes: u8 nfgen_family, u8 version, be16 res_id.
+    public static let size = 4
+    /// The only version there is. The kernel constant is NFNETLINK_V0.
+    public static let version0: UInt8 = 0
+}
+
+/// Rounds up to the 4-byte boundary netlink uses for both messages and attributes
+/// (NLMSG_ALIGN / NLA_ALIGN). Returns nil instead of overflowing.
+@inlinable
+func netlinkAligned(_ length: Int) -> Int? {
+    let (sum, overflow) = length.addingReportingOverflow(3)
+    guard !overflow else { return nil }
+    return sum & ~3
+}
+
+/// Walks the attributes in `area` (the bytes after a message's fixed header), calling `body`
+/// with each attribute's type (flags masked off), its value bytes, and the attribute's offset
+/// in the batch (`baseOffset` + position in `area`).
+///
+/// Throws `.invalidAttributeLength` for an nla_len below 4 or past the end of `area`. Up to 3
+/// trailing bytes too short for an attribute header are ignored as padding, as the kernel's
+/// non-strict nla_parse does.
+func forEachAttribute(
+    in area: UnsafeRawBufferPointer,
+    baseOffset: Int,
+    _ body: (_ type: UInt16, _ value: UnsafeRawBufferPointer, _ offset: Int) throws(NetlinkWireError) -> Void
+) throws(NetlinkWireError) {
+    var position = 0
+    var remaining = area.count
+    while remaining >= NetlinkAttribute.headerSize {
+        guard let rawLength = area.hostUInt16(at: position),
+              let rawType = area.hostUInt16(at: position + 2)
+        else { break }  // unreachable: remaining >= 4 was checked
+        let length = Int(rawLength)
+        let type = rawType & NetlinkAttribute.typeMask
+        guard length >= NetlinkAttribute.headerSize, length <= remaining,
+              let value = area.subrange(at: position + NetlinkAttribute.headerSize,
+                                        count: length - NetlinkAttribute.headerSize)
+        else {
+            throw NetlinkWireError(
+                .invalidAttributeLength,
+                "attribute \(type) has length \(length); \(remaining) bytes remain in the message",
+                offset: baseOffset + position)
+        }
+        try body(type, value, baseOffset + position)
+        guard let step = netlinkAligned(length) else { break }
+        position += step
+        remaining -= step  // may go negative when the last attribute's padding is missing
+    }
+}

@@ -1,0 +1,241 @@
+// Decoding of an NFLOG recv() buffer.
+//
+// What the kernel sends to a socket bound to an NFLOG group:
+//
+//   single packet:  [nlmsghdr type 0x0400][nfgenmsg][attrs...]
+//   batch:          [0x0400 msg] ... [0x0400 msg][NLMSG_DONE]   (flags 0, no NLM_F_MULTI)
+//   config reply:   [nlmsghdr type NLMSG_ERROR][int32 error][original nlmsghdr ...]
+//
+//   NFULNL_MSG_PACKET payload:
+//   +--------+---------+-------------+-------------------------------------------------+
+//   | family | version | res_id be16 | NFULA_PACKET_HDR | NFULA_PREFIX | NFULA_UID ...  |
+//   | u8     | u8      | = group     | (TLVs, values big-endian)                        |
+//   +--------+---------+-------------+-------------------------------------------------+
+//
+// Known attributes are checked against the size of their value; unknown ones are skipped so
+// a newer kernel's additions do not break decoding.
+
+import BinaryParsing
+
+/// One thing found in a netlink receive buffer.
+public enum NetlinkBatchItem {
+    /// An NFLOG packet. `payload` is a view into the batch buffer (the NFULA_PAYLOAD bytes,
+    /// empty when the message had none), valid only inside the callback: copy what you keep.
+    case packet(NflogRecord, payload: UnsafeRawBufferPointer)
+    /// NLMSG_DONE, the end of a multi-message batch.
+    case done
+    /// NLMSG_ERROR: `errno` is positive (e.g. 1 = EPERM), 0 means ACK. `sequence` is the
+    /// nlmsg_seq of the request it answers.
+    case error(errno: Int32, sequence: UInt32)
+    /// A message that could not be decoded. After a bad nlmsg_len there is no way to find the
+    /// next message, so this is the last item; after a bad attribute, decoding continues
+    /// with the next message.
+    case malformed(NetlinkWireError)
+    /// A well-framed message of another type (e.g. NLMSG_NOOP), not decoded.
+    case other(type: UInt16)
+}
+
+public enum NflogBatchDecoder {
+    /// Calls `body` once per message in `batch`, in order, without allocating per packet.
+    ///
+    /// Never traps and never reads outside `batch`: any malformation becomes a `.malformed`
+    /// item. A trailing 1…15 bytes that cannot hold a message header count as a bad length.
+    public static func forEachItem(
+        in batch: UnsafeRawBufferPointer,
+        _ body: (NetlinkBatchItem) throws -> Void
+    ) rethrows {
+        var position = 0
+        var remaining = batch.count
+        while remaining > 0 {
+            guard let header = NetlinkMessageHeader(in: batch, at: position) else {
+                try body(.malformed(NetlinkWireError(
+                    .invalidMessageLength,
+                    "\(remaining) bytes left, too few for a \(NetlinkMessageHeader.size)-byte netlink header",
+                    offset: position)))
+                return
+            }
+            let length = Int(header.length)
+            guard length >= NetlinkMessageHeader.size, length <= remaining,
+                  let message = batch.subrange(at: position, count: length)
+            else {
+                try body(.malformed(NetlinkWireError(
+                    .invalidMessageLength,
+                    "nlmsg_len \(length) of message type \(header.type) is outside \(NetlinkMessageHeader.size)…\(remaining)",
+                    offset: position)))
+                return
+            }
+            try body(item(for: header, message: message, offset: position))
+            guard let step = netlinkAligned(length) else { return }
+            position += step
+            remaining -= step  // negative when the last message's padding is missing: loop ends
+        }
+    }
+
+    /// Decodes one whole message (`message` starts at its nlmsghdr and is exactly nlmsg_len long).
+    private static func item(
+        for header: NetlinkMessageHeader, message: UnsafeRawBufferPointer, offset: Int
+    ) -> NetlinkBatchItem {
+        switch header.type {
+        case NetlinkMessageType.nflogPacket:
+            do {
+                let (record, payload) = try decodePacket(message: message, offset: offset)
+                return .packet(record, payload: payload)
+            } catch {
+                return .malformed(error)
+            }
+        case NetlinkMessageType.done:
+            return .done
+        case NetlinkMessageType.error:
+            guard let code = message.hostInt32(at: NetlinkMessageHeader.size) else {
+                return .malformed(NetlinkWireError(
+                    .truncatedMessage,
+                    "NLMSG_ERROR of \(message.count) bytes has no error code",
+                    offset: offset))
+            }
+            // Int32.min cannot be negated; a positive value is not an errno the kernel sends.
+            guard code <= 0, code != Int32.min else {
+                return .malformed(NetlinkWireError(
+                    .invalidErrorCode, "NLMSG_ERROR carries error \(code), not a negative errno",
+                    offset: offset))
+            }
+            return .error(errno: -code, sequence: header.sequence)
+        default:
+            return .other(type: header.type)
+        }
+    }
+
+    /// Decodes an NFULNL_MSG_PACKET message (`message` starts at its nlmsghdr and is exactly
+    /// nlmsg_len long). Returns the record and a view of the NFULA_PAYLOAD bytes inside
+    /// `message` (empty when absent). `offset` is the message's position in its batch, used
+    /// only in error offsets.
+    ///
+    /// Throws `.truncatedMessage` when nfgenmsg is missing, `.invalidAttributeLength` for a bad
+    /// nla_len, and `.invalidAttributeValue` for a known attribute of the wrong size.
+    public static func decodePacket(
+        message: UnsafeRawBufferPointer, offset: Int = 0
+    ) throws(NetlinkWireError) -> (NflogRecord, UnsafeRawBufferPointer) {
+        let fixedEnd = NetlinkMessageHeader.size + NfgenMessage.size
+        guard let family = message.byte(at: NetlinkMessageHeader.size),
+              let group = message.bigEndianUInt16(at: NetlinkMessageHeader.size + 2),
+              let attributes = message.suffix(from: fixedEnd)
+        else {
+            throw NetlinkWireError(
+                .truncatedMessage,
+                "NFLOG packet message of \(message.count) bytes has no nfgenmsg", offset: offset)
+        }
+        var record = NflogRecord()
+        record.family = family
+        record.group = group
+        var payload = UnsafeRawBufferPointer(start: nil, count: 0)
+        var headerLengthFromHWLEN: Int?
+        var headerLengthFromHWHEADER: Int?
+
+        try forEachAttribute(in: attributes, baseOffset: offset + fixedEnd) {
+            (rawType, value, attributeOffset) throws(NetlinkWireError) in
+            guard let type = NflogAttributeType(rawValue: rawType) else { return }
+            switch type {
+            case .packetHeader:
+                try requireLength(value, NflogStructSize.packetHeader, type, "a struct nfulnl_msg_packet_hdr", attributeOffset)
+                record.hardwareProtocol = value.bigEndianUInt16(at: 0) ?? 0
+                record.hook = value.byte(at: 2) ?? 0
+            case .mark:
+                record.mark = try uint32(value, type, attributeOffset)
+            case .timestamp:
+                try requireLength(value, NflogStructSize.timestamp, type, "a struct nfulnl_msg_packet_timestamp", attributeOffset)
+                record.timestamp = NflogTimestamp(
+                    seconds: value.bigEndianUInt64(at: 0) ?? 0,
+                    microseconds: value.bigEndianUInt64(at: 8) ?? 0)
+            case .inputInterface:
+                record.inputInterface = try uint32(value, type, attributeOffset)
+            case .outputInterface:
+                record.outputInterface = try uint32(value, type, attributeOffset)
+            case .physicalInputInterface:
+                record.physicalInputInterface = try uint32(value, type, attributeOffset)
+            case .physicalOutputInterface:
+                record.physicalOutputInterface = try uint32(value, type, attributeOffset)
+            case .hardwareAddress:
+                try requireLength(value, NflogStructSize.hardwareAddress, type, "a struct nfulnl_msg_packet_hw", attributeOffset)
+                record.hardwareAddress = hardwareAddress(value)
+            case .payload:
+                payload = value
+            case .prefix:
+                record.prefix = prefix(value)
+            case .uid:
+                record.uid = try uint32(value, type, attributeOffset)
+            case .sequence:
+                record.sequence = try uint32(value, type, attributeOffset)
+            case .globalSequence:
+                record.globalSequence = try uint32(value, type, attributeOffset)
+            case .gid:
+                record.gid = try uint32(value, type, attributeOffset)
+            case .hardwareType:
+                record.hardwareType = try uint16(value, type, attributeOffset)
+            case .hardwareHeader:
+                headerLengthFromHWHEADER = value.count
+            case .hardwareHeaderLength:
+                headerLengthFromHWLEN = Int(try uint16(value, type, attributeOffset))
+            case .conntrack, .conntrackInfo, .vlan, .layer2Header:
+                break
+            }
+        }
+        // The kernel sends HWTYPE, HWLEN and HWHEADER together; HWLEN is the declared length.
+        record.hardwareHeaderLength = headerLengthFromHWLEN ?? headerLengthFromHWHEADER
+        record.capturedLength = payload.count
+        return (record, payload)
+    }
+
+    private static func requireLength(
+        _ value: UnsafeRawBufferPointer, _ expected: Int, _ type: NflogAttributeType,
+        _ what: String, _ offset: Int
+    ) throws(NetlinkWireError) {
+        guard value.count == expected else {
+            throw NetlinkWireError(
+                .invalidAttributeValue,
+                "attribute \(type.kernelName) is not \(what); length: \(value.count)",
+                offset: offset)
+        }
+    }
+
+    private static func uint32(
+        _ value: UnsafeRawBufferPointer, _ type: NflogAttributeType, _ offset: Int
+    ) throws(NetlinkWireError) -> UInt32 {
+        guard value.count == 4, let number = value.bigEndianUInt32(at: 0) else {
+            throw NetlinkWireError(
+                .invalidAttributeValue,
+                "attribute \(type.kernelName) is not a uint32; length: \(value.count)", offset: offset)
+        }
+        return number
+    }
+
+    private static func uint16(
+        _ value: UnsafeRawBufferPointer, _ type: NflogAttributeType, _ offset: Int
+    ) throws(NetlinkWireError) -> UInt16 {
+        guard value.count == 2, let number = value.bigEndianUInt16(at: 0) else {
+            throw NetlinkWireError(
+                .invalidAttributeValue,
+                "attribute \(type.kernelName) is not a uint16; length: \(value.count)", offset: offset)
+        }
+        return number
+    }
+
+    /// The prefix up to its first NUL; nil when that leaves nothing (nft's "no prefix").
+    /// Invalid UTF-8 is repaired with U+FFFD rather than rejected: the prefix is a label.
+    private static func prefix(_ value: UnsafeRawBufferPointer) -> String? {
+        var end = 0
+        while let byte = value.byte(at: end), byte != 0 { end += 1 }
+        guard end > 0, let text = value.subrange(at: 0, count: end) else { return nil }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// A hw_addrlen above 8 (possible for devices with long addresses) is clamped to the 8
+    /// bytes the struct can hold, which are all the kernel copies.
+    private static func hardwareAddress(_ value: UnsafeRawBufferPointer) -> HardwareAddress {
+        let declared = Int(value.bigEndianUInt16(at: 0) ?? 0)
+        let length = min(declared, NflogStructSize.hardwareAddressBytes)
+        var bits: UInt64 = 0
+        for index in 0..<length {
+            bits |= UInt64(value.byte(at: 4 + index) ?? 0) << UInt64(56 - 8 * index)
+        }
+        return HardwareAddress(bits: bits, length: length)
+    }
+}

@@ -1,0 +1,120 @@
+// Ruleset -> nft script text. Pure: no process is run here (NftRunner does that), so every byte
+// of output is covered by golden tests.
+//
+// Installing replaces the table in ONE `nft -f` transaction:
+//
+//     table inet nfowner            <- create if missing, so the delete below cannot fail
+//     delete table inet nfowner     <- drop whatever was there (ours only)
+//     table inet nfowner { … }      <- the full new definition
+//
+// nft sends the whole file as one netlink batch; the kernel applies all of it or none of it, so
+// there is never a moment with no table or half a table, and a failure leaves the old one.
+
+/// Renders nfowner's ruleset as nft scripts.
+public enum NftScriptRenderer {
+    /// Start of the table comment that carries the content hash.
+    public static let hashCommentPrefix = "nfowner ruleset sha256="
+
+    /// The script `nft -f` runs to install (or replace) nfowner's table for `spec`.
+    /// Throws `.invalidSpec`/`.unsafeText` when the spec cannot be rendered safely.
+    public static func install(_ spec: RulesetSpec) throws(RulesError) -> String {
+        try install(Ruleset(spec: spec))
+    }
+
+    /// The script that installs (or replaces) `ruleset`'s table atomically.
+    public static func install(_ ruleset: Ruleset) throws(RulesError) -> String {
+        let table = try tableReference(ruleset)
+        return """
+            # nfowner: replaces \(table) in one transaction; no other table is touched.
+            \(table)
+            delete \(table)
+            \(try definition(ruleset, withHashComment: true))
+            """
+    }
+
+    /// The script that deletes nfowner's table. Creating it first makes the delete succeed when
+    /// the table is absent, so removing is idempotent and still one transaction.
+    public static func remove(_ spec: RulesetSpec) throws(RulesError) -> String {
+        let table = "table inet \(try NftText.validateIdentifier(spec.tableName, what: "table name"))"
+        return """
+            # nfowner: deletes \(table); no other table is touched.
+            \(table)
+            delete \(table)
+
+            """
+    }
+
+    /// SHA-256 (lowercase hex) of the table definition without its hash comment: it changes
+    /// whenever anything that reaches the kernel changes, and only then.
+    public static func contentHash(_ spec: RulesetSpec) throws(RulesError) -> String {
+        try contentHash(Ruleset(spec: spec))
+    }
+
+    public static func contentHash(_ ruleset: Ruleset) throws(RulesError) -> String {
+        SHA256.hexDigest(Array(try definition(ruleset, withHashComment: false).utf8))
+    }
+
+    /// `table inet NAME { … }` followed by a newline; with the hash comment when asked.
+    public static func definition(_ ruleset: Ruleset, withHashComment: Bool) throws(RulesError) -> String {
+        var lines = ["\(try tableReference(ruleset)) {"]
+        if withHashComment {
+            let comment = NftScriptRenderer.hashCommentPrefix + (try contentHash(ruleset))
+            lines.append("\tcomment \(try quoted(comment, what: "table comment", maxBytes: NftText.maxCommentBytes))")
+        }
+        for chain in ruleset.chains {
+            lines.append("\tchain \(try NftText.validateIdentifier(chain.name, what: "chain name")) {")
+            lines.append("\t\ttype filter hook \(chain.hook.rawValue) priority \(chain.priority); policy accept;")
+            for rule in chain.rules {
+                lines.append("\t\t" + (try render(rule)))
+            }
+            lines.append("\t}")
+        }
+        lines.append("}")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// One rule on one line, matches first, in nft's own listing order.
+    static func render(_ rule: Rule) throws(RulesError) -> String {
+        var words: [String] = []
+        for match in rule.matches {
+            switch match {
+            case .socketUID(let ids): words.append("meta skuid " + (try idSet(ids, what: "uid")))
+            case .socketGID(let ids): words.append("meta skgid " + (try idSet(ids, what: "gid")))
+            }
+        }
+        for statement in rule.statements {
+            switch statement {
+            case .counter:
+                words.append("counter")
+            case .log(let log):
+                var text = "log prefix \(try quoted(log.prefix, what: "log prefix", maxBytes: NftText.maxLogPrefixBytes))"
+                text += " group \(log.group) snaplen \(log.snaplen)"
+                if log.queueThreshold > 0 { text += " queue-threshold \(log.queueThreshold)" }
+                words.append(text)
+            }
+        }
+        if let comment = rule.comment {
+            words.append("comment " + (try quoted(comment, what: "rule comment", maxBytes: NftText.maxCommentBytes)))
+        }
+        return words.joined(separator: " ")
+    }
+
+    /// `1000` or `{ 1000, 1001 }` (an anonymous set: any of them). Sorted and deduplicated, so
+    /// the same selection always renders, and hashes, the same.
+    private static func idSet(_ ids: [UInt32], what: String) throws(RulesError) -> String {
+        let unique = Set(ids).sorted()
+        guard let first = unique.first else {
+            throw RulesError(.invalidSpec, "empty \(what) selector: leave it out to match any \(what)")
+        }
+        if unique.count == 1 { return String(first) }
+        return "{ " + unique.map(String.init).joined(separator: ", ") + " }"
+    }
+
+    private static func quoted(_ text: String, what: String, maxBytes: Int) throws(RulesError) -> String {
+        "\"" + (try NftText.validateQuoted(text, what: what, maxBytes: maxBytes)) + "\""
+    }
+
+    private static func tableReference(_ ruleset: Ruleset) throws(RulesError) -> String {
+        "table \(ruleset.family.rawValue) \(try NftText.validateIdentifier(ruleset.tableName, what: "table name"))"
+    }
+}

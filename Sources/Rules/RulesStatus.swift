@@ -1,0 +1,204 @@
+// `nfowner rules status`: is the table there, is it the one this spec renders, what have its
+// rules counted, and who listens on the NFLOG group.
+
+import Foundation
+
+/// A process holding the NFLOG group's netlink socket.
+public struct NflogHolder: Sendable, Equatable {
+    public var pid: Int32
+    /// /proc/PID/comm, or "" when it could not be read (the process just exited).
+    public var command: String
+
+    public init(pid: Int32, command: String) {
+        self.pid = pid
+        self.command = command
+    }
+}
+
+/// What `status` found.
+public struct RulesStatus: Sendable, Equatable, CustomStringConvertible {
+    public var tableName: String
+    public var netns: String?
+    /// The table exists.
+    public var installed: Bool
+    /// Hash from the installed table's comment; nil when not installed or the comment is missing.
+    public var installedHash: String?
+    /// Hash of what the spec renders now.
+    public var expectedHash: String
+    /// Counters of nfowner's log rules (one per chain); empty when not installed.
+    public var counters: [RuleCounters]
+    /// The spec's NFLOG group.
+    public var group: UInt16
+    /// The kernel's instance for the group, or nil when no process is bound to it (packets
+    /// logged to an unbound group are dropped by the kernel).
+    public var listener: NflogInstance?
+    /// Processes holding the listener's socket (more than one after fork or fd passing; empty
+    /// when the socket could not be traced to a process).
+    public var listenerProcesses: [NflogHolder]
+
+    public init(tableName: String, netns: String?, installed: Bool, installedHash: String?, expectedHash: String,
+                counters: [RuleCounters], group: UInt16, listener: NflogInstance?, listenerProcesses: [NflogHolder]) {
+        self.tableName = tableName
+        self.netns = netns
+        self.installed = installed
+        self.installedHash = installedHash
+        self.expectedHash = expectedHash
+        self.counters = counters
+        self.group = group
+        self.listener = listener
+        self.listenerProcesses = listenerProcesses
+    }
+
+    /// Installed, and its hash equals the spec's rendering.
+    public var current: Bool { installed && installedHash == expectedHash }
+
+    /// One word for the table state: "absent", "current", or "different".
+    public var state: String { !installed ? "absent" : (current ? "current" : "different") }
+
+    public var totalPackets: UInt64 { counters.reduce(0) { $0 &+ $1.packets } }
+    public var totalBytes: UInt64 { counters.reduce(0) { $0 &+ $1.bytes } }
+
+    /// Multi-line, for people.
+    public var description: String {
+        var lines: [String] = []
+        let place = netns.map { " in network namespace \($0)" } ?? ""
+        switch state {
+        case "absent":
+            lines.append("table inet \(tableName)\(place): not installed (run `nfowner rules install`)")
+        case "current":
+            lines.append("table inet \(tableName)\(place): installed, current")
+        default:
+            lines.append("table inet \(tableName)\(place): installed, but differs from this configuration "
+                + "(run `nfowner rules install` to replace it)")
+        }
+        for counter in counters {
+            lines.append("  chain \(counter.chain): \(counter.packets) packets, \(counter.bytes) bytes logged")
+        }
+        if let listener {
+            let who = listenerProcesses.isEmpty
+                ? "portid \(listener.portID) (process not found)"
+                : listenerProcesses.map { "pid \($0.pid) (\($0.command))" }.joined(separator: ", ")
+            lines.append("NFLOG group \(group): bound by \(who); \(listener.queueLength) queued, "
+                + "copy range \(listener.copyRange) bytes, flush timeout \(listener.flushTimeout)/100 s")
+        } else {
+            lines.append("NFLOG group \(group): no listener (logged packets are discarded; start `nfowner monitor`)")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// `key=value` lines, stable keys, for scripts.
+    public var keyValueText: String {
+        var pairs: [(String, String)] = [
+            ("table", "inet \(tableName)"),
+            ("netns", netns ?? ""),
+            ("installed", String(installed)),
+            ("current", String(current)),
+            ("state", state),
+            ("installed_hash", installedHash ?? ""),
+            ("expected_hash", expectedHash),
+            ("packets", String(totalPackets)),
+            ("bytes", String(totalBytes)),
+            ("group", String(group)),
+            ("listener_portid", listener.map { String($0.portID) } ?? ""),
+            ("listener_pids", listenerProcesses.map { String($0.pid) }.joined(separator: ",")),
+        ]
+        if let listener { pairs.append(("listener_queued", String(listener.queueLength))) }
+        return pairs.map { "\($0.0)=\($0.1)" }.joined(separator: "\n") + "\n"
+    }
+
+    /// One JSON object (no trailing newline).
+    public var json: String {
+        func string(_ s: String?) -> String { s.map(Self.jsonQuoted) ?? "null" }
+        let counterItems = counters.map {
+            "{\"chain\":\(Self.jsonQuoted($0.chain)),\"packets\":\($0.packets),\"bytes\":\($0.bytes)}"
+        }
+        let listenerJSON = listener.map {
+            "{\"portid\":\($0.portID),\"queued\":\($0.queueLength),\"copy_mode\":\($0.copyMode),"
+                + "\"copy_range\":\($0.copyRange),\"flush_timeout_centiseconds\":\($0.flushTimeout),"
+                + "\"processes\":[" + listenerProcesses.map {
+                    "{\"pid\":\($0.pid),\"command\":\(Self.jsonQuoted($0.command))}"
+                }.joined(separator: ",") + "]}"
+        } ?? "null"
+        return "{\"table\":\(Self.jsonQuoted(tableName)),\"family\":\"inet\",\"netns\":\(string(netns)),"
+            + "\"installed\":\(installed),\"current\":\(current),\"state\":\(Self.jsonQuoted(state)),"
+            + "\"installed_hash\":\(string(installedHash)),\"expected_hash\":\(Self.jsonQuoted(expectedHash)),"
+            + "\"counters\":[\(counterItems.joined(separator: ","))],\"packets\":\(totalPackets),\"bytes\":\(totalBytes),"
+            + "\"group\":\(group),\"listener\":\(listenerJSON)}"
+    }
+
+    static func jsonQuoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}
+
+extension NftRunner {
+    /// Reads the table, its counters and the group's listener. Throws on failures other than
+    /// "the table does not exist" (that is `installed == false`). `procRoot` is where process
+    /// directories are scanned (tests pass a fixture tree).
+    public func status(_ spec: RulesetSpec, procRoot: String = "/proc") throws(RulesError) -> RulesStatus {
+        let expected = try NftScriptRenderer.contentHash(spec)
+        let listing = try listTable(name: spec.tableName)
+        let instances = try StatusParsers.parseNflogInstances(
+            readOptionalNamespaceFile("/proc/net/netfilter/nfnetlink_log"))
+        let listener = instances.first { $0.group == spec.group }
+        var holders: [NflogHolder] = []
+        if let listener {
+            let sockets = try StatusParsers.parseNetlinkSockets(readNamespaceFile("/proc/net/netlink"))
+            let inode = sockets.first {
+                $0.netlinkProtocol == NetlinkSocketEntry.netfilterProtocol && $0.portID == listener.portID
+            }?.inode
+            if let inode { holders = ProcessScan.holders(ofSocketInode: inode, procRoot: procRoot) }
+        }
+        return RulesStatus(
+            tableName: spec.tableName, netns: netns, installed: listing != nil,
+            installedHash: listing.flatMap(StatusParsers.parseInstalledHash), expectedHash: expected,
+            counters: listing.map(StatusParsers.parseRuleCounters) ?? [], group: spec.group,
+            listener: listener, listenerProcesses: holders)
+    }
+
+    /// The nfnetlink_log file exists only once the module is loaded: absent means no listeners.
+    private func readOptionalNamespaceFile(_ path: String) throws(RulesError) -> String {
+        if netns == nil && !FileManager.default.fileExists(atPath: path) { return "" }
+        do {
+            return try readNamespaceFile(path)
+        } catch let error where error.code == .ioFailure && error.reason.contains("No such file") {
+            return ""
+        }
+    }
+}
+
+/// Finds processes by the sockets they hold.
+enum ProcessScan {
+    /// Every pid under `procRoot` with an fd that links to `socket:[inode]`, sorted. Processes
+    /// that vanish or deny access during the scan are skipped.
+    static func holders(ofSocketInode inode: UInt64, procRoot: String) -> [NflogHolder] {
+        let fm = FileManager.default
+        let target = "socket:[\(inode)]"
+        guard let entries = try? fm.contentsOfDirectory(atPath: procRoot) else { return [] }
+        var found: [NflogHolder] = []
+        for entry in entries {
+            guard let pid = Int32(entry), pid > 0 else { continue }
+            let fdDirectory = "\(procRoot)/\(entry)/fd"
+            guard let fds = try? fm.contentsOfDirectory(atPath: fdDirectory) else { continue }
+            let holds = fds.contains { (try? fm.destinationOfSymbolicLink(atPath: "\(fdDirectory)/\($0)")) == target }
+            guard holds else { continue }
+            let comm = (try? String(contentsOfFile: "\(procRoot)/\(entry)/comm", encoding: .utf8)) ?? ""
+            found.append(NflogHolder(pid: pid, command: comm.trimmingCharacters(in: .whitespacesAndNewlines)))
+        }
+        return found.sorted { $0.pid < $1.pid }
+    }
+}

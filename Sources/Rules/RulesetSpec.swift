@@ -1,0 +1,89 @@
+// What the user asks for: which packets to log to which NFLOG group. `Ruleset(spec:)` turns it
+// into the nftables model; `NftScriptRenderer` turns that into text.
+
+/// A netfilter hook nfowner attaches a chain to. Each hook gets one base chain named after it.
+public enum Hook: String, Sendable, Hashable, CaseIterable {
+    /// Locally generated packets (NF_INET_LOCAL_OUT). The only hook where every packet from a
+    /// local socket still carries that socket, so NFLOG can attach uid/gid.
+    case output
+}
+
+/// The user's choice of what to log. Defaults are chosen for the monitor in this package; each
+/// field says why.
+public struct RulesetSpec: Sendable, Equatable {
+    /// Name of nfowner's own table in the `inet` family. nfowner creates, replaces and deletes
+    /// this table and nothing else.
+    public var tableName: String
+    /// NFLOG group the packets go to (`log group N`). Default 5: group 0 is what a bare
+    /// `log group` means and, like 1 and 2, is what ulogd and IDS examples use; 5 avoids them.
+    public var group: UInt16
+    /// Bytes of each packet copied to userspace (`snaplen`), 1…65535. Default 128: enough for an
+    /// IPv4 header with options (≤ 60) or an IPv6 header (40) plus a TCP header with options
+    /// (≤ 60), which is all the monitor parses; payload is never needed.
+    public var snaplen: UInt32
+    /// Packets the kernel batches before sending them to userspace (`queue-threshold`), or 0 to
+    /// leave the group's own setting. Default 20: the kernel default is 100 and a rule can only
+    /// lower it; 20 still divides the per-message syscall cost by 20 at high rates, while keeping
+    /// each batch (≈ 20 × 300 bytes) far below the receive buffer so one full buffer loses little.
+    /// The group's flush timeout (set by the listener) bounds latency at low rates.
+    public var queueThreshold: UInt16
+    /// Log prefix sent with every packet (NFULA_PREFIX), so a listener sharing the group can tell
+    /// nfowner's packets apart. At most 127 bytes of ASCII letters, digits, space and `_-.:/=+,@`.
+    public var prefix: String
+    /// Log only packets whose socket belongs to one of these uids (`meta skuid`). Empty: any.
+    public var uids: [UInt32]
+    /// Log only packets whose socket belongs to one of these gids (`meta skgid`). Empty: any.
+    /// With both uids and gids, a packet must match both.
+    public var gids: [UInt32]
+    /// Chain priority. Default 100: after mangle (-150), dstnat (-100), filter (0) and
+    /// security (50) in the output hook, so the logged destination is the post-DNAT one and a
+    /// packet an earlier filter chain dropped is not reported as sent.
+    public var priority: Int32
+    /// Hooks to attach to; one base chain each.
+    public var hooks: [Hook]
+
+    public static let defaultTableName = "nfowner"
+    public static let defaultGroup: UInt16 = 5
+    public static let defaultSnaplen: UInt32 = 128
+    public static let defaultQueueThreshold: UInt16 = 20
+    public static let defaultPrefix = "nfowner"
+    public static let defaultPriority: Int32 = 100
+
+    public init(
+        tableName: String = RulesetSpec.defaultTableName,
+        group: UInt16 = RulesetSpec.defaultGroup,
+        snaplen: UInt32 = RulesetSpec.defaultSnaplen,
+        queueThreshold: UInt16 = RulesetSpec.defaultQueueThreshold,
+        prefix: String = RulesetSpec.defaultPrefix,
+        uids: [UInt32] = [],
+        gids: [UInt32] = [],
+        priority: Int32 = RulesetSpec.defaultPriority,
+        hooks: [Hook] = [.output]
+    ) {
+        self.tableName = tableName
+        self.group = group
+        self.snaplen = snaplen
+        self.queueThreshold = queueThreshold
+        self.prefix = prefix
+        self.uids = uids
+        self.gids = gids
+        self.priority = priority
+        self.hooks = hooks
+    }
+
+    /// Throws `.invalidSpec` or `.unsafeText` when the spec cannot be rendered; does nothing
+    /// otherwise. Rendering calls this, so callers only need it to fail early (e.g. in `validate()`).
+    public func validate() throws(RulesError) {
+        _ = try NftText.validateIdentifier(tableName, what: "table name")
+        _ = try NftText.validateQuoted(prefix, what: "log prefix", maxBytes: NftText.maxLogPrefixBytes)
+        guard (1...65535).contains(snaplen) else {
+            throw RulesError(.invalidSpec, "snaplen \(snaplen) is out of range: NFLOG copies 1…65535 bytes per packet")
+        }
+        guard !hooks.isEmpty else {
+            throw RulesError(.invalidSpec, "no hook selected: nfowner needs at least one (output)")
+        }
+        guard Set(hooks).count == hooks.count else {
+            throw RulesError(.invalidSpec, "a hook is listed twice: \(hooks.map(\.rawValue).joined(separator: ", "))")
+        }
+    }
+}

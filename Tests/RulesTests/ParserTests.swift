@@ -1,0 +1,139 @@
+import Testing
+@testable import Rules
+
+@Suite struct ParserTests {
+    /// Recorded with a process bound to groups 5 and 1000 (copy_range 200, timeout 150).
+    static let nflogText = """
+            5   5632     0 2   200    150  1
+         1000   5632     0 2   200    150  1
+
+        """
+
+    /// Recorded in a fresh namespace with one NFLOG listener (pid 5632).
+    static let netlinkText = """
+        sk               Eth Pid        Groups   Rmem     Wmem     Dump  Locks    Drops    Inode
+        00000000d825a462 12  0          00000000 0        0        0     2        0        13227   
+        000000009df34295 12  5632       00000000 0        0        0     2        0        16660   
+        0000000032d4f2aa 0   5632       00000000 0        0        0     2        0        562     
+
+        """
+
+    /// `nft list table inet nfowner` after traffic (nft 1.0.6).
+    static let listing = """
+        table inet nfowner {
+        \tcomment "nfowner ruleset sha256=73b95601bf9ca263c7e8d51b22c196fc5209922079d478a78e4fd7140a99f1c4"
+        \tchain output {
+        \t\ttype filter hook output priority 100; policy accept;
+        \t\tmeta skuid { 1000, 1001 } meta skgid 100 counter packets 12 bytes 1008 log prefix "nfowner" group 5 snaplen 128 queue-threshold 20 comment "nfowner log"
+        \t}
+        }
+
+        """
+
+    @Test func parsesNflogInstances() throws {
+        let instances = try StatusParsers.parseNflogInstances(Self.nflogText)
+        #expect(instances == [
+            NflogInstance(group: 5, portID: 5632, queueLength: 0, copyMode: 2, copyRange: 200, flushTimeout: 150, referenceCount: 1),
+            NflogInstance(group: 1000, portID: 5632, queueLength: 0, copyMode: 2, copyRange: 200, flushTimeout: 150, referenceCount: 1),
+        ])
+        #expect(try StatusParsers.parseNflogInstances("") == [])
+    }
+
+    @Test(arguments: ["5 1 0 2 200 150", "5 1 0 2 200 150 1 9", "0x5 1 0 2 200 150 1", "70000 1 0 2 200 150 1", "a b c d e f g"])
+    func rejectsMalformedNflogLines(line: String) {
+        let error = #expect(throws: RulesError.self) { try StatusParsers.parseNflogInstances(line) }
+        #expect(error?.code == .unexpectedOutput)
+    }
+
+    @Test func parsesNetlinkSockets() throws {
+        let sockets = try StatusParsers.parseNetlinkSockets(Self.netlinkText)
+        #expect(sockets == [
+            NetlinkSocketEntry(netlinkProtocol: 12, portID: 0, inode: 13227),
+            NetlinkSocketEntry(netlinkProtocol: 12, portID: 5632, inode: 16660),
+            NetlinkSocketEntry(netlinkProtocol: 0, portID: 5632, inode: 562),
+        ])
+        #expect(throws: RulesError.self) { try StatusParsers.parseNetlinkSockets("00 x y z") }
+    }
+
+    @Test func parsesCountersAndHash() {
+        #expect(StatusParsers.parseRuleCounters(Self.listing) == [RuleCounters(chain: "output", packets: 12, bytes: 1008)])
+        #expect(StatusParsers.parseInstalledHash(Self.listing) == RendererTests.defaultHash)
+        #expect(StatusParsers.parseInstalledHash("table inet nfowner {\n}\n") == nil)
+        #expect(StatusParsers.parseInstalledHash("\tcomment \"nfowner ruleset sha256=abc\"") == nil)
+        // A rule without our comment is someone else's; a truncated counter is skipped, never a trap.
+        #expect(StatusParsers.parseRuleCounters("chain output {\ncounter packets 1 bytes 2\n}") == [])
+        #expect(StatusParsers.parseRuleCounters("counter packets comment \"nfowner log\"") == [])
+    }
+
+    @Test func everyPrefixOfTheRecordingsIsSafe() {
+        for text in [Self.nflogText, Self.netlinkText, Self.listing] {
+            let bytes = Array(text.utf8)
+            for end in 0...bytes.count {
+                let prefix = String(decoding: bytes[..<end], as: UTF8.self)
+                _ = try? StatusParsers.parseNflogInstances(prefix)
+                _ = try? StatusParsers.parseNetlinkSockets(prefix)
+                _ = StatusParsers.parseRuleCounters(prefix)
+                _ = StatusParsers.parseInstalledHash(prefix)
+            }
+        }
+    }
+
+    @Test func statusRendersAllForms() {
+        let status = RulesStatus(
+            tableName: "nfowner", netns: "ns1", installed: true, installedHash: "aa", expectedHash: "aa",
+            counters: [RuleCounters(chain: "output", packets: 3, bytes: 180)], group: 5,
+            listener: NflogInstance(group: 5, portID: 42, queueLength: 1, copyMode: 2, copyRange: 128,
+                                    flushTimeout: 100, referenceCount: 1),
+            listenerProcesses: [NflogHolder(pid: 42, command: "nfowner \"x\"")])
+        #expect(status.current)
+        #expect(status.description.contains("installed, current"))
+        #expect(status.description.contains("pid 42 (nfowner \"x\")"))
+        #expect(status.keyValueText.contains("state=current\n"))
+        #expect(status.keyValueText.contains("packets=3\n"))
+        #expect(status.json.contains("\"command\":\"nfowner \\\"x\\\"\""))
+        #expect(status.json.hasPrefix("{\"table\":\"nfowner\""))
+
+        var stale = status
+        stale.installedHash = "bb"
+        #expect(!stale.current)
+        #expect(stale.state == "different")
+        var absent = status
+        absent.installed = false
+        absent.listener = nil
+        #expect(absent.description.contains("not installed"))
+        #expect(absent.description.contains("no listener"))
+        #expect(absent.json.contains("\"listener\":null"))
+    }
+
+    @Test func namespaceNamesAreChecked() {
+        for name in ["", ".", "..", "a/b", "../etc", "nfo-does-not-exist-\(UInt32.random(in: 0...UInt32.max))"] {
+            let error = #expect(throws: RulesError.self) { try NftRunner.namespacePath(name) }
+            #expect(error?.code == .namespaceNotFound)
+        }
+    }
+
+    @Test func missingNftIsExplained() {
+        let error = #expect(throws: RulesError.self) {
+            try NftRunner(nftPath: "/nonexistent/nft").listTable(name: "nfowner")
+        }
+        #expect(error?.code == .nftNotFound)
+        #expect(error?.reason.contains("apt-get install nftables") == true)
+    }
+}
+
+@Suite struct ClassifyTests {
+    @Test func nftFailuresNameTheFix() {
+        let notRoot = NftRunner.classify(SubprocessResult(status: 1, stdout: "", stderr:
+            "Operation not permitted (you must be root)\nnetlink: Error: cache initialization failed: Operation not permitted\n"),
+            doing: "list table inet nfowner")
+        #expect(notRoot.code == .permissionDenied)
+        #expect(notRoot.reason.contains("run as root"))
+        let noKernel = NftRunner.classify(SubprocessResult(status: 1, stdout: "", stderr:
+            "netlink: Error: cache initialization failed: Protocol not supported\n"), doing: "apply the ruleset")
+        #expect(noKernel.code == .kernelUnsupported)
+        let other = NftRunner.classify(SubprocessResult(status: 1, stdout: "", stderr: "Error: syntax error\n"),
+                                       doing: "apply the ruleset")
+        #expect(other.code == .nftFailed)
+        #expect(other.reason.contains("syntax error"))
+    }
+}

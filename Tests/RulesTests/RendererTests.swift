@@ -1,0 +1,110 @@
+import Testing
+@testable import Rules
+
+@Suite struct RendererTests {
+    /// sha256sum of the default definition without its comment line (computed with coreutils).
+    static let defaultHash = "73b95601bf9ca263c7e8d51b22c196fc5209922079d478a78e4fd7140a99f1c4"
+
+    @Test func defaultSpecGolden() throws {
+        let script = try NftScriptRenderer.install(RulesetSpec())
+        #expect(script == """
+            # nfowner: replaces table inet nfowner in one transaction; no other table is touched.
+            table inet nfowner
+            delete table inet nfowner
+            table inet nfowner {
+            \tcomment "nfowner ruleset sha256=\(Self.defaultHash)"
+            \tchain output {
+            \t\ttype filter hook output priority 100; policy accept;
+            \t\tcounter log prefix "nfowner" group 5 snaplen 128 queue-threshold 20 comment "nfowner log"
+            \t}
+            }
+
+            """)
+        #expect(try NftScriptRenderer.contentHash(RulesetSpec()) == Self.defaultHash)
+    }
+
+    @Test func uidAndGidSelectorsGolden() throws {
+        let spec = RulesetSpec(group: 7, snaplen: 96, queueThreshold: 0, prefix: "web: ",
+                               uids: [1001, 1000, 1001], gids: [100], priority: -5)
+        let definition = try NftScriptRenderer.definition(Ruleset(spec: spec), withHashComment: false)
+        #expect(definition == """
+            table inet nfowner {
+            \tchain output {
+            \t\ttype filter hook output priority -5; policy accept;
+            \t\tmeta skuid { 1000, 1001 } meta skgid 100 counter log prefix "web: " group 7 snaplen 96 comment "nfowner log"
+            \t}
+            }
+
+            """)
+    }
+
+    @Test func selectorOrderDoesNotChangeTheHash() throws {
+        let a = try NftScriptRenderer.contentHash(RulesetSpec(uids: [3, 1, 2]))
+        let b = try NftScriptRenderer.contentHash(RulesetSpec(uids: [1, 2, 3, 3]))
+        #expect(a == b)
+    }
+
+    @Test(arguments: [
+        RulesetSpec(group: 6), RulesetSpec(snaplen: 129), RulesetSpec(queueThreshold: 21),
+        RulesetSpec(prefix: "nfownerx"), RulesetSpec(uids: [0]), RulesetSpec(gids: [0]),
+        RulesetSpec(priority: 101), RulesetSpec(tableName: "nfowner2"),
+    ])
+    func hashChangesWithEveryField(spec: RulesetSpec) throws {
+        #expect(try NftScriptRenderer.contentHash(spec) != Self.defaultHash)
+    }
+
+    @Test func removeScriptIsIdempotentTransaction() throws {
+        #expect(try NftScriptRenderer.remove(RulesetSpec()) == """
+            # nfowner: deletes table inet nfowner; no other table is touched.
+            table inet nfowner
+            delete table inet nfowner
+
+            """)
+    }
+
+    @Test(arguments: [
+        "a\"b", "x\" ; flush ruleset ; \"", "a;b", "a{b", "a}b", "line\nbreak", "tab\there", "a$b", "back\\slash",
+        "a#b", "é", "del\u{7f}", "esc\u{1b}[31m",
+    ])
+    func hostilePrefixesAreRejected(prefix: String) {
+        let error = #expect(throws: RulesError.self) { try NftScriptRenderer.install(RulesetSpec(prefix: prefix)) }
+        #expect(error?.code == .unsafeText)
+        // The reason must not itself carry the control character.
+        #expect(error?.reason.contains("\n") == false)
+    }
+
+    @Test func prefixLengthLimitIs127Bytes() throws {
+        _ = try NftScriptRenderer.install(RulesetSpec(prefix: String(repeating: "x", count: 127)))
+        let error = #expect(throws: RulesError.self) {
+            try NftScriptRenderer.install(RulesetSpec(prefix: String(repeating: "x", count: 128)))
+        }
+        #expect(error?.code == .unsafeText)
+        _ = try NftScriptRenderer.install(RulesetSpec(prefix: ""))
+        _ = try NftScriptRenderer.install(RulesetSpec(prefix: "host-1.example: uid=1000, grp@x/y+z"))
+    }
+
+    @Test(arguments: ["", "1abc", "a-b", "a b", "a;b", "nf\nowner", "a.b", String(repeating: "t", count: 65)])
+    func badTableNamesAreRejected(name: String) {
+        let error = #expect(throws: RulesError.self) { try NftScriptRenderer.install(RulesetSpec(tableName: name)) }
+        #expect(error?.code == .unsafeText)
+        #expect(throws: RulesError.self) { try NftScriptRenderer.remove(RulesetSpec(tableName: name)) }
+        #expect(throws: RulesError.self) { try NftRunner(netns: nil, nftPath: "/nonexistent").listTable(name: name) }
+    }
+
+    @Test func invalidSpecsAreRejected() {
+        for spec in [RulesetSpec(snaplen: 0), RulesetSpec(snaplen: 65536), RulesetSpec(hooks: []),
+                     RulesetSpec(hooks: [.output, .output])] {
+            let error = #expect(throws: RulesError.self) { try spec.validate() }
+            #expect(error?.code == .invalidSpec)
+        }
+    }
+
+    @Test func sha256MatchesKnownVectors() {
+        #expect(SHA256.hexDigest([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256.hexDigest(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(SHA256.hexDigest(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
+            == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        #expect(SHA256.hexDigest([UInt8](repeating: UInt8(ascii: "a"), count: 1000))
+            == "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
+    }
+}
