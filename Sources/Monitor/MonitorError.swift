@@ -1,4 +1,5 @@
 import NetfilterSystem
+import ProcessResolution
 
 /// Why the monitor could not start or had to stop, phrased for the person running it.
 public enum MonitorError: Error, Sendable, CustomStringConvertible {

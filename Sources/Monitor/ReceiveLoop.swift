@@ -99,7 +99,7 @@ public final class ReceiveLoop: @unchecked Sendable {
         var writeError: SystemError?
         processor.process(batch: UnsafeRawBufferPointer(rebasing: buffer[0..<count])) { event in
             guard writeError == nil else { return }
-            do { try writer.add(event) } catch { writeError = error }
+            do throws(SystemError) { try writer.add(event) } catch { writeError = error }
         }
         if writeError == nil {
             do { try writer.flush() } catch { writeError = error }
