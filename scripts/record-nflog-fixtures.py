@@ -16,6 +16,7 @@ Python 3.9+ stdlib only; setns goes through ctypes because os.setns needs 3.12.
 import ctypes
 import ctypes.util
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -361,6 +362,9 @@ def main():
         here, "..", "Tests", "NetlinkWireTests", "Fixtures")
     os.makedirs(out_dir, exist_ok=True)
     ns = f"nfo-rec-{os.getpid()}"
+    # SIGTERM/SIGHUP become SystemExit so the finally below still deletes the namespace.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda number, _frame: sys.exit(128 + number))
     run("ip", "netns", "add", ns)
     try:
         readme = record(ns, out_dir)
