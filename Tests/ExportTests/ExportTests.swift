@@ -1,0 +1,114 @@
+import Export
+import Foundation
+import NetlinkWire
+import PacketParsing
+import Testing
+
+@Suite struct ExportTests {
+    static func event(prefix: String? = "nfowner", uid: UInt32? = 1000, user: String? = "alice") -> PacketEvent {
+        var record = NflogRecord()
+        record.group = 5
+        record.family = 2
+        record.hook = 3
+        record.sequence = 41
+        record.uid = uid
+        record.gid = uid.map { _ in 100 }
+        record.prefix = prefix
+        record.outputInterface = 1
+        let packet = PacketSummary(
+            family: .ipv4, source: .v4(0x7F00_0001), destination: .v4(0x0A00_0002), protocolNumber: 6,
+            totalLength: 60, fragment: nil,
+            transport: .tcp(TCPInfo(ports: PortPair(source: 40000, destination: 443), flags: [.syn, .ack])))
+        return PacketEvent(time: EventTime(seconds: 1_795_478_400, microseconds: 42),
+                           record: record, packet: packet, outputInterfaceName: "lo",
+                           userName: user, groupName: uid.map { _ in "users" })
+    }
+
+    static func decode(_ event: PacketEvent) throws -> [String: Any] {
+        var out: [UInt8] = []
+        JSONLines.append(event, to: &out)
+        #expect(out.last == UInt8(ascii: "\n"))
+        #expect(out.filter { $0 == UInt8(ascii: "\n") }.count == 1)
+        return try #require(try JSONSerialization.jsonObject(with: Data(out)) as? [String: Any])
+    }
+
+    @Test func jsonHasExactlyTheDocumentedKeys() throws {
+        let object = try Self.decode(Self.event())
+        #expect(Set(object.keys) == Set(JSONLines.keys))
+        #expect(object.count == 24)
+        // The contract document lists the same keys.
+        let docs = try String(contentsOfFile: #filePath.replacingOccurrences(
+            of: "Tests/ExportTests/ExportTests.swift", with: "docs/json-schema.md"), encoding: .utf8)
+        for key in JSONLines.keys { #expect(docs.contains("| `\(key)` |"), "docs/json-schema.md lacks \(key)") }
+    }
+
+    @Test func jsonValues() throws {
+        let object = try Self.decode(Self.event())
+        #expect(object["time"] as? String == "2026-11-24T00:00:00.000042Z")
+        #expect(object["dir"] as? String == "out")
+        #expect(object["hook"] as? String == "output")
+        #expect(object["group"] as? Int == 5)
+        #expect(object["seq"] as? Int == 41)
+        #expect(object["family"] as? String == "ipv4")
+        #expect(object["proto"] as? String == "tcp")
+        #expect(object["proto_num"] as? Int == 6)
+        #expect(object["src"] as? String == "127.0.0.1")
+        #expect(object["dst"] as? String == "10.0.0.2")
+        #expect(object["sport"] as? Int == 40000)
+        #expect(object["dport"] as? Int == 443)
+        #expect(object["tcp_flags"] as? String == "SA")
+        #expect(object["len"] as? Int == 60)
+        #expect(object["iface_out"] as? String == "lo")
+        #expect(object["iface_in"] is NSNull)
+        #expect(object["icmp_type"] is NSNull)
+        #expect(object["uid"] as? Int == 1000)
+        #expect(object["user"] as? String == "alice")
+        #expect(object["group_name"] as? String == "users")
+    }
+
+    @Test func unknownOwnerIsNullNotMissing() throws {
+        let object = try Self.decode(Self.event(prefix: nil, uid: nil, user: nil))
+        for key in ["uid", "gid", "user", "group_name", "prefix"] { #expect(object[key] is NSNull) }
+        #expect(object.count == 24)
+    }
+
+    @Test func hostileStringsAreEscaped() throws {
+        let nasty = "a\"b\\c\nd\u{01}e\u{7F}é"
+        let object = try Self.decode(Self.event(prefix: nasty, user: "x\ty"))
+        #expect(object["prefix"] as? String == nasty)
+        #expect(object["user"] as? String == "x\ty")
+    }
+
+    @Test func rfc3339Dates() {
+        #expect(RFC3339.string(EventTime(seconds: 0, microseconds: 0)) == "1970-01-01T00:00:00.000000Z")
+        #expect(RFC3339.string(EventTime(seconds: 951_782_400, microseconds: 999_999)) == "2000-02-29T00:00:00.999999Z")
+        #expect(RFC3339.string(EventTime(seconds: 4_102_444_799, microseconds: 1)) == "2099-12-31T23:59:59.000001Z")
+        #expect(RFC3339.string(EventTime(seconds: 1_709_164_800 + 86_399, microseconds: 5)) == "2024-02-29T23:59:59.000005Z")
+    }
+
+    @Test func hooksAndDirections() {
+        #expect(Hook(family: 2, number: 3) == .output)
+        #expect(Hook(family: 10, number: 1) == .input)
+        #expect(Hook(family: 5, number: 0) == nil)
+        #expect(Hook(family: 2, number: 9) == nil)
+        #expect(Hook.prerouting.direction == .inbound)
+        #expect(Hook.postrouting.direction == .outbound)
+    }
+
+    @Test func textLineShowsOwnerAndEndpoints() {
+        var out: [UInt8] = []
+        TextLines.append(Self.event(), to: &out)
+        let line = String(decoding: out, as: UTF8.self)
+        #expect(line.hasPrefix("00:00:00.000042"))
+        #expect(line.contains("127.0.0.1:40000"))
+        #expect(line.contains("→ 10.0.0.2:443 [SA]"))
+        #expect(line.contains("alice(1000)"))
+        #expect(line.contains("users(100)"))
+        #expect(line.hasSuffix("nfowner\n"))
+        var anonymous: [UInt8] = []
+        TextLines.append(Self.event(prefix: "a\nb", uid: nil, user: nil), to: &anonymous)
+        let text = String(decoding: anonymous, as: UTF8.self)
+        #expect(text.contains(" - "))
+        #expect(text.hasSuffix("a?b\n"))
+    }
+}

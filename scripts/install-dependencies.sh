@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what nfowner needs on Debian/Ubuntu: the libmnl headers it builds against, nftables
+# (the nft command it installs its rules with), iptables, and the tools the tests use
+# (iproute2 for namespaces, util-linux for nsenter, procps for sysctl). Idempotent.
+set -euo pipefail
+packages=(libmnl-dev nftables iptables iproute2 util-linux procps pkg-config)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "install-dependencies: all present (${packages[*]})"
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-dependencies: missing ${missing[*]}; run as root (sudo $0)" >&2
+    exit 1
+fi
+echo "install-dependencies: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
