@@ -71,7 +71,12 @@ public struct BatchProcessor {
         if record.uid != nil { counters.withOwner += 1 }
         let packet: PacketSummary
         do {
-            packet = try PacketParser.parse(payload)
+            // The message's family (NFPROTO_IPV4 = 2, NFPROTO_IPV6 = 10) must agree with the header.
+            switch record.family {
+            case 2: packet = try PacketParser.parse(payload, family: .ipv4)
+            case 10: packet = try PacketParser.parse(payload, family: .ipv6)
+            default: packet = try PacketParser.parse(payload)
+            }
         } catch {
             counters.parseErrors += 1
             return

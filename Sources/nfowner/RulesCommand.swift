@@ -1,6 +1,5 @@
 import ArgumentParser
 import NetfilterSystem
-import ProcessResolution
 import Rules
 
 struct RulesCommand: ParsableCommand {
@@ -73,11 +72,6 @@ struct RulesCommand: ParsableCommand {
                 print(status.description)
             } catch {
                 throw UserFacingError(error.description)
-            }
-            if let holder = NflogGroupHolders.holder(of: spec.group) {
-                print("group \(spec.group) reader: \(holder)")
-            } else {
-                print("group \(spec.group) reader: none (start `nfowner monitor --no-rules --group \(spec.group)`)")
             }
         }
     }
