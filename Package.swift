@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "Export", dependencies: ["NetlinkWire", "PacketParsing"]),
         // The NFLOG pipeline: receive, decode, parse, attribute, count, emit.
         .target(name: "Monitor", dependencies: [
-            "NetfilterSystem", "NetlinkWire", "PacketParsing", "ProcessResolution", "Export",
+            "NetfilterSystem", "NetlinkWire", "PacketParsing", "ProcessResolution", "Export", "Rules",
         ]),
         .executableTarget(name: "nfowner", dependencies: [
             "Monitor", "Rules", "NetfilterSystem", "ProcessResolution", "Export",

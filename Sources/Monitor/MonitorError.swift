@@ -1,11 +1,11 @@
 import NetfilterSystem
-import ProcessResolution
+import Rules
 
 /// Why the monitor could not start or had to stop, phrased for the person running it.
 public enum MonitorError: Error, Sendable, CustomStringConvertible {
     case openSocket(SystemError)
     case configure(what: String, SystemError)
-    case bind(group: UInt16, errno: Int32, holder: NflogGroupHolder?)
+    case bind(group: UInt16, errno: Int32, holders: [NflogHolder])
     case noAnswer(what: String)
     case receive(SystemError)
 
@@ -18,12 +18,12 @@ public enum MonitorError: Error, Sendable, CustomStringConvertible {
             return "cannot open an nfnetlink socket: \(error)"
         case .configure(let what, let error):
             return "cannot \(what): \(error)"
-        case .bind(let group, let errno, let holder):
+        case .bind(let group, let errno, let holders):
             if errno == Errno.permissionDenied {
                 if !ProcessIdentity.isRoot {
                     return "cannot bind NFLOG group \(group): binding needs CAP_NET_ADMIN; run as root (sudo nfowner …)"
                 }
-                let who = holder.map { " (\($0))" } ?? ""
+                let who = holders.isEmpty ? "" : " (" + holders.map(\.description).joined(separator: ", ") + ")"
                 return "cannot bind NFLOG group \(group): another process already holds it\(who); choose another with --group"
             }
             if errno == Errno.notSupported || errno == Errno.notFound || errno == Errno.protocolNotSupported {

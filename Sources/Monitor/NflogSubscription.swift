@@ -1,6 +1,6 @@
 import NetfilterSystem
 import NetlinkWire
-import ProcessResolution
+import Rules
 
 /// How the kernel should deliver NFLOG messages to us. Units on every field.
 public struct NflogSettings: Sendable, Equatable {
@@ -66,7 +66,8 @@ public final class NflogSubscription: @unchecked Sendable {
         ])
         let code = try exchange(request, sequence: sequence, what: "bind NFLOG group \(group)")
         guard code != 0 else { return }
-        throw MonitorError.bind(group: group, errno: code, holder: NflogGroupHolders.holder(of: group))
+        let holders = (try? NftRunner().nflogListener(group: group).processes) ?? []
+        throw MonitorError.bind(group: group, errno: code, holders: holders)
     }
 
     /// Sends `request` and waits for the kernel's NLMSG_ERROR answer with our sequence number.

@@ -15,6 +15,11 @@ public struct NflogHolder: Sendable, Equatable {
     }
 }
 
+extension NflogHolder: CustomStringConvertible {
+    /// e.g. "pid 812 nfowner"
+    public var description: String { command.isEmpty ? "pid \(pid)" : "pid \(pid) \(command)" }
+}
+
 /// What `status` found.
 public struct RulesStatus: Sendable, Equatable, CustomStringConvertible {
     public var tableName: String
@@ -152,22 +157,27 @@ extension NftRunner {
     public func status(_ spec: RulesetSpec, procRoot: String = "/proc") throws(RulesError) -> RulesStatus {
         let expected = try NftScriptRenderer.contentHash(spec)
         let listing = try listTable(name: spec.tableName)
-        let instances = try StatusParsers.parseNflogInstances(
-            readOptionalNamespaceFile("/proc/net/netfilter/nfnetlink_log"))
-        let listener = instances.first { $0.group == spec.group }
-        var holders: [NflogHolder] = []
-        if let listener {
-            let sockets = try StatusParsers.parseNetlinkSockets(readNamespaceFile("/proc/net/netlink"))
-            let inode = sockets.first {
-                $0.netlinkProtocol == NetlinkSocketEntry.netfilterProtocol && $0.portID == listener.portID
-            }?.inode
-            if let inode { holders = ProcessScan.holders(ofSocketInode: inode, procRoot: procRoot) }
-        }
+        let (listener, holders) = try nflogListener(group: spec.group, procRoot: procRoot)
         return RulesStatus(
             tableName: spec.tableName, netns: netns, installed: listing != nil,
             installedHash: listing.flatMap(StatusParsers.parseInstalledHash), expectedHash: expected,
             counters: listing.map(StatusParsers.parseRuleCounters) ?? [], group: spec.group,
             listener: listener, listenerProcesses: holders)
+    }
+
+    /// The NFLOG instance bound to `group` in this runner's namespace and the processes holding
+    /// its socket (found through /proc/net/netlink and /proc/PID/fd); nil and [] when unbound.
+    public func nflogListener(group: UInt16, procRoot: String = "/proc") throws(RulesError)
+        -> (instance: NflogInstance?, processes: [NflogHolder]) {
+        let instances = try StatusParsers.parseNflogInstances(
+            readOptionalNamespaceFile("/proc/net/netfilter/nfnetlink_log"))
+        guard let listener = instances.first(where: { $0.group == group }) else { return (nil, []) }
+        let sockets = try StatusParsers.parseNetlinkSockets(readNamespaceFile("/proc/net/netlink"))
+        let inode = sockets.first {
+            $0.netlinkProtocol == NetlinkSocketEntry.netfilterProtocol && $0.portID == listener.portID
+        }?.inode
+        guard let inode else { return (listener, []) }
+        return (listener, ProcessScan.holders(ofSocketInode: inode, procRoot: procRoot))
     }
 
     /// The nfnetlink_log file exists only once the module is loaded: absent means no listeners.
