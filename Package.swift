@@ -12,6 +12,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // C boundary: libmnl and the kernel UAPI headers, in an include order that works.
@@ -26,7 +27,9 @@ let package = Package(
         .target(name: "PacketParsing", dependencies: ["BinaryParsing"]),
         // Ruleset model -> nft script; install/show/remove/status through nft.
         .target(name: "Rules"),
-        // uid/gid -> names (and, later, cgroups and processes).
+        // The config file (TOML): model with embedded defaults, parsing with file:line errors.
+        .target(name: "Configuration", dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]),
+        // uid/gid -> names, cgroup2 tree (id <-> path, units), and later processes.
         .target(name: "ProcessResolution", dependencies: ["NetfilterSystem"]),
         // Packet events -> text lines, JSON lines.
         .target(name: "Export", dependencies: ["NetlinkWire", "PacketParsing"]),
@@ -35,7 +38,7 @@ let package = Package(
             "NetfilterSystem", "NetlinkWire", "PacketParsing", "ProcessResolution", "Export", "Rules",
         ]),
         .executableTarget(name: "nfowner", dependencies: [
-            "Monitor", "Rules", "NetfilterSystem", "ProcessResolution", "Export",
+            "Monitor", "Rules", "NetfilterSystem", "ProcessResolution", "Export", "Configuration",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Traffic generator for the end-to-end tests and benchmarks (sends as a chosen uid/gid).
@@ -48,6 +51,8 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "PacketParsingTests", dependencies: ["PacketParsing"]),
         .testTarget(name: "RulesTests", dependencies: ["Rules"]),
+        .testTarget(name: "ConfigurationTests", dependencies: ["Configuration"]),
+        .testTarget(name: "ProcessResolutionTests", dependencies: ["ProcessResolution"]),
         .testTarget(name: "ExportTests", dependencies: ["Export"]),
         .testTarget(name: "MonitorTests", dependencies: ["Monitor"]),
         .testTarget(name: "EndToEndTests", dependencies: ["nfowner", "nfowner-traffic"]),
