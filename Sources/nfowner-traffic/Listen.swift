@@ -15,8 +15,8 @@ struct Listen: ParsableCommand {
         discussion: """
             Prints `ready port=P pid=N` (flushed) as soon as it listens, then at the end: mode=listen proto \
             received (connections or datagrams) bytes sent (echoed datagrams) errors peer (last peer) pid uid \
-            gid local elapsed_ns. Exits 1 after the result line when TCP accepted fewer than --accept \
-            connections before --timeout.
+            gid local elapsed_ns. Exits 1 after the result line when TCP did not read --accept \
+            connections to EOF before --timeout.
             """
     )
 
@@ -82,9 +82,9 @@ struct Listen: ParsableCommand {
         result.add("errors", tally.errors.count)
         result.add("peer", tally.peer.map(\.description) ?? "-")
         result.emit(local: bound, startedAt: start)
-        if transport == .tcp && tally.received < accept {
-            throw TrafficError(.timeout, "timed out after \(timeout) s: accepted \(tally.received) of \(accept) "
-                + "connection(s) on \(local)")
+        if tally.timedOut {
+            throw TrafficError(.timeout, "timed out after \(timeout) s: \(tally.received) of \(accept) "
+                + "connection(s) on \(local) accepted, the last one not read to EOF or not at all")
         }
     }
 
@@ -94,6 +94,8 @@ struct Listen: ParsableCommand {
         var sent = 0
         var errors = ErrorTally()
         var peer: SocketAddress?
+        /// TCP only: --timeout came before --accept connections were read to EOF.
+        var timedOut = false
     }
 
     private func acceptConnections(on socket: Socket, until deadline: UInt64) throws(TrafficError) -> Tally {
@@ -103,7 +105,9 @@ struct Listen: ParsableCommand {
             let accepted: (socket: Socket, peer: SocketAddress)
             switch socket.accept(until: deadline) {
             case .success(.some(let connection)): accepted = connection
-            case .success(.none): return tally
+            case .success(.none):
+                tally.timedOut = true
+                return tally
             case .failure(let error) where error.code == ECONNABORTED:
                 tally.errors.record(error, "accept", common)
                 continue
@@ -115,7 +119,9 @@ struct Listen: ParsableCommand {
             reading: while true {
                 switch accepted.socket.waitReadable(until: deadline) {
                 case .success(true): break
-                case .success(false): return tally  // --timeout is a hard stop, even mid-connection
+                case .success(false):  // --timeout is a hard stop, even mid-connection
+                    tally.timedOut = true
+                    return tally
                 case .failure(let error):
                     throw TrafficError(.receive, "poll failed: \(error.text)", errno: error.code)
                 }

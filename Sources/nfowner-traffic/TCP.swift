@@ -59,7 +59,9 @@ struct TCP: ParsableCommand {
                 guard Self.softErrors.contains(error.code) else {
                     throw TrafficError(.connect, "cannot connect to \(destination): \(error.text)", errno: error.code)
                 }
-                errors.record(error, "connect to \(destination)", common)
+                // SO_SNDTIMEO expiring on a blocking connect reports EINPROGRESS; say what it means.
+                let late = error.code == EINPROGRESS ? " got no answer within \(timeout) s" : ""
+                errors.record(error, "connect to \(destination)\(late)", common)
                 continue
             }
             local = socket.localAddress()

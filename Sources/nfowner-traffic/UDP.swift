@@ -98,7 +98,7 @@ func connectedUDPSocket(to destination: SocketAddress) throws(TrafficError) -> S
     let socket = try Socket(family: destination.family, type: SocketType.datagram)
     if case .failure(let error) = socket.connect(destination) {
         throw TrafficError(.connect, "cannot connect UDP socket to \(destination): \(error.text)"
-            + (error.code == ENETUNREACH ? " (is lo up in this namespace?)" : ""), errno: error.code)
+            + (error.code == ENETUNREACH ? " (no route to it: is lo or the interface up in this namespace?)" : ""), errno: error.code)
     }
     return socket
 }
