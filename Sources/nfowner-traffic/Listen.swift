@@ -144,7 +144,7 @@ struct Listen: ParsableCommand {
     private func receiveDatagrams(on socket: Socket, until deadline: UInt64) throws(TrafficError) -> Tally {
         var tally = Tally()
         var buffer = [UInt8](repeating: 0, count: 65_536)
-        while count.map({ tally.received < $0 }) ?? true {
+        while tally.received < (count ?? Int.max) {
             switch socket.waitReadable(until: deadline) {
             case .success(true): break
             case .success(false): return tally
