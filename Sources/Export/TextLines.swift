@@ -3,12 +3,13 @@ import PacketParsing
 
 /// Human-readable output: one aligned line per packet.
 ///
-///     TIME             DIR PROTO   SOURCE                  DESTINATION             LEN   USER(UID)         GROUP(GID)        PREFIX
-///     22:53:11.123456  out udp     127.0.0.1:40211       → 127.0.0.1:9999          92    nobody(65534)     nogroup(65534)    nfowner
+///     TIME             DIR PROTO   SOURCE                    DESTINATION                       LEN   USER(UID)         GROUP(GID)        PREFIX
+///     23:19:46.962219  out tcp     127.0.0.1:40386         → 127.0.0.1:8080 [S]                 60    nobody(65534)     nogroup(65534)    nfowner
 ///
 /// Times are UTC, like the JSON output. ICMP shows type/code in place of ports.
 public enum TextLines {
-    static let timeWidth = 17, directionWidth = 4, protocolWidth = 8, endpointWidth = 24, lengthWidth = 6
+    static let timeWidth = 17, directionWidth = 4, protocolWidth = 8, endpointWidth = 24, destinationWidth = 34
+    static let lengthWidth = 6
     static let ownerWidth = 18
 
     public static var header: String {
@@ -17,7 +18,7 @@ public enum TextLines {
         out.append(padded: "DIR", width: directionWidth)
         out.append(padded: "PROTO", width: protocolWidth)
         out.append(padded: "SOURCE", width: endpointWidth)
-        out.append(padded: "  DESTINATION", width: endpointWidth + 2)
+        out.append(padded: "  DESTINATION", width: destinationWidth + 3)
         out.append(padded: "LEN", width: lengthWidth)
         out.append(padded: "USER(UID)", width: ownerWidth)
         out.append(padded: "GROUP(GID)", width: ownerWidth)
@@ -43,7 +44,7 @@ public enum TextLines {
         } else if case .notFirstFragment = packet.transport {
             destination += " (fragment)"
         }
-        out.append(padded: destination, width: endpointWidth)
+        out.append(padded: destination, width: destinationWidth)
         out.append(UInt8(ascii: " "))
         out.append(padded: String(packet.totalLength), width: lengthWidth)
         out.append(padded: owner(name: event.userName, id: event.record.uid), width: ownerWidth)

@@ -93,8 +93,13 @@ struct MonitorCommand: ParsableCommand {
                     note(keepRules
                          ? "installed table inet \(spec.tableName) (kept after exit: --keep-rules)"
                          : "installed table inet \(spec.tableName) for this run; it is removed on exit")
+                } else if try runner.status(spec).current {
+                    note("table inet \(spec.tableName) is already installed; using it as it is")
                 } else {
-                    note("table inet \(spec.tableName) is already installed; using it as it is (see `nfowner rules status`)")
+                    note("warning: table inet \(spec.tableName) is already installed with other settings than these "
+                         + "options (group, snaplen or selectors) and is left as it is, so this monitor may see "
+                         + "nothing on group \(spec.group); compare with `nfowner rules status`, replace it with "
+                         + "`nfowner rules install` and the same options, or pass --no-rules to silence this")
                 }
             } catch {
                 subscription.close()
