@@ -61,9 +61,21 @@ public enum NftScriptRenderer {
             let comment = NftScriptRenderer.hashCommentPrefix + (try contentHash(ruleset))
             lines.append("\tcomment \(try quoted(comment, what: "table comment", maxBytes: NftText.maxCommentBytes))")
         }
+        for map in ruleset.maps {
+            lines.append("\tmap \(try NftText.validateIdentifier(map.name, what: "map name")) {")
+            lines.append("\t\ttypeof socket cgroupv2 level \(map.level) : verdict")
+            if !map.elements.isEmpty {
+                var elements: [String] = []
+                for element in map.elements { elements.append(try self.element(element)) }
+                lines.append("\t\telements = { " + elements.joined(separator: ",\n\t\t\t     ") + " }")
+            }
+            lines.append("\t}")
+        }
         for chain in ruleset.chains {
             lines.append("\tchain \(try NftText.validateIdentifier(chain.name, what: "chain name")) {")
-            lines.append("\t\ttype filter hook \(chain.hook.rawValue) priority \(chain.priority); policy accept;")
+            if let hook = chain.hook {
+                lines.append("\t\ttype filter hook \(hook.rawValue) priority \(chain.priority); policy accept;")
+            }
             for rule in chain.rules {
                 lines.append("\t\t" + (try render(rule)))
             }
@@ -91,12 +103,24 @@ public enum NftScriptRenderer {
                 text += " group \(log.group) snaplen \(log.snaplen)"
                 if log.queueThreshold > 0 { text += " queue-threshold \(log.queueThreshold)" }
                 words.append(text)
+            case .cgroupVerdictMap(let level, let map):
+                words.append("socket cgroupv2 level \(level) vmap @\(try NftText.validateIdentifier(map, what: "map name"))")
+            case .goto(let chain):
+                words.append("goto \(try NftText.validateIdentifier(chain, what: "chain name"))")
+            case .accept:
+                words.append("accept")
             }
         }
         if let comment = rule.comment {
             words.append("comment " + (try quoted(comment, what: "rule comment", maxBytes: NftText.maxCommentBytes)))
         }
         return words.joined(separator: " ")
+    }
+
+    /// `"unified/system.slice/x" : goto cg_123`, the path validated (nft strings have no escapes).
+    static func element(_ element: VerdictMap.Element) throws(RulesError) -> String {
+        "\(try quoted(element.key, what: "cgroup path", maxBytes: CgroupClassifier.maxPathBytes)) : goto "
+            + (try NftText.validateIdentifier(element.chain, what: "chain name"))
     }
 
     /// `1000` or `{ 1000, 1001 }` (an anonymous set: any of them). Sorted and deduplicated, so

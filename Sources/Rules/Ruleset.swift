@@ -11,12 +11,35 @@ public struct Ruleset: Sendable, Equatable {
 
     public var family: Family
     public var tableName: String
+    /// Verdict maps, rendered before the chains that look them up.
+    public var maps: [VerdictMap]
     public var chains: [Chain]
 
-    public init(family: Family = .inet, tableName: String, chains: [Chain]) {
+    public init(family: Family = .inet, tableName: String, maps: [VerdictMap] = [], chains: [Chain]) {
         self.family = family
         self.tableName = tableName
+        self.maps = maps
         self.chains = chains
+    }
+
+    /// Name of the regular chain that classifies by cgroup; every base chain goes to it.
+    public static let classifyChainName = "classify"
+
+    /// Name of the verdict map for cgroups at `level`: `cgroups_l<level>`.
+    public static func mapName(level: Int) -> String { "cgroups_l\(level)" }
+
+    /// The log statement of `spec`, with the cgroup prefix when `cgroup` is given.
+    static func logStatement(_ spec: RulesetSpec, cgroup: UInt64? = nil) -> LogStatement {
+        LogStatement(
+            prefix: cgroup.map { CgroupClassifier.logPrefix(id: $0, prefix: spec.prefix) } ?? spec.prefix,
+            group: spec.group, snaplen: spec.snaplen, queueThreshold: spec.queueThreshold)
+    }
+
+    /// The two rules of a cgroup's chain: count and log with its prefix, then accept, which ends
+    /// this packet's walk through nfowner's base chain only (other tables' chains still see it).
+    static func cgroupChainRules(_ cgroup: CgroupClassifier, spec: RulesetSpec) -> [Rule] {
+        [Rule(matches: [], statements: [.counter, .log(logStatement(spec, cgroup: cgroup.id))], comment: Rule.logRuleComment),
+         Rule(matches: [], statements: [.accept])]
     }
 
     /// The ruleset for `spec`: one base chain per hook holding a single rule — optional uid/gid
@@ -27,27 +50,78 @@ public struct Ruleset: Sendable, Equatable {
         var matches: [Match] = []
         if !spec.uids.isEmpty { matches.append(.socketUID(spec.uids)) }
         if !spec.gids.isEmpty { matches.append(.socketGID(spec.gids)) }
-        let log = LogStatement(
-            prefix: spec.prefix, group: spec.group, snaplen: spec.snaplen, queueThreshold: spec.queueThreshold)
-        let rule = Rule(matches: matches, statements: [.counter, .log(log)], comment: Rule.logRuleComment)
-        self.init(
-            tableName: spec.tableName,
-            chains: spec.hooks.map { Chain(name: $0.rawValue, hook: $0, priority: spec.priority, rules: [rule]) })
+        let logRule = Rule(matches: matches, statements: [.counter, .log(Self.logStatement(spec))], comment: Rule.logRuleComment)
+        guard spec.classifiesCgroups else {
+            self.init(
+                tableName: spec.tableName,
+                chains: spec.hooks.map { Chain(name: $0.rawValue, hook: $0, priority: spec.priority, rules: [logRule]) })
+            return
+        }
+        // Classification: every base chain goes to one `classify` chain, after the uid/gid
+        // matches. A positive match then goto (rather than `meta skuid != … return`) keeps the
+        // single-rule semantics: a packet without a full socket never matches `meta skuid`, in
+        // either polarity, so with `!= … return` it would fall through and be logged.
+        let cgroups = spec.cgroups.sorted { $0.id < $1.id }
+        let levels = spec.mapLevels
+        let maps = levels.map { level in
+            VerdictMap(name: Self.mapName(level: level), level: level,
+                       elements: cgroups.filter { $0.level == level }.map { .init(key: $0.nftPath, chain: $0.chainName) })
+        }
+        var chains = cgroups.map { Chain(regular: $0.chainName, rules: Self.cgroupChainRules($0, spec: spec)) }
+        // Deepest level first: the first map that knows one of the packet's ancestors names its
+        // deepest known cgroup. Each lookup is O(1) in the number of cgroups.
+        let lookups = levels.map { Rule(matches: [], statements: [.cgroupVerdictMap(level: $0, map: Self.mapName(level: $0))]) }
+        let fallback = Rule(matches: [], statements: [.counter, .log(Self.logStatement(spec))], comment: Rule.logRuleComment)
+        chains.append(Chain(regular: Self.classifyChainName, rules: lookups + [fallback]))
+        let entry = Rule(matches: matches, statements: [.goto(Self.classifyChainName)])
+        chains += spec.hooks.map { Chain(name: $0.rawValue, hook: $0, priority: spec.priority, rules: [entry]) }
+        self.init(tableName: spec.tableName, maps: maps, chains: chains)
     }
 }
 
-/// A base chain: attached to a hook, type filter, policy accept (nfowner observes, it never drops).
+/// A chain. A base chain (with a hook) is type filter, policy accept (nfowner observes, it never
+/// drops); a regular chain (hook nil) is only entered by goto/jump.
 public struct Chain: Sendable, Equatable {
     public var name: String
-    public var hook: Hook
+    public var hook: Hook?
     public var priority: Int32
     public var rules: [Rule]
 
-    public init(name: String, hook: Hook, priority: Int32, rules: [Rule]) {
+    public init(name: String, hook: Hook?, priority: Int32, rules: [Rule]) {
         self.name = name
         self.hook = hook
         self.priority = priority
         self.rules = rules
+    }
+
+    /// A regular chain.
+    public init(regular name: String, rules: [Rule]) {
+        self.init(name: name, hook: nil, priority: 0, rules: rules)
+    }
+}
+
+/// A named map from `socket cgroupv2 level N` keys to verdicts (`goto cg_<id>`).
+public struct VerdictMap: Sendable, Equatable {
+    public struct Element: Sendable, Equatable {
+        /// The cgroup path as nft resolves it (see `CgroupClassifier.nftPath`).
+        public var key: String
+        /// The chain the packet goes to.
+        public var chain: String
+
+        public init(key: String, chain: String) {
+            self.key = key
+            self.chain = chain
+        }
+    }
+
+    public var name: String
+    public var level: Int
+    public var elements: [Element]
+
+    public init(name: String, level: Int, elements: [Element]) {
+        self.name = name
+        self.level = level
+        self.elements = elements
     }
 }
 
@@ -81,6 +155,13 @@ public enum Statement: Sendable, Equatable {
     case counter
     /// Sends a copy to an NFLOG group (`log … group N`).
     case log(LogStatement)
+    /// Looks the socket's cgroup ancestor at `level` up in a verdict map
+    /// (`socket cgroupv2 level N vmap @map`); no verdict when absent (or no socket).
+    case cgroupVerdictMap(level: Int, map: String)
+    /// Continues in another chain without coming back (`goto chain`).
+    case goto(String)
+    /// Ends the packet's walk through this table's base chain (`accept`).
+    case accept
 }
 
 /// The NFLOG statement's parameters.

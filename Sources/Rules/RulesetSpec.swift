@@ -6,6 +6,10 @@ public enum Hook: String, Sendable, Hashable, CaseIterable {
     /// Locally generated packets (NF_INET_LOCAL_OUT). The only hook where every packet from a
     /// local socket still carries that socket, so NFLOG can attach uid/gid.
     case output
+    /// Packets delivered to local sockets (NF_INET_LOCAL_IN). NFLOG carries uid/gid only for
+    /// packets that went through early demux (not on loopback, not a SYN to a listener), but
+    /// `socket cgroupv2` looks the socket up itself, so cgroup classification works for those too.
+    case input
 }
 
 /// The user's choice of what to log. Defaults are chosen for the monitor in this package; each
@@ -41,6 +45,14 @@ public struct RulesetSpec: Sendable, Equatable {
     public var priority: Int32
     /// Hooks to attach to; one base chain each.
     public var hooks: [Hook]
+    /// Cgroups to classify packets by: each packet is logged once, by its deepest cgroup in this
+    /// list, with the prefix `"<prefix> cg=<id>"`; packets in none of them by the fallback rule
+    /// with the plain prefix. Empty (and no `cgroupLevels`): the plain single-rule ruleset.
+    public var cgroups: [CgroupClassifier]
+    /// Levels whose verdict maps are created even while they hold no cgroup, so a running monitor
+    /// can add elements at those depths later without a reload. The levels of `cgroups` are
+    /// always added.
+    public var cgroupLevels: [Int]
 
     public static let defaultTableName = "nfowner"
     public static let defaultGroup: UInt16 = 5
@@ -58,7 +70,9 @@ public struct RulesetSpec: Sendable, Equatable {
         uids: [UInt32] = [],
         gids: [UInt32] = [],
         priority: Int32 = RulesetSpec.defaultPriority,
-        hooks: [Hook] = [.output]
+        hooks: [Hook] = [.output],
+        cgroups: [CgroupClassifier] = [],
+        cgroupLevels: [Int] = []
     ) {
         self.tableName = tableName
         self.group = group
@@ -69,7 +83,15 @@ public struct RulesetSpec: Sendable, Equatable {
         self.gids = gids
         self.priority = priority
         self.hooks = hooks
+        self.cgroups = cgroups
+        self.cgroupLevels = cgroupLevels
     }
+
+    /// Whether the ruleset classifies by cgroup (verdict maps and per-cgroup chains).
+    public var classifiesCgroups: Bool { !cgroups.isEmpty || !cgroupLevels.isEmpty }
+
+    /// Every level that gets a verdict map, deepest first (the order the lookups run in).
+    public var mapLevels: [Int] { Set(cgroupLevels + cgroups.map(\.level)).sorted(by: >) }
 
     /// Throws `.invalidSpec` or `.unsafeText` when the spec cannot be rendered; does nothing
     /// otherwise. Rendering calls this, so callers only need it to fail early (e.g. in `validate()`).
@@ -85,5 +107,19 @@ public struct RulesetSpec: Sendable, Equatable {
         guard Set(hooks).count == hooks.count else {
             throw RulesError(.invalidSpec, "a hook is listed twice: \(hooks.map(\.rawValue).joined(separator: ", "))")
         }
+        guard classifiesCgroups else { return }
+        for level in cgroupLevels where !(1...CgroupClassifier.maxLevel).contains(level) {
+            throw RulesError(.invalidSpec, "cgroup level \(level) is out of range 1…\(CgroupClassifier.maxLevel)")
+        }
+        var seen: Set<UInt64> = []
+        for cgroup in cgroups {
+            try cgroup.validate()
+            guard seen.insert(cgroup.id).inserted else {
+                throw RulesError(.invalidSpec, "cgroup \(cgroup.id) is listed twice")
+            }
+        }
+        // The longest classified prefix must fit too (the fallback's was checked above).
+        _ = try NftText.validateQuoted(CgroupClassifier.logPrefix(id: .max, prefix: prefix),
+                                       what: "log prefix with cgroup id", maxBytes: NftText.maxLogPrefixBytes)
     }
 }
