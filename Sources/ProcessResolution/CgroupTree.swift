@@ -114,9 +114,12 @@ public struct CgroupTree: Sendable {
     }
 
     /// The descendants of `parent` down to `maxLevel`, parents first (breadth-first), not
-    /// including `parent`. Entries that vanish or cannot be read are skipped.
+    /// including `parent`. Entries that vanish or cannot be read are skipped. `beforeListing` sees
+    /// each directory just before it is listed (a watcher adds its inotify watch there, so a
+    /// subdirectory created meanwhile is either listed or reported, never missed).
     public static func walk(mountPoint: String, below parent: CgroupNode, maxLevel: Int,
-                            fileSystem: some CgroupFileSystem = LocalCgroupFileSystem()) -> [CgroupNode] {
+                            fileSystem: some CgroupFileSystem = LocalCgroupFileSystem(),
+                            beforeListing: (CgroupNode) -> Void = { _ in }) -> [CgroupNode] {
         let limit = min(maxLevel, levelLimit)
         var found: [CgroupNode] = []
         var queue: [CgroupNode] = [parent]
@@ -125,8 +128,9 @@ public struct CgroupTree: Sendable {
         while next < queue.count, found.count < nodeLimit {
             let current = queue[next]
             next += 1
-            guard current.level < limit,
-                  let names = fileSystem.entries(ofDirectory: mount.directory(forHierarchyPath: current.path))
+            guard current.level < limit else { continue }
+            beforeListing(current)
+            guard let names = fileSystem.entries(ofDirectory: mount.directory(forHierarchyPath: current.path))
             else { continue }
             for name in names.sorted() {
                 let path = CgroupPath.joined(current.path, name)
