@@ -7,6 +7,7 @@
 #include <sys/types.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/inotify.h>
 #include <netinet/in.h>
 #include <net/if.h>
 #include <poll.h>
