@@ -64,6 +64,12 @@ public enum JSONLines {
         appendString(event.userName, to: &out)
         out.append(ascii: ",\"group_name\":")
         appendString(event.groupName, to: &out)
+        out.append(ascii: ",\"cgroup\":")
+        appendString(event.cgroupPath, to: &out)
+        out.append(ascii: ",\"unit\":")
+        appendString(event.unit, to: &out)
+        out.append(ascii: ",\"cgroup_id\":")
+        appendNumber(event.cgroupID, to: &out)
         out.append(ascii: "}\n")
     }
 
@@ -103,6 +109,6 @@ public enum JSONLines {
     public static let keys = [
         "time", "dir", "hook", "group", "seq", "prefix", "family", "proto", "proto_num", "src", "dst",
         "sport", "dport", "icmp_type", "icmp_code", "icmp_id", "tcp_flags", "len", "iface_in", "iface_out",
-        "uid", "gid", "user", "group_name",
+        "uid", "gid", "user", "group_name", "cgroup", "unit", "cgroup_id",
     ]
 }

@@ -12,10 +12,17 @@ public struct PacketEvent: Sendable {
     public var outputInterfaceName: String?
     public var userName: String?
     public var groupName: String?
+    /// The id of the cgroup the ruleset classified the packet into (from the log prefix).
+    public var cgroupID: UInt64?
+    /// That cgroup's path relative to the cgroup2 root, e.g. "/system.slice/nginx.service".
+    public var cgroupPath: String?
+    /// The systemd unit or scope in the cgroup path, e.g. "nginx.service".
+    public var unit: String?
 
     public init(time: EventTime, record: NflogRecord, packet: PacketSummary,
                 inputInterfaceName: String? = nil, outputInterfaceName: String? = nil,
-                userName: String? = nil, groupName: String? = nil) {
+                userName: String? = nil, groupName: String? = nil,
+                cgroupID: UInt64? = nil, cgroupPath: String? = nil, unit: String? = nil) {
         self.time = time
         self.record = record
         self.packet = packet
@@ -23,6 +30,9 @@ public struct PacketEvent: Sendable {
         self.outputInterfaceName = outputInterfaceName
         self.userName = userName
         self.groupName = groupName
+        self.cgroupID = cgroupID
+        self.cgroupPath = cgroupPath
+        self.unit = unit
     }
 
     public var hook: Hook? { Hook(family: record.family, number: record.hook) }

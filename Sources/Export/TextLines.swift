@@ -9,7 +9,7 @@ import PacketParsing
 /// Times are UTC, like the JSON output. ICMP shows type/code in place of ports.
 public enum TextLines {
     static let timeWidth = 17, directionWidth = 4, protocolWidth = 8, endpointWidth = 24, destinationWidth = 34
-    static let lengthWidth = 6
+    static let lengthWidth = 6, cgroupWidth = 26
     static let ownerWidth = 18
 
     public static var header: String {
@@ -22,6 +22,7 @@ public enum TextLines {
         out.append(padded: "LEN", width: lengthWidth)
         out.append(padded: "USER(UID)", width: ownerWidth)
         out.append(padded: "GROUP(GID)", width: ownerWidth)
+        out.append(padded: "CGROUP", width: cgroupWidth)
         out.append(ascii: "PREFIX\n")
         return String(decoding: out, as: UTF8.self)
     }
@@ -49,10 +50,16 @@ public enum TextLines {
         out.append(padded: String(packet.totalLength), width: lengthWidth)
         out.append(padded: owner(name: event.userName, id: event.record.uid), width: ownerWidth)
         out.append(padded: owner(name: event.groupName, id: event.record.gid), width: ownerWidth)
-        if let prefix = event.record.prefix {
-            out.append(contentsOf: prefix.utf8.map { $0 < 0x20 || $0 == 0x7F ? UInt8(ascii: "?") : $0 })
-        }
+        // The unit says most to a person; else the cgroup path; else the bare id.
+        let cgroup = event.unit ?? event.cgroupPath ?? event.cgroupID.map { "cgroup \($0)" } ?? "-"
+        out.append(padded: printable(cgroup), width: cgroupWidth)
+        if let prefix = event.record.prefix { out.append(contentsOf: printable(prefix).utf8) }
         out.append(UInt8(ascii: "\n"))
+    }
+
+    /// Control characters would break the line (or the terminal): shown as "?".
+    static func printable(_ text: String) -> String {
+        String(decoding: text.utf8.map { $0 < 0x20 || $0 == 0x7F ? UInt8(ascii: "?") : $0 }, as: UTF8.self)
     }
 
     static func endpoint(_ address: IPAddress, port: UInt16?, family: IPFamily) -> String {

@@ -2,6 +2,7 @@ import Export
 import NetlinkWire
 import PacketParsing
 import ProcessResolution
+import Rules
 
 /// Turns received NFLOG batches into events: decode, parse, attribute, count.
 ///
@@ -17,10 +18,13 @@ public struct BatchProcessor {
     /// Whether events are built at all (`--format none` still parses and counts).
     public var buildsEvents: Bool
     private let clock: () -> EventTime
+    /// cgroup id → path and unit; nil when there is no cgroup2 (events then carry only the id).
+    private let cgroups: CgroupNames?
 
     public init(eventLimit: UInt64? = nil, buildsEvents: Bool = true,
                 owners: OwnerNames = OwnerNames(), interfaces: InterfaceNames = InterfaceNames(),
-                clock: @escaping () -> EventTime) {
+                cgroups: CgroupNames? = nil, clock: @escaping () -> EventTime) {
+        self.cgroups = cgroups
         self.eventLimit = eventLimit
         self.buildsEvents = buildsEvents
         self.owners = owners
@@ -94,12 +98,16 @@ public struct BatchProcessor {
             time = clock()
             receiveTime = time
         }
+        // The ruleset logs a classified packet with the prefix "nfowner cg=<id>".
+        let cgroupID = record.prefix.flatMap(CgroupClassifier.cgroupID(fromPrefix:))
+        let cgroup = cgroupID.flatMap { cgroups?.entry(forID: $0) }
         emit(PacketEvent(
             time: time, record: record, packet: packet,
             inputInterfaceName: record.inputInterface.flatMap { interfaces.name(of: $0) },
             outputInterfaceName: record.outputInterface.flatMap { interfaces.name(of: $0) },
             userName: record.uid.flatMap { owners.userName(of: $0) },
-            groupName: record.gid.flatMap { owners.groupName(of: $0) }))
+            groupName: record.gid.flatMap { owners.groupName(of: $0) },
+            cgroupID: cgroupID, cgroupPath: cgroup?.path, unit: cgroup?.unit))
     }
 
     /// Counts a receive that overran the socket buffer (ENOBUFS).

@@ -115,7 +115,7 @@ public enum IptablesRenderer {
             rules.append("\(match) \(try nflog(spec, prefix: CgroupClassifier.logPrefix(id: cgroup.id, prefix: spec.prefix)))")
             rules.append("\(match) -j RETURN")
         }
-        rules.append(try nflog(spec, prefix: spec.prefix))
+        if spec.logsUnclassified { rules.append(try nflog(spec, prefix: spec.prefix)) }
         return rules
     }
 

@@ -72,7 +72,7 @@ public struct Ruleset: Sendable, Equatable {
         // deepest known cgroup. Each lookup is O(1) in the number of cgroups.
         let lookups = levels.map { Rule(matches: [], statements: [.cgroupVerdictMap(level: $0, map: Self.mapName(level: $0))]) }
         let fallback = Rule(matches: [], statements: [.counter, .log(Self.logStatement(spec))], comment: Rule.logRuleComment)
-        chains.append(Chain(regular: Self.classifyChainName, rules: lookups + [fallback]))
+        chains.append(Chain(regular: Self.classifyChainName, rules: lookups + (spec.logsUnclassified ? [fallback] : [])))
         let entry = Rule(matches: matches, statements: [.goto(Self.classifyChainName)])
         chains += spec.hooks.map { Chain(name: $0.rawValue, hook: $0, priority: spec.priority, rules: [entry]) }
         self.init(tableName: spec.tableName, maps: maps, chains: chains)

@@ -53,6 +53,9 @@ public struct RulesetSpec: Sendable, Equatable {
     /// can add elements at those depths later without a reload. The levels of `cgroups` are
     /// always added.
     public var cgroupLevels: [Int]
+    /// Whether packets in none of `cgroups` are logged too (with the plain prefix). False makes
+    /// `cgroups` a selector: only their packets (and their descendants') are logged.
+    public var logsUnclassified: Bool
 
     public static let defaultTableName = "nfowner"
     public static let defaultGroup: UInt16 = 5
@@ -72,7 +75,8 @@ public struct RulesetSpec: Sendable, Equatable {
         priority: Int32 = RulesetSpec.defaultPriority,
         hooks: [Hook] = [.output],
         cgroups: [CgroupClassifier] = [],
-        cgroupLevels: [Int] = []
+        cgroupLevels: [Int] = [],
+        logsUnclassified: Bool = true
     ) {
         self.tableName = tableName
         self.group = group
@@ -85,6 +89,7 @@ public struct RulesetSpec: Sendable, Equatable {
         self.hooks = hooks
         self.cgroups = cgroups
         self.cgroupLevels = cgroupLevels
+        self.logsUnclassified = logsUnclassified
     }
 
     /// Whether the ruleset classifies by cgroup (verdict maps and per-cgroup chains).

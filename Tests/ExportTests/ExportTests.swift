@@ -35,7 +35,7 @@ import Testing
     @Test func jsonHasExactlyTheDocumentedKeys() throws {
         let object = try Self.decode(Self.event())
         #expect(Set(object.keys) == Set(JSONLines.keys))
-        #expect(object.count == 24)
+        #expect(object.count == JSONLines.keys.count)
         // The contract document lists the same keys.
         let docs = try String(contentsOfFile: #filePath.replacingOccurrences(
             of: "Tests/ExportTests/ExportTests.swift", with: "docs/json-schema.md"), encoding: .utf8)
@@ -68,8 +68,24 @@ import Testing
 
     @Test func unknownOwnerIsNullNotMissing() throws {
         let object = try Self.decode(Self.event(prefix: nil, uid: nil, user: nil))
-        for key in ["uid", "gid", "user", "group_name", "prefix"] { #expect(object[key] is NSNull) }
-        #expect(object.count == 24)
+        for key in ["uid", "gid", "user", "group_name", "prefix", "cgroup", "unit", "cgroup_id"] {
+            #expect(object[key] is NSNull)
+        }
+        #expect(object.count == JSONLines.keys.count)
+    }
+
+    @Test func cgroupFields() throws {
+        var event = Self.event()
+        event.cgroupID = 4242
+        event.cgroupPath = "/system.slice/nginx.service"
+        event.unit = "nginx.service"
+        let object = try Self.decode(event)
+        #expect(object["cgroup"] as? String == "/system.slice/nginx.service")
+        #expect(object["unit"] as? String == "nginx.service")
+        #expect(object["cgroup_id"] as? Int == 4242)
+        var out: [UInt8] = []
+        TextLines.append(event, to: &out)
+        #expect(String(decoding: out, as: UTF8.self).contains("nginx.service"))
     }
 
     @Test func hostileStringsAreEscaped() throws {
@@ -105,6 +121,7 @@ import Testing
         #expect(line.contains("alice(1000)"))
         #expect(line.contains("users(100)"))
         #expect(line.hasSuffix("nfowner\n"))
+        #expect(line.contains(" - "))
         var anonymous: [UInt8] = []
         TextLines.append(Self.event(prefix: "a\nb", uid: nil, user: nil), to: &anonymous)
         let text = String(decoding: anonymous, as: UTF8.self)
