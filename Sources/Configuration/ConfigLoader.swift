@@ -1,0 +1,309 @@
+// Reads and validates the config file. TOMLKit does the TOML syntax; everything after that is ours:
+// every table and key is checked against the schema (a typo is an error with a suggestion, never
+// silently ignored), every value against its type and range, and every error carries the file
+// and the line of the offending key.
+//
+// Note on TOMLKit 0.6.0: its parsed tables are never freed (the wrapper has no deinit), so each
+// parse leaks the document. The config is read once per run, so this is accepted.
+
+import Foundation
+import TOMLKit
+
+public enum ConfigLoader {
+    /// Where nfowner looks when no `--config` is given. A missing file there means "use the
+    /// embedded defaults"; a missing file named explicitly is an error.
+    public static let defaultPath = "/etc/nfowner/nfowner.toml"
+    /// Largest config file read, in bytes; a config is a few hundred bytes, this only stops
+    /// `--config /dev/zero` from eating memory.
+    public static let maxFileBytes = 1 << 20
+
+    /// Reads and parses `path`, or `defaultPath` when nil. Throws `.fileNotFound` when an explicit
+    /// path does not exist, `.unreadable` when the file cannot be read, and whatever `parse` throws.
+    public static func load(path: String? = nil) throws(ConfigError) -> NfownerConfig {
+        let file = path ?? defaultPath
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) else {
+            if path == nil { return NfownerConfig() }
+            throw ConfigError(.fileNotFound, "no such file; give an existing config file or leave out --config to use the defaults", file: file)
+        }
+        guard !isDirectory.boolValue else {
+            throw ConfigError(.unreadable, "is a directory, not a config file", file: file)
+        }
+        guard let handle = FileHandle(forReadingAtPath: file) else {
+            throw ConfigError(.unreadable, "cannot be opened for reading (permission denied?)", file: file)
+        }
+        defer { try? handle.close() }
+        let data: Data
+        do {
+            data = try handle.read(upToCount: maxFileBytes + 1) ?? Data()
+        } catch {
+            throw ConfigError(.unreadable, "cannot be read: \(error.localizedDescription)", file: file)
+        }
+        guard data.count <= maxFileBytes else {
+            throw ConfigError(.unreadable, "is larger than \(maxFileBytes) bytes; a config file is a few hundred", file: file)
+        }
+        guard let text = String(validating: data, as: UTF8.self) else {
+            throw ConfigError(.unreadable, "is not UTF-8 text (TOML files are UTF-8)", file: file)
+        }
+        return try parse(text, file: file)
+    }
+
+    /// Parses and validates config text. `file` names the source in errors. Every key is
+    /// optional; missing keys keep `NfownerConfig()`'s defaults.
+    public static func parse(_ text: String, file: String) throws(ConfigError) -> NfownerConfig {
+        // TOMLKit passes the text to C as a NUL-terminated string, which would silently cut it.
+        if let nul = text.utf8.firstIndex(of: 0) {
+            let line = text.utf8[..<nul].reduce(1) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
+            throw ConfigError(.unreadable, "contains a NUL byte; TOML text cannot", file: file, line: line)
+        }
+        if let unsafe = HeaderGuard.firstUnsafeHeader(in: text) {
+            throw ConfigError(.syntax, "invalid TOML: \(unsafe.reason) (column \(unsafe.column))", file: file, line: unsafe.line)
+        }
+        let root: TOMLTable
+        do {
+            root = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            let position = error.source.begin
+            throw ConfigError(.syntax, "invalid TOML: \(printable(error.description)) (column \(position.column))",
+                              file: file, line: position.line > 0 ? position.line : nil)
+        } catch {
+            throw ConfigError(.syntax, "invalid TOML: \(printable(String(describing: error)))", file: file)
+        }
+        let reader = Reader(file: file, locator: KeyLocator(text: text))
+        return try reader.config(from: root)
+    }
+}
+
+/// The file's layout: tables and their keys, in the order they are validated and documented.
+enum Schema {
+    static let tables: [(name: String, keys: [String])] = [
+        ("nflog", ["groups", "snaplen", "queue_threshold", "flush_timeout", "receive_buffer"]),
+        ("hooks", ["input"]),
+        ("select", ["users", "groups", "cgroups"]),
+        ("cgroups", ["levels", "follow"]),
+    ]
+
+    static func keys(of table: String) -> [String] {
+        tables.first { $0.name == table }?.keys ?? []
+    }
+}
+
+/// Maps the TOMLKit document onto `NfownerConfig`, throwing the first problem found.
+private struct Reader {
+    let file: String
+    let locator: KeyLocator
+
+    func config(from root: TOMLTable) throws(ConfigError) -> NfownerConfig {
+        for key in root.keys.sorted() where !Schema.tables.contains(where: { $0.name == key }) {
+            throw unknown(table: key, value: root[key])
+        }
+        var config = NfownerConfig()
+        if let nflog = try table("nflog", in: root) {
+            let path = ["nflog"]
+            if let groups = try integers(nflog, path + ["groups"], element: 0...65535, count: 1...8, noun: "NFLOG groups") {
+                config.nflog.groups = groups.map { UInt16(truncatingIfNeeded: $0) }
+            }
+            if let snaplen = try integer(nflog, path + ["snaplen"], 1...65535) {
+                config.nflog.snaplen = UInt32(truncatingIfNeeded: snaplen)
+            }
+            if let threshold = try integer(nflog, path + ["queue_threshold"], 1...65535) {
+                config.nflog.queueThreshold = UInt16(truncatingIfNeeded: threshold)
+            }
+            if let timeout = try integer(nflog, path + ["flush_timeout"], 1...6000) {
+                config.nflog.flushTimeout = UInt32(truncatingIfNeeded: timeout)
+            }
+            if let buffer = try integer(nflog, path + ["receive_buffer"], 65536...(1 << 30)) {
+                config.nflog.receiveBuffer = buffer
+            }
+        }
+        if let hooks = try table("hooks", in: root), let input = try bool(hooks, ["hooks", "input"]) {
+            config.hooks.input = input
+        }
+        if let select = try table("select", in: root) {
+            if let users = try principals(select, ["select", "users"], kind: "user", idName: "uid") {
+                config.select.users = users
+            }
+            if let groups = try principals(select, ["select", "groups"], kind: "group", idName: "gid") {
+                config.select.groups = groups
+            }
+            if let cgroups = try cgroupSelectors(select, ["select", "cgroups"]) {
+                config.select.cgroups = cgroups
+            }
+        }
+        if let cgroups = try table("cgroups", in: root) {
+            if let levels = try integers(cgroups, ["cgroups", "levels"], element: 1...16, count: 0...16, noun: "levels") {
+                config.cgroups.levels = levels
+            }
+            if let follow = try bool(cgroups, ["cgroups", "follow"]) {
+                config.cgroups.follow = follow
+            }
+        }
+        return config
+    }
+
+    // MARK: Tables and keys
+
+    /// The sub-table `name` after checking its keys, or nil when the file does not have it.
+    private func table(_ name: String, in root: TOMLTable) throws(ConfigError) -> TOMLTable? {
+        guard let value = root[name] else { return nil }
+        guard let table = value.table else {
+            throw error(.wrongType, [name], "[\(name)] must be a table, got \(describe(value))")
+        }
+        let known = Schema.keys(of: name)
+        for key in table.keys.sorted() where !known.contains(key) {
+            throw unknown(key: key, in: name, value: table[key])
+        }
+        return table
+    }
+
+    private func unknown(table name: String, value: TOMLValueConvertible?) -> ConfigError {
+        let tables = Schema.tables.map(\.name)
+        if value?.type != .table, let owner = Schema.tables.first(where: { $0.keys.contains(name) }) {
+            return error(.unknownKey, [name], "unknown top-level key \(name) (did you mean \(owner.name).\(name), under [\(owner.name)]?)")
+        }
+        if let suggestion = closest(to: name, among: tables) {
+            return error(.unknownKey, [name], "unknown table [\(printable(name))] (did you mean [\(suggestion)]?)")
+        }
+        return error(.unknownKey, [name], "unknown table [\(printable(name))]; the tables are "
+            + tables.map { "[\($0)]" }.joined(separator: ", "))
+    }
+
+    private func unknown(key: String, in table: String, value: TOMLValueConvertible?) -> ConfigError {
+        let known = Schema.keys(of: table)
+        let path = [table, key]
+        if let suggestion = closest(to: key, among: known) {
+            return error(.unknownKey, path, "unknown key \(table).\(printable(key)) (did you mean \(table).\(suggestion)?)")
+        }
+        if let owner = Schema.tables.first(where: { $0.name != table && $0.keys.contains(key) }) {
+            return error(.unknownKey, path, "unknown key \(table).\(printable(key)) (did you mean \(owner.name).\(key), under [\(owner.name)]?)")
+        }
+        return error(.unknownKey, path, "unknown key \(table).\(printable(key)); the keys of [\(table)] are "
+            + known.joined(separator: ", "))
+    }
+
+    // MARK: Values
+
+    private func integer(_ table: TOMLTable, _ path: [String], _ range: ClosedRange<Int>) throws(ConfigError) -> Int? {
+        guard let key = path.last, let value = table[key] else { return nil }
+        guard let int = value.int, range.contains(int) else {
+            throw error(value.type == .int ? .outOfRange : .wrongType, path,
+                        "\(dotted(path)) must be an integer from \(range.lowerBound) to \(range.upperBound), got \(describe(value))")
+        }
+        return int
+    }
+
+    private func bool(_ table: TOMLTable, _ path: [String]) throws(ConfigError) -> Bool? {
+        guard let key = path.last, let value = table[key] else { return nil }
+        guard let bool = value.bool else {
+            throw error(.wrongType, path, "\(dotted(path)) must be true or false, got \(describe(value))")
+        }
+        return bool
+    }
+
+    private func array(_ table: TOMLTable, _ path: [String], expected: String) throws(ConfigError) -> [TOMLValueConvertible]? {
+        guard let key = path.last, let value = table[key] else { return nil }
+        guard let array = value.array else {
+            throw error(.wrongType, path, "\(dotted(path)) must be \(expected), got \(describe(value))")
+        }
+        return Array(array)
+    }
+
+    /// An array of unique integers, each in `element`, with a length in `count`.
+    private func integers(_ table: TOMLTable, _ path: [String], element: ClosedRange<Int>, count: ClosedRange<Int>,
+                          noun: String) throws(ConfigError) -> [Int]? {
+        let expected = "an array of \(count.lowerBound == 0 ? "up to \(count.upperBound)" : "\(count.lowerBound) to \(count.upperBound)") integers from \(element.lowerBound) to \(element.upperBound)"
+        guard let items = try array(table, path, expected: expected) else { return nil }
+        guard count.contains(items.count) else {
+            throw error(.outOfRange, path, "\(dotted(path)) must list \(count.lowerBound == 0 ? "at most \(count.upperBound)" : "\(count.lowerBound) to \(count.upperBound)") \(noun), got \(items.count)")
+        }
+        var result: [Int] = []
+        for (index, item) in items.enumerated() {
+            guard let int = item.int, element.contains(int) else {
+                throw error(item.type == .int ? .outOfRange : .wrongType, path,
+                            "\(dotted(path))[\(index)] must be an integer from \(element.lowerBound) to \(element.upperBound), got \(describe(item))")
+            }
+            guard !result.contains(int) else {
+                throw error(.duplicate, path, "\(dotted(path)) lists \(int) twice")
+            }
+            result.append(int)
+        }
+        return result
+    }
+
+    private func principals(_ table: TOMLTable, _ path: [String], kind: String, idName: String) throws(ConfigError) -> [Principal]? {
+        let maxID = Int(UInt32.max) - 1  // (uid_t)-1 means "no change" to the kernel, never an owner
+        let expected = "an array of \(kind) names (strings) or \(idName)s (integers from 0 to \(maxID))"
+        guard let items = try array(table, path, expected: expected) else { return nil }
+        var result: [Principal] = []
+        for (index, item) in items.enumerated() {
+            let principal: Principal
+            if let name = item.string {
+                if let problem = PrincipalRules.problem(withName: name) {
+                    throw error(.invalidName, path, "\(dotted(path))[\(index)]: the \(kind) name \(quoted(name)) \(problem)")
+                }
+                principal = .name(name)
+            } else if let id = item.int {
+                guard (0...maxID).contains(id) else {
+                    throw error(.outOfRange, path, "\(dotted(path))[\(index)] must be a \(idName) from 0 to \(maxID), got \(id)")
+                }
+                principal = .id(UInt32(truncatingIfNeeded: id))
+            } else {
+                throw error(.wrongType, path, "\(dotted(path))[\(index)] must be a \(kind) name or a \(idName), got \(describe(item))")
+            }
+            guard !result.contains(principal) else {
+                throw error(.duplicate, path, "\(dotted(path)) lists \(TOMLText.principal(principal)) twice")
+            }
+            result.append(principal)
+        }
+        return result
+    }
+
+    private func cgroupSelectors(_ table: TOMLTable, _ path: [String]) throws(ConfigError) -> [CgroupSelector]? {
+        let expected = "an array of cgroup paths or unit names (strings)"
+        guard let items = try array(table, path, expected: expected) else { return nil }
+        var result: [CgroupSelector] = []
+        for (index, item) in items.enumerated() {
+            guard let text = item.string else {
+                throw error(.wrongType, path, "\(dotted(path))[\(index)] must be a cgroup path or unit name (a string), got \(describe(item))")
+            }
+            let selector: CgroupSelector
+            switch CgroupSelector.classify(text) {
+            case .success(let valid): selector = valid
+            case .failure(let reason): throw error(.invalidCgroup, path, "\(dotted(path))[\(index)]: \(reason.text)")
+            }
+            guard !result.contains(selector) else {
+                throw error(.duplicate, path, "\(dotted(path)) lists \(quoted(selector.description)) twice")
+            }
+            result.append(selector)
+        }
+        return result
+    }
+
+    // MARK: Errors
+
+    private func error(_ code: ConfigError.Code, _ path: [String], _ reason: String) -> ConfigError {
+        ConfigError(code, reason, file: file, line: locator.line(of: path))
+    }
+
+    private func dotted(_ path: [String]) -> String { path.joined(separator: ".") }
+
+    /// A value as a message shows it: strings quoted, numbers and booleans as written, containers by kind.
+    private func describe(_ value: TOMLValueConvertible) -> String {
+        switch value.type {
+        case .string: quoted(value.string ?? "")
+        case .int: value.int.map { String($0) } ?? "an integer"
+        case .double: value.double.map { "\($0)" } ?? "a floating-point number"
+        case .bool: value.bool.map { String($0) } ?? "a boolean"
+        case .array: "an array"
+        case .table: "a table"
+        case .date: "a date"
+        case .time: "a time"
+        case .dateTime: "a date-time"
+        }
+    }
+}
+
+/// `text` with control characters escaped, so a message is always one line.
+func printable(_ text: String) -> String {
+    text.unicodeScalars.contains(where: isControl) ? TOMLText.escapeBasic(text) : text
+}

@@ -1,0 +1,51 @@
+// The documented default config file: what `nfowner` uses when /etc/nfowner/nfowner.toml does not
+// exist, and a starting point to copy there. A test checks it parses to `NfownerConfig()`, so
+// the comments cannot drift from the defaults in code.
+
+extension NfownerConfig {
+    public static let embeddedDefaultTOML = #"""
+    # /etc/nfowner/nfowner.toml: nfowner's configuration.
+    # Every key is optional; a missing key (or a missing file) means the default shown here.
+    # Unknown keys are errors, so a typo never goes unnoticed. Check a file with
+    #   nfowner config check FILE
+    # and print the effective configuration with
+    #   nfowner config show
+
+    [nflog]
+    # NFLOG groups, 1 to 8 unique numbers from 0 to 65535. nfowner's rules log to the first;
+    # the monitor listens on all of them. 0, 1 and 2 are what ulogd and IDS examples use.
+    groups = [5]
+    # Bytes of each packet copied to userspace, 1 to 65535. 128 covers the IP and TCP headers
+    # with options, which is all nfowner reads.
+    snaplen = 128
+    # Packets the kernel collects before sending them as one message, 1 to 65535.
+    queue_threshold = 20
+    # Longest a partly filled batch waits, in 1/100 s, 1 to 6000 (10 = 0.1 s).
+    flush_timeout = 10
+    # Socket receive buffer in bytes (SO_RCVBUFFORCE), 65536 to 1073741824 (1 GiB).
+    # 8 MiB absorbed bursts of ~190k packets/s without loss.
+    receive_buffer = 8388608
+
+    [hooks]
+    # Also log packets arriving for local sockets. Outgoing packets are always logged.
+    input = false
+
+    [select]
+    # Narrow what is logged. Empty lists mean everyone; a packet must match every non-empty list.
+    # Users and groups by name or id: users = ["alice", 1000]
+    users = []
+    groups = []
+    # Cgroups by path relative to the cgroup2 root ("system.slice/nginx.service", or "/machine"
+    # for a top-level one) or by systemd unit name ("nginx.service", "user@1000.service").
+    cgroups = []
+
+    [cgroups]
+    # Depths below the cgroup2 root whose cgroups are classified, so each logged packet names
+    # its cgroup: 1 = slices, 2 = services and user slices, 3 = sessions and user services.
+    # Each 1 to 16; [] turns discovery off.
+    levels = [1, 2, 3]
+    # Follow cgroups created and removed while nfowner runs.
+    follow = true
+
+    """#
+}

@@ -1,0 +1,158 @@
+// The config file's model: what nfowner logs and how. Pure values with the embedded defaults; the
+// command-line tool maps them onto `RulesetSpec` (rule side) and `NflogSettings` (listener side).
+// Every field says its unit; the ranges are enforced by `ConfigLoader`, not by these initializers.
+
+/// The effective configuration: the file's values over the embedded defaults.
+public struct NfownerConfig: Sendable, Equatable {
+    public var nflog: Nflog
+    public var hooks: Hooks
+    public var select: Selection
+    public var cgroups: Discovery
+
+    public init(nflog: Nflog = Nflog(), hooks: Hooks = Hooks(), select: Selection = Selection(),
+                cgroups: Discovery = Discovery()) {
+        self.nflog = nflog
+        self.hooks = hooks
+        self.select = select
+        self.cgroups = cgroups
+    }
+
+    /// `[nflog]`: where packets go and how they are batched.
+    public struct Nflog: Sendable, Equatable {
+        /// NFLOG groups, 1…8 unique values in 0…65535. The first is the group nfowner's rules log
+        /// to; the monitor binds all of them (so it can also show another tool's logging).
+        /// Default [5]: 0, 1 and 2 are what ulogd and IDS examples use.
+        public var groups: [UInt16]
+        /// Bytes of each packet copied to userspace, 1…65535. Default 128: IP header with options
+        /// plus TCP header with options; the monitor never needs payload.
+        public var snaplen: UInt32
+        /// Packets the kernel batches per message (the rule's `queue-threshold`), 1…65535. Default 20.
+        public var queueThreshold: UInt16
+        /// Longest a partial batch waits before it is sent, in 1/100 s, 1…6000. Default 10 (0.1 s).
+        public var flushTimeout: UInt32
+        /// Socket receive buffer in bytes (SO_RCVBUFFORCE), 64 KiB…1 GiB. Default 8 MiB, which
+        /// measured zero loss at ≈190k packets/s.
+        public var receiveBuffer: Int
+
+        public static let defaultGroups: [UInt16] = [5]
+        public static let defaultSnaplen: UInt32 = 128
+        public static let defaultQueueThreshold: UInt16 = 20
+        public static let defaultFlushTimeout: UInt32 = 10
+        public static let defaultReceiveBuffer = 8 << 20
+
+        public init(groups: [UInt16] = Nflog.defaultGroups, snaplen: UInt32 = Nflog.defaultSnaplen,
+                    queueThreshold: UInt16 = Nflog.defaultQueueThreshold,
+                    flushTimeout: UInt32 = Nflog.defaultFlushTimeout,
+                    receiveBuffer: Int = Nflog.defaultReceiveBuffer) {
+            self.groups = groups
+            self.snaplen = snaplen
+            self.queueThreshold = queueThreshold
+            self.flushTimeout = flushTimeout
+            self.receiveBuffer = receiveBuffer
+        }
+    }
+
+    /// `[hooks]`: which directions are logged. Output is always logged.
+    public struct Hooks: Sendable, Equatable {
+        /// Also log packets arriving for local sockets (the input hook). Default false.
+        public var input: Bool
+
+        public init(input: Bool = false) {
+            self.input = input
+        }
+    }
+
+    /// `[select]`: narrows what is logged. Every empty list means "any"; a packet must match
+    /// every non-empty list.
+    public struct Selection: Sendable, Equatable {
+        /// Owners by user name or uid.
+        public var users: [Principal]
+        /// Owners by group name or gid.
+        public var groups: [Principal]
+        /// Cgroups (paths or unit names) whose sockets are logged.
+        public var cgroups: [CgroupSelector]
+
+        public init(users: [Principal] = [], groups: [Principal] = [], cgroups: [CgroupSelector] = []) {
+            self.users = users
+            self.groups = groups
+            self.cgroups = cgroups
+        }
+
+        /// True when nothing narrows the selection: every packet is logged.
+        public var isEverything: Bool { users.isEmpty && groups.isEmpty && cgroups.isEmpty }
+    }
+
+    /// `[cgroups]`: which cgroups are classified automatically, so a packet's message names its cgroup.
+    public struct Discovery: Sendable, Equatable {
+        /// Depths below the cgroup2 root whose cgroups are classified, each 1…16, unique; empty
+        /// turns discovery off. Default [1, 2, 3]: slices (1), services and user slices (2),
+        /// session scopes and user services (3).
+        public var levels: [Int]
+        /// Track cgroups created and removed while nfowner runs. Default true.
+        public var follow: Bool
+
+        public static let defaultLevels = [1, 2, 3]
+
+        public init(levels: [Int] = Discovery.defaultLevels, follow: Bool = true) {
+            self.levels = levels
+            self.follow = follow
+        }
+    }
+}
+
+/// A user or group as the config names it: a name to resolve, or a numeric id.
+public enum Principal: Sendable, Hashable, CustomStringConvertible {
+    case name(String)
+    case id(UInt32)
+
+    public var description: String {
+        switch self {
+        case .name(let name): name
+        case .id(let id): String(id)
+        }
+    }
+}
+
+/// A cgroup the selection names: a path relative to the cgroup2 root, or a systemd unit name that
+/// may sit anywhere in the tree. Only `init(_:)` (and the loader) create one, so the value always
+/// passed validation: no `..`, no quotes, `;` or control characters.
+public struct CgroupSelector: Sendable, Hashable, CustomStringConvertible {
+    public enum Kind: Sendable, Hashable {
+        /// A path relative to the cgroup2 root, e.g. "system.slice/nginx.service".
+        case path
+        /// A systemd unit name, e.g. "nginx.service", found wherever it is in the tree.
+        case unit
+    }
+
+    public let kind: Kind
+    /// For `.path`: normalized, without leading or trailing "/" ("system.slice/nginx.service").
+    /// For `.unit`: the unit name.
+    public let value: String
+
+    /// Classifies and validates `text` as written in the config. Text containing "/" is a path
+    /// (a leading "/" makes a single component a path too: "/machine"); other text must be a unit
+    /// name with a suffix that owns a cgroup (.service, .scope, .slice, .socket, .mount, .swap).
+    /// Throws `.invalidCgroup` with a reason that names the problem (no file or line).
+    public init(_ text: String) throws(ConfigError) {
+        switch CgroupSelector.classify(text) {
+        case .success(let selector): self = selector
+        case .failure(let reason): throw ConfigError(.invalidCgroup, reason.text)
+        }
+    }
+
+    init(kind: Kind, value: String) {
+        self.kind = kind
+        self.value = value
+    }
+
+    /// How the selector is written in the config; parsing it gives back the same selector.
+    public var description: String {
+        switch kind {
+        case .path: value.contains("/") ? value : "/" + value
+        case .unit: value
+        }
+    }
+
+    /// The cgroup path as /proc/PID/cgroup shows it ("/system.slice/nginx.service"); nil for units.
+    public var absolutePath: String? { kind == .path ? "/" + value : nil }
+}
