@@ -37,7 +37,12 @@ let package = Package(
         .target(name: "Monitor", dependencies: [
             "NetfilterSystem", "NetlinkWire", "PacketParsing", "ProcessResolution", "Export", "Rules",
         ]),
+        // Config file + command line -> the ruleset (with discovered cgroups) and NFLOG settings.
+        .target(name: "Setup", dependencies: [
+            "Configuration", "Rules", "ProcessResolution", "Monitor", "NetfilterSystem",
+        ]),
         .executableTarget(name: "nfowner", dependencies: [
+            "Setup",
             "Monitor", "Rules", "NetfilterSystem", "ProcessResolution", "Export", "Configuration",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -52,6 +57,7 @@ let package = Package(
         .testTarget(name: "PacketParsingTests", dependencies: ["PacketParsing"]),
         .testTarget(name: "RulesTests", dependencies: ["Rules"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration"]),
+        .testTarget(name: "SetupTests", dependencies: ["Setup"]),
         .testTarget(name: "ProcessResolutionTests", dependencies: ["ProcessResolution"]),
         .testTarget(name: "ExportTests", dependencies: ["Export"]),
         .testTarget(name: "MonitorTests", dependencies: ["Monitor"]),

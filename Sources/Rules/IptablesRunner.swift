@@ -166,3 +166,16 @@ public struct IptablesRunner: Sendable {
         return try Subprocess.run(nsenter, ["--net=\(namespace)", "--", path] + arguments, input: input)
     }
 }
+
+extension IptablesStatus: CustomStringConvertible {
+    /// Multi-line, for people.
+    public var description: String {
+        let name = family == .ipv4 ? "iptables (IPv4)" : "ip6tables (IPv6)"
+        guard installed else { return "\(name): nfowner's chains are not installed (run `nfowner rules install --backend iptables`)" }
+        var lines = ["\(name): chains \(chains.joined(separator: ", ")); jumps: \(jumps.joined(separator: "; "))"]
+        for counter in counters {
+            lines.append("  \(counter.chain): \(counter.packets) packets, \(counter.bytes) bytes — \(counter.rule)")
+        }
+        return lines.joined(separator: "\n")
+    }
+}

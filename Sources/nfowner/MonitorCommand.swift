@@ -2,7 +2,9 @@ import ArgumentParser
 import Export
 import Monitor
 import NetfilterSystem
+import ProcessResolution
 import Rules
+import Setup
 
 struct MonitorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,6 +16,10 @@ struct MonitorCommand: ParsableCommand {
             logging the OUTPUT hook) for the run when none is installed, and removes it on exit; \
             other tables are never touched. Stop with Ctrl-C: a summary line goes to stderr, e.g.
               received=120 lost=0 enobufs=0 parse_errors=0 emitted=120 ...
+
+            With cgroup discovery on (the default; see `nfowner config show`), each packet also \
+            names its cgroup and systemd unit, and cgroups created while the monitor runs are \
+            added to the ruleset within a second (--no-cgroups turns this off).
 
             Examples:
               sudo nfowner monitor                       # everything, as a table
@@ -37,48 +43,51 @@ struct MonitorCommand: ParsableCommand {
     var noRules = false
 
     @Option(name: .customLong("flush-timeout"), help: ArgumentHelp(
-        "Longest the kernel holds a partial batch, in 1/100 s (lower: livelier output; higher: fewer wakeups).",
+        "Longest the kernel holds a partial batch, in 1/100 s (lower: livelier output; higher: fewer wakeups). Default: 10.",
         valueName: "hundredths"))
-    var flushTimeout: UInt32 = 10
+    var flushTimeout: UInt32?
 
     @Option(name: .customLong("receive-buffer"), help: ArgumentHelp(
         "Socket receive buffer in bytes (SO_RCVBUFFORCE): room for bursts; raise it if `enobufs` is non-zero.",
         valueName: "bytes"))
-    var receiveBuffer: Int = 8 << 20
+    var receiveBuffer: Int?
 
     @OptionGroup var namespace: NamespaceOption
 
     func validate() throws {
         if keepRules && noRules { throw ValidationError("--keep-rules and --no-rules contradict each other: pick one") }
         if count == 0 { throw ValidationError("--count must be at least 1") }
-        if receiveBuffer < 65536 { throw ValidationError("--receive-buffer below 65536 bytes would lose batches") }
+        if let receiveBuffer, receiveBuffer < 65536 {
+            throw ValidationError("--receive-buffer below 65536 bytes would lose batches")
+        }
         if flushTimeout == 0 { throw ValidationError("--flush-timeout must be at least 1 (1/100 s)") }
     }
 
     func run() throws {
-        let spec = try ruleset.spec()
+        var plan = try ruleset.plan(follow: !noRules)
+        plan.nflog.flushTimeout = flushTimeout ?? plan.nflog.flushTimeout
+        plan.nflog.socketReceiveBuffer = receiveBuffer ?? plan.nflog.socketReceiveBuffer
+        let spec = plan.spec
+        plan.notes.forEach(note)
         if let name = namespace.name {
             // The whole pipeline runs inside the namespace: the socket, the nft child processes,
-            // and the receive thread all inherit it from this (main) thread.
+            // and the threads all inherit it from this (main) thread.
             do { try NetworkNamespace.enter(named: name) } catch { throw UserFacingError(error.description) }
         }
         let signals: TerminationSignals
         let wakeup: WakeupEvent
+        let followerWakeup: WakeupEvent
         do {
             signals = try TerminationSignals()
             wakeup = try WakeupEvent()
+            followerWakeup = try WakeupEvent()
         } catch {
             throw UserFacingError("cannot set up signal handling: \(error)")
         }
 
-        var settings = NflogSettings()
-        settings.groups = [spec.group]
-        settings.copyRange = spec.snaplen
-        settings.flushTimeout = flushTimeout
-        settings.socketReceiveBuffer = receiveBuffer
         let subscription: NflogSubscription
         do {
-            subscription = try NflogSubscription(settings: settings)
+            subscription = try NflogSubscription(settings: plan.nflog)
         } catch {
             throw UserFacingError(error.description)
         }
@@ -88,17 +97,19 @@ struct MonitorCommand: ParsableCommand {
         if !noRules {
             do {
                 if try runner.listTable(name: spec.tableName) == nil {
-                    try runner.install(spec)
+                    let vanished = try runner.installSkippingVanished(spec)
+                    for cgroup in vanished { note("cgroup \(cgroup.hierarchyPath) vanished before installing; left out") }
                     installedByUs = true
-                    note(keepRules
-                         ? "installed table inet \(spec.tableName) (kept after exit: --keep-rules)"
-                         : "installed table inet \(spec.tableName) for this run; it is removed on exit")
+                    let cgroups = spec.classifiesCgroups ? ", \(spec.cgroups.count - vanished.count) cgroup(s) classified" : ""
+                    note((keepRules
+                          ? "installed table inet \(spec.tableName) (kept after exit: --keep-rules)"
+                          : "installed table inet \(spec.tableName) for this run; it is removed on exit") + cgroups)
                 } else if try runner.status(spec).current {
                     note("table inet \(spec.tableName) is already installed; using it as it is")
                 } else {
                     note("warning: table inet \(spec.tableName) is already installed with other settings than these "
-                         + "options (group, snaplen or selectors) and is left as it is, so this monitor may see "
-                         + "nothing on group \(spec.group); compare with `nfowner rules status`, replace it with "
+                         + "options (group, snaplen, selectors or cgroups) and is left as it is, so this monitor may "
+                         + "see nothing on group \(spec.group); compare with `nfowner rules status`, replace it with "
                          + "`nfowner rules install` and the same options, or pass --no-rules to silence this")
                 }
             } catch {
@@ -106,19 +117,40 @@ struct MonitorCommand: ParsableCommand {
                 throw UserFacingError(error.description)
             }
         }
-        note("reading NFLOG group \(spec.group); stop with Ctrl-C")
+
+        // Follow cgroups only in a table this run owns: another one may be managed by someone else.
+        var follower: CgroupFollower?
+        if installedByUs, plan.follow, spec.classifiesCgroups, let mount = plan.cgroupMount {
+            do {
+                let watcher = try CgroupWatcher(mountPoint: mount.mountPoint,
+                                                maxLevel: max(spec.cgroupLevels.max() ?? 1, 1))
+                follower = CgroupFollower(
+                    watcher: watcher, runner: runner, spec: spec, classifies: plan.classifies,
+                    classifier: { Planner.classifier(for: $0, mount: mount) },
+                    wakeup: followerWakeup, report: note)
+            } catch {
+                note("not following cgroups: \(error)")
+            }
+        }
+        note("reading NFLOG group\(plan.nflog.groups.count > 1 ? "s" : "") "
+             + plan.nflog.groups.map(String.init).joined(separator: ",")
+             + (follower != nil ? "; following cgroups" : "") + "; stop with Ctrl-C")
 
         let writer = EventWriter(format: format)
         do { try writer.writeHeader() } catch {}
-        let processor = BatchProcessor(eventLimit: count, buildsEvents: format != .none, clock: {
+        let cgroupNames = plan.cgroupMount.flatMap { CgroupNames(mountPoint: $0.mountPoint) }
+        let processor = BatchProcessor(eventLimit: count, buildsEvents: format != .none, cgroups: cgroupNames, clock: {
             let now = WallClock.now()
             return EventTime(seconds: now.seconds, microseconds: now.microseconds)
         })
         let loop = ReceiveLoop(subscription: subscription, processor: processor, writer: writer,
                                signals: signals, wakeup: wakeup)
+        let followThread = follower.flatMap { follower in try? DedicatedThread(name: "nfowner-follow") { follower.run() } }
         let started = WallClock.monotonicNanoseconds()
         let ending = runOnDedicatedThread(loop)
         let seconds = Double(WallClock.monotonicNanoseconds() - started) / 1e9
+        follower?.requestStop()
+        followThread?.join()
         subscription.close()
 
         if installedByUs && !keepRules {
@@ -126,8 +158,11 @@ struct MonitorCommand: ParsableCommand {
                 note("could not remove table inet \(spec.tableName): \(error); remove it with `nfowner rules remove`")
             }
         }
-        try? OutputDescriptor.standardError.write(
-            loop.counters.summaryLine(durationSeconds: seconds, groups: settings.groups) + "\n")
+        var summary = loop.counters.summaryLine(durationSeconds: seconds, groups: plan.nflog.groups)
+        if let follower {
+            summary += " cgroups_added=\(follower.added) cgroups_removed=\(follower.removed) cgroup_update_failures=\(follower.failures)"
+        }
+        try? OutputDescriptor.standardError.write(summary + "\n")
         if case .failed(let reason) = ending { throw UserFacingError(reason) }
     }
 
@@ -146,7 +181,3 @@ struct MonitorCommand: ParsableCommand {
 
 extension OutputFormat: ExpressibleByArgument {}
 
-/// A status line for the person at the terminal, on stderr so stdout stays machine-readable.
-func note(_ text: String) {
-    try? OutputDescriptor.standardError.write("nfowner: \(text)\n")
-}

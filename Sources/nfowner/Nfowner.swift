@@ -15,5 +15,5 @@ struct Nfowner: ParsableCommand {
             Start with:  sudo nfowner monitor
             (installs nfowner's own nftables table for the run and removes it on exit).
             """,
-        subcommands: [MonitorCommand.self, RulesCommand.self])
+        subcommands: [MonitorCommand.self, RulesCommand.self, ConfigCommand.self])
 }

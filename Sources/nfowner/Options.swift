@@ -1,6 +1,9 @@
 import ArgumentParser
+import Configuration
 import NetfilterSystem
+import ProcessResolution
 import Rules
+import Setup
 
 /// `--netns NAME`: run inside a network namespace made by `ip netns add`.
 struct NamespaceOption: ParsableArguments {
@@ -10,19 +13,27 @@ struct NamespaceOption: ParsableArguments {
     var name: String?
 }
 
-/// What nfowner's nftables table logs: which group, how much of each packet, whose packets.
+/// The config file and the command-line options that override it; together they decide the
+/// ruleset (group, snaplen, selectors, hooks, cgroups) and the NFLOG settings.
 struct RulesetOptions: ParsableArguments {
+    @Option(name: .customLong("config"), help: ArgumentHelp(
+        "Configuration file (TOML). Default: \(ConfigLoader.defaultPath) when it exists, else the built-in defaults (`nfowner config show`).",
+        valueName: "file"))
+    var configPath: String?
+
     @Option(name: .customLong("group"), help: ArgumentHelp(
-        "NFLOG group the rules log to and the monitor reads (0-65535).", valueName: "n"))
-    var group: UInt16 = RulesetSpec.defaultGroup
+        "NFLOG group the rules log to and the monitor reads (0-65535). Default: 5.", valueName: "n"))
+    var group: UInt16?
 
     @Option(help: ArgumentHelp(
-        "Bytes of each packet to copy to userspace: enough for IP and transport headers.", valueName: "bytes"))
-    var snaplen: UInt32 = RulesetSpec.defaultSnaplen
+        "Bytes of each packet to copy to userspace: enough for IP and transport headers. Default: 128.",
+        valueName: "bytes"))
+    var snaplen: UInt32?
 
     @Option(name: .customLong("queue-threshold"), help: ArgumentHelp(
-        "Packets the kernel batches per message to userspace (fewer wakeups under load).", valueName: "packets"))
-    var queueThreshold: UInt16 = RulesetSpec.defaultQueueThreshold
+        "Packets the kernel batches per message to userspace (fewer wakeups under load). Default: 20.",
+        valueName: "packets"))
+    var queueThreshold: UInt16?
 
     @Option(name: .customLong("uid"), help: ArgumentHelp(
         "Only log packets whose socket owner has this uid (repeatable: any of them).", valueName: "uid"))
@@ -37,38 +48,64 @@ struct RulesetOptions: ParsableArguments {
             + "With --uid/--user as well, a packet must match both.", valueName: "gid|name"))
     var groups: [String] = []
 
-    /// The spec these options describe; resolves user and group names.
-    func spec() throws -> RulesetSpec {
-        var uids = self.uids
-        for name in users {
-            guard let uid = AccountDatabase.uid(ofUser: name) else {
-                throw ValidationError("no user named '\(name)' on this system (see `getent passwd`); use --uid for a number")
-            }
-            uids.append(uid)
-        }
-        var gids: [UInt32] = []
-        for group in groups {
-            if let gid = UInt32(group) {
-                gids.append(gid)
-            } else if let gid = AccountDatabase.gid(ofGroup: group) {
-                gids.append(gid)
-            } else {
-                throw ValidationError("no group named '\(group)' on this system (see `getent group`)")
-            }
-        }
-        let spec = RulesetSpec(group: group, snaplen: snaplen, queueThreshold: queueThreshold,
-                               uids: Array(Set(uids)).sorted(), gids: Array(Set(gids)).sorted())
-        do {
-            try spec.validate()
-        } catch {
-            throw ValidationError(error.reason)
-        }
-        return spec
+    @Flag(name: .customLong("input"), help: "Also log packets arriving for local sockets (the input hook).")
+    var input = false
+
+    @Flag(name: .customLong("no-cgroups"), help: "Do not classify packets by cgroup (uid/gid only).")
+    var noCgroups = false
+
+    func loadConfig() throws -> NfownerConfig {
+        do { return try ConfigLoader.load(path: configPath) } catch { throw UserFacingError(error.description) }
     }
+
+    /// Loads the config, applies the overrides and discovers cgroups.
+    func plan(follow: Bool = false) throws -> Plan {
+        let config = try loadConfig()
+        var overrides = Overrides()
+        overrides.group = group
+        overrides.snaplen = snaplen
+        overrides.queueThreshold = queueThreshold
+        overrides.uids = uids
+        overrides.userNames = users
+        overrides.groups = groups
+        overrides.input = input ? true : nil
+        overrides.noCgroups = noCgroups
+        let mount = try? CgroupMount.current()
+        let deepest = max(config.cgroups.levels.max() ?? 1, 1)
+        let tree = mount.flatMap { try? CgroupTree(mountPoint: $0.mountPoint, maxLevel: max(deepest, CgroupTree.defaultMaxLevel)) }
+        do {
+            var plan = try Planner.plan(config: config, overrides: overrides, cgroupMount: mount, tree: tree)
+            try plan.spec.validate()
+            if !follow { plan.follow = false }
+            return plan
+        } catch let error as RulesError {
+            throw ValidationError(error.reason)
+        } catch {
+            throw UserFacingError(String(describing: error))
+        }
+    }
+}
+
+/// Which firewall front end manages nfowner's rules.
+enum Backend: String, ExpressibleByArgument, CaseIterable {
+    /// `table inet nfowner`, cgroups classified through verdict maps (O(1) per packet).
+    case nft
+    /// nfowner's own iptables chains (nf_tables backend), one `-m cgroup` rule per cgroup.
+    case iptables
 }
 
 /// An error already phrased for the user: printed as is, exit status 1.
 struct UserFacingError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+func enterNamespace(_ option: NamespaceOption) throws {
+    guard let name = option.name else { return }
+    do { try NetworkNamespace.enter(named: name) } catch { throw UserFacingError(error.description) }
+}
+
+/// A status line for the person at the terminal, on stderr so stdout stays machine-readable.
+func note(_ text: String) {
+    try? OutputDescriptor.standardError.write("nfowner: \(text)\n")
 }

@@ -5,23 +5,46 @@ import Rules
 struct RulesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rules",
-        abstract: "Show, install, remove or check nfowner's own nftables table.",
+        abstract: "Show, install, remove or check nfowner's own rules.",
         discussion: """
-            nfowner keeps everything in one table, `table inet nfowner`; install replaces it in one \
-            nft transaction and remove deletes it. No other table or chain is ever touched. The same \
-            options describe the ruleset in every subcommand, so `rules status` can tell whether the \
-            installed table is the one these options would generate.
+            nftables (default): everything lives in one table, `table inet nfowner`; install replaces \
+            it in one nft transaction and remove deletes it. iptables (--backend iptables): nfowner's \
+            own chains (NFOWNER-OUT, NFOWNER-IN, NFOWNER-CLS) plus one jump from OUTPUT/INPUT. No \
+            other table, chain or rule is ever touched.
+
+            The ruleset comes from the config file (--config) and the options, which override it. \
+            With cgroup discovery on (the default: levels 1-3 of the cgroup2 tree), each packet is \
+            logged with the prefix "nfowner cg=<id>" of its deepest known cgroup.
+
+            Examples:
+              nfowner rules show                          # the nft script, changes nothing
+              nfowner rules show --backend iptables       # iptables-restore input
+              sudo nfowner rules install --user alice     # log only alice's packets
+              sudo nfowner rules status
+              sudo nfowner rules remove
             """,
         subcommands: [Show.self, Install.self, Remove.self, Status.self])
 
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print the nft script `rules install` would apply (changes nothing).")
+            abstract: "Print what `rules install` would apply (changes nothing).")
         @OptionGroup(title: "Ruleset") var ruleset: RulesetOptions
+        @Option(help: "nft (a script for `nft -f`) or iptables (input for iptables-restore and ip6tables-restore).")
+        var backend: Backend = .nft
 
         func run() throws {
-            let spec = try ruleset.spec()
-            do { print(try NftScriptRenderer.install(spec), terminator: "") } catch {
+            let plan = try ruleset.plan()
+            plan.notes.forEach(note)
+            do {
+                switch backend {
+                case .nft:
+                    print(try NftScriptRenderer.install(plan.spec), terminator: "")
+                case .iptables:
+                    print(try IptablesRenderer.render(spec: plan.spec, family: .ipv4), terminator: "")
+                    print("# --- ip6tables-restore input ---")
+                    print(try IptablesRenderer.render(spec: plan.spec, family: .ipv6), terminator: "")
+                }
+            } catch {
                 throw UserFacingError(error.description)
             }
         }
@@ -29,29 +52,52 @@ struct RulesCommand: ParsableCommand {
 
     struct Install: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Install (or atomically replace) nfowner's table.")
+            abstract: "Install (or atomically replace) nfowner's rules.")
         @OptionGroup(title: "Ruleset") var ruleset: RulesetOptions
+        @Option(help: "nft or iptables.") var backend: Backend = .nft
         @OptionGroup var namespace: NamespaceOption
 
         func run() throws {
-            let spec = try ruleset.spec()
+            let plan = try ruleset.plan()
+            plan.notes.forEach(note)
             try enterNamespace(namespace)
-            do { try NftRunner().install(spec) } catch { throw UserFacingError(error.description) }
-            note("installed table inet \(spec.tableName): logging the OUTPUT hook to NFLOG group \(spec.group)")
+            let spec = plan.spec
+            do {
+                switch backend {
+                case .nft:
+                    let vanished = try NftRunner().installSkippingVanished(spec)
+                    for cgroup in vanished { note("cgroup \(cgroup.hierarchyPath) vanished before installing; left out") }
+                    note("installed table inet \(spec.tableName): logging \(hooks(spec)) to NFLOG group \(spec.group)"
+                         + cgroupSummary(spec))
+                case .iptables:
+                    try IptablesRunner().install(spec, families: IptablesFamily.allCases)
+                    note("installed iptables chains \(IptablesRenderer.chains(spec).joined(separator: ", ")) "
+                         + "(IPv4 and IPv6): logging \(hooks(spec)) to NFLOG group \(spec.group)" + cgroupSummary(spec))
+                }
+            } catch {
+                throw UserFacingError(error.description)
+            }
         }
     }
 
     struct Remove: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Delete nfowner's table (nothing else). Not an error when it is absent.")
+            abstract: "Delete nfowner's rules (nothing else). Not an error when absent.")
+        @Option(help: "nft or iptables.") var backend: Backend = .nft
         @OptionGroup var namespace: NamespaceOption
 
         func run() throws {
             try enterNamespace(namespace)
             let spec = RulesetSpec()
             do {
-                let removed = try NftRunner().remove(spec)
-                note(removed ? "removed table inet \(spec.tableName)" : "table inet \(spec.tableName) was not installed")
+                switch backend {
+                case .nft:
+                    let removed = try NftRunner().remove(spec)
+                    note(removed ? "removed table inet \(spec.tableName)" : "table inet \(spec.tableName) was not installed")
+                case .iptables:
+                    let removed = try IptablesRunner().remove(families: IptablesFamily.allCases)
+                    note(removed ? "removed nfowner's iptables chains" : "nfowner's iptables chains were not installed")
+                }
             } catch {
                 throw UserFacingError(error.description)
             }
@@ -60,16 +106,23 @@ struct RulesCommand: ParsableCommand {
 
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Is the table installed, is it current, what did it count, who reads the group?")
+            abstract: "Installed? Current (same as these options would install)? Counters? Who reads the group?")
         @OptionGroup(title: "Ruleset") var ruleset: RulesetOptions
+        @Option(help: "nft or iptables.") var backend: Backend = .nft
         @OptionGroup var namespace: NamespaceOption
 
         func run() throws {
-            let spec = try ruleset.spec()
+            let plan = try ruleset.plan()
             try enterNamespace(namespace)
             do {
-                let status = try NftRunner().status(spec)
-                print(status.description)
+                switch backend {
+                case .nft:
+                    print(try NftRunner().status(plan.spec).description)
+                case .iptables:
+                    for status in try IptablesRunner().status(plan.spec, families: IptablesFamily.allCases) {
+                        print(status.description)
+                    }
+                }
             } catch {
                 throw UserFacingError(error.description)
             }
@@ -77,7 +130,11 @@ struct RulesCommand: ParsableCommand {
     }
 }
 
-func enterNamespace(_ option: NamespaceOption) throws {
-    guard let name = option.name else { return }
-    do { try NetworkNamespace.enter(named: name) } catch { throw UserFacingError(error.description) }
+private func hooks(_ spec: RulesetSpec) -> String {
+    spec.hooks.map { $0.rawValue.uppercased() }.joined(separator: " and ") + (spec.hooks.count > 1 ? " hooks" : " hook")
+}
+
+private func cgroupSummary(_ spec: RulesetSpec) -> String {
+    guard spec.classifiesCgroups else { return "" }
+    return "; \(spec.cgroups.count) cgroup(s) classified at level(s) \(spec.cgroupLevels.map(String.init).joined(separator: ","))"
 }

@@ -1,0 +1,161 @@
+import Configuration
+import Monitor
+import NetfilterSystem
+import ProcessResolution
+import Rules
+
+/// Everything a run needs, decided from the config file and the command line before anything
+/// is installed: the ruleset, the NFLOG settings, and what to follow.
+public struct Plan: Sendable {
+    public var spec: RulesetSpec
+    public var nflog: NflogSettings
+    /// The cgroup2 mount, when there is one (classification needs it).
+    public var cgroupMount: CgroupMount?
+    /// Whether a running monitor adds and removes cgroups as they come and go.
+    public var follow: Bool
+    /// The cgroup selection that limits classification (nil: every cgroup at the levels).
+    public var selection: [CgroupNode]?
+    /// Things the user should know (skipped cgroups, no cgroup2, …), one line each.
+    public var notes: [String] = []
+
+    /// Whether a new cgroup belongs in the ruleset under this plan: at a classified level, and
+    /// inside the selection when there is one.
+    public func classifies(_ node: CgroupNode) -> Bool {
+        guard spec.cgroupLevels.contains(node.level) else { return false }
+        guard let selection else { return true }
+        return selection.contains { Planner.isSame(node.path, orBelow: $0.path) }
+    }
+}
+
+/// Command-line values that override the config file; nil means "not given".
+public struct Overrides: Sendable {
+    public var group: UInt16?
+    public var snaplen: UInt32?
+    public var queueThreshold: UInt16?
+    public var flushTimeout: UInt32?
+    public var receiveBuffer: Int?
+    /// Selectors from the command line replace the config's of the same kind when non-empty.
+    public var uids: [UInt32] = []
+    public var userNames: [String] = []
+    public var groups: [String] = []
+    public var input: Bool?
+    /// `--no-cgroups`: classic uid/gid logging only.
+    public var noCgroups = false
+
+    public init() {}
+}
+
+public struct SetupError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+public enum Planner {
+    /// Builds the plan. `tree` is the live cgroup2 tree (tests pass a fixture); nil skips
+    /// cgroup classification with a note.
+    public static func plan(config: NfownerConfig, overrides: Overrides = Overrides(),
+                            cgroupMount: CgroupMount?, tree: CgroupTree?,
+                            lookUpUser: (String) -> UInt32? = AccountDatabase.uid(ofUser:),
+                            lookUpGroup: (String) -> UInt32? = AccountDatabase.gid(ofGroup:)) throws(SetupError) -> Plan {
+        var nflog = NflogSettings()
+        nflog.groups = overrides.group.map { [$0] } ?? config.nflog.groups
+        nflog.copyRange = overrides.snaplen ?? config.nflog.snaplen
+        nflog.flushTimeout = overrides.flushTimeout ?? config.nflog.flushTimeout
+        nflog.socketReceiveBuffer = overrides.receiveBuffer ?? config.nflog.receiveBuffer
+
+        var spec = RulesetSpec()
+        spec.group = nflog.groups.first ?? RulesetSpec.defaultGroup
+        spec.snaplen = nflog.copyRange
+        spec.queueThreshold = overrides.queueThreshold ?? config.nflog.queueThreshold
+        spec.hooks = (overrides.input ?? config.hooks.input) ? [.output, .input] : [.output]
+
+        let commandLineUsers = overrides.uids.map(Principal.id) + overrides.userNames.map(Principal.name)
+        spec.uids = try resolve(commandLineUsers.isEmpty ? config.select.users : commandLineUsers,
+                                what: "user", lookUp: lookUpUser, hint: "getent passwd")
+        let commandLineGroups = overrides.groups.map { UInt32($0).map(Principal.id) ?? .name($0) }
+        spec.gids = try resolve(commandLineGroups.isEmpty ? config.select.groups : commandLineGroups,
+                                what: "group", lookUp: lookUpGroup, hint: "getent group")
+
+        var plan = Plan(spec: spec, nflog: nflog, cgroupMount: cgroupMount,
+                        follow: config.cgroups.follow, selection: nil)
+        guard !overrides.noCgroups, !(config.cgroups.levels.isEmpty && config.select.cgroups.isEmpty) else {
+            plan.follow = false
+            return plan
+        }
+        guard let cgroupMount, let tree else {
+            if !config.select.cgroups.isEmpty {
+                throw SetupError("the configuration selects cgroups (\(config.select.cgroups.map(\.description).joined(separator: ", "))), but no cgroup2 filesystem is mounted")
+            }
+            plan.notes.append("no cgroup2 filesystem is mounted: packets are not classified by cgroup")
+            plan.follow = false
+            return plan
+        }
+        var nodes: [CgroupNode]
+        if config.select.cgroups.isEmpty {
+            nodes = tree.nodes.filter { config.cgroups.levels.contains($0.level) }
+        } else {
+            let selected = try select(config.select.cgroups, in: tree, mount: cgroupMount)
+            plan.selection = selected
+            // The selected cgroups themselves, and their descendants at the discovery levels,
+            // so each packet is still attributed to its deepest known cgroup.
+            nodes = tree.nodes.filter { node in
+                selected.contains { $0.id == node.id }
+                    || (config.cgroups.levels.contains(node.level)
+                        && selected.contains { isSame(node.path, orBelow: $0.path) })
+            }
+            plan.spec.logsUnclassified = false
+        }
+        let (renderable, skipped) = CgroupClassifier.partitionRenderable(
+            nodes.map { classifier(for: $0, mount: cgroupMount) })
+        for (cgroup, error) in skipped {
+            plan.notes.append("skipping cgroup \(cgroup.hierarchyPath): \(error.reason)")
+        }
+        plan.spec.cgroups = renderable
+        plan.spec.cgroupLevels = Array(Set(config.cgroups.levels + (plan.selection ?? []).map(\.level))).sorted()
+        return plan
+    }
+
+    /// The ruleset's view of a cgroup: its id, level, and the paths nft and iptables resolve.
+    public static func classifier(for node: CgroupNode, mount: CgroupMount) -> CgroupClassifier {
+        CgroupClassifier(id: node.id, level: node.level,
+                         nftPath: mount.nftPath(forHierarchyPath: node.path), hierarchyPath: node.path)
+    }
+
+    static func isSame(_ path: String, orBelow ancestor: String) -> Bool {
+        ancestor == "/" || path == ancestor || path.hasPrefix(ancestor + "/")
+    }
+
+    private static func select(_ selectors: [CgroupSelector], in tree: CgroupTree,
+                               mount: CgroupMount) throws(SetupError) -> [CgroupNode] {
+        var found: [CgroupNode] = []
+        for selector in selectors {
+            let matches: [CgroupNode]
+            switch selector.kind {
+            case .path: matches = selector.absolutePath.flatMap(tree.node(forPath:)).map { [$0] } ?? []
+            case .unit: matches = tree.nodes(namedUnit: selector.value)
+            }
+            guard !matches.isEmpty else {
+                throw SetupError("cgroup '\(selector)' does not exist under \(mount.mountPoint); "
+                    + "check the name (`systemctl status`, or `ls \(mount.mountPoint)`) or remove it from [select] cgroups")
+            }
+            found += matches
+        }
+        return found
+    }
+
+    private static func resolve(_ principals: [Principal], what: String, lookUp: (String) -> UInt32?,
+                                hint: String) throws(SetupError) -> [UInt32] {
+        var ids: Set<UInt32> = []
+        for principal in principals {
+            switch principal {
+            case .id(let id): ids.insert(id)
+            case .name(let name):
+                guard let id = lookUp(name) else {
+                    throw SetupError("no \(what) named '\(name)' on this system (see `\(hint)`)")
+                }
+                ids.insert(id)
+            }
+        }
+        return ids.sorted()
+    }
+}
