@@ -56,7 +56,7 @@ public enum ConfigLoader {
             let line = text.utf8[..<nul].reduce(1) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
             throw ConfigError(.unreadable, "contains a NUL byte; TOML text cannot", file: file, line: line)
         }
-        if let unsafe = HeaderGuard.firstUnsafeHeader(in: text) {
+        if let unsafe = ParserGuard.firstUnsafeHeader(in: text) ?? ParserGuard.firstBraceAfterOpening(in: text) {
             throw ConfigError(.syntax, "invalid TOML: \(unsafe.reason) (column \(unsafe.column))", file: file, line: unsafe.line)
         }
         let root: TOMLTable

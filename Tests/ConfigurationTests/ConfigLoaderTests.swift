@@ -82,6 +82,8 @@ private func failure(_ text: String, sourceLocation: SourceLocation = #_sourceLo
         let inline = try parse("hooks = { input = true }\ncgroups = { levels = [] }\n")
         #expect(inline.hooks.input)
         #expect(inline.cgroups.levels.isEmpty)
+        let strings = try parse("[select]\nusers = [\"\"\"a,}\"\"\"\"\", 'b[}', \"c\\\",}\"]\n")
+        #expect(strings.select.users == [.name("a,}\"\""), .name("b[}"), .name("c\",}")])
         let quoted = try parse("[\"nflog\"]\n'flush_timeout' = 0x20\n")
         #expect(quoted.nflog.flushTimeout == 32)
     }
@@ -199,6 +201,12 @@ private func failure(_ text: String, sourceLocation: SourceLocation = #_sourceLo
         Case(text: "a = 1\n[\n", code: .syntax, line: 2, reason: "invalid TOML: "),
         Case(text: "  [[ {x}]]\n", code: .syntax, line: 1, reason: "invalid TOML: "),
         Case(text: "[ é]\n", code: .syntax, line: 1, reason: "invalid TOML: "),
+        Case(text: "[cgroups]\nlevels = [}1, 2]\n", code: .syntax, line: 2, reason: "invalid TOML: "),
+        Case(text: "[cgroups]\nlevels = [1, # c\n \"]\" ,\n}]\n", code: .syntax, line: 4, reason: "invalid TOML: "),
+        Case(text: "[cgroups]\nfollow = 1979-05-27 0\n", code: .syntax, line: 2, reason: "invalid TOML: "),
+        Case(text: "[cgroups]\nlevels = [1,19_79-05-27 2]", code: .syntax, line: 2, reason: "invalid TOML: "),
+        Case(text: "[cgroups]\nfollow = 1979-05-27 07:32:00\n", code: .wrongType, line: 2,
+             reason: "cgroups.follow must be true or false, got a date-time"),
         Case(text: "a = 1\u{0}\n", code: .unreadable, line: 1, reason: "contains a NUL byte; TOML text cannot"),
     ]
 
