@@ -134,6 +134,29 @@ struct CgroupEndToEndTests {
         #expect(outbound.contains { $0.string("cgroup") == listenerCgroup })
     }
 
+    @Test func hostileCgroupNamesNeverReachTheRuleset() throws {
+        let namespace = try TestNamespace("cgevil")
+        defer { namespace.close() }
+        let cgroups = try TestCgroups("cgevil")
+        defer { cgroups.close() }
+        // cgroupfs itself refuses a newline in a name (mkdir fails with EINVAL), so no newline here;
+        // the renderer's own tests cover it.
+        #expect(mkdir(cgroups.directory(cgroups.top + "/new\nline"), 0o755) != 0)
+        let hostile = ["q\"uote", "semi;colon", "brace}{", "dollar$x", "back\\slash"]
+        for name in hostile { try cgroups.make(cgroups.top + "/" + name) }
+        let fine = try cgroups.make(cgroups.top + "/fine")
+        let shown = try Harness.run(Harness.nfowner, ["rules", "show"]).check("rules show")
+        for name in hostile {
+            #expect(!shown.stdout.contains(name))
+            #expect(shown.stderr.contains("skipping cgroup \(cgroups.top)/\(name.split(separator: "\n").first ?? "")"))
+        }
+        #expect(shown.stdout.contains("unified\(fine)") || shown.stdout.contains("\"\(fine.dropFirst())\""))
+        try Harness.run(Harness.nfowner, ["rules", "install", "--netns", namespace.name]).check("install with hostile cgroups present")
+        let listing = try namespace.nft(["list", "table", "inet", "nfowner"]).check("list").stdout
+        #expect(listing.contains("fine"))
+        #expect(!listing.contains("semi"))
+    }
+
     @Test func theIptablesBackendAttributesTheSameWay() throws {
         let namespace = try TestNamespace("cgipt")
         defer { namespace.close() }
