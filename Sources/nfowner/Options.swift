@@ -109,3 +109,5 @@ func enterNamespace(_ option: NamespaceOption) throws {
 func note(_ text: String) {
     try? OutputDescriptor.standardError.write("nfowner: \(text)\n")
 }
+
+extension IptablesFamily: ExpressibleByArgument {}

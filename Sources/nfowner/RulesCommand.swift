@@ -31,6 +31,13 @@ struct RulesCommand: ParsableCommand {
         @OptionGroup(title: "Ruleset") var ruleset: RulesetOptions
         @Option(help: "nft (a script for `nft -f`) or iptables (input for iptables-restore and ip6tables-restore).")
         var backend: Backend = .nft
+        @Option(help: ArgumentHelp("With --backend iptables: only ipv4 (iptables-restore) or ipv6 (ip6tables-restore).",
+                                   valueName: "ipv4|ipv6"))
+        var family: IptablesFamily?
+
+        func validate() throws {
+            if family != nil && backend != .iptables { throw ValidationError("--family goes with --backend iptables") }
+        }
 
         func run() throws {
             let plan = try ruleset.plan()
@@ -40,9 +47,11 @@ struct RulesCommand: ParsableCommand {
                 case .nft:
                     print(try NftScriptRenderer.install(plan.spec), terminator: "")
                 case .iptables:
-                    print(try IptablesRenderer.render(spec: plan.spec, family: .ipv4), terminator: "")
-                    print("# --- ip6tables-restore input ---")
-                    print(try IptablesRenderer.render(spec: plan.spec, family: .ipv6), terminator: "")
+                    let families = family.map { [$0] } ?? IptablesFamily.allCases
+                    for (index, family) in families.enumerated() {
+                        if index > 0 { print("# --- \(family.restoreCommand) input ---") }
+                        print(try IptablesRenderer.render(spec: plan.spec, family: family), terminator: "")
+                    }
                 }
             } catch {
                 throw UserFacingError(error.description)
