@@ -33,6 +33,8 @@ let package = Package(
         .target(name: "ProcessResolution", dependencies: ["NetfilterSystem"]),
         // Packet events -> text lines, JSON lines.
         .target(name: "Export", dependencies: ["NetlinkWire", "PacketParsing"]),
+        // Traffic totals keyed by protocol/remote endpoint, process, cgroup: value types, no I/O.
+        .target(name: "Accounting", dependencies: ["Export", "PacketParsing"]),
         // The NFLOG pipeline: receive, decode, parse, attribute, count, emit.
         .target(name: "Monitor", dependencies: [
             "NetfilterSystem", "NetlinkWire", "PacketParsing", "ProcessResolution", "Export", "Rules",
@@ -43,7 +45,7 @@ let package = Package(
         ]),
         .executableTarget(name: "nfowner", dependencies: [
             "Setup",
-            "Monitor", "Rules", "NetfilterSystem", "ProcessResolution", "Export", "Configuration",
+            "Monitor", "Rules", "NetfilterSystem", "ProcessResolution", "Export", "Configuration", "Accounting",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Traffic generator for the end-to-end tests and benchmarks (sends as a chosen uid/gid).
@@ -58,6 +60,7 @@ let package = Package(
         .testTarget(name: "RulesTests", dependencies: ["Rules"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration"]),
         .testTarget(name: "SetupTests", dependencies: ["Setup"]),
+        .testTarget(name: "AccountingTests", dependencies: ["Accounting"]),
         .testTarget(name: "ProcessResolutionTests", dependencies: ["ProcessResolution"]),
         .testTarget(name: "ExportTests", dependencies: ["Export"]),
         .testTarget(name: "MonitorTests", dependencies: ["Monitor"]),

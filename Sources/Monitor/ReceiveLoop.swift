@@ -19,11 +19,14 @@ public final class ReceiveLoop: @unchecked Sendable {
     private var writer: EventWriter
     private let signals: TerminationSignals?
     private let wakeup: WakeupEvent
+    /// Sees every event after it is written (e.g. a trace's summary).
+    private let observe: ((PacketEvent) -> Void)?
     /// At least 256 KiB: a smaller buffer truncates large batches (MSG_TRUNC) and loses them.
     private let buffer: UnsafeMutableRawBufferPointer
 
     public init(subscription: NflogSubscription, processor: BatchProcessor, writer: EventWriter,
-                signals: TerminationSignals?, wakeup: WakeupEvent) {
+                signals: TerminationSignals?, wakeup: WakeupEvent, observe: ((PacketEvent) -> Void)? = nil) {
+        self.observe = observe
         self.subscription = subscription
         self.processor = processor
         self.writer = writer
@@ -56,7 +59,10 @@ public final class ReceiveLoop: @unchecked Sendable {
                 drainAvailable()
                 return .signal(number)
             }
-            if ready.contains(wakeup.descriptor) { return .stopRequested }
+            if ready.contains(wakeup.descriptor) {
+                drainAvailable()
+                return .stopRequested
+            }
             if ready.contains(subscription.socket.descriptor) {
                 if let ending = receiveAvailable(limit: 64) { return ending }
             }
@@ -98,6 +104,7 @@ public final class ReceiveLoop: @unchecked Sendable {
     private func consume(count: Int) -> Ending? {
         var writeError: SystemError?
         processor.process(batch: UnsafeRawBufferPointer(rebasing: buffer[0..<count])) { event in
+            observe?(event)
             guard writeError == nil else { return }
             do throws(SystemError) { try writer.add(event) } catch { writeError = error }
         }

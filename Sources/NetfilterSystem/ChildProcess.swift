@@ -106,3 +106,56 @@ public enum ChildProcess {
         return (fds[0], fds[1])
     }
 }
+
+extension ChildProcess {
+    /// Starts `executable` with this process's stdin/stdout/stderr, default signal handling and
+    /// an empty signal mask; returns its pid. For commands the user watches (`nfowner trace`).
+    public static func spawn(_ executable: String, _ arguments: [String]) throws(SystemError) -> Int32 {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGPIPE, SIGINT, SIGTERM, SIGHUP] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let argv = ([executable] + arguments).map { strdup($0) }
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = (argv + [nil]).withUnsafeBufferPointer { list -> Int32 in
+            guard let argumentList = list.baseAddress else { return EINVAL }
+            return posix_spawn(&pid, executable, nil, &attributes, argumentList, environ)
+        }
+        guard spawned == 0 else { throw SystemError(code: spawned, operation: "start \(executable)") }
+        return pid
+    }
+
+    /// Waits for child `pid` to end; returns its exit status (128 + signal when killed).
+    public static func wait(for pid: Int32) -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            if Errno.current != EINTR { return -1 }
+        }
+        return status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+    }
+
+    /// Sends `signal` to process `pid` (by pid, never by name).
+    public static func send(_ signal: Int32, to pid: Int32) {
+        _ = kill(pid, signal)
+    }
+
+    /// Pauses the calling thread.
+    public static func sleep(milliseconds: Int) {
+        usleep(useconds_t(milliseconds * 1000))
+    }
+
+    /// The invoking user behind sudo (SUDO_UID/SUDO_GID), if any.
+    public static var invokingUser: (uid: UInt32, gid: UInt32)? {
+        guard let uidText = getenv("SUDO_UID"), let gidText = getenv("SUDO_GID"),
+              let uid = UInt32(String(cString: uidText)), let gid = UInt32(String(cString: gidText)) else { return nil }
+        return (uid, gid)
+    }
+}

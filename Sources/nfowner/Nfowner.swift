@@ -13,7 +13,9 @@ struct Nfowner: ParsableCommand {
             right after sending, unlike tools that look sockets up after capture.
 
             Start with:  sudo nfowner monitor
-            (installs nfowner's own nftables table for the run and removes it on exit).
+            (installs nfowner's own nftables table for the run and removes it on exit),
+            or:          sudo nfowner trace -- curl -s https://example.org/
+            (runs one command and shows only its packets, then a summary).
             """,
-        subcommands: [MonitorCommand.self, RulesCommand.self, ConfigCommand.self])
+        subcommands: [MonitorCommand.self, TraceCommand.self, RulesCommand.self, ConfigCommand.self])
 }
