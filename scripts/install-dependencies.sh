@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what nfowner needs on Debian/Ubuntu: the libmnl headers it builds against, nftables
 # (the nft command it installs its rules with), iptables, and the tools the tests use
-# (iproute2 for namespaces, util-linux for nsenter, procps for sysctl). Idempotent.
+# (iproute2 for namespaces, util-linux for nsenter and setpriv, procps for sysctl, ping and curl
+# for the trace tests). Idempotent.
 set -euo pipefail
-packages=(libmnl-dev nftables iptables iproute2 util-linux procps pkg-config)
+packages=(libmnl-dev nftables iptables iproute2 util-linux procps pkg-config iputils-ping curl)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
