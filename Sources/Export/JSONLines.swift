@@ -70,7 +70,39 @@ public enum JSONLines {
         appendString(event.unit, to: &out)
         out.append(ascii: ",\"cgroup_id\":")
         appendNumber(event.cgroupID, to: &out)
+        appendAttribution(event.attribution, to: &out)
         out.append(ascii: "}\n")
+    }
+
+    static func appendAttribution(_ attribution: OwnerAttribution?, to out: inout [UInt8]) {
+        let chosen = attribution?.chosen
+        out.append(ascii: ",\"pid\":")
+        appendNumber(chosen.map { UInt64($0.pid) }, to: &out)
+        out.append(ascii: ",\"comm\":")
+        appendString(chosen?.comm, to: &out)
+        out.append(ascii: ",\"exe\":")
+        appendString(chosen?.exe, to: &out)
+        out.append(ascii: ",\"processes\":")
+        if let processes = attribution?.processes {
+            out.append(UInt8(ascii: "["))
+            for (index, process) in processes.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                out.append(ascii: "{\"pid\":")
+                out.append(decimal: UInt64(process.pid))
+                out.append(ascii: ",\"comm\":")
+                appendString(process.comm, to: &out)
+                out.append(ascii: ",\"exe\":")
+                appendString(process.exe, to: &out)
+                out.append(UInt8(ascii: "}"))
+            }
+            out.append(UInt8(ascii: "]"))
+        } else {
+            out.append(ascii: "null")
+        }
+        out.append(ascii: ",\"confidence\":")
+        appendString(attribution?.confidence.rawValue, to: &out)
+        out.append(ascii: ",\"reason\":")
+        appendString(attribution?.reason, to: &out)
     }
 
     static func appendNumber(_ value: UInt64?, to out: inout [UInt8]) {
@@ -110,5 +142,6 @@ public enum JSONLines {
         "time", "dir", "hook", "group", "seq", "prefix", "family", "proto", "proto_num", "src", "dst",
         "sport", "dport", "icmp_type", "icmp_code", "icmp_id", "tcp_flags", "len", "iface_in", "iface_out",
         "uid", "gid", "user", "group_name", "cgroup", "unit", "cgroup_id",
+        "pid", "comm", "exe", "processes", "confidence", "reason",
     ]
 }

@@ -18,6 +18,8 @@ public struct PacketEvent: Sendable {
     public var cgroupPath: String?
     /// The systemd unit or scope in the cgroup path, e.g. "nginx.service".
     public var unit: String?
+    /// The process(es) behind the packet; nil when owner resolution is off.
+    public var attribution: OwnerAttribution?
 
     public init(time: EventTime, record: NflogRecord, packet: PacketSummary,
                 inputInterfaceName: String? = nil, outputInterfaceName: String? = nil,

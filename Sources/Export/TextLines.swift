@@ -9,7 +9,7 @@ import PacketParsing
 /// Times are UTC, like the JSON output. ICMP shows type/code in place of ports.
 public enum TextLines {
     static let timeWidth = 17, directionWidth = 4, protocolWidth = 8, endpointWidth = 24, destinationWidth = 34
-    static let lengthWidth = 6, cgroupWidth = 26
+    static let lengthWidth = 6, cgroupWidth = 26, processWidth = 20
     static let ownerWidth = 18
 
     public static var header: String {
@@ -22,6 +22,7 @@ public enum TextLines {
         out.append(padded: "LEN", width: lengthWidth)
         out.append(padded: "USER(UID)", width: ownerWidth)
         out.append(padded: "GROUP(GID)", width: ownerWidth)
+        out.append(padded: "PROCESS", width: processWidth)
         out.append(padded: "CGROUP", width: cgroupWidth)
         out.append(ascii: "PREFIX\n")
         return String(decoding: out, as: UTF8.self)
@@ -50,6 +51,7 @@ public enum TextLines {
         out.append(padded: String(packet.totalLength), width: lengthWidth)
         out.append(padded: owner(name: event.userName, id: event.record.uid), width: ownerWidth)
         out.append(padded: owner(name: event.groupName, id: event.record.gid), width: ownerWidth)
+        out.append(padded: process(event.attribution), width: processWidth)
         // The unit says most to a person; else the cgroup path; else the bare id.
         let cgroup = event.unit ?? event.cgroupPath ?? event.cgroupID.map { "cgroup \($0)" } ?? "-"
         out.append(padded: printable(cgroup), width: cgroupWidth)
@@ -65,6 +67,14 @@ public enum TextLines {
     static func endpoint(_ address: IPAddress, port: UInt16?, family: IPFamily) -> String {
         guard let port else { return address.description }
         return family == .ipv6 ? "[\(address)]:\(port)" : "\(address):\(port)"
+    }
+
+    /// `comm[pid]` when one process is known, `N processes` for candidates, else "-".
+    static func process(_ attribution: OwnerAttribution?) -> String {
+        guard let attribution else { return "-" }
+        if let chosen = attribution.chosen { return printable("\(chosen.comm ?? "?")[\(chosen.pid)]") }
+        if attribution.confidence == .candidates { return "\(attribution.processes.count) processes" }
+        return "-"
     }
 
     static func owner(name: String?, id: UInt32?) -> String {

@@ -88,6 +88,42 @@ import Testing
         #expect(String(decoding: out, as: UTF8.self).contains("nginx.service"))
     }
 
+    @Test func attributionFields() throws {
+        var event = Self.event()
+        event.attribution = OwnerAttribution(confidence: .exact, processes: [
+            ProcessReference(pid: 812, comm: "curl", exe: "/usr/bin/curl"),
+            ProcessReference(pid: 813, comm: "curl", exe: nil),
+        ])
+        let exact = try Self.decode(event)
+        #expect(exact["pid"] as? Int == 812)
+        #expect(exact["comm"] as? String == "curl")
+        #expect(exact["exe"] as? String == "/usr/bin/curl")
+        #expect(exact["confidence"] as? String == "exact")
+        #expect(exact["reason"] is NSNull)
+        let processes = try #require(exact["processes"] as? [[String: Any]])
+        #expect(processes.count == 2)
+        #expect(processes[1]["exe"] is NSNull)
+
+        event.attribution = OwnerAttribution(confidence: .candidates, processes: [
+            ProcessReference(pid: 1, comm: "a", exe: nil), ProcessReference(pid: 2, comm: "b", exe: nil),
+        ])
+        let candidates = try Self.decode(event)
+        #expect(candidates["pid"] is NSNull)
+        #expect((candidates["processes"] as? [Any])?.count == 2)
+        var out: [UInt8] = []
+        TextLines.append(event, to: &out)
+        #expect(String(decoding: out, as: UTF8.self).contains("2 processes"))
+
+        event.attribution = OwnerAttribution(confidence: .none, reason: "no socket: kernel-generated")
+        let none = try Self.decode(event)
+        #expect(none["reason"] as? String == "no socket: kernel-generated")
+        #expect((none["processes"] as? [Any])?.isEmpty == true)
+        event.attribution = nil
+        let off = try Self.decode(event)
+        #expect(off["processes"] is NSNull)
+        #expect(off["confidence"] is NSNull)
+    }
+
     @Test func hostileStringsAreEscaped() throws {
         let nasty = "a\"b\\c\nd\u{01}e\u{7F}é"
         let object = try Self.decode(Self.event(prefix: nasty, user: "x\ty"))
