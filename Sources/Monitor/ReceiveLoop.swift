@@ -21,12 +21,22 @@ public final class ReceiveLoop: @unchecked Sendable {
     private let wakeup: WakeupEvent
     /// Sees every event after it is written (e.g. a trace's summary).
     private let observe: ((PacketEvent) -> Void)?
+    /// Other descriptors served by this thread (the process-event feed), drained before every
+    /// NFLOG batch so that a packet is never processed before its sender's exec was seen.
+    private let sources: [PollSource]
+    /// Called about every `tickMilliseconds` (housekeeping: expiring exited processes).
+    private let tick: (() -> Void)?
+    private let tickMilliseconds: Int32 = 500
+    private var lastTick = WallClock.monotonicNanoseconds()
     /// At least 256 KiB: a smaller buffer truncates large batches (MSG_TRUNC) and loses them.
     private let buffer: UnsafeMutableRawBufferPointer
 
     public init(subscription: NflogSubscription, processor: BatchProcessor, writer: EventWriter,
-                signals: TerminationSignals?, wakeup: WakeupEvent, observe: ((PacketEvent) -> Void)? = nil) {
+                signals: TerminationSignals?, wakeup: WakeupEvent, observe: ((PacketEvent) -> Void)? = nil,
+                sources: [PollSource] = [], tick: (() -> Void)? = nil) {
         self.observe = observe
+        self.sources = sources
+        self.tick = tick
         self.subscription = subscription
         self.processor = processor
         self.writer = writer
@@ -47,11 +57,12 @@ public final class ReceiveLoop: @unchecked Sendable {
     public func run() -> Ending {
         var descriptors = [subscription.socket.descriptor, wakeup.descriptor]
         if let signals { descriptors.append(signals.descriptor) }
+        descriptors += sources.map(\.descriptor)
         while true {
             if processor.isFinished { return .countReached }
             let ready: [Int32]
             do {
-                ready = try waitReadable(descriptors, timeoutMilliseconds: -1)
+                ready = try waitReadable(descriptors, timeoutMilliseconds: tick == nil ? -1 : tickMilliseconds)
             } catch {
                 return .failed(MonitorError.receive(error).description)
             }
@@ -59,6 +70,8 @@ public final class ReceiveLoop: @unchecked Sendable {
                 drainAvailable()
                 return .signal(number)
             }
+            runTickIfDue()
+            for source in sources where ready.contains(source.descriptor) { source.drain() }
             if ready.contains(wakeup.descriptor) {
                 drainAvailable()
                 return .stopRequested
@@ -67,6 +80,14 @@ public final class ReceiveLoop: @unchecked Sendable {
                 if let ending = receiveAvailable(limit: 64) { return ending }
             }
         }
+    }
+
+    private func runTickIfDue() {
+        guard let tick else { return }
+        let now = WallClock.monotonicNanoseconds()
+        guard now - lastTick >= UInt64(tickMilliseconds) * 1_000_000 else { return }
+        lastTick = now
+        tick()
     }
 
     /// Reads whatever is queued without blocking (used before exiting on a signal so the
@@ -102,6 +123,7 @@ public final class ReceiveLoop: @unchecked Sendable {
     }
 
     private func consume(count: Int) -> Ending? {
+        for source in sources { source.drain() }
         var writeError: SystemError?
         processor.process(batch: UnsafeRawBufferPointer(rebasing: buffer[0..<count])) { event in
             observe?(event)
@@ -114,5 +136,17 @@ public final class ReceiveLoop: @unchecked Sendable {
         guard let writeError else { return nil }
         if writeError.code == Errno.brokenPipe { return .outputClosed }
         return .failed("cannot write events: \(writeError)")
+    }
+}
+
+/// A descriptor the receive thread polls besides NFLOG, with what to do when it is readable.
+/// `drain` must not block (read until EAGAIN).
+public struct PollSource: Sendable {
+    public let descriptor: Int32
+    public let drain: @Sendable () -> Void
+
+    public init(descriptor: Int32, drain: @escaping @Sendable () -> Void) {
+        self.descriptor = descriptor
+        self.drain = drain
     }
 }
