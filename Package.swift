@@ -30,7 +30,7 @@ let package = Package(
         // The config file (TOML): model with embedded defaults, parsing with file:line errors.
         .target(name: "Configuration", dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]),
         // uid/gid -> names, cgroup2 tree (id <-> path, units), and later processes.
-        .target(name: "ProcessResolution", dependencies: ["NetfilterSystem"]),
+        .target(name: "ProcessResolution", dependencies: ["NetfilterSystem", "NetlinkWire", "PacketParsing"]),
         // Packet events -> text lines, JSON lines.
         .target(name: "Export", dependencies: ["NetlinkWire", "PacketParsing"]),
         // Traffic totals keyed by protocol/remote endpoint, process, cgroup: value types, no I/O.
