@@ -53,15 +53,17 @@ public enum ProcConnector {
     }
 
     /// The message that starts (or stops) the event feed for this socket.
-    /// Needs CAP_NET_ADMIN in the initial user namespace; the kernel answers with an ack event.
-    public static func subscription(_ operation: MulticastOperation = .listen,
+    /// Needs CAP_NET_ADMIN in the initial user namespace; the kernel answers with an
+    /// acknowledgement event whose cn_msg.ack is `tag` + 1 (its cn_msg.seq is the kernel's own
+    /// counter, so the tag is the only way to recognise the answer to this request).
+    public static func subscription(_ operation: MulticastOperation = .listen, tag: UInt32 = 0,
                                     sequence: UInt32 = 0, portID: UInt32 = 0) -> [UInt8] {
         var writer = NetlinkMessageWriter(type: NetlinkMessageType.done, flags: [], sequence: sequence,
                                           portID: portID)
         writer.appendHost(index)
         writer.appendHost(value)
         writer.appendHost(sequence)  // cn_msg.seq
-        writer.appendHost(UInt32(0))  // cn_msg.ack
+        writer.appendHost(tag)  // cn_msg.ack
         writer.appendHost(UInt16(4))  // cn_msg.len: one u32 follows
         writer.appendHost(UInt16(0))  // cn_msg.flags
         writer.appendHost(operation.rawValue)
@@ -126,8 +128,8 @@ public enum ProcConnector {
                                    offset: offset)
         }
         var event = try decodeEvent(data, offset: offset + base + cnMsgSize)
-        if case .acknowledgement(let error, _) = event.kind, let sequence = message.hostUInt32(at: base + 8) {
-            event.kind = .acknowledgement(error: error, sequence: sequence)
+        if case .acknowledgement(let error, _) = event.kind, let ack = message.hostUInt32(at: base + 12) {
+            event.kind = .acknowledgement(error: error, answering: ack &- 1)
         }
         return event
     }
@@ -157,7 +159,7 @@ public enum ProcConnector {
         let kind: ProcEvent.Kind
         switch what {
         case EventType.none:
-            kind = .acknowledgement(error: try field(0), sequence: 0)
+            kind = .acknowledgement(error: try field(0), answering: 0)
         case EventType.fork:
             kind = .fork(parentPID: try pid(0), parentTGID: try pid(1), childPID: try pid(2), childTGID: try pid(3))
         case EventType.exec:
@@ -227,9 +229,9 @@ public struct ProcEvent: Sendable, Equatable {
     /// The union member selected by `what`. `pid` is a task (thread) id, `tgid` the process id.
     public enum Kind: Sendable, Equatable {
         /// PROC_EVENT_NONE: the kernel's answer to a subscription; `error` 0 means success
-        /// (otherwise an errno). It goes to every listener: `sequence` (cn_msg.seq, echoed
-        /// from the request; 0 from `decodeEvent`) tells whose subscription it answers.
-        case acknowledgement(error: UInt32, sequence: UInt32)
+        /// (otherwise an errno). It goes to every listener: `answering` (cn_msg.ack − 1, the
+        /// request's tag; 0 from `decodeEvent`) tells whose subscription it answers.
+        case acknowledgement(error: UInt32, answering: UInt32)
         /// A new task: a process when childPID == childTGID, otherwise a thread of childTGID.
         case fork(parentPID: Int32, parentTGID: Int32, childPID: Int32, childTGID: Int32)
         case exec(pid: Int32, tgid: Int32)

@@ -46,16 +46,16 @@ public final class ProcessEventSource {
         // A burst of forks (a build, a shell loop) is thousands of events; the default buffer
         // (~200 KiB) overruns quickly. Forcing needs CAP_NET_ADMIN, which LISTEN needs anyway.
         _ = try? opened.setReceiveBufferSize(receiveBufferBytes, force: true)
-        let sequence = UInt32.random(in: 1...UInt32.max)
+        let tag = UInt32.random(in: 1..<UInt32.max)
         do {
-            try opened.send(ProcConnector.subscription(.listen, sequence: sequence, portID: opened.portID))
+            try opened.send(ProcConnector.subscription(.listen, tag: tag, portID: opened.portID))
         } catch {
             opened.close()
             socket = nil
             mode = .rescan(reason: Self.explain(error.code, "subscribe to process events"))
             return
         }
-        // The answer is multicast to every listener; ours echoes our sequence number. Events
+        // The answer is multicast to every listener; ours echoes our tag. Events
         // that arrive before it are real and kept for the first read().
         var answer: UInt32?
         let deadline = WallClock.monotonicNanoseconds() + UInt64(max(0, acknowledgementTimeoutMilliseconds)) * 1_000_000
@@ -69,8 +69,8 @@ public final class ProcessEventSource {
             else { break }
             let drained = Self.drain(opened, buffer, malformed: &malformed, overrun: &overrun)
             for event in drained {
-                if case .acknowledgement(let error, let seq) = event.kind {
-                    if seq == sequence { answer = error }
+                if case .acknowledgement(let error, let answering) = event.kind {
+                    if answering == tag { answer = error }
                 } else {
                     collected.append(event)
                 }

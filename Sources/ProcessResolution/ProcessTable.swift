@@ -155,18 +155,33 @@ public final class ProcessTable {
                 entry.cgroupPath = parent.cgroupPath
             }
             entry.ppid = parentTGID
-            if let snapshot = procFS.snapshot(childPID) { entry.update(from: snapshot, replacingMissing: false) }
+            if alive[parentTGID] == nil {
+                if let snapshot = procFS.snapshot(childPID) { entry.update(from: snapshot, replacingMissing: false) }
+            } else if let cgroup = procFS.cgroupPath(childPID) {
+                // A fork copies the parent, except the cgroup (clone3 CLONE_INTO_CGROUP). Reading
+                // one file, not seven, keeps us quick for the exec event that usually follows.
+                entry.cgroupPath = cgroup
+            }
             if alive[childPID] != nil { markExited(childPID, at: time) }  // missed its exit
             insertAlive(entry)
         case .exec(_, let tgid):
             guard var entry = alive[tgid] ?? unknown(tgid, at: time) else { return }
+            // exe first: a short-lived program loses it (its mm) first when it exits, while
+            // comm, status and cgroup stay readable until it is reaped.
+            let exe = procFS.exe(tgid)
+            let cmdline = procFS.cmdline(tgid)
             let snapshot = procFS.snapshot(tgid)
             // After an exec the inherited exe and arguments are wrong: without fresh ones,
             // say "unknown" rather than name the parent's program.
-            entry.exe = snapshot?.exe
-            entry.cmdline = snapshot?.cmdline
-            entry.missedExec = snapshot?.exe == nil
-            if let snapshot { entry.update(from: snapshot, replacingMissing: false) }
+            entry.exe = exe
+            entry.cmdline = cmdline
+            entry.missedExec = exe == nil
+            if let snapshot {
+                entry.update(from: snapshot, replacingMissing: false)
+                entry.exe = exe ?? snapshot.exe
+                entry.cmdline = cmdline ?? snapshot.cmdline
+                entry.missedExec = entry.exe == nil
+            }
             alive[tgid] = entry
         case .uid(let pid, let tgid, _, let effective):
             guard pid == tgid, var entry = alive[tgid] ?? unknown(tgid, at: time) else { return }

@@ -4,7 +4,7 @@ import Testing
 /// Builds a connector message the way the kernel does (cn_proc.c send_msg): nlmsghdr with
 /// NLMSG_DONE, cn_msg idx/val 1/1, then struct proc_event.
 private func eventMessage(what: UInt32, timestamp: UInt64 = 123_456_789_000, cpu: UInt32 = 3,
-                          body: [UInt8], sequence: UInt32 = 0) -> [UInt8] {
+                          body: [UInt8], ack: UInt32 = 0) -> [UInt8] {
     var event = NetlinkMessageWriter(type: NetlinkMessageType.done, flags: [], sequence: 0)
     var data: [UInt8] = []
     func host<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value) { data.append(contentsOf: $0) } }
@@ -12,8 +12,8 @@ private func eventMessage(what: UInt32, timestamp: UInt64 = 123_456_789_000, cpu
     data += body
     event.appendHost(ProcConnector.index)
     event.appendHost(ProcConnector.value)
-    event.appendHost(sequence)
-    event.appendHost(UInt32(0))
+    event.appendHost(UInt32(610))  // the kernel's per-CPU counter
+    event.appendHost(ack)
     event.appendHost(UInt16(data.count))
     event.appendHost(UInt16(0))
     var bytes = event.finish() + data
@@ -52,8 +52,8 @@ struct ProcConnectorTests {
          .comm(pid: 200, tgid: 200, comm: "a (b) c")),
         ("exit", eventMessage(what: ProcConnector.EventType.exit, body: words([200, 200, 256, 17, 100, 100])),
          .exit(pid: 200, tgid: 200, exitCode: 256, exitSignal: 17, parentPID: 100, parentTGID: 100)),
-        ("ack", eventMessage(what: ProcConnector.EventType.none, body: words([1]), sequence: 77),
-         .acknowledgement(error: 1, sequence: 77)),
+        ("ack", eventMessage(what: ProcConnector.EventType.none, body: words([1]), ack: 78),
+         .acknowledgement(error: 1, answering: 77)),
         ("ptrace", eventMessage(what: ProcConnector.EventType.ptrace, body: words([1, 1, 2, 2])),
          .other(what: ProcConnector.EventType.ptrace)),
     ]
@@ -98,11 +98,11 @@ struct ProcConnectorTests {
 
     @Test("subscription bytes: nlmsghdr + cn_msg + PROC_CN_MCAST_LISTEN")
     func subscription() {
-        let bytes = ProcConnector.subscription(.listen, sequence: 9, portID: 1234)
+        let bytes = ProcConnector.subscription(.listen, tag: 5, sequence: 9, portID: 1234)
         var expected: [UInt8] = []
         func host<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value) { expected.append(contentsOf: $0) } }
         host(UInt32(40)); host(UInt16(3)); host(UInt16(0)); host(UInt32(9)); host(UInt32(1234))
-        host(UInt32(1)); host(UInt32(1)); host(UInt32(9)); host(UInt32(0)); host(UInt16(4)); host(UInt16(0))
+        host(UInt32(1)); host(UInt32(1)); host(UInt32(9)); host(UInt32(5)); host(UInt16(4)); host(UInt16(0))
         host(UInt32(1))
         #expect(bytes == expected)
     }
