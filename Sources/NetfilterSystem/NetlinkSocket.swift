@@ -14,7 +14,9 @@ public final class NetlinkSocket: @unchecked Sendable {
     public private(set) var portID: UInt32 = 0
 
     /// Opens and binds a netlink socket of `netlinkProtocol`; the kernel assigns the port id.
-    public init(protocol netlinkProtocol: Int32) throws(SystemError) {
+    /// `groups` is the multicast group bit mask to join at bind time (sockaddr_nl.nl_groups),
+    /// e.g. CN_IDX_PROC for process events; 0 joins none.
+    public init(protocol netlinkProtocol: Int32, groups: UInt32 = 0) throws(SystemError) {
         let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), netlinkProtocol)
         guard fd >= 0 else {
             throw SystemError(code: Errno.current, operation: "open netlink socket (protocol \(netlinkProtocol))")
@@ -22,6 +24,7 @@ public final class NetlinkSocket: @unchecked Sendable {
         descriptor = fd
         var address = sockaddr_nl()
         address.nl_family = sa_family_t(AF_NETLINK)
+        address.nl_groups = groups
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 bind(fd, $0, socklen_t(MemoryLayout<sockaddr_nl>.size))

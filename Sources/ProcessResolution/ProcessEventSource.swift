@@ -1,0 +1,171 @@
+// The live feed of process events: a NETLINK_CONNECTOR socket subscribed to cn_proc, or —
+// when the kernel or our privileges do not allow that — nothing but a note that the caller must
+// rescan /proc on a timer.
+//
+// Single-threaded by design: the monitor's receive thread polls `descriptor` next to NFLOG's
+// and drains it before each NFLOG batch, so a sender's exec is in the table before its packet.
+import NetfilterSystem
+import NetlinkWire
+import Foundation  // errno names (EPERM…) only
+
+public final class ProcessEventSource {
+    public enum Mode: Sendable, Equatable {
+        /// Events arrive on `descriptor`.
+        case connector
+        /// No events: call `ProcessTable.rescan()` periodically. `reason` is one line for the
+        /// user: what is missing and what it costs.
+        case rescan(reason: String)
+    }
+
+    public let mode: Mode
+    /// The connector socket to poll for readability; nil in rescan mode.
+    public var descriptor: Int32? { socket?.descriptor }
+    /// Times the kernel dropped events because our socket buffer was full (ENOBUFS). After
+    /// each, `takeOverrun()` is true once and the table must re-seed from /proc.
+    public private(set) var overruns = 0
+    /// Messages that could not be decoded (counted, skipped).
+    public private(set) var malformed = 0
+
+    private let socket: NetlinkSocket?
+    private var pendingOverrun = false
+    private var early: [ProcEvent] = []
+    private var buffer: UnsafeMutableRawBufferPointer
+
+    /// Opens the connector and subscribes, waiting up to `acknowledgementTimeoutMilliseconds`
+    /// for the kernel's answer. Never throws: every failure selects rescan mode with a reason.
+    public init(receiveBufferBytes: Int = 4 << 20, acknowledgementTimeoutMilliseconds: Int32 = 1000) {
+        buffer = .allocate(byteCount: 64 * 1024, alignment: 8)
+        let opened: NetlinkSocket
+        do {
+            opened = try NetlinkSocket(protocol: ProcConnector.netlinkProtocol, groups: ProcConnector.index)
+        } catch {
+            socket = nil
+            mode = .rescan(reason: Self.explain(error.code, "open the proc connector"))
+            return
+        }
+        // A burst of forks (a build, a shell loop) is thousands of events; the default buffer
+        // (~200 KiB) overruns quickly. Forcing needs CAP_NET_ADMIN, which LISTEN needs anyway.
+        _ = try? opened.setReceiveBufferSize(receiveBufferBytes, force: true)
+        let tag = UInt32.random(in: 1..<UInt32.max)
+        do {
+            try opened.send(ProcConnector.subscription(.listen, tag: tag, portID: opened.portID))
+        } catch {
+            opened.close()
+            socket = nil
+            mode = .rescan(reason: Self.explain(error.code, "subscribe to process events"))
+            return
+        }
+        // The answer is multicast to every listener; ours echoes our tag. Events
+        // that arrive before it are real and kept for the first read().
+        var answer: UInt32?
+        let deadline = WallClock.monotonicNanoseconds() + UInt64(max(0, acknowledgementTimeoutMilliseconds)) * 1_000_000
+        var collected: [ProcEvent] = []
+        var overrun = false
+        while answer == nil {
+            let now = WallClock.monotonicNanoseconds()
+            guard now < deadline else { break }
+            let waitMilliseconds = Int32(clamping: (deadline - now) / 1_000_000 + 1)
+            guard (try? waitReadable([opened.descriptor], timeoutMilliseconds: waitMilliseconds))?.isEmpty == false
+            else { break }
+            let drained = Self.drain(opened, buffer, malformed: &malformed, overrun: &overrun)
+            for event in drained {
+                if case .acknowledgement(let error, let answering) = event.kind {
+                    if answering == tag { answer = error }
+                } else {
+                    collected.append(event)
+                }
+            }
+        }
+        switch answer {
+        case 0?:
+            socket = opened
+            mode = .connector
+            early = collected
+            pendingOverrun = overrun
+            if overrun { overruns += 1 }
+        case let code?:
+            opened.close()
+            socket = nil
+            mode = .rescan(reason: Self.explain(Int32(bitPattern: code), "subscribe to process events"))
+        case nil:
+            opened.close()
+            socket = nil
+            // The kernel ignores subscriptions from outside the initial user and pid namespaces.
+            mode = .rescan(reason: "process events unavailable: the kernel did not answer the proc connector subscription (outside the initial user/pid namespace?); falling back to periodic /proc scans, so processes that live shorter than the scan interval can be missed")
+        }
+    }
+
+    deinit {
+        socket?.close()
+        buffer.deallocate()
+    }
+
+    /// Every event waiting now (never blocks). Empty in rescan mode.
+    public func read() -> [ProcEvent] {
+        guard let socket else { return [] }
+        var overrun = false
+        var events = early
+        early = []
+        events += Self.drain(socket, buffer, malformed: &malformed, overrun: &overrun)
+        if overrun {
+            overruns += 1
+            pendingOverrun = true
+        }
+        return events.filter { if case .acknowledgement = $0.kind { false } else { true } }
+    }
+
+    /// True once after events were lost: the caller must re-seed the table from /proc.
+    public func takeOverrun() -> Bool {
+        defer { pendingOverrun = false }
+        return pendingOverrun
+    }
+
+    private static func drain(_ socket: NetlinkSocket, _ buffer: UnsafeMutableRawBufferPointer,
+                              malformed: inout Int, overrun: inout Bool) -> [ProcEvent] {
+        var events: [ProcEvent] = []
+        while true {
+            let received: NetlinkSocket.Received
+            do {
+                received = try socket.receive(into: buffer, nonBlocking: true)
+            } catch {
+                malformed += 1
+                return events
+            }
+            switch received {
+            case .wouldBlock:
+                return events
+            case .overrun:
+                overrun = true
+            case .truncated:
+                malformed += 1
+            case .bytes(let count):
+                guard let bytes = UnsafeRawBufferPointer(buffer).subrange(at: 0, count: count) else { continue }
+                ProcConnector.forEachEvent(in: bytes) { result in
+                    switch result {
+                    case .success(let event): events.append(event)
+                    case .failure: malformed += 1
+                    }
+                }
+            }
+        }
+    }
+
+    private static func explain(_ code: Int32, _ operation: String) -> String {
+        let cause: String
+        switch code {
+        case EPERM, EACCES: cause = "needs CAP_NET_ADMIN (run as root)"
+        case EPROTONOSUPPORT: cause = "this kernel has no proc connector (CONFIG_PROC_EVENTS)"
+        default: cause = Errno.describe(code)
+        }
+        return "process events unavailable: cannot \(operation): \(cause); falling back to periodic /proc scans, so processes that live shorter than the scan interval can be missed"
+    }
+}
+
+extension ProcessTable {
+    /// Applies every waiting event of `source`, re-seeding from /proc after an overrun.
+    /// Call it before handling each NFLOG batch.
+    public func drain(_ source: ProcessEventSource) {
+        for event in source.read() { apply(event) }
+        if source.takeOverrun() { seed() }
+    }
+}

@@ -1,0 +1,306 @@
+// The processes of the machine, alive and recently exited, kept current by process events.
+//
+// Why a table and not a lookup at packet time: a process that sends one datagram and exits is
+// gone from /proc before its packet reaches userspace (NFLOG batches for up to its flush
+// timeout). The table keeps exited processes for a grace period, so "which processes of uid U
+// in cgroup C were alive when this packet was sent" still has an answer.
+//
+// Times are nanoseconds of CLOCK_MONOTONIC — the clock of proc_event.timestamp_ns and of
+// `WallClock.monotonicNanoseconds()`; a packet's time is its receive time on that clock.
+// Only processes (thread-group leaders) are tracked; thread forks and exits are ignored.
+import NetfilterSystem
+import NetlinkWire
+
+/// One process as the table knows it.
+public struct ProcessEntry: Sendable, Equatable {
+    public var pid: Int32
+    public var ppid: Int32?
+    public var comm: String?
+    public var exe: String?
+    /// Arguments joined by spaces, at most `ProcFS.cmdlineLimit` bytes.
+    public var cmdline: String?
+    /// fsuid: the uid a socket it creates carries (after a uid event: the new effective uid,
+    /// which the fsuid follows unless setfsuid was used).
+    public var uid: UInt32?
+    public var gid: UInt32?
+    /// cgroup v2 path ("/user.slice/…"), read at seed, fork and exec; moves are not reported
+    /// by the kernel, so a later move is seen only at the next exec or rescan.
+    public var cgroupPath: String?
+    /// Monotonic ns: the fork event's time, or for processes found by a /proc scan their start
+    /// time after boot (clamped to the scan time).
+    public var startTime: UInt64
+    /// Monotonic ns of the exit event (or of the scan that found it gone); nil while alive.
+    public var exitTime: UInt64?
+    /// True when an exec was seen but /proc was already gone when it was read: `exe` and
+    /// `cmdline` are then unknown (nil) and `comm` may still be the pre-exec name.
+    public var missedExec: Bool = false
+    /// /proc/PID/stat start time (ns after boot), to tell a reused pid apart during rescans.
+    var procStartTime: UInt64?
+
+    public init(pid: Int32, ppid: Int32? = nil, comm: String? = nil, exe: String? = nil, cmdline: String? = nil,
+                uid: UInt32? = nil, gid: UInt32? = nil, cgroupPath: String? = nil, startTime: UInt64,
+                exitTime: UInt64? = nil) {
+        self.pid = pid
+        self.ppid = ppid
+        self.comm = comm
+        self.exe = exe
+        self.cmdline = cmdline
+        self.uid = uid
+        self.gid = gid
+        self.cgroupPath = cgroupPath
+        self.startTime = startTime
+        self.exitTime = exitTime
+    }
+
+    /// True when the process existed at some time in [time - window, time].
+    public func isAlive(at time: UInt64, window: UInt64) -> Bool {
+        guard startTime <= time else { return false }
+        guard let exitTime else { return true }
+        return exitTime >= time.subtractingClamped(window)
+    }
+}
+
+/// The process table. Single-threaded: owned by the receive thread, which applies events
+/// before each NFLOG batch so a packet never arrives before its sender's exec was applied.
+public final class ProcessTable {
+    public struct Counters: Sendable, Equatable {
+        /// Exited entries dropped before their grace period ended because the cap was reached.
+        public var evictedByCap = 0
+        /// Exited entries dropped after their grace period.
+        public var expired = 0
+        /// Events for processes the table did not know (it started after they did, or an
+        /// overrun lost their fork): the entry is then built from /proc.
+        public var unknownProcess = 0
+        /// Full /proc scans (the seed, fallback rescans, reseeds after an overrun).
+        public var scans = 0
+    }
+
+    /// How long exited processes stay queryable, in nanoseconds.
+    public var gracePeriod: UInt64
+    /// At most this many entries (alive + exited). Exited ones are evicted oldest first to stay
+    /// under it; alive ones are never evicted (the kernel's pid_max bounds them).
+    public var capacity: Int
+    public private(set) var counters = Counters()
+
+    private let procFS: ProcFS
+    private let clock: () -> UInt64
+    private var alive: [Int32: ProcessEntry] = [:]
+    /// Exited entries in exit order; `exitedHead` is the first one still kept (a cheap queue).
+    private var exited: [ProcessEntry] = []
+    private var exitedHead = 0
+
+    public static let defaultGracePeriod: UInt64 = 30_000_000_000
+    public static let defaultCapacity = 65_536
+
+    public init(procFS: ProcFS = ProcFS(), gracePeriod: UInt64 = ProcessTable.defaultGracePeriod,
+                capacity: Int = ProcessTable.defaultCapacity,
+                clock: @escaping () -> UInt64 = WallClock.monotonicNanoseconds) {
+        self.procFS = procFS
+        self.gracePeriod = gracePeriod
+        self.capacity = max(1, capacity)
+        self.clock = clock
+    }
+
+    public var aliveCount: Int { alive.count }
+    public var exitedCount: Int { exited.count - exitedHead }
+
+    // MARK: - Filling
+
+    /// Reads every process in /proc. Also the re-seed after lost events and the fallback's
+    /// periodic rescan: known processes are refreshed, new ones added, and alive entries no
+    /// longer in /proc are marked exited now (their real exit time is unknown: up to one scan
+    /// interval earlier).
+    public func seed() {
+        let now = clock()
+        counters.scans += 1
+        var seen = Set<Int32>()
+        for pid in procFS.pids() {
+            guard let snapshot = procFS.snapshot(pid) else { continue }  // vanished: normal
+            seen.insert(pid)
+            if var known = alive[pid], known.procStartTime == nil || snapshot.startTime == nil
+                || known.procStartTime == snapshot.startTime {
+                known.update(from: snapshot, replacingMissing: false)
+                alive[pid] = known
+            } else {
+                if alive[pid] != nil { markExited(pid, at: now) }  // the pid was reused
+                var entry = ProcessEntry(pid: pid, startTime: min(snapshot.startTime ?? now, now))
+                entry.update(from: snapshot, replacingMissing: true)
+                insertAlive(entry)
+            }
+        }
+        for pid in alive.keys where !seen.contains(pid) { markExited(pid, at: now) }
+        evictExpired(now: now)
+    }
+
+    /// The fallback's periodic scan (when the proc connector is unavailable): same as `seed()`.
+    public func rescan() { seed() }
+
+    /// Applies one process event. Reads /proc for fork and exec; whatever cannot be read
+    /// (the process already exited: normal for short-lived ones) is handled as documented
+    /// on each case, never as an error.
+    public func apply(_ event: ProcEvent) {
+        let time = event.timestamp
+        switch event.kind {
+        case .fork(_, let parentTGID, let childPID, let childTGID):
+            guard childPID == childTGID else { return }  // a new thread, not a process
+            // Inherit first: if the child is already gone, its parent's identity is the best
+            // there is (a fork without exec runs the parent's program).
+            var entry = ProcessEntry(pid: childPID, startTime: time)
+            if let parent = alive[parentTGID] {
+                entry.comm = parent.comm
+                entry.exe = parent.exe
+                entry.cmdline = parent.cmdline
+                entry.uid = parent.uid
+                entry.gid = parent.gid
+                entry.cgroupPath = parent.cgroupPath
+            }
+            entry.ppid = parentTGID
+            if alive[parentTGID] == nil {
+                if let snapshot = procFS.snapshot(childPID) { entry.update(from: snapshot, replacingMissing: false) }
+            } else if let cgroup = procFS.cgroupPath(childPID) {
+                // A fork copies the parent, except the cgroup (clone3 CLONE_INTO_CGROUP). Reading
+                // one file, not seven, keeps us quick for the exec event that usually follows.
+                entry.cgroupPath = cgroup
+            }
+            if alive[childPID] != nil { markExited(childPID, at: time) }  // missed its exit
+            insertAlive(entry)
+        case .exec(_, let tgid):
+            guard var entry = alive[tgid] ?? unknown(tgid, at: time) else { return }
+            // exe first: a short-lived program loses it (its mm) first when it exits, while
+            // comm, status and cgroup stay readable until it is reaped.
+            let exe = procFS.exe(tgid)
+            let cmdline = procFS.cmdline(tgid)
+            let snapshot = procFS.snapshot(tgid)
+            // After an exec the inherited exe and arguments are wrong: without fresh ones,
+            // say "unknown" rather than name the parent's program.
+            entry.exe = exe
+            entry.cmdline = cmdline
+            entry.missedExec = exe == nil
+            if let snapshot {
+                entry.update(from: snapshot, replacingMissing: false)
+                entry.exe = exe ?? snapshot.exe
+                entry.cmdline = cmdline ?? snapshot.cmdline
+                entry.missedExec = entry.exe == nil
+            }
+            alive[tgid] = entry
+        case .uid(let pid, let tgid, _, let effective):
+            guard pid == tgid, var entry = alive[tgid] ?? unknown(tgid, at: time) else { return }
+            entry.uid = effective
+            alive[tgid] = entry
+        case .gid(let pid, let tgid, _, let effective):
+            guard pid == tgid, var entry = alive[tgid] ?? unknown(tgid, at: time) else { return }
+            entry.gid = effective
+            alive[tgid] = entry
+        case .comm(let pid, let tgid, let comm):
+            guard pid == tgid, var entry = alive[tgid] ?? unknown(tgid, at: time) else { return }
+            entry.comm = comm
+            alive[tgid] = entry
+        case .exit(let pid, let tgid, _, _, _, _):
+            guard pid == tgid else { return }  // a thread ended
+            markExited(tgid, at: time)
+        case .acknowledgement, .other:
+            return
+        }
+        evictExpired(now: time)
+    }
+
+    /// Drops exited entries whose grace period ended before `now` (monotonic ns).
+    public func evictExpired(now: UInt64) {
+        while exitedHead < exited.count, let exitTime = exited[exitedHead].exitTime,
+              exitTime.addingClamped(gracePeriod) < now {
+            exitedHead += 1
+            counters.expired += 1
+        }
+        compactExited()
+    }
+
+    // MARK: - Queries
+
+    /// The live process with this pid, or else the most recently exited one.
+    public func process(pid: Int32) -> ProcessEntry? {
+        if let entry = alive[pid] { return entry }
+        return exited[exitedHead...].last(where: { $0.pid == pid })
+    }
+
+    /// The processes of `uid` (nil: any) in cgroup `cgroupPath` (nil: any) that existed at some
+    /// time in [time - window, time]: a packet received at `time` was sent at most `window`
+    /// (the NFLOG flush timeout plus slack) earlier, possibly by a process that has exited since.
+    /// Ordered by pid, alive ones first.
+    public func processes(uid: UInt32?, cgroupPath: String?, aliveAt time: UInt64,
+                          window: UInt64) -> [ProcessEntry] {
+        func matches(_ entry: ProcessEntry) -> Bool {
+            (uid == nil || entry.uid == uid) && (cgroupPath == nil || entry.cgroupPath == cgroupPath)
+                && entry.isAlive(at: time, window: window)
+        }
+        let living = alive.values.filter(matches).sorted { $0.pid < $1.pid }
+        let gone = exited[exitedHead...].filter(matches).sorted { $0.pid < $1.pid }
+        return living + gone
+    }
+
+    // MARK: - Internals
+
+    private func unknown(_ pid: Int32, at time: UInt64) -> ProcessEntry? {
+        counters.unknownProcess += 1
+        guard let snapshot = procFS.snapshot(pid) else { return nil }
+        var entry = ProcessEntry(pid: pid, startTime: min(snapshot.startTime ?? time, time))
+        entry.update(from: snapshot, replacingMissing: true)
+        insertAlive(entry)
+        return entry
+    }
+
+    private func insertAlive(_ entry: ProcessEntry) {
+        alive[entry.pid] = entry
+        while alive.count + exitedCount > capacity, exitedHead < exited.count {
+            exitedHead += 1
+            counters.evictedByCap += 1
+        }
+        compactExited()
+    }
+
+    private func markExited(_ pid: Int32, at time: UInt64) {
+        guard var entry = alive.removeValue(forKey: pid) else { return }
+        entry.exitTime = max(time, entry.startTime)
+        exited.append(entry)
+        while alive.count + exitedCount > capacity, exitedHead < exited.count {
+            exitedHead += 1
+            counters.evictedByCap += 1
+        }
+        compactExited()
+    }
+
+    private func compactExited() {
+        if exitedHead == exited.count {
+            exited.removeAll(keepingCapacity: true)
+            exitedHead = 0
+        } else if exitedHead > 1024, exitedHead * 2 > exited.count {
+            exited.removeFirst(exitedHead)
+            exitedHead = 0
+        }
+    }
+}
+
+extension ProcessEntry {
+    /// Overlays what `snapshot` read. With `replacingMissing`, fields it could not read become
+    /// nil; without, they keep their current value.
+    mutating func update(from snapshot: ProcessSnapshot, replacingMissing: Bool) {
+        func merge<T>(_ current: inout T?, _ new: T?) {
+            if let new { current = new } else if replacingMissing { current = nil }
+        }
+        merge(&ppid, snapshot.ppid)
+        merge(&comm, snapshot.comm)
+        merge(&exe, snapshot.exe)
+        merge(&cmdline, snapshot.cmdline)
+        merge(&uid, snapshot.uid)
+        merge(&gid, snapshot.gid)
+        merge(&cgroupPath, snapshot.cgroupPath)
+        merge(&procStartTime, snapshot.startTime)
+    }
+}
+
+extension UInt64 {
+    func subtractingClamped(_ other: UInt64) -> UInt64 { self >= other ? self - other : 0 }
+    func addingClamped(_ other: UInt64) -> UInt64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? .max : sum
+    }
+}
