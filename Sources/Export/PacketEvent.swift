@@ -24,7 +24,9 @@ public struct PacketEvent: Sendable {
     public init(time: EventTime, record: NflogRecord, packet: PacketSummary,
                 inputInterfaceName: String? = nil, outputInterfaceName: String? = nil,
                 userName: String? = nil, groupName: String? = nil,
-                cgroupID: UInt64? = nil, cgroupPath: String? = nil, unit: String? = nil) {
+                cgroupID: UInt64? = nil, cgroupPath: String? = nil, unit: String? = nil,
+                attribution: OwnerAttribution? = nil) {
+        self.attribution = attribution
         self.time = time
         self.record = record
         self.packet = packet

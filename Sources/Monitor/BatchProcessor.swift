@@ -1,4 +1,5 @@
 import Export
+import NetfilterSystem
 import NetlinkWire
 import PacketParsing
 import ProcessResolution
@@ -20,11 +21,15 @@ public struct BatchProcessor {
     private let clock: () -> EventTime
     /// cgroup id → path and unit; nil when there is no cgroup2 (events then carry only the id).
     private let cgroups: CgroupNames?
+    /// Names the process behind each packet; nil when owner resolution is off.
+    private let attributor: OwnerAttributor?
 
     public init(eventLimit: UInt64? = nil, buildsEvents: Bool = true,
                 owners: OwnerNames = OwnerNames(), interfaces: InterfaceNames = InterfaceNames(),
-                cgroups: CgroupNames? = nil, clock: @escaping () -> EventTime) {
+                cgroups: CgroupNames? = nil, attributor: OwnerAttributor? = nil,
+                clock: @escaping () -> EventTime) {
         self.cgroups = cgroups
+        self.attributor = attributor
         self.eventLimit = eventLimit
         self.buildsEvents = buildsEvents
         self.owners = owners
@@ -47,6 +52,7 @@ public struct BatchProcessor {
     @discardableResult
     public mutating func process(batch: UnsafeRawBufferPointer, emit: (PacketEvent) -> Void) -> Replies {
         counters.batches += 1
+        currentBatchTime = nil
         var replies = Replies()
         // One receive time per batch: NFLOG has no timestamp at output, and every message in a
         // batch was queued within the flush timeout of the first.
@@ -88,6 +94,15 @@ public struct BatchProcessor {
         counters.bytes += UInt64(max(0, packet.totalLength))
         guard !isFinished else { return }
         counters.emitted += 1
+        // Classification and owner resolution run even without output (`--format none`
+        // measures the whole pipeline but formatting and printing).
+        // The ruleset logs a classified packet with the prefix "nfowner cg=<id>".
+        let cgroupID = record.prefix.flatMap(CgroupClassifier.cgroupID(fromPrefix:))
+        let cgroup = cgroupID.flatMap { cgroups?.entry(forID: $0) }
+        let hook = Hook(family: record.family, number: record.hook)
+        let attribution = attributor?.attribute(
+            packet: packet, direction: hook?.direction ?? .outbound, uid: record.uid,
+            cgroupPath: cgroup?.path, now: batchMonotonicTime())
         guard buildsEvents else { return }
         let time: EventTime
         if let stamp = record.timestamp {
@@ -98,16 +113,22 @@ public struct BatchProcessor {
             time = clock()
             receiveTime = time
         }
-        // The ruleset logs a classified packet with the prefix "nfowner cg=<id>".
-        let cgroupID = record.prefix.flatMap(CgroupClassifier.cgroupID(fromPrefix:))
-        let cgroup = cgroupID.flatMap { cgroups?.entry(forID: $0) }
         emit(PacketEvent(
             time: time, record: record, packet: packet,
             inputInterfaceName: record.inputInterface.flatMap { interfaces.name(of: $0) },
             outputInterfaceName: record.outputInterface.flatMap { interfaces.name(of: $0) },
             userName: record.uid.flatMap { owners.userName(of: $0) },
             groupName: record.gid.flatMap { owners.groupName(of: $0) },
-            cgroupID: cgroupID, cgroupPath: cgroup?.path, unit: cgroup?.unit))
+            cgroupID: cgroupID, cgroupPath: cgroup?.path, unit: cgroup?.unit, attribution: attribution))
+    }
+
+    /// The monotonic receive time of the batch being processed, read once per batch.
+    private var currentBatchTime: UInt64?
+    private mutating func batchMonotonicTime() -> UInt64 {
+        if let currentBatchTime { return currentBatchTime }
+        let now = WallClock.monotonicNanoseconds()
+        currentBatchTime = now
+        return now
     }
 
     /// Counts a receive that overran the socket buffer (ENOBUFS).

@@ -52,6 +52,9 @@ struct MonitorCommand: ParsableCommand {
         valueName: "bytes"))
     var receiveBuffer: Int?
 
+    @Flag(name: .customLong("no-processes"), help: "Do not resolve packets to processes (pid/comm/exe); uid, gid and cgroup only.")
+    var noProcesses = false
+
     @OptionGroup var namespace: NamespaceOption
 
     func validate() throws {
@@ -69,6 +72,7 @@ struct MonitorCommand: ParsableCommand {
         plan.nflog.socketReceiveBuffer = receiveBuffer ?? plan.nflog.socketReceiveBuffer
         let spec = plan.spec
         plan.notes.forEach(note)
+        let processEvents = noProcesses ? nil : OwnerResolution.subscribeToProcessEvents()
         if let name = namespace.name {
             // The whole pipeline runs inside the namespace: the socket, the nft child processes,
             // and the threads all inherit it from this (main) thread.
@@ -139,12 +143,15 @@ struct MonitorCommand: ParsableCommand {
         let writer = EventWriter(format: format)
         do { try writer.writeHeader() } catch {}
         let cgroupNames = plan.cgroupMount.flatMap { CgroupNames(mountPoint: $0.mountPoint) }
-        let processor = BatchProcessor(eventLimit: count, buildsEvents: format != .none, cgroups: cgroupNames, clock: {
+        let owners = processEvents.map { OwnerResolution.start(events: $0, flushTimeout: plan.nflog.flushTimeout, report: note) }
+        let processor = BatchProcessor(eventLimit: count, buildsEvents: format != .none, cgroups: cgroupNames,
+                                       attributor: owners?.attributor, clock: {
             let now = WallClock.now()
             return EventTime(seconds: now.seconds, microseconds: now.microseconds)
         })
         let loop = ReceiveLoop(subscription: subscription, processor: processor, writer: writer,
-                               signals: signals, wakeup: wakeup)
+                               signals: signals, wakeup: wakeup, sources: owners?.sources ?? [],
+                               tick: owners.map { owners in { owners.housekeeping() } })
         let followThread = follower.flatMap { follower in try? DedicatedThread(name: "nfowner-follow") { follower.run() } }
         let started = WallClock.monotonicNanoseconds()
         let ending = runOnDedicatedThread(loop)
