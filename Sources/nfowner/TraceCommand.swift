@@ -57,6 +57,8 @@ struct TraceCommand: ParsableCommand {
         let identity = try resolveIdentity()
         let mount: CgroupMount
         do { mount = try CgroupMount.current() } catch { throw UserFacingError("\(error)") }
+        // Before entering a namespace: the process connector lives in the initial one only.
+        let processEvents = OwnerResolution.subscribeToProcessEvents()
         if let name = namespace.name {
             do { try NetworkNamespace.enter(named: name) } catch { throw UserFacingError(error.description) }
         }
@@ -83,6 +85,9 @@ struct TraceCommand: ParsableCommand {
 
         var settings = NflogSettings()
         settings.copyRange = snaplen
+        // 10 ms batches: one command's traffic is small, and a short window tells its
+        // short-lived children apart (a packet is matched to processes alive within it).
+        settings.flushTimeout = 1
         let (subscription, group) = try subscribeToFreeGroup(settings: settings, preferred: UInt16(30_000 + Int(ownPID) % 20_000))
         var spec = RulesetSpec(tableName: "nfowner_trace_\(ownPID)", group: group, snaplen: snaplen,
                                hooks: input ? [.output, .input] : [.output],
@@ -112,12 +117,14 @@ struct TraceCommand: ParsableCommand {
         let writer = EventWriter(format: format)
         do { try writer.writeHeader() } catch {}
         let cgroupNames = CgroupNames(mountPoint: mount.mountPoint)
-        let processor = BatchProcessor(buildsEvents: true, cgroups: cgroupNames, clock: {
+        let owners = OwnerResolution.start(events: processEvents, flushTimeout: settings.flushTimeout, report: note)
+        let processor = BatchProcessor(buildsEvents: true, cgroups: cgroupNames, attributor: owners.attributor, clock: {
             let now = WallClock.now()
             return EventTime(seconds: now.seconds, microseconds: now.microseconds)
         })
         let loop = ReceiveLoop(subscription: subscription, processor: processor, writer: writer,
-                               signals: signals, wakeup: wakeup, observe: { summary.add($0) })
+                               signals: signals, wakeup: wakeup, observe: { summary.add($0, owner: Self.senderLabel($0)) },
+                               sources: owners.sources, tick: { owners.housekeeping() })
         // When the command ends, give the kernel one flush interval to deliver its last packets.
         nonisolated(unsafe) var status: Int32 = 0
         let waiter = try? DedicatedThread(name: "nfowner-wait") {
@@ -139,6 +146,16 @@ struct TraceCommand: ParsableCommand {
                 + " exit_status=\(status)\n")
         if case .failed(let reason) = ending { throw UserFacingError(reason) }
         if status != 0 { throw ExitCode(status) }
+    }
+
+    /// "curl[812]" for a known process, "ping or sh (2 candidates)" for several, else nil (the
+    /// summary then labels by uid).
+    static func senderLabel(_ event: PacketEvent) -> String? {
+        guard let attribution = event.attribution else { return nil }
+        if let chosen = attribution.chosen { return "\(chosen.comm ?? "?")[\(chosen.pid)]" }
+        guard attribution.confidence == .candidates else { return nil }
+        let names = Set(attribution.processes.compactMap(\.comm)).sorted().joined(separator: " or ")
+        return "\(names) (\(attribution.processes.count) candidates)"
     }
 
     private func resolveIdentity() throws -> (uid: UInt32, gid: UInt32)? {
