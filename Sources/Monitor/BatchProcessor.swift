@@ -22,11 +22,11 @@ public struct BatchProcessor {
     /// cgroup id → path and unit; nil when there is no cgroup2 (events then carry only the id).
     private let cgroups: CgroupNames?
     /// Names the process behind each packet; nil when owner resolution is off.
-    private let attributor: OwnerAttributor?
+    private let attributor: (any PacketAttributing)?
 
     public init(eventLimit: UInt64? = nil, buildsEvents: Bool = true,
                 owners: OwnerNames = OwnerNames(), interfaces: InterfaceNames = InterfaceNames(),
-                cgroups: CgroupNames? = nil, attributor: OwnerAttributor? = nil,
+                cgroups: CgroupNames? = nil, attributor: (any PacketAttributing)? = nil,
                 clock: @escaping () -> EventTime) {
         self.cgroups = cgroups
         self.attributor = attributor
@@ -53,6 +53,7 @@ public struct BatchProcessor {
     public mutating func process(batch: UnsafeRawBufferPointer, emit: (PacketEvent) -> Void) -> Replies {
         counters.batches += 1
         currentBatchTime = nil
+        attributor?.beginBatch()
         var replies = Replies()
         // One receive time per batch: NFLOG has no timestamp at output, and every message in a
         // batch was queued within the flush timeout of the first.

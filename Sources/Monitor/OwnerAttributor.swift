@@ -18,6 +18,8 @@ public final class OwnerAttributor {
     private let table: ProcessTable
     private let sockets: SocketResolver?
     private let procFS = ProcFS()
+    /// Inodes the pid index was rebuilt for already (each at most once).
+    private var rebuiltFor: Set<UInt64> = []
     /// How long before the receive time a packet may have been sent: the NFLOG flush timeout
     /// plus scheduling slack. A process that exited before that cannot have sent it.
     private let window: UInt64
@@ -65,7 +67,17 @@ public final class OwnerAttributor {
         }
         // 1. The socket itself, while it exists.
         if let found = try? sockets?.resolve(packet: packet, direction: lookupDirection) {
-            let owned = found.sockets.filter { $0.uid == uid && !$0.pids.isEmpty }
+            var owned = found.sockets.filter { $0.uid == uid && !$0.pids.isEmpty }
+            if owned.isEmpty, let socket = found.sockets.first(where: { $0.uid == uid && $0.inode != 0 }),
+               let sockets, !rebuiltFor.contains(socket.inode) {
+                // The socket exists but the inode → pid index predates it (its rescans are
+                // rate-limited): rebuild once for this inode rather than settle for candidates.
+                rebuiltFor.insert(socket.inode)
+                if rebuiltFor.count > 4096 { rebuiltFor.removeAll() }
+                sockets.owners.rebuild()
+                let pids = sockets.owners.pids(forInode: socket.inode)
+                if !pids.isEmpty { owned = [ResolvedSocket(uid: socket.uid, inode: socket.inode, cgroupID: socket.cgroupID, state: socket.state, pids: pids)] }
+            }
             let pids = Array(Set(owned.flatMap(\.pids))).sorted()
             if !pids.isEmpty {
                 let processes = pids.prefix(OwnerAttribution.maximumListed).map(reference)

@@ -1,21 +1,38 @@
+import Export
 import NetfilterSystem
+import PacketParsing
 import ProcessResolution
+import Synchronization
 
-/// The parts of owner resolution the receive thread runs: the process table fed by kernel
-/// process events (or periodic /proc scans when those are unavailable), the socket resolver,
-/// and the attributor on top. Create it on the thread that will use it, inside the namespace.
-public final class OwnerResolution: @unchecked Sendable {
-    public let table: ProcessTable
-    public let events: ProcessEventSource
-    public let attributor: OwnerAttributor
+/// Anything that names the process behind a packet.
+public protocol PacketAttributing: AnyObject {
+    /// Called once before each batch's packets are attributed.
+    func beginBatch()
+    func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?,
+                   cgroupPath: String?, now: UInt64) -> OwnerAttribution
+}
+
+extension OwnerAttributor: PacketAttributing {
+    public func beginBatch() {}
+}
+
+/// Owner resolution for a running monitor: the process table, fed by kernel process events on
+/// a thread of its own, and the attributor the receive thread asks.
+///
+/// Why a thread of its own: a short-lived process's exe and cgroup can be read from /proc only
+/// until its parent reaps it, often a millisecond after exit. Reading them on the receive thread
+/// lost that race whenever a batch of packets was being processed or formatted. The table sits
+/// behind a lock; the receive thread also drains pending events itself before each query, so a
+/// packet is never attributed before its sender's exec was applied.
+public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
+    private let table: ProcessTable
+    private let events: ProcessEventSource
+    private let attributor: OwnerAttributor
+    private let lock = Mutex(())
+    private let stop: WakeupEvent?
+    private var thread: DedicatedThread?
     private var lastRescan = WallClock.monotonicNanoseconds()
     private static let rescanInterval: UInt64 = 1_000_000_000
-
-    init(table: ProcessTable, events: ProcessEventSource, attributor: OwnerAttributor) {
-        self.table = table
-        self.events = events
-        self.attributor = attributor
-    }
 
     /// Subscribes to process events. Call it BEFORE entering another network namespace: the
     /// kernel's process connector exists only in the initial one (elsewhere the subscription is
@@ -24,11 +41,10 @@ public final class OwnerResolution: @unchecked Sendable {
         ProcessEventSource()
     }
 
-    /// Seeds the table from /proc and opens the socket resolver (in the calling thread's
-    /// namespace: sock_diag answers for it). Reports once what is missing (no connector:
-    /// periodic scans; no sock_diag: no exact matches).
-    public static func start(events: ProcessEventSource, flushTimeout: UInt32,
-                             report: (String) -> Void) -> OwnerResolution {
+    /// Seeds the table from /proc, opens the socket resolver (in the calling thread's
+    /// namespace: sock_diag answers for it) and starts the event thread. Reports once what is
+    /// missing (no connector: periodic scans; no sock_diag: no exact matches).
+    public init(events: ProcessEventSource, flushTimeout: UInt32, report: (String) -> Void) {
         if case .rescan(let reason) = events.mode { report(reason) }
         let table = ProcessTable()
         table.seed()
@@ -38,24 +54,49 @@ public final class OwnerResolution: @unchecked Sendable {
         } catch {
             report("exact socket lookup unavailable (\(error)); attributing by uid and cgroup only")
         }
-        return OwnerResolution(table: table, events: events,
-                               attributor: OwnerAttributor(table: table, sockets: sockets, flushTimeoutHundredths: flushTimeout))
+        self.table = table
+        self.events = events
+        attributor = OwnerAttributor(table: table, sockets: sockets, flushTimeoutHundredths: flushTimeout)
+        stop = try? WakeupEvent()
+        if let descriptor = events.descriptor, let stop {
+            thread = try? DedicatedThread(name: "nfowner-procs") { [self] in
+                while let ready = try? waitReadable([descriptor, stop.descriptor], timeoutMilliseconds: -1),
+                      !ready.contains(stop.descriptor) {
+                    lock.withLock { _ in table.drain(events) }
+                }
+            }
+        }
     }
 
-    /// The process-event descriptor, for the receive loop to poll and drain before each batch.
-    public var sources: [PollSource] {
-        guard let descriptor = events.descriptor else { return [] }
-        return [PollSource(descriptor: descriptor) { [self] in table.drain(events) }]
+    /// Applies process events still queued, so no packet of this batch predates its sender.
+    public func beginBatch() {
+        lock.withLock { _ in table.drain(events) }
     }
 
-    /// Periodic work on the receive thread: expire exited processes and stale flows; in
-    /// fallback mode, rescan /proc.
+    public func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?,
+                          cgroupPath: String?, now: UInt64) -> OwnerAttribution {
+        lock.withLock { _ in
+            attributor.attribute(packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
+        }
+    }
+
+    /// Periodic work (from the receive loop's tick): expire exited processes and stale flows;
+    /// without process events, rescan /proc.
     public func housekeeping() {
         let now = WallClock.monotonicNanoseconds()
-        attributor.housekeeping(now: now)
-        if events.descriptor == nil, now - lastRescan >= Self.rescanInterval {
-            lastRescan = now
-            table.rescan()
+        lock.withLock { _ in
+            attributor.housekeeping(now: now)
+            if events.descriptor == nil, now - lastRescan >= Self.rescanInterval {
+                lastRescan = now
+                table.rescan()
+            }
         }
+    }
+
+    /// Stops the event thread.
+    public func shutdown() {
+        stop?.signal()
+        thread?.join()
+        thread = nil
     }
 }

@@ -260,6 +260,10 @@ public final class ProcessTable {
     private func markExited(_ pid: Int32, at time: UInt64) {
         guard var entry = alive.removeValue(forKey: pid) else { return }
         entry.exitTime = max(time, entry.startTime)
+        // A move to another cgroup raises no process event, and a process often moves itself
+        // right after fork (`echo $$ > cgroup.procs; exec …`). Until its parent reaps it the
+        // exiting task is still in /proc: take its final cgroup now.
+        if let cgroup = procFS.cgroupPath(pid) { entry.cgroupPath = cgroup }
         exited.append(entry)
         while alive.count + exitedCount > capacity, exitedHead < exited.count {
             exitedHead += 1

@@ -136,28 +136,30 @@ struct MonitorCommand: ParsableCommand {
                 note("not following cgroups: \(error)")
             }
         }
-        note("reading NFLOG group\(plan.nflog.groups.count > 1 ? "s" : "") "
-             + plan.nflog.groups.map(String.init).joined(separator: ",")
-             + (follower != nil ? "; following cgroups" : "") + "; stop with Ctrl-C")
 
         let writer = EventWriter(format: format)
         do { try writer.writeHeader() } catch {}
         let cgroupNames = plan.cgroupMount.flatMap { CgroupNames(mountPoint: $0.mountPoint) }
-        let owners = processEvents.map { OwnerResolution.start(events: $0, flushTimeout: plan.nflog.flushTimeout, report: note) }
+        let owners = processEvents.map { OwnerResolution(events: $0, flushTimeout: plan.nflog.flushTimeout, report: note) }
         let processor = BatchProcessor(eventLimit: count, buildsEvents: format != .none, cgroups: cgroupNames,
-                                       attributor: owners?.attributor, clock: {
+                                       attributor: owners, clock: {
             let now = WallClock.now()
             return EventTime(seconds: now.seconds, microseconds: now.microseconds)
         })
         let loop = ReceiveLoop(subscription: subscription, processor: processor, writer: writer,
-                               signals: signals, wakeup: wakeup, sources: owners?.sources ?? [],
+                               signals: signals, wakeup: wakeup,
                                tick: owners.map { owners in { owners.housekeeping() } })
+        // Announced only now that every part is listening: tools (and tests) start sending on it.
+        note("reading NFLOG group\(plan.nflog.groups.count > 1 ? "s" : "") "
+             + plan.nflog.groups.map(String.init).joined(separator: ",")
+             + (follower != nil ? "; following cgroups" : "") + "; stop with Ctrl-C")
         let followThread = follower.flatMap { follower in try? DedicatedThread(name: "nfowner-follow") { follower.run() } }
         let started = WallClock.monotonicNanoseconds()
         let ending = runOnDedicatedThread(loop)
         let seconds = Double(WallClock.monotonicNanoseconds() - started) / 1e9
         follower?.requestStop()
         followThread?.join()
+        owners?.shutdown()
         subscription.close()
 
         if installedByUs && !keepRules {

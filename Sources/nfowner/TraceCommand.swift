@@ -100,31 +100,37 @@ struct TraceCommand: ParsableCommand {
         }
         defer { _ = try? runner.remove(spec) }
 
+        // Everything that reads packets is ready before the command starts: the process table
+        // is seeded (a /proc scan) and listening, so even its first, shortest child is seen.
+        nonisolated(unsafe) var summary = TrafficSummary()
+        let writer = EventWriter(format: format)
+        do { try writer.writeHeader() } catch {}
+        let cgroupNames = CgroupNames(mountPoint: mount.mountPoint)
+        let owners = OwnerResolution(events: processEvents, flushTimeout: settings.flushTimeout, report: note)
+        let processor = BatchProcessor(buildsEvents: true, cgroups: cgroupNames, attributor: owners, clock: {
+            let now = WallClock.now()
+            return EventTime(seconds: now.seconds, microseconds: now.microseconds)
+        })
+        let loop = ReceiveLoop(subscription: subscription, processor: processor, writer: writer,
+                               signals: signals, wakeup: wakeup, observe: { summary.add($0, owner: Self.senderLabel($0)) },
+                               tick: { owners.housekeeping() })
         // Into the cgroup first, then drop privileges, then exec: no packet leaves outside it.
         var wrapper = ["-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\"", cgroupDirectory]
         if let identity {
             wrapper += ["setpriv", "--reuid=\(identity.uid)", "--regid=\(identity.gid)", "--init-groups"]
         }
         wrapper += command
+        nonisolated(unsafe) var ending = ReceiveLoop.Ending.stopRequested
+        let receiver = try? DedicatedThread(name: "nfowner-recv") { ending = loop.run() }
         let child: Int32
         do { child = try ChildProcess.spawn("/bin/sh", wrapper) } catch {
+            loop.requestStop()
+            receiver?.join()
             subscription.close()
             throw UserFacingError("cannot start \(command[0]): \(error)")
         }
         note("tracing \(command.joined(separator: " ")) (pid \(child)) in cgroup \(cgroupPath), NFLOG group \(group)")
 
-        nonisolated(unsafe) var summary = TrafficSummary()
-        let writer = EventWriter(format: format)
-        do { try writer.writeHeader() } catch {}
-        let cgroupNames = CgroupNames(mountPoint: mount.mountPoint)
-        let owners = OwnerResolution.start(events: processEvents, flushTimeout: settings.flushTimeout, report: note)
-        let processor = BatchProcessor(buildsEvents: true, cgroups: cgroupNames, attributor: owners.attributor, clock: {
-            let now = WallClock.now()
-            return EventTime(seconds: now.seconds, microseconds: now.microseconds)
-        })
-        let loop = ReceiveLoop(subscription: subscription, processor: processor, writer: writer,
-                               signals: signals, wakeup: wakeup, observe: { summary.add($0, owner: Self.senderLabel($0)) },
-                               sources: owners.sources, tick: { owners.housekeeping() })
         // When the command ends, give the kernel one flush interval to deliver its last packets.
         nonisolated(unsafe) var status: Int32 = 0
         let waiter = try? DedicatedThread(name: "nfowner-wait") {
@@ -132,13 +138,13 @@ struct TraceCommand: ParsableCommand {
             ChildProcess.sleep(milliseconds: Int(settings.flushTimeout) * 10 + 100)
             loop.requestStop()
         }
-        nonisolated(unsafe) var ending = ReceiveLoop.Ending.stopRequested
-        if let thread = try? DedicatedThread(name: "nfowner-recv", { ending = loop.run() }) { thread.join() }
+        receiver?.join()
         if case .signal(let number) = ending {
             // Ctrl-C reached the command too (same terminal); make sure it ends, then finish.
             ChildProcess.send(number, to: child)
         }
         waiter?.join()
+        owners.shutdown()
         subscription.close()
         try? OutputDescriptor.standardError.write(summary.render())
         try? OutputDescriptor.standardError.write(

@@ -38,6 +38,11 @@ struct TraceEndToEndTests {
         #expect(result.stderr.contains("tcp 127.0.0.1 9401"))
         #expect(result.stderr.contains("icmp 127.0.0.1 type 8"))
         #expect(result.stderr.contains("exit_status=3"))
+        // Both children are named: curl exactly (its socket is alive), ping among the candidates.
+        #expect(events.contains { $0.string("comm") == "curl" && $0.string("confidence") == "exact" })
+        let pingProcesses = (ping?["processes"] as? [[String: Any]] ?? []).compactMap { $0.string("comm") }
+        #expect(pingProcesses.contains("ping"))
+        #expect(result.stderr.contains("curl["))
         // Its table and its cgroup are gone.
         #expect(!(try namespace.nft(["list", "tables"]).stdout.contains("nfowner_trace")))
         let mountinfo = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
