@@ -186,14 +186,17 @@ public final class ProcessTable {
         case .uid(let pid, let tgid, _, let effective):
             guard pid == tgid, var entry = alive[tgid] ?? unknown(tgid, at: time) else { return }
             entry.uid = effective
+            retryMissedExec(&entry)
             alive[tgid] = entry
         case .gid(let pid, let tgid, _, let effective):
             guard pid == tgid, var entry = alive[tgid] ?? unknown(tgid, at: time) else { return }
             entry.gid = effective
+            retryMissedExec(&entry)
             alive[tgid] = entry
         case .comm(let pid, let tgid, let comm):
             guard pid == tgid, var entry = alive[tgid] ?? unknown(tgid, at: time) else { return }
             entry.comm = comm
+            retryMissedExec(&entry)
             alive[tgid] = entry
         case .exit(let pid, let tgid, _, _, _, _):
             guard pid == tgid else { return }  // a thread ended
@@ -255,6 +258,15 @@ public final class ProcessTable {
             counters.evictedByCap += 1
         }
         compactExited()
+    }
+
+    /// A process whose exe could not be read at exec (the reader was late) is still running when
+    /// its next event (comm, setuid) arrives: try again then.
+    private func retryMissedExec(_ entry: inout ProcessEntry) {
+        guard entry.missedExec, let exe = procFS.exe(entry.pid) else { return }
+        entry.exe = exe
+        if entry.cmdline == nil { entry.cmdline = procFS.cmdline(entry.pid) }
+        entry.missedExec = false
     }
 
     private func markExited(_ pid: Int32, at time: UInt64) {
