@@ -1,6 +1,11 @@
 import Foundation
 import Testing
 
+/// Every root end-to-end suite is nested here: they run one at a time (timing matters to
+/// some — a short-lived process must be seen before it is reaped — and the machine has 2
+/// cores), while unit tests in other targets still run in parallel.
+@Suite(.serialized) enum EndToEnd {}
+
 /// Shared machinery for the end-to-end tests: real binaries, real namespaces, real kernel.
 enum Harness {
     static let isRoot = getuid() == 0

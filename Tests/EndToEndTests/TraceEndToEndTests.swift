@@ -1,72 +1,74 @@
 import Foundation
 import Testing
 
-@Suite(.serialized, .enabled(if: Harness.isRoot, Harness.rootReason))
-struct TraceEndToEndTests {
-    @Test func traceShowsEveryChildOfAShellScriptAndCleansUp() throws {
-        let namespace = try TestNamespace("trace")
-        defer { namespace.close() }
-        let listener = Process()
-        listener.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        listener.arguments = ["nsenter", "--net=\(namespace.path)", Harness.traffic,
-                              "listen", "--tcp", "--port", "9401", "--address", "127.0.0.1", "--timeout", "10", "--accept", "1"]
-        let ready = Pipe()
-        listener.standardOutput = ready
-        try listener.run()
-        defer {
-            if listener.isRunning { kill(listener.processIdentifier, SIGKILL) }
-            listener.waitUntilExit()
-        }
-        _ = ready.fileHandleForReading.availableData
+extension EndToEnd {
+    @Suite(.serialized, .enabled(if: Harness.isRoot, Harness.rootReason))
+    struct TraceEndToEndTests {
+        @Test func traceShowsEveryChildOfAShellScriptAndCleansUp() throws {
+            let namespace = try TestNamespace("trace")
+            defer { namespace.close() }
+            let listener = Process()
+            listener.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            listener.arguments = ["nsenter", "--net=\(namespace.path)", Harness.traffic,
+                                  "listen", "--tcp", "--port", "9401", "--address", "127.0.0.1", "--timeout", "10", "--accept", "1"]
+            let ready = Pipe()
+            listener.standardOutput = ready
+            try listener.run()
+            defer {
+                if listener.isRunning { kill(listener.processIdentifier, SIGKILL) }
+                listener.waitUntilExit()
+            }
+            _ = ready.fileHandleForReading.availableData
 
-        // Unrelated traffic at the same time must not show up in the trace.
-        try namespace.traffic(["udp", "--to", "127.0.0.1", "--port", "9402"])
-        let script = "ping -c1 -W1 127.0.0.1 >/dev/null; curl -s -m 2 -o /dev/null http://127.0.0.1:9401/; exit 3"
-        let result = try Harness.run(Harness.nfowner, ["trace", "--format", "json", "--netns", namespace.name,
-                                                       "--user", "nobody", "--", "/bin/sh", "-c", script])
-        #expect(result.status == 3, "trace exits with the command's status")
-        let events = result.stdout.split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            // Unrelated traffic at the same time must not show up in the trace.
+            try namespace.traffic(["udp", "--to", "127.0.0.1", "--port", "9402"])
+            let script = "ping -c1 -W1 127.0.0.1 >/dev/null; curl -s -m 2 -o /dev/null http://127.0.0.1:9401/; exit 3"
+            let result = try Harness.run(Harness.nfowner, ["trace", "--format", "json", "--netns", namespace.name,
+                                                           "--user", "nobody", "--", "/bin/sh", "-c", script])
+            #expect(result.status == 3, "trace exits with the command's status")
+            let events = result.stdout.split(separator: "\n").compactMap {
+                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }
+            let ping = events.first { $0.string("proto") == "icmp" && $0.int("icmp_type") == 8 }
+            #expect(ping?.int("uid") == Int(Harness.unprivilegedUID))
+            let syn = events.first { $0.int("dport") == 9401 && $0.string("tcp_flags") == "S" }
+            #expect(syn?.int("uid") == Int(Harness.unprivilegedUID))
+            #expect(events.allSatisfy { ($0.string("cgroup") ?? "").hasPrefix("/nfowner-trace-") })
+            #expect(!events.contains { $0.int("dport") == 9402 })
+            #expect(result.stderr.contains("nfowner trace summary"))
+            #expect(result.stderr.contains("tcp 127.0.0.1 9401"))
+            #expect(result.stderr.contains("icmp 127.0.0.1 type 8"))
+            #expect(result.stderr.contains("exit_status=3"))
+            // Both children are named: curl exactly (its socket is alive), ping among the candidates.
+            #expect(events.contains { $0.string("comm") == "curl" && $0.string("confidence") == "exact" })
+            let pingProcesses = (ping?["processes"] as? [[String: Any]] ?? []).compactMap { $0.string("comm") }
+            #expect(pingProcesses.contains("ping"))
+            #expect(result.stderr.contains("curl["))
+            // Its table and its cgroup are gone.
+            #expect(!(try namespace.nft(["list", "tables"]).stdout.contains("nfowner_trace")))
+            let mountinfo = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
+            let root = mountinfo.split(separator: "\n").first { $0.contains(" - cgroup2 ") }.map { String($0.split(separator: " ")[4]) } ?? ""
+            let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+            #expect(!leftovers.contains { $0.hasPrefix("nfowner-trace-") })
         }
-        let ping = events.first { $0.string("proto") == "icmp" && $0.int("icmp_type") == 8 }
-        #expect(ping?.int("uid") == Int(Harness.unprivilegedUID))
-        let syn = events.first { $0.int("dport") == 9401 && $0.string("tcp_flags") == "S" }
-        #expect(syn?.int("uid") == Int(Harness.unprivilegedUID))
-        #expect(events.allSatisfy { ($0.string("cgroup") ?? "").hasPrefix("/nfowner-trace-") })
-        #expect(!events.contains { $0.int("dport") == 9402 })
-        #expect(result.stderr.contains("nfowner trace summary"))
-        #expect(result.stderr.contains("tcp 127.0.0.1 9401"))
-        #expect(result.stderr.contains("icmp 127.0.0.1 type 8"))
-        #expect(result.stderr.contains("exit_status=3"))
-        // Both children are named: curl exactly (its socket is alive), ping among the candidates.
-        #expect(events.contains { $0.string("comm") == "curl" && $0.string("confidence") == "exact" })
-        let pingProcesses = (ping?["processes"] as? [[String: Any]] ?? []).compactMap { $0.string("comm") }
-        #expect(pingProcesses.contains("ping"))
-        #expect(result.stderr.contains("curl["))
-        // Its table and its cgroup are gone.
-        #expect(!(try namespace.nft(["list", "tables"]).stdout.contains("nfowner_trace")))
-        let mountinfo = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
-        let root = mountinfo.split(separator: "\n").first { $0.contains(" - cgroup2 ") }.map { String($0.split(separator: " ")[4]) } ?? ""
-        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
-        #expect(!leftovers.contains { $0.hasPrefix("nfowner-trace-") })
-    }
 
-    @Test func aCommandThatExitsRightAfterSendingIsStillTraced() throws {
-        let namespace = try TestNamespace("trfast")
-        defer { namespace.close() }
-        let result = try Harness.run(Harness.nfowner, ["trace", "--format", "json", "--netns", namespace.name, "--",
-                                                       Harness.traffic, "burst-exit", "--to", "127.0.0.1", "--port", "9403",
-                                                       "--uid", "65534", "--gid", "65534"])
-        #expect(result.status == 0)
-        let events = result.stdout.split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        @Test func aCommandThatExitsRightAfterSendingIsStillTraced() throws {
+            let namespace = try TestNamespace("trfast")
+            defer { namespace.close() }
+            let result = try Harness.run(Harness.nfowner, ["trace", "--format", "json", "--netns", namespace.name, "--",
+                                                           Harness.traffic, "burst-exit", "--to", "127.0.0.1", "--port", "9403",
+                                                           "--uid", "65534", "--gid", "65534"])
+            #expect(result.status == 0)
+            let events = result.stdout.split(separator: "\n").compactMap {
+                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }
+            #expect(events.contains { $0.int("dport") == 9403 && $0.int("uid") == Int(Harness.unprivilegedUID) })
         }
-        #expect(events.contains { $0.int("dport") == 9403 && $0.int("uid") == Int(Harness.unprivilegedUID) })
-    }
 
-    @Test func traceWithoutACommandExplainsUsage() throws {
-        let result = try Harness.run(Harness.nfowner, ["trace"])
-        #expect(result.status != 0)
-        #expect(result.stderr.contains("give the command to trace after --"))
+        @Test func traceWithoutACommandExplainsUsage() throws {
+            let result = try Harness.run(Harness.nfowner, ["trace"])
+            #expect(result.status != 0)
+            #expect(result.stderr.contains("give the command to trace after --"))
+        }
     }
 }
