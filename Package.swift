@@ -9,6 +9,13 @@ let package = Package(
     products: [
         .executable(name: "nfowner", targets: ["nfowner"]),
         .executable(name: "nfowner-traffic", targets: ["nfowner-traffic"]),
+        // The pipeline's libraries, for the benchmarks package (Benchmarks/) and other tools.
+        .library(name: "NetlinkWire", targets: ["NetlinkWire"]),
+        .library(name: "PacketParsing", targets: ["PacketParsing"]),
+        .library(name: "Export", targets: ["Export"]),
+        .library(name: "Monitor", targets: ["Monitor"]),
+        .library(name: "ProcessResolution", targets: ["ProcessResolution"]),
+        .library(name: "Rules", targets: ["Rules"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

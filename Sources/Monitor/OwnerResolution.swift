@@ -44,9 +44,11 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
     /// Seeds the table from /proc, opens the socket resolver (in the calling thread's
     /// namespace: sock_diag answers for it) and starts the event thread. Reports once what is
     /// missing (no connector: periodic scans; no sock_diag: no exact matches).
-    public init(events: ProcessEventSource, flushTimeout: UInt32, report: (String) -> Void) {
+    /// `exitGrace`: how long exited processes stay attributable, in nanoseconds.
+    public init(events: ProcessEventSource, flushTimeout: UInt32,
+                exitGrace: UInt64 = ProcessTable.defaultGracePeriod, report: (String) -> Void) {
         if case .rescan(let reason) = events.mode { report(reason) }
-        let table = ProcessTable()
+        let table = ProcessTable(gracePeriod: exitGrace)
         table.seed()
         var sockets: SocketResolver?
         do {

@@ -55,6 +55,11 @@ struct MonitorCommand: ParsableCommand {
     @Flag(name: .customLong("no-processes"), help: "Do not resolve packets to processes (pid/comm/exe); uid, gid and cgroup only.")
     var noProcesses = false
 
+    @Option(name: .customLong("exit-grace"), help: ArgumentHelp(
+        "How long exited processes stay attributable, in seconds (packets reach nfowner after their sender may have exited). Default: 30.",
+        valueName: "seconds"))
+    var exitGrace: UInt32 = 30
+
     @OptionGroup var namespace: NamespaceOption
 
     func validate() throws {
@@ -64,6 +69,7 @@ struct MonitorCommand: ParsableCommand {
             throw ValidationError("--receive-buffer below 65536 bytes would lose batches")
         }
         if flushTimeout == 0 { throw ValidationError("--flush-timeout must be at least 1 (1/100 s)") }
+        if exitGrace == 0 || exitGrace > 3600 { throw ValidationError("--exit-grace must be 1 to 3600 seconds") }
     }
 
     func run() throws {
@@ -140,7 +146,8 @@ struct MonitorCommand: ParsableCommand {
         let writer = EventWriter(format: format)
         do { try writer.writeHeader() } catch {}
         let cgroupNames = plan.cgroupMount.flatMap { CgroupNames(mountPoint: $0.mountPoint) }
-        let owners = processEvents.map { OwnerResolution(events: $0, flushTimeout: plan.nflog.flushTimeout, report: note) }
+        let owners = processEvents.map { OwnerResolution(events: $0, flushTimeout: plan.nflog.flushTimeout,
+                                                                         exitGrace: UInt64(exitGrace) * 1_000_000_000, report: note) }
         let processor = BatchProcessor(eventLimit: count, buildsEvents: format != .none, cgroups: cgroupNames,
                                        attributor: owners, clock: {
             let now = WallClock.now()
