@@ -33,16 +33,8 @@ public enum ChildProcess {
         posix_spawn_file_actions_adddup2(&actions, stderrPipe.write, 2)
 
         var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
+        resetSignals(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGPIPE, SIGINT, SIGTERM, SIGHUP] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
         let argv = ([executable] + arguments).map { strdup($0) }
         defer { argv.forEach { free($0) } }
@@ -98,6 +90,21 @@ public enum ChildProcess {
         return Outcome(status: exitStatus, stdout: stdout, stderr: stderr)
     }
 
+    /// Initializes `attributes` so the child starts with default dispositions for the signals
+    /// nfowner blocks or ignores, and an empty mask: ignored dispositions and the mask would
+    /// otherwise survive exec (nft or the traced command would ignore Ctrl-C).
+    private static func resetSignals(_ attributes: inout posix_spawnattr_t) {
+        posix_spawnattr_init(&attributes)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGPIPE, SIGINT, SIGTERM, SIGHUP] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    }
+
     private static func makePipe() throws(SystemError) -> (read: Int32, write: Int32) {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw SystemError(code: Errno.current, operation: "create pipe") }
@@ -112,16 +119,8 @@ extension ChildProcess {
     /// an empty signal mask; returns its pid. For commands the user watches (`nfowner trace`).
     public static func spawn(_ executable: String, _ arguments: [String]) throws(SystemError) -> Int32 {
         var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
+        resetSignals(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGPIPE, SIGINT, SIGTERM, SIGHUP] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         let argv = ([executable] + arguments).map { strdup($0) }
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0

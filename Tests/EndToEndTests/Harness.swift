@@ -103,6 +103,15 @@ final class TestNamespace {
         return Harness.keyValues(result.stdout.split(separator: "\n").last.map(String.init) ?? "")
     }
 
+    /// Starts a TCP sink (`nfowner-traffic listen`) on 127.0.0.1:`port` inside the namespace and
+    /// returns once it listens. It exits by itself after `accept` connections or 10 s; `stop()`
+    /// ends it early (by PID).
+    func tcpListener(port: Int, accept: Int = 1) throws -> BackgroundProcess {
+        try BackgroundProcess(["nsenter", "--net=\(path)", Harness.traffic, "listen", "--tcp", "--port", String(port),
+                               "--address", "127.0.0.1", "--timeout", "10", "--accept", String(accept)],
+                              waitForOutput: true)
+    }
+
     func nft(_ arguments: [String], input: String? = nil) throws -> Harness.Result {
         try exec(["nft"] + arguments, input: input)
     }
@@ -114,6 +123,33 @@ final class TestNamespace {
     }
 
     deinit { close() }
+}
+
+/// A helper process a test runs in the background; killed by PID on `stop()` or deinit.
+final class BackgroundProcess {
+    let process = Process()
+
+    /// Starts `command` (through /usr/bin/env). With `waitForOutput`, returns once the process
+    /// printed something (a "ready" line).
+    init(_ command: [String], waitForOutput: Bool = false) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = command
+        let output = Pipe()
+        process.standardOutput = waitForOutput ? output : FileHandle.nullDevice
+        try process.run()
+        if waitForOutput { _ = output.fileHandleForReading.availableData }
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    func waitUntilExit() { process.waitUntilExit() }
+
+    func stop() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
 }
 
 extension Harness.Result {

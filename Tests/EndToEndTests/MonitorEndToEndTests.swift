@@ -72,18 +72,8 @@ extension EndToEnd {
         }
 
         @Test func tcpConnectionPacketsCarryTheClientOwner() throws {
-            let listener = Process()
-            listener.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            listener.arguments = ["nsenter", "--net=\(namespace.path)", Harness.traffic,
-                                  "listen", "--tcp", "--port", "9103", "--address", "127.0.0.1", "--timeout", "10", "--accept", "1"]
-            let listenerOutput = Pipe()
-            listener.standardOutput = listenerOutput
-            try listener.run()
-            defer {
-                if listener.isRunning { kill(listener.processIdentifier, SIGKILL) }
-                listener.waitUntilExit()
-            }
-            _ = listenerOutput.fileHandleForReading.availableData // "ready port=…" once it listens
+            let listener = try namespace.tcpListener(port: 9103)
+            defer { listener.stop() }
             let sent = try namespace.traffic(["tcp", "--to", "127.0.0.1", "--port", "9103", "--bytes", "300"])
             #expect(sent["sent"] == "1")
             let client = events(where: { $0.int("dport") == 9103 && $0.string("proto") == "tcp" }, atLeast: 3)

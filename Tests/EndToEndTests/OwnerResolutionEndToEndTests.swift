@@ -38,18 +38,8 @@ extension EndToEnd {
             let cgroups = try TestCgroups("ownx")
             defer { cgroups.close() }
             let cgroup = try cgroups.make(cgroups.top + "/shared")
-            let listener = Process()
-            listener.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            listener.arguments = ["nsenter", "--net=\(namespace.path)", Harness.traffic,
-                                  "listen", "--tcp", "--port", "9502", "--address", "127.0.0.1", "--timeout", "10", "--accept", "2"]
-            let ready = Pipe()
-            listener.standardOutput = ready
-            try listener.run()
-            defer {
-                if listener.isRunning { kill(listener.processIdentifier, SIGKILL) }
-                listener.waitUntilExit()
-            }
-            _ = ready.fileHandleForReading.availableData
+            let listener = try namespace.tcpListener(port: 9502, accept: 2)
+            defer { listener.stop() }
             let monitor = try RunningMonitor(["--format", "json", "--netns", namespace.name, "--flush-timeout", "1"])
 
             // curl and bash (/dev/tcp), same uid, same cgroup, at the same time; both hold their

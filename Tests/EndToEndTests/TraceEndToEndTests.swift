@@ -7,18 +7,8 @@ extension EndToEnd {
         @Test func traceShowsEveryChildOfAShellScriptAndCleansUp() throws {
             let namespace = try TestNamespace("trace")
             defer { namespace.close() }
-            let listener = Process()
-            listener.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            listener.arguments = ["nsenter", "--net=\(namespace.path)", Harness.traffic,
-                                  "listen", "--tcp", "--port", "9401", "--address", "127.0.0.1", "--timeout", "10", "--accept", "1"]
-            let ready = Pipe()
-            listener.standardOutput = ready
-            try listener.run()
-            defer {
-                if listener.isRunning { kill(listener.processIdentifier, SIGKILL) }
-                listener.waitUntilExit()
-            }
-            _ = ready.fileHandleForReading.availableData
+            let listener = try namespace.tcpListener(port: 9401)
+            defer { listener.stop() }
 
             // Unrelated traffic at the same time must not show up in the trace.
             try namespace.traffic(["udp", "--to", "127.0.0.1", "--port", "9402"])
