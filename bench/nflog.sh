@@ -15,7 +15,7 @@
 #
 # Run as root: sudo bench/nflog.sh      (≈ 5 min with the defaults)
 # Environment knobs (defaults in brackets):
-#   NFO_BENCH_REPS [3], NFO_BENCH_DURATION [3] s per run, NFO_BENCH_GROUP [42], NFO_BENCH_RATE [200000]
+#   NFO_BENCH_REPS [3], NFO_BENCH_DURATION [3] s per run, NFO_BENCH_GROUP [42], NFO_BENCH_RATE [50000]
 #   NFO_BENCH_CASES ["max-64 max-1400 max-64-x8 rate-64"]   <max|rate>-<payload bytes>[-x<log rules>]
 #   NFO_BENCH_CONSUMERS ["c none json tcpdump"], NFO_BENCH_NFQUEUE [1]
 set -euo pipefail
@@ -24,7 +24,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 REPS=${NFO_BENCH_REPS:-3}
 DURATION=${NFO_BENCH_DURATION:-3}
 GROUP=${NFO_BENCH_GROUP:-42}
-RATE=${NFO_BENCH_RATE:-200000}
+RATE=${NFO_BENCH_RATE:-50000}
 read -r -a CASES <<<"${NFO_BENCH_CASES:-max-64 max-1400 max-64-x8 rate-64}"
 read -r -a CONSUMERS <<<"${NFO_BENCH_CONSUMERS:-c none json tcpdump}"
 NFQUEUE=${NFO_BENCH_NFQUEUE:-1}
@@ -69,6 +69,12 @@ cleanup() {
         wait "$pid" 2>/dev/null
     done
     [[ $NS_CREATED -eq 1 ]] && ip netns del "$NS" 2>/dev/null
+    # A failed run keeps its raw measurements.
+    if [[ $rc -ne 0 && -s $WORK/raw.txt ]]; then
+        mkdir -p "$REPO/bench/results"
+        cat "$WORK/raw.txt" "$WORK/nfq.txt" >"$REPO/bench/results/nflog-failed-$NAME.txt" 2>/dev/null
+        echo "nflog.sh: raw measurements kept in bench/results/nflog-failed-$NAME.txt" >&2
+    fi
     rm -rf "$WORK"
     exit "$rc"
 }
@@ -277,8 +283,8 @@ if [[ $NFQUEUE == 1 ]]; then
         in_ns iptables -A OUTPUT -p udp -j NFQUEUE --queue-num "$QUEUE_NUM"
         nsenter --net="$NSFILE" "$WORK/nfqueue-accept" "$QUEUE_NUM" </dev/null >/dev/null 2>"$WORK/nfq.err" &
         CONSUMER_PID=$!
-        for _ in $(seq 50); do grep -q '^ready' "$WORK/nfq.err" && break; sleep 0.1; done
-        grep -q '^ready' "$WORK/nfq.err" || die "nfqueue-accept did not start: $(cat "$WORK/nfq.err")"
+        for _ in $(seq 200); do grep -q '^ready' "$WORK/nfq.err" && break; sleep 0.1; done
+        grep -q '^ready' "$WORK/nfq.err" || die "nfqueue-accept did not start in 20 s: $(cat "$WORK/nfq.err")"
         out=$(in_ns "$TRAFFIC" udp --to 127.0.0.1 --port "$SINK_PORT" --max --duration "$DURATION" --size 64 --quiet)
         sleep 0.3
         rt=$(roundtrip)
