@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Instruction profile of `nfowner monitor` under NFLOG load, with valgrind's callgrind (instruction
+# counts are reproducible here; perf hardware counters are not available in this VM).
+#
+# In a network namespace of its own: one nft rule logs the sender's UDP datagrams to a group, the
+# monitor (release build, under callgrind) binds it with --no-rules, nfowner-traffic sends at a fixed
+# rate that the instrumented monitor can keep up with, then the monitor is stopped with SIGINT and the
+# top functions by instructions (inclusive and self) are printed, demangled.
+#
+# Run as root: sudo bench/callgrind-monitor.sh     (≈ 1 min)
+# Knobs: NFO_PROF_FORMAT [none] (none|json), NFO_PROF_RATE [20000], NFO_PROF_DURATION [3], NFO_PROF_TOP [25]
+# Output: bench/results/callgrind-monitor-<format>-<UTC time>.out (callgrind file) and .txt (the listing).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+FORMAT=${NFO_PROF_FORMAT:-none}
+RATE=${NFO_PROF_RATE:-20000}
+DURATION=${NFO_PROF_DURATION:-3}
+TOP=${NFO_PROF_TOP:-25}
+GROUP=44
+SINK_PORT=9
+
+die() { echo "callgrind-monitor.sh: $*" >&2; exit 1; }
+[[ $(id -u) -eq 0 ]] || die "needs root: sudo $0"
+for tool in swift valgrind callgrind_annotate objcopy nft ip nsenter python3; do
+    command -v "$tool" >/dev/null || die "'$tool' not found"
+done
+
+NS=nfo-prof-$$
+NSFILE=/run/netns/$NS
+WORK=$(mktemp -d "/tmp/$NS.XXXXXX")
+SINK_PID=""
+MON_PID=""
+NS_CREATED=0
+cleanup() {
+    local rc=$? pid
+    set +e
+    for pid in $MON_PID $SINK_PID; do
+        kill "$pid" 2>/dev/null && { sleep 0.5; kill -KILL "$pid" 2>/dev/null; }
+        wait "$pid" 2>/dev/null
+    done
+    [[ $NS_CREATED -eq 1 ]] && ip netns del "$NS" 2>/dev/null
+    rm -rf "$WORK"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+in_ns() { nsenter --net="$NSFILE" "$@"; }
+
+(cd "$REPO" && swift build -c release --scratch-path .build-bench --product nfowner >&2 \
+    && swift build -c release --scratch-path .build-bench --product nfowner-traffic >&2)
+BIN=$(cd "$REPO" && swift build -c release --scratch-path .build-bench --show-bin-path)
+
+ip netns add "$NS"
+NS_CREATED=1
+in_ns ip link set lo up
+PYTHON=$(python3 -c 'import sys; print(sys.executable)')
+nsenter --net="$NSFILE" "$PYTHON" -c '
+import signal, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+signal.alarm(600)
+while True:
+    signal.pause()
+' "$SINK_PORT" </dev/null >/dev/null 2>&1 &
+SINK_PID=$!
+in_ns nft -f - <<EOF
+table inet nfoprof {
+	chain output {
+		type filter hook output priority 100; policy accept;
+		udp dport $SINK_PORT log prefix "nfowner" group $GROUP snaplen 128
+	}
+}
+EOF
+
+mkdir -p "$REPO/bench/results"
+OUT=$REPO/bench/results/callgrind-monitor-$FORMAT-$(date -u +%Y-%m-%dT%H%M%SZ)
+# valgrind 3.19 (Debian 12) cannot read the DWARF 5 that Swift 6 emits ("Possibly corrupted debuginfo
+# file ... Giving up"): profile a copy without debug sections; the symbol table keeps function names.
+objcopy --strip-debug "$BIN/nfowner" "$WORK/nfowner"
+valgrind --tool=callgrind --callgrind-out-file="$OUT.out" \
+    "$WORK/nfowner" monitor --format "$FORMAT" --no-rules --group "$GROUP" --netns "$NS" \
+    </dev/null >/dev/null 2>"$WORK/monitor.err" &
+MON_PID=$!
+for _ in $(seq 300); do
+    in_ns awk -v g="$GROUP" '$1 == g { f = 1 } END { exit !f }' /proc/net/netfilter/nfnetlink_log && break
+    kill -0 "$MON_PID" 2>/dev/null || { cat "$WORK/monitor.err" >&2; die "the monitor exited"; }
+    sleep 0.1
+done
+sleep 2
+in_ns "$BIN/nfowner-traffic" udp --to 127.0.0.1 --port "$SINK_PORT" --rate "$RATE" --duration "$DURATION" --quiet >&2
+sleep 2
+kill -INT "$MON_PID"
+wait "$MON_PID" || true
+MON_PID=""
+grep 'received=' "$WORK/monitor.err" >&2 || true
+
+demangle() { if command -v swift-demangle >/dev/null; then swift-demangle --simplified; else swift demangle --simplified; fi; }
+{
+    echo "# callgrind: nfowner monitor --format $FORMAT, $RATE pkt/s × $DURATION s, $(date -u '+%Y-%m-%d %H:%M UTC')"
+    grep 'received=' "$WORK/monitor.err" || true
+    echo
+    echo "## inclusive"
+    callgrind_annotate --inclusive=yes --threshold=100 "$OUT.out" 2>/dev/null | demangle | head -n $((TOP + 25))
+    echo
+    echo "## self"
+    callgrind_annotate --threshold=100 "$OUT.out" 2>/dev/null | demangle | head -n $((TOP + 25))
+} >"$OUT.txt"
+cat "$OUT.txt"
+echo "wrote $OUT.out and $OUT.txt" >&2
