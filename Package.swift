@@ -33,7 +33,7 @@ let package = Package(
         // IPv4/IPv6 and transport header parsing: pure Swift.
         .target(name: "PacketParsing", dependencies: ["BinaryParsing"]),
         // Ruleset model -> nft script; install/show/remove/status through nft.
-        .target(name: "Rules", dependencies: ["NetfilterSystem"]),
+        .target(name: "Rules", dependencies: ["NetfilterSystem", "BinaryParsing"]),
         // The config file (TOML): model with embedded defaults, parsing with file:line errors.
         .target(name: "Configuration", dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]),
         // uid/gid -> names, cgroup2 tree (id <-> path, units), and later processes.

@@ -98,7 +98,7 @@ public struct BatchProcessor {
         // Classification and owner resolution run even without output (`--format none`
         // measures the whole pipeline but formatting and printing).
         // The ruleset logs a classified packet with the prefix "nfowner cg=<id>".
-        let cgroupID = record.prefix.flatMap(CgroupClassifier.cgroupID(fromPrefix:))
+        let cgroupID = record.rawPrefix?.withBytes(CgroupClassifier.cgroupID(fromPrefixBytes:))
         let cgroup = cgroupID.flatMap { cgroups?.entry(forID: $0) }
         let hook = Hook(family: record.family, number: record.hook)
         let attribution = attributor?.attribute(

@@ -159,7 +159,7 @@ public enum NflogBatchDecoder {
             case .payload:
                 payload = value
             case .prefix:
-                record.prefix = prefix(value)
+                record.rawPrefix = prefix(value)
             case .uid:
                 record.uid = try uint32(value, type, attributeOffset)
             case .sequence:
@@ -219,12 +219,12 @@ public enum NflogBatchDecoder {
     }
 
     /// The prefix up to its first NUL; nil when that leaves nothing (nft's "no prefix").
-    /// Invalid UTF-8 is repaired with U+FFFD rather than rejected: the prefix is a label.
-    private static func prefix(_ value: UnsafeRawBufferPointer) -> String? {
+    /// Invalid UTF-8 is kept as bytes and repaired with U+FFFD only when shown: it is a label.
+    private static func prefix(_ value: UnsafeRawBufferPointer) -> NflogPrefix? {
         var end = 0
         while let byte = value.byte(at: end), byte != 0 { end += 1 }
         guard end > 0, let text = value.subrange(at: 0, count: end) else { return nil }
-        return String(decoding: text, as: UTF8.self)
+        return NflogPrefix(bytes: text)
     }
 
     /// A hw_addrlen above 8 (possible for devices with long addresses) is clamped to the 8

@@ -31,8 +31,9 @@ public enum NflogPacketEncoder {
         writer.appendAttribute(
             type: NflogAttributeType.packetHeader.rawValue,
             record.hardwareProtocol.bigEndianBytes + [record.hook, 0])
-        if let prefix = record.prefix {
-            writer.appendAttribute(type: NflogAttributeType.prefix.rawValue, Array(prefix.utf8) + [0])
+        if let prefix = record.rawPrefix {
+            // The bytes as decoded (invalid UTF-8 included), so decode → encode → decode is exact.
+            writer.appendAttribute(type: NflogAttributeType.prefix.rawValue, prefix.withBytes { Array($0) } + [0])
         }
         func put(_ type: NflogAttributeType, _ value: UInt32?) {
             if let value { writer.appendAttribute(type: type.rawValue, bigEndian: value) }

@@ -2,7 +2,7 @@
 ///
 /// Holds only values: the payload itself is handed to the caller separately as a view into the
 /// receive buffer, valid only during the callback, so decoding allocates nothing per packet
-/// (a prefix longer than 15 UTF-8 bytes is the one exception: Swift's small-string limit).
+/// (the prefix too is held inline: see `NflogPrefix`).
 public struct NflogRecord: Sendable, Equatable {
     /// The NFLOG group (`nfgenmsg.res_id`, big-endian on the wire).
     public var group: UInt16 = 0
@@ -38,9 +38,15 @@ public struct NflogRecord: Sendable, Equatable {
     public var hardwareType: UInt16?
     /// Length in bytes of the link-layer header the kernel attached (NFULA_HWHEADER / NFULA_HWLEN).
     public var hardwareHeaderLength: Int?
-    /// The rule's log prefix (NFULA_PREFIX) without the trailing NUL; nil when absent or empty
-    /// (nft sends an empty prefix when the rule sets none).
-    public var prefix: String?
+    /// The rule's log prefix (NFULA_PREFIX) without the trailing NUL, held inline; nil when
+    /// absent or empty (nft sends an empty prefix when the rule sets none).
+    public var rawPrefix: NflogPrefix?
+
+    /// `rawPrefix` as text. Building it may allocate: the per-packet path reads `rawPrefix`.
+    public var prefix: String? {
+        get { rawPrefix?.string }
+        set { rawPrefix = newValue.flatMap { NflogPrefix($0) } }
+    }
     /// Number of payload bytes captured (NFULA_PAYLOAD length); 0 when the message had none.
     public var capturedLength: Int = 0
 

@@ -5,6 +5,8 @@
 // iptables-restore text. Both texts lack escapes, so a path is validated against an allowlist and
 // a cgroup that fails is rejected (or skipped and reported), never rendered.
 
+import BinaryParsing
+
 /// One cgroup v2 directory to classify packets by.
 public struct CgroupClassifier: Sendable, Equatable, Hashable {
     /// The cgroup id: the inode number of its directory, as the kernel compares it and as
@@ -49,22 +51,32 @@ public struct CgroupClassifier: Sendable, Equatable, Hashable {
     /// `" cg="` marker followed by 1…20 decimal digits that fit a UInt64 up to its end (the
     /// fallback rule's plain prefix, another tool's prefix, or garbage).
     public static func cgroupID(fromPrefix prefix: String) -> UInt64? {
-        let bytes = Array(prefix.utf8)
-        let marker = Array(prefixMarker.utf8)
-        guard bytes.count > marker.count else { return nil }
-        // The last marker: the spec prefix itself may contain " cg=" and the id never does.
-        var start: Int? = nil
-        var index = bytes.count - marker.count
-        while index >= 0 {
-            if Array(bytes[index..<(index + marker.count)]) == marker { start = index + marker.count; break }
-            index -= 1
+        var prefix = prefix
+        return prefix.withUTF8 { cgroupID(fromPrefixBytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The same, over the prefix's UTF-8 bytes: no allocation (it runs for every packet).
+    /// The id is the run of digits at the end, preceded by the last " cg=": the spec's own
+    /// prefix may contain " cg=", the id never does.
+    public static func cgroupID(fromPrefixBytes bytes: UnsafeRawBufferPointer) -> UInt64? {
+        var start = bytes.count
+        while start > 0, let byte = bytes.byte(at: start - 1), byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
+            start -= 1
         }
-        guard let start, start < bytes.count else { return nil }
-        let digits = bytes[start...]
-        guard digits.count <= 20, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
-            return nil
+        let digits = bytes.count - start
+        guard digits > 0, digits <= 20, start >= 4,
+              bytes.byte(at: start - 4) == UInt8(ascii: " "), bytes.byte(at: start - 3) == UInt8(ascii: "c"),
+              bytes.byte(at: start - 2) == UInt8(ascii: "g"), bytes.byte(at: start - 1) == UInt8(ascii: "="),
+              start - 4 >= 0 else { return nil }
+        var value: UInt64 = 0
+        for offset in start..<bytes.count {
+            guard let byte = bytes.byte(at: offset) else { return nil }
+            let (times10, overflowA) = value.multipliedReportingOverflow(by: 10)
+            let (sum, overflowB) = times10.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
+            guard !overflowA, !overflowB else { return nil }
+            value = sum
         }
-        return UInt64(String(decoding: digits, as: UTF8.self))
+        return value
     }
 
     // MARK: validation
