@@ -11,6 +11,8 @@
 # Knobs: NFO_PROF_FORMAT [none] (none|json), NFO_PROF_RATE [20000], NFO_PROF_DURATION [3], NFO_PROF_TOP [25]
 # Output: bench/results/callgrind-monitor-<format>-<UTC time>.out (callgrind file) and .txt (the listing).
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FORMAT=${NFO_PROF_FORMAT:-none}
@@ -55,17 +57,7 @@ BIN=$(cd "$REPO" && swift build -c release --scratch-path .build-bench --show-bi
 ip netns add "$NS"
 NS_CREATED=1
 in_ns ip link set lo up
-PYTHON=$(python3 -c 'import sys; print(sys.executable)')
-nsenter --net="$NSFILE" "$PYTHON" -c '
-import signal, socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-s.bind(("127.0.0.1", int(sys.argv[1])))
-signal.alarm(600)
-while True:
-    signal.pause()
-' "$SINK_PORT" </dev/null >/dev/null 2>&1 &
-SINK_PID=$!
+start_udp_sink "$SINK_PORT"
 in_ns nft -f - <<EOF
 table inet nfoprof {
 	chain output {

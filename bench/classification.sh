@@ -13,6 +13,8 @@
 # Environment knobs (defaults in brackets): NFO_BENCH_COUNTS ["1 100 1000"], NFO_BENCH_REPS [3],
 # NFO_BENCH_DURATION [3] seconds per run, NFO_BENCH_VARIANTS [all five, see VARIANTS].
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 read -r -a COUNTS <<<"${NFO_BENCH_COUNTS:-1 100 1000}"
@@ -111,25 +113,7 @@ ip netns add "$NS"
 NS_CREATED=1
 in_ns ip link set lo up
 
-# The datagrams go to a UDP socket that is bound but never read, with a tiny receive buffer:
-# after the first few, each is dropped at the socket (no ICMP port-unreachable, which would put
-# a second packet through OUTPUT for every datagram, and no reader to wake up). The alarm makes
-# it exit by itself should everything else fail.
-# The real interpreter, not a pyenv-style shim that would fork it: SINK_PID must be the sink itself.
-PYTHON=$(python3 -c 'import sys; print(sys.executable)')
-nsenter --net="$NSFILE" "$PYTHON" -c '
-import signal, socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-s.bind(("127.0.0.1", int(sys.argv[1])))
-open(sys.argv[2], "w").write("ready\n")
-signal.alarm(3600)
-while True:
-    signal.pause()
-' "$SINK_PORT" "$WORK/sink.ready" </dev/null >/dev/null 2>&1 &
-SINK_PID=$!
-for _ in $(seq 50); do [[ -s $WORK/sink.ready ]] && break; sleep 0.1; done
-[[ -s $WORK/sink.ready ]] || die "the UDP sink did not start"
+start_udp_sink "$SINK_PORT"
 
 mkdir "$BENCH_CG" "$SENDER_CG"
 

@@ -19,6 +19,8 @@
 #   NFO_BENCH_CASES ["max-64 max-1400 max-64-x8 rate-64"]   <max|rate>-<payload bytes>[-x<log rules>]
 #   NFO_BENCH_CONSUMERS ["c none json tcpdump"], NFO_BENCH_NFQUEUE [1]
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 REPS=${NFO_BENCH_REPS:-3}
@@ -99,20 +101,7 @@ cc -O2 -Wall -o "$WORK/nfqueue-accept" "$REPO/bench/c/nfqueue-accept.c" -lmnl
 ip netns add "$NS"
 NS_CREATED=1
 in_ns ip link set lo up
-PYTHON=$(python3 -c 'import sys; print(sys.executable)')
-nsenter --net="$NSFILE" "$PYTHON" -c '
-import signal, socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-s.bind(("127.0.0.1", int(sys.argv[1])))
-open(sys.argv[2], "w").write("ready\n")
-signal.alarm(3600)
-while True:
-    signal.pause()
-' "$SINK_PORT" "$WORK/sink.ready" </dev/null >/dev/null 2>&1 &
-SINK_PID=$!
-for _ in $(seq 50); do [[ -s $WORK/sink.ready ]] && break; sleep 0.1; done
-[[ -s $WORK/sink.ready ]] || die "the UDP sink did not start"
+start_udp_sink "$SINK_PORT"
 
 # One table, `rules` identical log rules for the sender's datagrams. The prefix is nfowner's, so the
 # monitor parses it as it does in production; snaplen 128 caps the copy for every consumer alike
