@@ -48,11 +48,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-in_ns() { nsenter --net="$NSFILE" "$@"; }
-
-(cd "$REPO" && swift build -c release --scratch-path .build-bench --product nfowner >&2 \
-    && swift build -c release --scratch-path .build-bench --product nfowner-traffic >&2)
-BIN=$(cd "$REPO" && swift build -c release --scratch-path .build-bench --show-bin-path)
+build_release_binaries
 
 ip netns add "$NS"
 NS_CREATED=1

@@ -98,15 +98,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-in_ns() { nsenter --net="$NSFILE" "$@"; }
-
 # --- 1. release binaries
 echo "building release binaries (.build-bench)…" >&2
-(cd "$REPO" && swift build -c release --scratch-path .build-bench --product nfowner >&2 \
-    && swift build -c release --scratch-path .build-bench --product nfowner-traffic >&2)
-BIN=$(cd "$REPO" && swift build -c release --scratch-path .build-bench --show-bin-path)
-NFOWNER=$BIN/nfowner
-TRAFFIC=$BIN/nfowner-traffic
+build_release_binaries
 
 # --- 2. namespace, sink, cgroups
 ip netns add "$NS"

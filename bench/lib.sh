@@ -1,4 +1,17 @@
-# Shared by the bench scripts. Sourced; uses the caller's NSFILE, WORK and die().
+# Shared by the bench scripts. Sourced; uses the caller's REPO, NSFILE, WORK and die().
+
+# Runs a command inside the benchmark's network namespace.
+in_ns() { nsenter --net="$NSFILE" "$@"; }
+
+# Builds nfowner and nfowner-traffic in release mode (scratch path .build-bench, git-ignored)
+# and sets NFOWNER, TRAFFIC and BIN to their paths.
+build_release_binaries() {
+    (cd "$REPO" && swift build -c release --scratch-path .build-bench --product nfowner >&2 \
+        && swift build -c release --scratch-path .build-bench --product nfowner-traffic >&2)
+    BIN=$(cd "$REPO" && swift build -c release --scratch-path .build-bench --show-bin-path)
+    NFOWNER=$BIN/nfowner
+    TRAFFIC=$BIN/nfowner-traffic
+}
 
 # Starts a UDP socket on 127.0.0.1:$1 inside the namespace that is bound but never read, with a
 # tiny receive buffer: after the first few datagrams each is dropped at the socket (no ICMP

@@ -84,15 +84,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-in_ns() { nsenter --net="$NSFILE" "$@"; }
-
 # --- 1. binaries: nfowner release build, the C references
 echo "building release binaries (.build-bench) and the C references…" >&2
-(cd "$REPO" && swift build -c release --scratch-path .build-bench --product nfowner >&2 \
-    && swift build -c release --scratch-path .build-bench --product nfowner-traffic >&2)
-BIN=$(cd "$REPO" && swift build -c release --scratch-path .build-bench --show-bin-path)
-NFOWNER=$BIN/nfowner
-TRAFFIC=$BIN/nfowner-traffic
+build_release_binaries
 cc -O2 -Wall -o "$WORK/nflog-count" "$REPO/bench/c/nflog-count.c" -lmnl
 cc -O2 -Wall -o "$WORK/nfqueue-accept" "$REPO/bench/c/nfqueue-accept.c" -lmnl
 
