@@ -2,14 +2,15 @@ import NetlinkWire
 import Testing
 
 @Suite struct NflogPrefixTests {
-    @Test func keepsBytesInlineAndOverflowsPastTheKernelLimit() {
+    @Test func keepsBytesInlineAndCutsAtTheKernelLimit() {
         let classified = NflogPrefix("nfowner cg=49102")
         #expect(classified?.string == "nfowner cg=49102")
         #expect(classified?.withBytes { $0.count } == 16)
         let longest = String(repeating: "x", count: NflogPrefix.inlineCapacity)
         #expect(NflogPrefix(longest)?.string == longest)
         let longer = longest + "yz"
-        #expect(NflogPrefix(longer)?.string == longer)
+        // Like the kernel (NF_LOG_PREFIXLEN), nothing past 127 bytes is kept.
+        #expect(NflogPrefix(longer)?.string == longest)
         #expect(NflogPrefix("") == nil)
     }
 
