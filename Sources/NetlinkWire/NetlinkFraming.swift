@@ -131,6 +131,7 @@ func netlinkAligned(_ length: Int) -> Int? {
 /// Throws `.invalidAttributeLength` for an nla_len below 4 or past the end of `area`. Up to 3
 /// trailing bytes too short for an attribute header are ignored as padding, as the kernel's
 /// non-strict nla_parse does.
+@inline(__always)  // the per-packet `AttributeTable` walk uses it: no closure context per attribute
 func forEachAttribute(
     in area: UnsafeRawBufferPointer,
     baseOffset: Int,

@@ -1,0 +1,64 @@
+// Where each attribute of one message lies, found in a single pass (what libmnl's
+// mnl_attr_parse fills into a `tb[]` array), so a decoder reads the attributes it knows directly
+// instead of switching over every attribute in a loop.
+//
+//   area:  [len|type|value...pad][len|type|value...pad] ...
+//                   ^ start(type), length(type)
+//
+// Held inline (no allocation): it is built for every logged packet.
+
+import BinaryParsing
+
+struct AttributeTable {
+    /// Attribute types below this are indexed; higher ones are skipped as unknown.
+    static let capacity = 32
+
+    /// Offset of each type's value in the area, -1 when absent. The last attribute of a type wins.
+    private var starts = InlineArray<32, Int32>(repeating: -1)
+    private var lengths = InlineArray<32, UInt16>(repeating: 0)
+    private let area: UnsafeRawBufferPointer
+    private let baseOffset: Int
+
+    /// Indexes the attributes in `area` (the bytes after a message's fixed header);
+    /// `baseOffset` is the area's offset in the batch, for error offsets.
+    ///
+    /// Throws `.invalidAttributeLength` for an nla_len below 4 or past the end of `area`. Up to
+    /// 3 trailing bytes too short for an attribute header are ignored as padding, as the
+    /// kernel's non-strict nla_parse does.
+    @inline(__always)
+    init(area: UnsafeRawBufferPointer, baseOffset: Int) throws(NetlinkWireError) {
+        self.area = area
+        self.baseOffset = baseOffset
+        // Offsets are held as Int32 to keep the table small.
+        guard area.count <= Int(Int32.max) else {
+            throw NetlinkWireError(.invalidAttributeLength, "attribute area of \(area.count) bytes is too large",
+                                   offset: baseOffset)
+        }
+        var starts = InlineArray<32, Int32>(repeating: -1)
+        var lengths = InlineArray<32, UInt16>(repeating: 0)
+        try forEachAttribute(in: area, baseOffset: baseOffset) { (type, value, offset) throws(NetlinkWireError) in
+            guard type < Self.capacity else { return }
+            starts[Int(type)] = Int32(offset - baseOffset + NetlinkAttribute.headerSize)
+            lengths[Int(type)] = UInt16(value.count)
+        }
+        self.starts = starts
+        self.lengths = lengths
+    }
+
+    /// The value of the attribute of `type`, nil when the message has none.
+    @inline(__always)
+    func value(_ type: UInt16) -> UnsafeRawBufferPointer? {
+        let index = Int(type)
+        guard index < Self.capacity else { return nil }
+        let start = starts[index]
+        guard start >= 0 else { return nil }
+        return area.subrange(at: Int(start), count: Int(lengths[index]))
+    }
+
+    /// The batch offset of the attribute of `type` (its header), for error messages.
+    func offset(of type: UInt16) -> Int {
+        let index = Int(type)
+        guard index < Self.capacity, starts[index] >= 0 else { return baseOffset }
+        return baseOffset + Int(starts[index]) - NetlinkAttribute.headerSize
+    }
+}
