@@ -58,22 +58,22 @@ public struct BatchProcessor {
         // One receive time per batch: NFLOG has no timestamp at output, and every message in a
         // batch was queued within the flush timeout of the first.
         var receiveTime: EventTime?
-        NflogBatchDecoder.forEachItem(in: batch) { item in
+        NflogBatchDecoder.forEachPacket(in: batch, packet: { record, payload in
+            handle(record: record, payload: payload, receiveTime: &receiveTime, emit: emit)
+        }, other: { item in
             switch item {
-            case .packet(let record, let payload):
-                handle(record: record, payload: payload, receiveTime: &receiveTime, emit: emit)
             case .error(let errno, let sequence):
                 if errno != 0 { replies.errors.append((errno, sequence)) }
             case .malformed:
                 counters.parseErrors += 1
-            case .done, .other:
+            case .packet, .done, .other:
                 break
             }
-        }
+        })
         return replies
     }
 
-    private mutating func handle(record: NflogRecord, payload: UnsafeRawBufferPointer,
+    private mutating func handle(record: borrowing NflogRecord, payload: UnsafeRawBufferPointer,
                                  receiveTime: inout EventTime?, emit: (PacketEvent) -> Void) {
         counters.received += 1
         if let sequence = record.sequence {

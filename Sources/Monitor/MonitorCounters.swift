@@ -39,15 +39,28 @@ public struct MonitorCounters: Sendable, Equatable {
 /// is exactly the number of messages dropped, whatever dropped them (a full socket buffer, a
 /// truncated batch).
 public struct SequenceGapTracker: Sendable {
-    private var expected: [UInt16: UInt32] = [:]
+    /// The group of the previous message and the sequence expected next from it: nearly every
+    /// message comes from the same group as the one before, and this runs for every message.
+    private var lastGroup: UInt16?
+    private var lastExpected: UInt32 = 0
+    /// The other groups' expected sequences (a monitor may bind several).
+    private var others: [UInt16: UInt32] = [:]
 
     public init() {}
 
     /// Records `sequence` for `group` and returns how many messages were skipped before it.
     /// A sequence that goes backwards (instance re-created, or reordering) restarts tracking.
     public mutating func record(group: UInt16, sequence: UInt32) -> UInt64 {
-        defer { expected[group] = sequence &+ 1 }
-        guard let next = expected[group] else { return 0 }
+        let expected: UInt32?
+        if group == lastGroup {
+            expected = lastExpected
+        } else {
+            if let lastGroup { others[lastGroup] = lastExpected }
+            expected = others[group]
+            lastGroup = group
+        }
+        lastExpected = sequence &+ 1
+        guard let next = expected else { return 0 }
         let gap = sequence &- next
         // More than half the sequence space ahead means "behind": a restart, not a loss.
         return gap < 0x8000_0000 ? UInt64(gap) : 0
