@@ -54,30 +54,37 @@ public final class ReceiveLoop: @unchecked Sendable {
     public func requestStop() { wakeup.signal() }
 
     /// Runs until a signal, the event limit, a closed output, a stop request or an error.
+    ///
+    /// One poll(2) and one recv(2) per NFLOG batch: poll returns at once when the next batch is
+    /// already queued, and a recv that would block (the usual case when keeping up) is never
+    /// made. Anything more per batch is paid on every few dozen packets.
     public func run() -> Ending {
         var descriptors = [subscription.socket.descriptor, wakeup.descriptor]
         if let signals { descriptors.append(signals.descriptor) }
         descriptors += sources.map(\.descriptor)
+        var pollSet = PollSet(descriptors)
         while true {
             if processor.isFinished { return .countReached }
-            let ready: [Int32]
             do {
-                ready = try waitReadable(descriptors, timeoutMilliseconds: tick == nil ? -1 : tickMilliseconds)
+                guard try pollSet.wait(timeoutMilliseconds: tick == nil ? -1 : tickMilliseconds) else {
+                    runTickIfDue()
+                    continue
+                }
             } catch {
                 return .failed(MonitorError.receive(error).description)
             }
-            if let signals, ready.contains(signals.descriptor), let number = signals.take() {
+            if let signals, pollSet.isReady(signals.descriptor), let number = signals.take() {
                 drainAvailable()
                 return .signal(number)
             }
             runTickIfDue()
-            for source in sources where ready.contains(source.descriptor) { source.drain() }
-            if ready.contains(wakeup.descriptor) {
+            for source in sources where pollSet.isReady(source.descriptor) { source.drain() }
+            if pollSet.isReady(wakeup.descriptor) {
                 drainAvailable()
                 return .stopRequested
             }
-            if ready.contains(subscription.socket.descriptor) {
-                if let ending = receiveAvailable(limit: 64) { return ending }
+            if pollSet.isReady(subscription.socket.descriptor) {
+                if let ending = receiveAvailable(limit: 1) { return ending }
             }
         }
     }

@@ -64,3 +64,34 @@ public func waitReadable(_ descriptors: [Int32], timeoutMilliseconds: Int32) thr
     guard ready > 0 else { return [] }
     return entries.filter { $0.revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 }.map(\.fd)
 }
+
+/// A fixed set of descriptors polled again and again without allocating (the receive loop
+/// polls once per NFLOG batch).
+public struct PollSet: ~Copyable {
+    private let entries: UnsafeMutableBufferPointer<pollfd>
+
+    public init(_ descriptors: [Int32]) {
+        entries = .allocate(capacity: max(1, descriptors.count))
+        for (index, descriptor) in descriptors.enumerated() {
+            entries[index] = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        }
+        if descriptors.isEmpty { entries[0] = pollfd(fd: -1, events: 0, revents: 0) }
+    }
+
+    deinit { entries.deallocate() }
+
+    /// Waits until a descriptor is readable (or hung up, or in error); `timeoutMilliseconds` < 0
+    /// waits forever. Returns false on timeout.
+    public mutating func wait(timeoutMilliseconds: Int32) throws(SystemError) -> Bool {
+        for index in entries.indices { entries[index].revents = 0 }
+        let ready = try retryingInterrupts("poll") {
+            poll(entries.baseAddress, nfds_t(entries.count), timeoutMilliseconds)
+        }
+        return ready > 0
+    }
+
+    /// Whether `descriptor` was readable at the last `wait`.
+    public func isReady(_ descriptor: Int32) -> Bool {
+        entries.contains { $0.fd == descriptor && $0.revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 }
+    }
+}
