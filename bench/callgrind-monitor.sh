@@ -8,7 +8,8 @@
 # top functions by instructions (inclusive and self) are printed, demangled.
 #
 # Run as root: sudo bench/callgrind-monitor.sh     (≈ 1 min)
-# Knobs: NFO_PROF_FORMAT [none] (none|json), NFO_PROF_RATE [20000], NFO_PROF_DURATION [3], NFO_PROF_TOP [25]
+# Knobs: NFO_PROF_FORMAT [none] (none|json), NFO_PROF_RATE [20000], NFO_PROF_DURATION [3], NFO_PROF_TOP [25],
+#        NFO_PROF_VALGRIND_ARGS [] (extra callgrind options, e.g. --dump-instr=yes for per-instruction costs)
 # Output: bench/results/callgrind-monitor-<format>-<UTC time>.out (callgrind file) and .txt (the listing).
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -68,7 +69,8 @@ OUT=$REPO/bench/results/callgrind-monitor-$FORMAT-$(date -u +%Y-%m-%dT%H%M%SZ)
 # valgrind 3.19 (Debian 12) cannot read the DWARF 5 that Swift 6 emits ("Possibly corrupted debuginfo
 # file ... Giving up"): profile a copy without debug sections; the symbol table keeps function names.
 objcopy --strip-debug "$BIN/nfowner" "$WORK/nfowner"
-valgrind --tool=callgrind --callgrind-out-file="$OUT.out" \
+# shellcheck disable=SC2086 # word splitting of the extra options is intended
+valgrind --tool=callgrind --callgrind-out-file="$OUT.out" ${NFO_PROF_VALGRIND_ARGS:-} \
     "$WORK/nfowner" monitor --format "$FORMAT" --no-rules --group "$GROUP" --netns "$NS" \
     </dev/null >/dev/null 2>"$WORK/monitor.err" &
 MON_PID=$!
