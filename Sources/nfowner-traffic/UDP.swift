@@ -14,7 +14,7 @@ struct UDP: ParsableCommand {
             ECONNREFUSED/EPERM/EHOSTUNREACH/ENETUNREACH/ENOBUFS on send are counted in errors= and do not abort.
             With --rate, datagram i is due at start + i/rate: the sender sleeps until shortly before a datagram \
             that is more than 200 µs away and spins on the clock for nearer ones, so the rate is met from 1/s \
-            up to the generator's maximum. After a stall it sends everything due at once, but at most 20 ms \
+            up to the generator's maximum. After a stall it sends everything due at once, but at most 50 ms \
             worth: a longer stall pushes the schedule back, by the total in slipped_ns (0 when it kept up).
             """
     )
@@ -34,7 +34,7 @@ struct UDP: ParsableCommand {
     var size: Int = 64
 
     @Option(help: ArgumentHelp(
-        "Offer exactly this many datagrams per second (absolute schedule; sleeps, then spins for the last 200 µs; catches up at most 20 ms after a stall).",
+        "Offer exactly this many datagrams per second (absolute schedule; sleeps, then spins for the last 200 µs; catches up at most 50 ms after a stall).",
         valueName: "datagrams/s"))
     var rate: Double?
 
@@ -56,7 +56,9 @@ struct UDP: ParsableCommand {
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
         guard (0...65_507).contains(size) else { throw ValidationError("--size must be 0…65507 bytes") }
         if rate != nil && asFastAsPossible { throw ValidationError("--rate and --max exclude each other") }
-        if let rate, !(rate.isFinite && rate > 0) { throw ValidationError("--rate must be > 0 datagrams/s") }
+        if let rate, !(rate.isFinite && rate > 0 && rate <= Pacer.maximumRate) {
+            throw ValidationError("--rate must be > 0 and at most \(Int(Pacer.maximumRate)) datagrams/s")
+        }
         try validateSeconds(duration, "duration")
         if let flows {
             if socketPerDatagram {
@@ -97,7 +99,13 @@ struct UDP: ParsableCommand {
         while index < limit {
             var burst = 1
             if var schedule = pacer {
-                if let end, schedule.due(index) >= end { break }
+                // Paced runs end by the schedule, not the clock: every datagram due before the end goes out,
+                // even if a stall makes it late, so --duration D sends rate × D unless the schedule slipped.
+                if let end, schedule.due(index) >= end {
+                    // Last datagram sent: the run still lasts --duration, so sent/elapsed_ns is the rate.
+                    Monotonic.sleep(until: end)
+                    break
+                }
                 let step = schedule.step(next: index, now: Monotonic.now())
                 pacer = schedule
                 guard case .send(let due) = step else {
@@ -105,8 +113,10 @@ struct UDP: ParsableCommand {
                     continue
                 }
                 burst = min(due, limit - index)
+                if let end { burst = min(burst, schedule.dueBefore(end) - index) }
+            } else if let end, Monotonic.now() >= end {
+                break
             }
-            if let end, Monotonic.now() >= end { break }
 
             for _ in 0..<burst {
                 let n: Int?
