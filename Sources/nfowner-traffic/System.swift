@@ -7,7 +7,7 @@ import Glibc
 /// The one error type of nfowner-traffic: a code tests can compare and a reason that names the cause and the fix.
 struct TrafficError: Error, CustomStringConvertible {
     enum Code: Equatable, Sendable {
-        case invalidAddress, privileges, socket, connect, bind, send, receive, timeout, noReplies
+        case invalidAddress, invalidFlows, privileges, socket, connect, bind, send, receive, timeout, noReplies
     }
     let code: Code
     let reason: String
@@ -111,6 +111,15 @@ struct SocketAddress: CustomStringConvertible {
         }
     }
 
+    /// An IPv4 address given in host byte order (the form `FlowSequence` counts in).
+    init(ipv4 address: UInt32, port: UInt16) {
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_port = port.bigEndian
+        sin.sin_addr = in_addr(s_addr: address.bigEndian)
+        store(sin)
+    }
+
     /// Wraps what getsockname/recvfrom/accept filled in.
     fileprivate init(storage: sockaddr_storage, length: socklen_t) {
         self.storage = storage
@@ -133,6 +142,29 @@ struct SocketAddress: CustomStringConvertible {
             isIPv6 ? UInt16(bigEndian: raw.load(as: sockaddr_in6.self).sin6_port)
                    : UInt16(bigEndian: raw.load(as: sockaddr_in.self).sin_port)
         }
+    }
+
+    /// The IPv4 address in host byte order; nil for IPv6.
+    var ipv4: UInt32? {
+        guard family == AF_INET else { return nil }
+        return withUnsafeBytes(of: storage) { UInt32(bigEndian: $0.load(as: sockaddr_in.self).sin_addr.s_addr) }
+    }
+
+    /// The same address with another port (0: let bind pick one).
+    func with(port newPort: UInt16) -> SocketAddress {
+        var copy = self
+        withUnsafeMutableBytes(of: &copy.storage) { raw in
+            if isIPv6 {
+                var sin6 = raw.load(as: sockaddr_in6.self)
+                sin6.sin6_port = newPort.bigEndian
+                raw.storeBytes(of: sin6, as: sockaddr_in6.self)
+            } else {
+                var sin = raw.load(as: sockaddr_in.self)
+                sin.sin_port = newPort.bigEndian
+                raw.storeBytes(of: sin, as: sockaddr_in.self)
+            }
+        }
+        return copy
     }
 
     /// The address without the port, e.g. "127.0.0.1" or "::1".
