@@ -13,12 +13,13 @@ build_release_binaries() {
     TRAFFIC=$BIN/nfowner-traffic
 }
 
-# Starts a UDP socket on 127.0.0.1:$1 inside the namespace that is bound but never read, with a
+# Starts a UDP socket on 0.0.0.0:$1 inside the namespace that is bound but never read, with a
 # tiny receive buffer: after the first few datagrams each is dropped at the socket (no ICMP
 # port-unreachable, which would put a second packet through OUTPUT for every datagram, and no
 # reader to wake up). The alarm makes it exit by itself should everything else fail. Sets
 # SINK_PID — the real interpreter, not a pyenv-style shim that would fork it, so the PID is the
-# sink itself and can be killed by PID.
+# sink itself and can be killed by PID. Bound to every address, so `nfowner-traffic udp --flows N`
+# (destinations 127.0.0.1, 127.0.0.2, …: loopback routes all of 127/8 to lo) finds it too.
 start_udp_sink() {
     local port=$1
     local python
@@ -27,7 +28,7 @@ start_udp_sink() {
 import signal, socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-s.bind(("127.0.0.1", int(sys.argv[1])))
+s.bind(("0.0.0.0", int(sys.argv[1])))
 open(sys.argv[2], "w").write("ready\n")
 signal.alarm(3600)
 while True:
