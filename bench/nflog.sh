@@ -2,7 +2,8 @@
 # NFLOG consumer cost: messages received per second, loss, and consumer CPU ns per message for
 #   c        bench/c/nflog-count.c, the minimal libmnl consumer (the reference)
 #   none     nfowner monitor --format none --no-rules   (decode, parse, names, counters; no output)
-#   json     nfowner monitor --format json --no-rules > /dev/null   (owner resolution on: the default)
+#   json     nfowner monitor --format json --no-rules > FILE   (owner resolution on: the default; the
+#            file is in the run's work directory under /tmp and removed after each run)
 #   tcpdump  tcpdump -i nflog:N -w /dev/null
 # all measured in one run, in a network namespace of our own, with the same nft table logging the
 # sender's UDP datagrams at OUTPUT; then (NFO_BENCH_NFQUEUE=1) the C NFQUEUE accept-all reference alone.
@@ -15,8 +16,11 @@
 #
 # Run as root: sudo bench/nflog.sh      (≈ 5 min with the defaults)
 # Environment knobs (defaults in brackets):
-#   NFO_BENCH_REPS [3], NFO_BENCH_DURATION [3] s per run, NFO_BENCH_GROUP [42], NFO_BENCH_RATE [50000]
-#   NFO_BENCH_CASES ["max-64 max-1400 max-64-x8 rate-64"]   <max|rate>-<payload bytes>[-x<log rules>]
+#   NFO_BENCH_REPS [3], NFO_BENCH_DURATION [3] s per run, NFO_BENCH_GROUP [42], NFO_BENCH_RATE [200000]
+#   NFO_BENCH_CASES ["max-64 max-1400 max-64-x8 rate-64"]
+#       <max|rate>-<payload bytes>[-x<log rules>][-f<flows>]: -f sends datagram i to 127.0.0.(i mod flows)
+#       (nfowner-traffic udp --flows), so with flows > datagrams every message is a new flow for the
+#       owner resolution: rate-64-f10000000 against rate-64 gives its cost per new flow.
 #   NFO_BENCH_CONSUMERS ["c none json tcpdump"], NFO_BENCH_NFQUEUE [1]
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -26,7 +30,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 REPS=${NFO_BENCH_REPS:-3}
 DURATION=${NFO_BENCH_DURATION:-3}
 GROUP=${NFO_BENCH_GROUP:-42}
-RATE=${NFO_BENCH_RATE:-50000}
+RATE=${NFO_BENCH_RATE:-200000}
 read -r -a CASES <<<"${NFO_BENCH_CASES:-max-64 max-1400 max-64-x8 rate-64}"
 read -r -a CONSUMERS <<<"${NFO_BENCH_CONSUMERS:-c none json tcpdump}"
 NFQUEUE=${NFO_BENCH_NFQUEUE:-1}
@@ -42,7 +46,8 @@ for tool in swift nft ip nsenter python3 cc awk; do
 done
 [[ -f /usr/include/libmnl/libmnl.h ]] || die "libmnl headers missing: apt-get install libmnl-dev"
 for c in "${CASES[@]}"; do
-    [[ $c =~ ^(max|rate)-[0-9]+(-x[1-9][0-9]?)?$ ]] || die "bad case '$c' (want max-64, rate-64, max-64-x8…)"
+    [[ $c =~ ^(max|rate)-[0-9]+(-x[1-9][0-9]?)?(-f[1-9][0-9]*)?$ ]] \
+        || die "bad case '$c' (want max-64, rate-64, max-64-x8, rate-64-f1000000…)"
 done
 TCPDUMP=$(command -v tcpdump || true)
 SKIPPED=""
@@ -160,7 +165,7 @@ start_consumer() {
         none) "$NFOWNER" monitor --format none --no-rules --group "$GROUP" --netns "$NS" \
                   </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
         json) "$NFOWNER" monitor --format json --no-rules --group "$GROUP" --netns "$NS" \
-                  </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
+                  </dev/null >"$WORK/events.json" 2>"$WORK/consumer.err" & ;;
         tcpdump) nsenter --net="$NSFILE" "$TCPDUMP" -n -i "nflog:$GROUP" -w /dev/null \
                   </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
         *) die "unknown consumer '$consumer'" ;;
@@ -184,6 +189,7 @@ stop_consumer() {
     kill -KILL "$CONSUMER_PID" 2>/dev/null || true
     wait "$CONSUMER_PID" 2>/dev/null || true
     CONSUMER_PID=""
+    rm -f "$WORK/events.json"
     # Wait for the kernel to release the group, so the next consumer can bind it.
     for _ in $(seq 50); do [[ -z $(group_portid) ]] && break; sleep 0.1; done
 }
@@ -206,17 +212,18 @@ consumer_summary() {
     esac
 }
 
-echo "case consumer rep rules sent elapsed_ns received lost enobufs kernel_drops cpu_ns drain_ns" >"$WORK/raw.txt"
+echo "case consumer rep rules sent elapsed_ns received lost enobufs kernel_drops cpu_ns drain_ns slipped_ns" >"$WORK/raw.txt"
 run_once() {
-    local case=$1 consumer=$2 rep=$3 mode size rules before after out sent elapsed drops drain
-    IFS=- read -r mode size rules <<<"$case"
-    rules=${rules#x}; rules=${rules:-1}
-    local -a pace=(--max)
+    local case=$1 consumer=$2 rep=$3 mode size rules before after out sent elapsed drops drain slipped
+    IFS=- read -r mode size _ <<<"$case"
+    rules=1; [[ $case =~ -x([0-9]+) ]] && rules=${BASH_REMATCH[1]}
+    local -a pace=(--max) spread=()
     [[ $mode == rate ]] && pace=(--rate "$RATE")
+    [[ $case =~ -f([0-9]+) ]] && spread=(--flows "${BASH_REMATCH[1]}")
     start_consumer "$consumer"
     before=$(cpu_ns "$CONSUMER_PID")
-    out=$(in_ns "$TRAFFIC" udp --to 127.0.0.1 --port "$SINK_PORT" "${pace[@]}" --duration "$DURATION" \
-        --size "$size" --quiet)
+    out=$(in_ns "$TRAFFIC" udp --to 127.0.0.1 --port "$SINK_PORT" "${pace[@]}" "${spread[@]}" \
+        --duration "$DURATION" --size "$size" --quiet)
     drain=$(wait_drained)
     after=$(cpu_ns "$CONSUMER_PID")
     drops=$(netlink_drops "$PORTID")
@@ -224,8 +231,12 @@ run_once() {
     sent=$(grep -o ' sent=[0-9]*' <<<"$out" | cut -d= -f2)
     elapsed=$(grep -o ' elapsed_ns=[0-9]*' <<<"$out" | cut -d= -f2)
     [[ -n $sent && $sent -gt 0 ]] || die "no result from nfowner-traffic: $out"
+    # slipped_ns > 0: the machine stalled the sender and the asked rate was not kept (see
+    # docs/traffic-generator.md); the row then says so.
+    slipped=$(grep -o ' slipped_ns=[0-9]*' <<<"$out" | cut -d= -f2)
+    [[ ${slipped:-0} -eq 0 ]] || echo "  note: the sender slipped ${slipped} ns behind its schedule" >&2
     read -r received lost enobufs <<<"$(consumer_summary "$consumer")"
-    echo "$case $consumer $rep $rules $sent $elapsed $received $lost $enobufs ${drops:--} $((after - before)) $drain" \
+    echo "$case $consumer $rep $rules $sent $elapsed $received $lost $enobufs ${drops:--} $((after - before)) $drain ${slipped:-0}" \
         >>"$WORK/raw.txt"
     printf '  %-10s %-8s rep %s: sent %8s, received %9s (%5.0f k/s), lost %s, drops %s, drain %5.2f s, %7.1f ns/msg\n' \
         "$case" "$consumer" "$rep" "$sent" "$received" \
@@ -236,7 +247,7 @@ run_once() {
 
 # --- 3. NFLOG: repetitions outermost, so drift in the machine's load spreads over every consumer.
 for c in "${CASES[@]}"; do
-    rules=${c##*-x}; [[ $c == *-x* ]] || rules=1
+    rules=1; [[ $c =~ -x([0-9]+) ]] && rules=${BASH_REMATCH[1]}
     install_nflog_rules "$rules"
     for ((rep = 1; rep <= REPS; rep++)); do
         for consumer in "${CONSUMERS[@]}"; do
@@ -295,23 +306,26 @@ def num(x):
     return None if x == "-" else int(x)
 runs = {}
 for line in open(raw).read().splitlines()[1:]:
-    case, consumer, rep, rules, sent, elapsed, received, lost, enobufs, drops, cpu, drain = line.split()
+    case, consumer, rep, rules, sent, elapsed, received, lost, enobufs, drops, cpu, drain, slipped = line.split()
     received = int(received)
     r = {"rep": int(rep), "rules": int(rules), "sent": int(sent), "elapsed_ns": int(elapsed),
          "received": received, "expected": int(sent) * int(rules),
          "deficit": int(sent) * int(rules) - received, "seq_lost": num(lost), "enobufs": num(enobufs),
          "kernel_drops": num(drops), "cpu_ns": int(cpu),
          "ns_per_msg": int(cpu) / received if received else None,
-         "drain_ns": int(drain), "msgs_per_s": received * 1e9 / (int(elapsed) + int(drain))}
+         "drain_ns": int(drain), "msgs_per_s": received * 1e9 / (int(elapsed) + int(drain)),
+         "sender_slipped_ns": int(slipped)}
     runs.setdefault(case, {}).setdefault(consumer, []).append(r)
 
-names = {"c": "C reference (libmnl)", "none": "nfowner --format none", "json": "nfowner --format json",
+names = {"c": "C reference (libmnl)", "none": "nfowner --format none", "json": "nfowner --format json > file",
          "tcpdump": "tcpdump -w /dev/null"}
 def describe(case):
     parts = case.split("-")
     pace = "max rate" if parts[0] == "max" else f"{int(rate) // 1000}k pkt/s"
-    rules = int(parts[2][1:]) if len(parts) > 2 else 1
-    return f"{pace}, {parts[1]} B" + (f", {rules} rules" if rules > 1 else "")
+    rules = next((int(p[1:]) for p in parts[2:] if p.startswith("x")), 1)
+    flows = next((int(p[1:]) for p in parts[2:] if p.startswith("f")), None)
+    return (f"{pace}, {parts[1]} B" + (f", {rules} rules" if rules > 1 else "")
+            + (f", a new flow per packet ({flows:,} destinations)" if flows else ""))
 results = []
 for case, by in runs.items():
     ref = by.get("c")
@@ -326,6 +340,7 @@ for case, by in runs.items():
             "median_msgs_per_s": med(x["msgs_per_s"] for x in rs),
             "max_drain_s": max(x["drain_ns"] for x in rs) / 1e9,
             "median_sender_pps": med(x["sent"] * 1e9 / x["elapsed_ns"] for x in rs),
+            "max_sender_slipped_ns": max(x["sender_slipped_ns"] for x in rs),
             "deficit_total": sum(x["deficit"] for x in rs),
             "expected_total": sum(x["expected"] for x in rs),
             "seq_lost_total": None if any(x["seq_lost"] is None for x in rs) else sum(x["seq_lost"] for x in rs),
@@ -364,14 +379,15 @@ lines = [f"# NFLOG consumers, {meta['date']}", "",
          "NFLOG sequence numbers (the consumer's own count); drops = /proc/net/netlink Drops (batches); "
          "msgs/s = received ÷ (sending time + drain, the time the consumer needed after the sender stopped to "
          "empty its socket buffer); ENOBUFS for tcpdump is its 'packets dropped by kernel' (libpcap's count).", "",
-         "| case | consumer | msgs/s (median) | max drain s | CPU ns/msg min | median | max | × C | deficit | seq lost | kernel drops | ENOBUFS |",
-         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+         "| case | consumer | msgs/s (median) | max drain s | CPU ns/msg min | median | max | × C | deficit | seq lost | kernel drops | ENOBUFS | sender slipped ms |",
+         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 for r in results:
     lines.append(f"| {r['description']} | {names.get(r['consumer'], r['consumer'])} | "
                  f"{r['median_msgs_per_s'] / 1000:.0f}k | {r['max_drain_s']:.2f} | {f(r['min_ns_per_msg'], '.0f')} | "
                  f"{f(r['median_ns_per_msg'], '.0f')} | {f(r['max_ns_per_msg'], '.0f')} | "
                  f"{f(r['ratio_to_c_median'], '.2f')} | {r['deficit_total']} of {r['expected_total']} | "
-                 f"{f(r['seq_lost_total'], 'd')} | {f(r['kernel_drops_total'], 'd')} | {f(r['enobufs_total'], 'd')} |")
+                 f"{f(r['seq_lost_total'], 'd')} | {f(r['kernel_drops_total'], 'd')} | {f(r['enobufs_total'], 'd')} | "
+                 f"{r['max_sender_slipped_ns'] / 1e6:.1f} |")
 if skipped:
     lines += ["", f"Skipped: {skipped}."]
 if nfqueue:
