@@ -22,7 +22,7 @@ public enum JSONLines {
         out.append(ascii: ",\"seq\":")
         appendNumber(record.sequence.map(UInt64.init), to: &out)
         out.append(ascii: ",\"prefix\":")
-        appendString(record.prefix, to: &out)
+        appendPrefix(record.rawPrefix, to: &out)
         out.append(ascii: ",\"family\":\"")
         out.append(ascii: packet.family == .ipv4 ? "ipv4" : "ipv6")
         out.append(ascii: "\",\"proto\":\"")
@@ -111,25 +111,55 @@ public enum JSONLines {
 
     /// A JSON string with RFC 8259 escaping, or null.
     static func appendString(_ value: String?, to out: inout [UInt8]) {
-        guard let value else {
+        guard var value else {
             out.append(ascii: "null")
             return
         }
+        // A native String is contiguous UTF-8 already: escape it in runs, not byte by byte
+        // (per-byte appends were half of the JSON path's instructions; exe paths are long).
+        value.withUTF8 { appendEscaped(UnsafeRawBufferPointer($0), to: &out) }
+    }
+
+    /// The log prefix: straight from its bytes when they are ASCII (always, for nfowner's own
+    /// rules), through a repairing String otherwise (JSON must be valid UTF-8).
+    static func appendPrefix(_ prefix: NflogPrefix?, to out: inout [UInt8]) {
+        guard let prefix else {
+            out.append(ascii: "null")
+            return
+        }
+        prefix.withBytes { bytes in
+            if bytes.allSatisfy({ $0 < 0x80 }) {
+                appendEscaped(bytes, to: &out)
+            } else {
+                appendString(String(decoding: bytes, as: UTF8.self), to: &out)
+            }
+        }
+    }
+
+    /// `bytes` (valid UTF-8) as a JSON string: quotes, backslashes and control characters
+    /// escaped, every other run of bytes copied at once.
+    static func appendEscaped(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        for byte in value.utf8 {
+        var runStart = 0
+        for (index, byte) in bytes.enumerated() {
+            guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte == 0x7F else {
+                continue
+            }
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
             switch byte {
             case UInt8(ascii: "\""): out.append(ascii: "\\\"")
             case UInt8(ascii: "\\"): out.append(ascii: "\\\\")
             case 0x0A: out.append(ascii: "\\n")
             case 0x0D: out.append(ascii: "\\r")
             case 0x09: out.append(ascii: "\\t")
-            case 0..<0x20, 0x7F:
+            default:
                 out.append(ascii: "\\u00")
                 out.append(hexDigit(byte >> 4))
                 out.append(hexDigit(byte & 0x0F))
-            default: out.append(byte)
             }
+            runStart = index + 1
         }
+        out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart...]))
         out.append(UInt8(ascii: "\""))
     }
 
