@@ -57,13 +57,16 @@ public struct FlowKey: Hashable, Sendable {
 /// 3/4 full; it doubles as flows arrive, up to the slots `maximumFlows` needs, and never past.
 /// Deletion shifts the rest of a probe run back (no tombstones).
 ///
-/// **Keys are not stored, only their 64-bit hash** (the fingerprint; it also picks the slot).
-/// Swift's `Hasher` is SipHash-1-3 keyed with a random per-process seed, so nobody outside can
-/// construct colliding flows. Two different flows share a fingerprint with probability 2^-64,
-/// so a lookup that probes `p` slots answers with another flow's attribution with probability
-/// about p × 2^-64 (p is about 2.5 at 3/4 load): at a million new flows a second, once in
-/// several hundred thousand years. Storing the keys (up to 40 bytes each) would triple the
-/// memory for that.
+/// **Keys are not stored, only their 64-bit hash** (the fingerprint; its low bits also pick the
+/// slot). Swift's `Hasher` is SipHash-1-3 keyed with a random per-process seed, so nobody outside
+/// can construct colliding flows. A lookup answers with another flow's attribution only if one of
+/// the `n` flows held has exactly the same 64-bit hash (such a flow is always on the probe path,
+/// since equal hashes share the home slot): probability about n × 2^-64 per lookup that misses
+/// the memo. With a million flows held that is 2^-44 ≈ 6 × 10^-14; at a sustained million such
+/// lookups a second, once in about 200 days; at 10,000 a second with 100,000 flows, once in
+/// about 600 years. Storing the keys (up to 40 bytes each) would triple the memory; a second,
+/// independent 64-bit hash for the fingerprint would make it (probe length ≈ 2.5) × 2^-64 for
+/// one more SipHash (~20 ns) per lookup.
 ///
 /// An entry is valid for `lifetime` after it was stored — hits do not extend it, so a flow is
 /// resolved again at least once per lifetime and a reused 5-tuple is not attributed to the old
