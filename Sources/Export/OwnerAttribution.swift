@@ -1,5 +1,5 @@
 /// Which process sent a packet, and how sure nfowner is (issue: owner resolution).
-public struct OwnerAttribution: Sendable, Equatable {
+public struct OwnerAttribution: Sendable, Hashable {
     public enum Confidence: String, Sendable {
         /// The packet's socket still existed; these processes hold it.
         case exact

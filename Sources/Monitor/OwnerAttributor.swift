@@ -12,7 +12,8 @@ import ProcessResolution
 /// 3. uid — only the uid is known;
 /// 4. none — no owner, with the reason.
 ///
-/// Each flow is resolved once and cached for `flowLifetime`, so a bulk transfer costs one lookup.
+/// Each flow is resolved once and cached for the flow lifetime (in a `FlowCache`, bounded to a
+/// maximum number of flows), so a bulk transfer costs one lookup.
 /// Owned by the receive thread (the socket lookups answer for its network namespace).
 public final class OwnerAttributor {
     private let table: ProcessTable
@@ -23,31 +24,42 @@ public final class OwnerAttributor {
     /// How long before the receive time a packet may have been sent: the NFLOG flush timeout
     /// plus scheduling slack. A process that exited before that cannot have sent it.
     private let window: UInt64
-    private var flows: [FlowKey: (result: OwnerAttribution, at: UInt64)] = [:]
-    private let flowLifetime: UInt64 = 2_000_000_000
-    private static let flowCapacity = 65_536
+    private let flows: FlowCache
+    /// Packets whose flow was not cached: each cost one resolution.
     public private(set) var lookups = 0
+    /// Packets answered from the flow cache.
     public private(set) var cacheHits = 0
 
-    public init(table: ProcessTable, sockets: SocketResolver?, flushTimeoutHundredths: UInt32) {
+    /// `flowLifetime` in nanoseconds: how long a resolved flow is answered from the cache.
+    /// `maximumFlows`: the most flows cached at once (it bounds the cache's memory).
+    public init(table: ProcessTable, sockets: SocketResolver?, flushTimeoutHundredths: UInt32,
+                flowLifetime: UInt64 = FlowCache.defaultLifetime,
+                maximumFlows: Int = FlowCache.defaultMaximumFlows) {
         self.table = table
         self.sockets = sockets
         window = UInt64(flushTimeoutHundredths) * 10_000_000 + 20_000_000
+        flows = FlowCache(lifetime: flowLifetime, maximumFlows: maximumFlows)
     }
+
+    /// Flows cached now (some may have expired and not been swept yet).
+    public var cachedFlows: Int { flows.count }
+    /// Unexpired flows dropped because the cache was full.
+    public var flowEvictions: Int { flows.evictions }
+    /// What the flow cache holds in memory, in bytes (see `FlowCache.bytesAllocated`).
+    public var flowCacheBytes: Int { flows.bytesAllocated }
 
     /// The attribution of `packet`, logged with `uid` (nil when the kernel attached none) into
     /// `cgroupPath` (nil when unclassified), received at `now` (monotonic ns).
     public func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?,
                           cgroupPath: String?, now: UInt64) -> OwnerAttribution {
         let key = FlowKey(packet: packet, direction: direction, uid: uid)
-        if let cached = flows[key], now &- cached.at < flowLifetime {
+        if let cached = flows.lookup(key, now: now) {
             cacheHits += 1
-            return cached.result
+            return cached
         }
         lookups += 1
         let result = resolve(packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
-        if flows.count >= Self.flowCapacity { flows.removeAll(keepingCapacity: true) }
-        flows[key] = (result, now)
+        flows.insert(key, result, now: now)
         return result
     }
 
@@ -104,12 +116,11 @@ public final class OwnerAttributor {
         }
     }
 
-    /// Drops cached flows and expired processes; called from the receive loop's tick.
+    /// Drops expired flows (a bounded part of the cache per call) and expired processes;
+    /// called from the receive loop's tick.
     public func housekeeping(now: UInt64) {
         table.evictExpired(now: now)
-        if flows.count > Self.flowCapacity / 2 {
-            flows = flows.filter { now &- $0.value.at < flowLifetime }
-        }
+        flows.sweep(now: now)
     }
 
     /// A socket holder the table does not know yet (it started between two event drains, or
@@ -125,32 +136,5 @@ public final class OwnerAttributor {
 
     static func isSame(_ path: String, orBelow ancestor: String) -> Bool {
         ancestor == "/" || path == ancestor || path.hasPrefix(ancestor + "/")
-    }
-}
-
-/// What identifies a flow for caching: protocol, both ends, direction and owner uid.
-struct FlowKey: Hashable {
-    var source: IPAddress
-    var destination: IPAddress
-    var protocolNumber: UInt8
-    var sourcePort: UInt16
-    var destinationPort: UInt16
-    var inbound: Bool
-    var uid: UInt32?
-
-    init(packet: PacketSummary, direction: Direction, uid: UInt32?) {
-        source = packet.source
-        destination = packet.destination
-        protocolNumber = packet.protocolNumber
-        // ICMP flows are keyed by the echo id and type: a reply is not the request's flow.
-        if let icmp = packet.icmp {
-            sourcePort = icmp.echoIdentifier ?? 0
-            destinationPort = UInt16(icmp.type ?? 0)
-        } else {
-            sourcePort = packet.sourcePort ?? 0
-            destinationPort = packet.destinationPort ?? 0
-        }
-        inbound = direction == .inbound
-        self.uid = uid
     }
 }

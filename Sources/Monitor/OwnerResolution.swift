@@ -45,8 +45,12 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
     /// namespace: sock_diag answers for it) and starts the event thread. Reports once what is
     /// missing (no connector: periodic scans; no sock_diag: no exact matches).
     /// `exitGrace`: how long exited processes stay attributable, in nanoseconds.
+    /// `flowLifetime` (nanoseconds) and `maximumFlows`: the flow cache's, see `FlowCache`.
     public init(events: ProcessEventSource, flushTimeout: UInt32,
-                exitGrace: UInt64 = ProcessTable.defaultGracePeriod, report: (String) -> Void) {
+                exitGrace: UInt64 = ProcessTable.defaultGracePeriod,
+                flowLifetime: UInt64 = FlowCache.defaultLifetime,
+                maximumFlows: Int = FlowCache.defaultMaximumFlows,
+                report: (String) -> Void) {
         if case .rescan(let reason) = events.mode { report(reason) }
         let table = ProcessTable(gracePeriod: exitGrace)
         table.seed()
@@ -58,7 +62,8 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
         }
         self.table = table
         self.events = events
-        attributor = OwnerAttributor(table: table, sockets: sockets, flushTimeoutHundredths: flushTimeout)
+        attributor = OwnerAttributor(table: table, sockets: sockets, flushTimeoutHundredths: flushTimeout,
+                                     flowLifetime: flowLifetime, maximumFlows: maximumFlows)
         stop = try? WakeupEvent()
         if let descriptor = events.descriptor, let stop {
             thread = try? DedicatedThread(name: "nfowner-procs") { [self] in

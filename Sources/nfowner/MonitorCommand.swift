@@ -60,6 +60,8 @@ struct MonitorCommand: ParsableCommand {
         valueName: "seconds"))
     var exitGrace: UInt32 = 30
 
+    @OptionGroup var flowCache: FlowCacheOptions
+
     @OptionGroup var namespace: NamespaceOption
 
     func validate() throws {
@@ -147,7 +149,9 @@ struct MonitorCommand: ParsableCommand {
         do { try writer.writeHeader() } catch {}
         let cgroupNames = plan.cgroupMount.flatMap { CgroupNames(mountPoint: $0.mountPoint) }
         let owners = processEvents.map { OwnerResolution(events: $0, flushTimeout: plan.nflog.flushTimeout,
-                                                                         exitGrace: UInt64(exitGrace) * 1_000_000_000, report: note) }
+                                                                         exitGrace: UInt64(exitGrace) * 1_000_000_000,
+                                                                         flowLifetime: flowCache.lifetimeNanoseconds,
+                                                                         maximumFlows: flowCache.maxFlows, report: note) }
         let processor = BatchProcessor(eventLimit: count, buildsEvents: format != .none, cgroups: cgroupNames,
                                        attributor: owners, clock: {
             let now = WallClock.now()
@@ -196,4 +200,30 @@ struct MonitorCommand: ParsableCommand {
 }
 
 extension OutputFormat: ExpressibleByArgument {}
+
+/// The owner-resolution flow cache's settings (monitor and trace): see `FlowCache`.
+struct FlowCacheOptions: ParsableArguments {
+    @Option(name: .customLong("flow-lifetime"), help: ArgumentHelp(
+        "How long a flow's owner is remembered, in seconds (1 to 3600). Longer: fewer socket lookups for "
+            + "long-lived flows; but a 5-tuple reused by another process keeps its old owner that long.",
+        valueName: "seconds"))
+    var flowLifetime: UInt32 = 2
+
+    @Option(name: .customLong("max-flows"), help: ArgumentHelp(
+        "The most flows remembered at once (1024 to 16777216). It bounds memory: 16 bytes per slot, a power of "
+            + "two of slots at most 3/4 full (32 MiB for the default); when full, the oldest flows are resolved again.",
+        valueName: "n"))
+    var maxFlows: Int = FlowCache.defaultMaximumFlows
+
+    var lifetimeNanoseconds: UInt64 { UInt64(flowLifetime) * 1_000_000_000 }
+
+    func validate() throws {
+        if !FlowCache.lifetimeSecondsRange.contains(flowLifetime) {
+            throw ValidationError("--flow-lifetime must be 1 to 3600 seconds")
+        }
+        if !FlowCache.maximumFlowsRange.contains(maxFlows) {
+            throw ValidationError("--max-flows must be 1024 to 16777216")
+        }
+    }
+}
 

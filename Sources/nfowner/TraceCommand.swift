@@ -38,6 +38,8 @@ struct TraceCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Bytes of each packet to copy. Default: 128.", valueName: "bytes"))
     var snaplen: UInt32 = 128
 
+    @OptionGroup var flowCache: FlowCacheOptions
+
     @OptionGroup var namespace: NamespaceOption
 
     @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments (after --).", valueName: "command"))
@@ -106,7 +108,9 @@ struct TraceCommand: ParsableCommand {
         let writer = EventWriter(format: format)
         do { try writer.writeHeader() } catch {}
         let cgroupNames = CgroupNames(mountPoint: mount.mountPoint)
-        let owners = OwnerResolution(events: processEvents, flushTimeout: settings.flushTimeout, report: note)
+        let owners = OwnerResolution(events: processEvents, flushTimeout: settings.flushTimeout,
+                                     flowLifetime: flowCache.lifetimeNanoseconds, maximumFlows: flowCache.maxFlows,
+                                     report: note)
         let processor = BatchProcessor(buildsEvents: true, cgroups: cgroupNames, attributor: owners, clock: {
             let now = WallClock.now()
             return EventTime(seconds: now.seconds, microseconds: now.microseconds)

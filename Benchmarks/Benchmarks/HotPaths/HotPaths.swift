@@ -122,6 +122,10 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // MARK: flow cache (FlowCacheBenchmarks.swift)
+
+    flowCacheBenchmarks()
+
     // MARK: classification prefix and owner names
 
     for prefix in ["nfowner cg=49102", "nfowner"] {

@@ -1,0 +1,335 @@
+import Export
+import PacketParsing
+
+/// What identifies a flow for caching: protocol, both ends, direction and owner uid.
+public struct FlowKey: Hashable, Sendable {
+    public var source: IPAddress
+    public var destination: IPAddress
+    public var protocolNumber: UInt8
+    public var sourcePort: UInt16
+    public var destinationPort: UInt16
+    public var inbound: Bool
+    public var uid: UInt32?
+
+    public init(source: IPAddress, destination: IPAddress, protocolNumber: UInt8,
+                sourcePort: UInt16, destinationPort: UInt16, inbound: Bool, uid: UInt32?) {
+        self.source = source
+        self.destination = destination
+        self.protocolNumber = protocolNumber
+        self.sourcePort = sourcePort
+        self.destinationPort = destinationPort
+        self.inbound = inbound
+        self.uid = uid
+    }
+
+    public init(packet: PacketSummary, direction: Direction, uid: UInt32?) {
+        source = packet.source
+        destination = packet.destination
+        protocolNumber = packet.protocolNumber
+        // ICMP flows are keyed by the echo id and type: a reply is not the request's flow.
+        if let icmp = packet.icmp {
+            sourcePort = icmp.echoIdentifier ?? 0
+            destinationPort = UInt16(icmp.type ?? 0)
+        } else {
+            sourcePort = packet.sourcePort ?? 0
+            destinationPort = packet.destinationPort ?? 0
+        }
+        inbound = direction == .inbound
+        self.uid = uid
+    }
+}
+
+/// The attribution of recently seen flows, in memory bounded by a maximum number of flows.
+///
+/// A `[FlowKey: OwnerAttribution]` dictionary costs well over 100 bytes per flow (a 56-byte key,
+/// the attribution's array and strings, the dictionary's overhead). Here a flow costs one
+/// 16-byte slot in one contiguous buffer, and each distinct attribution is stored once:
+///
+/// ```
+/// slot (16 bytes, no references):
+/// +---------------------------+------------------+------------------+
+/// | fingerprint: UInt64       | attribution:     | storedAt:        |
+/// | (0 = empty slot)          | UInt32 (index)   | UInt32 (ms)      |
+/// +---------------------------+------------------+------------------+
+/// ```
+///
+/// The table is open-addressed with linear probing over a power-of-two number of slots, at most
+/// 3/4 full; it doubles as flows arrive, up to the slots `maximumFlows` needs, and never past.
+/// Deletion shifts the rest of a probe run back (no tombstones).
+///
+/// **Keys are not stored, only their 64-bit hash** (the fingerprint; its low bits also pick the
+/// slot). Swift's `Hasher` is SipHash-1-3 keyed with a random per-process seed, so nobody outside
+/// can construct colliding flows. A lookup answers with another flow's attribution only if one of
+/// the `n` flows held has exactly the same 64-bit hash (such a flow is always on the probe path,
+/// since equal hashes share the home slot): probability about n × 2^-64 per lookup that misses
+/// the memo. With a million flows held that is 2^-44 ≈ 6 × 10^-14; at a sustained million such
+/// lookups a second, once in about 200 days; at 10,000 a second with 100,000 flows, once in
+/// about 600 years. Storing the keys (up to 40 bytes each) would triple the memory; a second,
+/// independent 64-bit hash for the fingerprint would make it (probe length ≈ 2.5) × 2^-64 for
+/// one more SipHash (~20 ns) per lookup.
+///
+/// An entry is valid for `lifetime` after it was stored — hits do not extend it, so a flow is
+/// resolved again at least once per lifetime and a reused 5-tuple is not attributed to the old
+/// owner for longer than that. `storedAt` is milliseconds of the caller's monotonic clock
+/// modulo 2^32: an entry that no sweep removed for 49.7 days would look fresh again, which
+/// `sweep(now:)` (called periodically) rules out.
+///
+/// In front of the table sits a one-entry memo of the last flow asked for, so the packets of a
+/// bulk transfer skip hashing. Single-threaded, like the attributor that owns it.
+public final class FlowCache {
+    /// Two seconds, in nanoseconds.
+    public static let defaultLifetime: UInt64 = 2_000_000_000
+    public static let defaultMaximumFlows = 1_048_576
+    /// What the command-line options accept (--flow-lifetime, seconds; --max-flows).
+    public static let lifetimeSecondsRange: ClosedRange<UInt32> = 1...3600
+    public static let maximumFlowsRange: ClosedRange<Int> = 1_024...16_777_216
+    /// Distinct attributions kept before everything is dropped and interning starts over.
+    public static let defaultMaximumAttributions = 65_536
+
+    struct Slot {
+        var fingerprint: UInt64
+        var attribution: UInt32
+        var storedAt: UInt32
+        static let empty = Slot(fingerprint: 0, attribution: 0, storedAt: 0)
+    }
+
+    /// How long an entry answers, in milliseconds.
+    public let lifetimeMilliseconds: UInt32
+    /// The most flows held at once.
+    public let maximumFlows: Int
+    public let maximumAttributions: Int
+    /// Flows held (some may have expired and not been swept yet).
+    public private(set) var count = 0
+    /// Unexpired flows dropped to make room (the table was at `maximumFlows`, or the intern
+    /// table at `maximumAttributions`).
+    public private(set) var evictions = 0
+    /// Lookups answered by the one-entry memo, without hashing.
+    public private(set) var memoHits = 0
+
+    /// Indices are always masked with `capacity - 1`, so every access is in bounds. A raw
+    /// buffer rather than an Array: the hit path then pays no uniqueness or exclusivity checks.
+    private var slots: UnsafeMutableBufferPointer<Slot>
+    private var mask: Int
+    private let maximumCapacity: Int
+    private let initialCapacity: Int
+    private var attributions: [OwnerAttribution] = []
+    private var internIndex: [OwnerAttribution: UInt32] = [:]
+    /// Where the next incremental sweep starts.
+    private var sweepCursor = 0
+
+    /// The memo: the last flow looked up or stored (nil: none, or invalidated).
+    private var memoKey: FlowKey?
+    private var memoAttribution = OwnerAttribution(confidence: .none)
+    private var memoStoredAt: UInt32 = 0
+
+    /// `lifetime` in nanoseconds (at least 1 ms is kept); `maximumFlows` at least 1.
+    public init(lifetime: UInt64 = FlowCache.defaultLifetime, maximumFlows: Int = FlowCache.defaultMaximumFlows,
+                maximumAttributions: Int = FlowCache.defaultMaximumAttributions) {
+        lifetimeMilliseconds = UInt32(clamping: max(1, min(lifetime / 1_000_000, 1 << 30)))
+        self.maximumFlows = min(max(1, maximumFlows), 1 << 28)
+        self.maximumAttributions = max(1, maximumAttributions)
+        // Room for maximumFlows at 3/4 load.
+        maximumCapacity = Self.powerOfTwo(atLeast: max(16, (self.maximumFlows * 4 + 2) / 3))
+        initialCapacity = min(maximumCapacity, 1024)
+        slots = Self.allocate(initialCapacity)
+        mask = initialCapacity - 1
+    }
+
+    deinit { slots.deallocate() }
+
+    /// Slots in the table now.
+    public var capacity: Int { slots.count }
+    /// Distinct attributions held.
+    public var attributionCount: Int { attributions.count }
+
+    /// Memory the cache holds: the slots, and the intern table's entries (an attribution's
+    /// strings and process array are shared with the events that carried it and not counted).
+    public var bytesAllocated: Int {
+        slots.count * MemoryLayout<Slot>.stride
+            + attributions.capacity * MemoryLayout<OwnerAttribution>.stride
+            + internIndex.capacity * (MemoryLayout<OwnerAttribution>.stride + MemoryLayout<UInt32>.stride + 1)
+    }
+
+    /// The attribution stored for `key` less than the lifetime before `now` (monotonic ns), or
+    /// nil. Allocates nothing.
+    public func lookup(_ key: FlowKey, now: UInt64) -> OwnerAttribution? {
+        let nowMilliseconds = Self.milliseconds(now)
+        if let memoKey, memoKey == key {
+            guard isFresh(memoStoredAt, now: nowMilliseconds) else { return nil }
+            memoHits += 1
+            return memoAttribution
+        }
+        let fingerprint = Self.fingerprint(key)
+        guard let index = find(fingerprint) else { return nil }
+        let slot = slots[index]
+        guard isFresh(slot.storedAt, now: nowMilliseconds), Int(slot.attribution) < attributions.count else { return nil }
+        let attribution = attributions[Int(slot.attribution)]
+        remember(key, attribution, storedAt: slot.storedAt)
+        return attribution
+    }
+
+    /// Stores `attribution` for `key` at `now` (monotonic ns), replacing what was there. At
+    /// `maximumFlows`, drops expired flows first, then the oldest ones (counted in `evictions`).
+    public func insert(_ key: FlowKey, _ attribution: OwnerAttribution, now: UInt64) {
+        let nowMilliseconds = Self.milliseconds(now)
+        let interned: UInt32
+        if let known = internIndex[attribution] {
+            interned = known
+        } else {
+            if attributions.count >= maximumAttributions {
+                // Rare (attributions repeat: one per process or reason); a full reset is
+                // simpler than reference-counting them.
+                evictions += count
+                removeAll()
+            }
+            interned = UInt32(attributions.count)
+            attributions.append(attribution)
+            internIndex[attribution] = interned
+        }
+        let fingerprint = Self.fingerprint(key)
+        if let index = find(fingerprint) {
+            slots[index].attribution = interned
+            slots[index].storedAt = nowMilliseconds
+        } else {
+            if count >= maximumFlows {
+                makeRoom(now: nowMilliseconds)
+            } else if (count + 1) * 4 > slots.count * 3, slots.count < maximumCapacity {
+                rehash(capacity: slots.count * 2)
+            }
+            var index = Int(truncatingIfNeeded: fingerprint) & mask
+            while slots[index].fingerprint != 0 { index = (index + 1) & mask }
+            slots[index] = Slot(fingerprint: fingerprint, attribution: interned, storedAt: nowMilliseconds)
+            count += 1
+        }
+        remember(key, attribution, storedAt: nowMilliseconds)
+    }
+
+    /// Removes expired flows from the next `slots` slots (the whole table over successive
+    /// calls), and shrinks the table when a full pass leaves it mostly empty. Call it
+    /// periodically (the receive loop's tick); it bounds each call's work.
+    public func sweep(now: UInt64, slots limit: Int = 262_144) {
+        let nowMilliseconds = Self.milliseconds(now)
+        let steps = min(max(1, limit), slots.count)
+        if sweepCursor >= slots.count { sweepCursor = 0 }
+        for _ in 0..<steps {
+            removeOld(at: sweepCursor, olderThan: lifetimeMilliseconds, now: nowMilliseconds)
+            sweepCursor += 1
+            if sweepCursor == slots.count {
+                sweepCursor = 0
+                if slots.count > initialCapacity, count * 8 < slots.count {
+                    rehash(capacity: max(initialCapacity, Self.powerOfTwo(atLeast: count * 2)))
+                }
+                break
+            }
+        }
+        if memoKey != nil, !isFresh(memoStoredAt, now: nowMilliseconds) { memoKey = nil }
+    }
+
+    /// Drops every flow and attribution; keeps the table's current size.
+    public func removeAll() {
+        for index in 0..<slots.count { slots[index] = .empty }
+        count = 0
+        attributions.removeAll(keepingCapacity: true)
+        internIndex.removeAll(keepingCapacity: true)
+        memoKey = nil
+    }
+
+    // MARK: - Internals
+
+    private func find(_ fingerprint: UInt64) -> Int? {
+        var index = Int(truncatingIfNeeded: fingerprint) & mask
+        while true {
+            let stored = slots[index].fingerprint
+            if stored == fingerprint { return index }
+            if stored == 0 { return nil }
+            index = (index + 1) & mask
+        }
+    }
+
+    private func remember(_ key: FlowKey, _ attribution: OwnerAttribution, storedAt: UInt32) {
+        memoKey = key
+        memoAttribution = attribution
+        memoStoredAt = storedAt
+    }
+
+    private func isFresh(_ storedAt: UInt32, now: UInt32) -> Bool {
+        now &- storedAt < lifetimeMilliseconds
+    }
+
+    /// Called at `maximumFlows`: drops the expired flows; while that frees less than a quarter
+    /// of the table, also the flows older than half, then a quarter of the lifetime, then all.
+    /// Each pass is linear in the table, so freeing a quarter keeps it amortized over as many
+    /// inserts.
+    private func makeRoom(now: UInt32) {
+        let target = maximumFlows - maximumFlows / 4
+        memoKey = nil
+        for age in [lifetimeMilliseconds, lifetimeMilliseconds / 2, lifetimeMilliseconds / 4, 0] {
+            let before = count
+            for index in 0..<slots.count { removeOld(at: index, olderThan: age, now: now) }
+            if age < lifetimeMilliseconds { evictions += before - count }
+            if count <= target { return }
+        }
+    }
+
+    /// Removes the flow at `index` while it is at least `age` ms old (`age` 0: any flow); the
+    /// backward shift may move a later flow into `index`, which is then checked too.
+    private func removeOld(at index: Int, olderThan age: UInt32, now: UInt32) {
+        while slots[index].fingerprint != 0, now &- slots[index].storedAt >= age {
+            remove(at: index)
+        }
+    }
+
+    /// Backward-shift deletion: moves each later flow of the probe run whose home slot is at or
+    /// before the hole into it, so lookups never stop early at a gap.
+    private func remove(at index: Int) {
+        var hole = index
+        var next = index
+        while true {
+            next = (next + 1) & mask
+            let slot = slots[next]
+            if slot.fingerprint == 0 { break }
+            let home = Int(truncatingIfNeeded: slot.fingerprint) & mask
+            if (next - home) & mask >= (next - hole) & mask {
+                slots[hole] = slot
+                hole = next
+            }
+        }
+        slots[hole] = .empty
+        count -= 1
+    }
+
+    private func rehash(capacity: Int) {
+        let old = slots
+        slots = Self.allocate(capacity)
+        mask = capacity - 1
+        for slot in old where slot.fingerprint != 0 {
+            var index = Int(truncatingIfNeeded: slot.fingerprint) & mask
+            while slots[index].fingerprint != 0 { index = (index + 1) & mask }
+            slots[index] = slot
+        }
+        old.deallocate()
+        sweepCursor = 0
+    }
+
+    private static func allocate(_ capacity: Int) -> UnsafeMutableBufferPointer<Slot> {
+        let buffer = UnsafeMutableBufferPointer<Slot>.allocate(capacity: capacity)
+        buffer.initialize(repeating: .empty)
+        return buffer
+    }
+
+    /// The key's seeded SipHash; 0 marks an empty slot, so it becomes 1.
+    static func fingerprint(_ key: FlowKey) -> UInt64 {
+        let hash = UInt64(truncatingIfNeeded: key.hashValue)
+        return hash == 0 ? 1 : hash
+    }
+
+    private static func milliseconds(_ nanoseconds: UInt64) -> UInt32 {
+        UInt32(truncatingIfNeeded: nanoseconds / 1_000_000)
+    }
+
+    private static func powerOfTwo(atLeast value: Int) -> Int {
+        var result = 1
+        while result < value { result <<= 1 }
+        return result
+    }
+}
