@@ -38,3 +38,42 @@ while True:
     for _ in $(seq 50); do [[ -s $WORK/sink.ready ]] && break; sleep 0.1; done
     [[ -s $WORK/sink.ready ]] || die "the UDP sink did not start"
 }
+
+# --- NFLOG consumers (GROUP: the group; PORTID: the consumer's netlink portid)
+
+# Portid bound to our group, from /proc/net/netfilter/nfnetlink_log (per namespace), or empty.
+group_portid() {
+    in_ns awk -v g="$GROUP" '$1 == g { print $2 }' /proc/net/netfilter/nfnetlink_log 2>/dev/null || true
+}
+# Drops (and Rmem: bytes waiting in the receive buffer) of the NETLINK_NETFILTER (12) socket with
+# that portid, from /proc/net/netlink.
+netlink_drops() {
+    in_ns awk -v p="$1" 'NR > 1 && $2 == 12 && $3 == p { print $9; exit }' /proc/net/netlink
+}
+netlink_rmem() {
+    in_ns awk -v p="$1" 'NR > 1 && $2 == 12 && $3 == p { print $5; exit }' /proc/net/netlink
+}
+now_ns() { date +%s%N; }
+# After the sender stops: wait until the consumer has emptied its socket buffer (a slow consumer can
+# be seconds behind; stopping it earlier would leave those messages uncounted and their CPU unpaid),
+# then past the flush timeout (0.1 s) for the last partial batch. Prints the ns it took to drain.
+wait_drained() {
+    local start rmem _ end
+    start=$(now_ns)
+    end=$start
+    for _ in $(seq 1200); do   # at most 60 s
+        rmem=$(netlink_rmem "$PORTID")
+        end=$(now_ns)
+        [[ ${rmem:-0} -eq 0 ]] && break
+        sleep 0.05
+    done
+    sleep 0.3
+    for _ in $(seq 200); do
+        rmem=$(netlink_rmem "$PORTID")
+        [[ ${rmem:-0} -eq 0 ]] && break
+        sleep 0.05
+    done
+    echo $((end - start))
+}
+# ns on CPU of every thread of a process.
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d\n", s }'; }
