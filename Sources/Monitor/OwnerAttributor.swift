@@ -50,6 +50,10 @@ public final class OwnerAttributor {
 
     /// The attribution of `packet`, logged with `uid` (nil when the kernel attached none) into
     /// `cgroupPath` (nil when unclassified), received at `now` (monotonic ns).
+    /// Runs before a flow is resolved (a cache miss), e.g. to apply queued process events so
+    /// the sender is in the table. Cached flows do not need it: their sender was seen already.
+    public var beforeResolving: (() -> Void)?
+
     public func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?,
                           cgroupPath: String?, now: UInt64) -> OwnerAttribution {
         let key = FlowKey(packet: packet, direction: direction, uid: uid)
@@ -58,6 +62,7 @@ public final class OwnerAttributor {
             return cached
         }
         lookups += 1
+        beforeResolving?()
         let result = resolve(packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
         flows.insert(key, result, now: now)
         return result

@@ -22,8 +22,8 @@ extension OwnerAttributor: PacketAttributing {
 /// Why a thread of its own: a short-lived process's exe and cgroup can be read from /proc only
 /// until its parent reaps it, often a millisecond after exit. Reading them on the receive thread
 /// lost that race whenever a batch of packets was being processed or formatted. The table sits
-/// behind a lock; the receive thread also drains pending events itself before each query, so a
-/// packet is never attributed before its sender's exec was applied.
+/// behind a lock; the receive thread also drains pending events itself before resolving a new
+/// flow, so a packet is never attributed before its sender's exec was applied.
 public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
     private let table: ProcessTable
     private let events: ProcessEventSource
@@ -64,6 +64,9 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
         self.events = events
         attributor = OwnerAttributor(table: table, sockets: sockets, flushTimeoutHundredths: flushTimeout,
                                      flowLifetime: flowLifetime, maximumFlows: maximumFlows)
+        // Before resolving a new flow (under the lock, from `attribute`): apply the process
+        // events still queued, so no packet is attributed before its sender's exec was seen.
+        attributor.beforeResolving = { [table, events] in table.drain(events) }
         stop = try? WakeupEvent()
         if let descriptor = events.descriptor, let stop {
             thread = try? DedicatedThread(name: "nfowner-procs") { [self] in
@@ -75,10 +78,10 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
         }
     }
 
-    /// Applies process events still queued, so no packet of this batch predates its sender.
-    public func beginBatch() {
-        lock.withLock { _ in table.drain(events) }
-    }
+    /// Nothing per batch: queued process events are applied when a flow is not cached (see
+    /// `init`), which is when they matter. Draining here cost a recv(2) per NFLOG batch and,
+    /// while processes churn, the event thread's work moved onto the receive thread.
+    public func beginBatch() {}
 
     public func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?,
                           cgroupPath: String?, now: UInt64) -> OwnerAttribution {
