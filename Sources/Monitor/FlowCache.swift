@@ -47,26 +47,29 @@ public struct FlowKey: Hashable, Sendable {
 ///
 /// ```
 /// slot (16 bytes, no references):
-/// +---------------------------+------------------+------------------+
-/// | fingerprint: UInt64       | attribution:     | storedAt:        |
-/// | (0 = empty slot)          | UInt32 (index)   | UInt32 (ms)      |
-/// +---------------------------+------------------+------------------+
+/// +---------------------------+-------------+-------------+------------------+
+/// | fingerprint: UInt64       | attribution:| check:      | storedAt:        |
+/// | (0 = empty slot)          | UInt16 index| UInt16      | UInt32 (ms)      |
+/// +---------------------------+-------------+-------------+------------------+
 /// ```
 ///
 /// The table is open-addressed with linear probing over a power-of-two number of slots, at most
 /// 3/4 full; it doubles as flows arrive, up to the slots `maximumFlows` needs, and never past.
 /// Deletion shifts the rest of a probe run back (no tombstones).
 ///
-/// **Keys are not stored, only their 64-bit hash** (the fingerprint; its low bits also pick the
-/// slot). Swift's `Hasher` is SipHash-1-3 keyed with a random per-process seed, so nobody outside
-/// can construct colliding flows. A lookup answers with another flow's attribution only if one of
-/// the `n` flows held has exactly the same 64-bit hash (such a flow is always on the probe path,
-/// since equal hashes share the home slot): probability about n × 2^-64 per lookup that misses
-/// the memo. With a million flows held that is 2^-44 ≈ 6 × 10^-14; at a sustained million such
-/// lookups a second, once in about 200 days; at 10,000 a second with 100,000 flows, once in
-/// about 600 years. Storing the keys (up to 40 bytes each) would triple the memory; a second,
-/// independent 64-bit hash for the fingerprint would make it (probe length ≈ 2.5) × 2^-64 for
-/// one more SipHash (~20 ns) per lookup.
+/// **Keys are not stored, only two hashes of them.** The fingerprint is the key's 64-bit hash
+/// from Swift's `Hasher` (SipHash-1-3 keyed with a random per-process seed, so nobody outside can
+/// construct colliding flows); its low bits also pick the slot. The check is 16 bits of a
+/// different, unseeded hash (a multiply-xorshift mix of the key's fields). A slot answers for a
+/// key only when both agree. Another flow's attribution is returned only if one of the `n` flows
+/// held has exactly the same 64-bit SipHash (such a flow is always on the probe path, since
+/// equal hashes share the home slot) and also the same check (≈ 2^-16 for distinct keys, and an
+/// outsider cannot aim for it without the SipHash collision first): about n × 2^-80 per lookup
+/// that misses the memo. With a million flows held that is ≈ 8 × 10^-19; at a sustained million
+/// such lookups a second, once in about 38,000 years (2^80 / 10^12 s); at 10,000 a second with
+/// 100,000 flows, once in about 38 million years. The check costs no memory: attribution
+/// indexes fit 16 bits because at most 65,536 attributions are interned. Storing the keys (up to
+/// 40 bytes each) would triple the memory.
 ///
 /// An entry is valid for `lifetime` after it was stored — hits do not extend it, so a flow is
 /// resolved again at least once per lifetime and a reused 5-tuple is not attributed to the old
@@ -83,14 +86,16 @@ public final class FlowCache {
     /// What the command-line options accept (--flow-lifetime, seconds; --max-flows).
     public static let lifetimeSecondsRange: ClosedRange<UInt32> = 1...3600
     public static let maximumFlowsRange: ClosedRange<Int> = 1_024...16_777_216
-    /// Distinct attributions kept before everything is dropped and interning starts over.
+    /// Distinct attributions kept before everything is dropped and interning starts over;
+    /// also the most accepted, so that an attribution's index fits the slot's 16 bits.
     public static let defaultMaximumAttributions = 65_536
 
     struct Slot {
         var fingerprint: UInt64
-        var attribution: UInt32
+        var attribution: UInt16
+        var check: UInt16
         var storedAt: UInt32
-        static let empty = Slot(fingerprint: 0, attribution: 0, storedAt: 0)
+        static let empty = Slot(fingerprint: 0, attribution: 0, check: 0, storedAt: 0)
     }
 
     /// How long an entry answers, in milliseconds.
@@ -113,7 +118,7 @@ public final class FlowCache {
     private let maximumCapacity: Int
     private let initialCapacity: Int
     private var attributions: [OwnerAttribution] = []
-    private var internIndex: [OwnerAttribution: UInt32] = [:]
+    private var internIndex: [OwnerAttribution: UInt16] = [:]
     /// Where the next incremental sweep starts.
     private var sweepCursor = 0
 
@@ -122,12 +127,27 @@ public final class FlowCache {
     private var memoAttribution = OwnerAttribution(confidence: .none)
     private var memoStoredAt: UInt32 = 0
 
-    /// `lifetime` in nanoseconds (at least 1 ms is kept); `maximumFlows` at least 1.
-    public init(lifetime: UInt64 = FlowCache.defaultLifetime, maximumFlows: Int = FlowCache.defaultMaximumFlows,
-                maximumAttributions: Int = FlowCache.defaultMaximumAttributions) {
+    /// Tests only: replaces the SipHash fingerprint, to force collisions (nil: the real one).
+    private let fingerprintOverride: ((FlowKey) -> UInt64)?
+
+    /// `lifetime` in nanoseconds (at least 1 ms is kept); `maximumFlows` at least 1;
+    /// `maximumAttributions` 1...65,536.
+    public convenience init(lifetime: UInt64 = FlowCache.defaultLifetime,
+                            maximumFlows: Int = FlowCache.defaultMaximumFlows,
+                            maximumAttributions: Int = FlowCache.defaultMaximumAttributions) {
+        self.init(lifetime: lifetime, maximumFlows: maximumFlows, maximumAttributions: maximumAttributions,
+                  fingerprint: nil)
+    }
+
+    /// `fingerprint`: a test hook (see `fingerprintOverride`); 0 is mapped to 1 like the real one.
+    init(lifetime: UInt64 = FlowCache.defaultLifetime, maximumFlows: Int = FlowCache.defaultMaximumFlows,
+         maximumAttributions: Int = FlowCache.defaultMaximumAttributions,
+         fingerprint: ((FlowKey) -> UInt64)?) {
+        fingerprintOverride = fingerprint
         lifetimeMilliseconds = UInt32(clamping: max(1, min(lifetime / 1_000_000, 1 << 30)))
         self.maximumFlows = min(max(1, maximumFlows), 1 << 28)
-        self.maximumAttributions = max(1, maximumAttributions)
+        // Indexes 0..<maximumAttributions must fit the slot's UInt16.
+        self.maximumAttributions = min(max(1, maximumAttributions), Int(UInt16.max) + 1)
         // Room for maximumFlows at 3/4 load.
         maximumCapacity = Self.powerOfTwo(atLeast: max(16, (self.maximumFlows * 4 + 2) / 3))
         initialCapacity = min(maximumCapacity, 1024)
@@ -147,7 +167,7 @@ public final class FlowCache {
     public var bytesAllocated: Int {
         slots.count * MemoryLayout<Slot>.stride
             + attributions.capacity * MemoryLayout<OwnerAttribution>.stride
-            + internIndex.capacity * (MemoryLayout<OwnerAttribution>.stride + MemoryLayout<UInt32>.stride + 1)
+            + internIndex.capacity * (MemoryLayout<OwnerAttribution>.stride + MemoryLayout<UInt16>.stride + 1)
     }
 
     /// The attribution stored for `key` less than the lifetime before `now` (monotonic ns), or
@@ -159,8 +179,8 @@ public final class FlowCache {
             memoHits += 1
             return memoAttribution
         }
-        let fingerprint = Self.fingerprint(key)
-        guard let index = find(fingerprint) else { return nil }
+        let fingerprint = self.fingerprint(key)
+        guard let index = find(fingerprint, Self.check(key)) else { return nil }
         let slot = slots[index]
         guard isFresh(slot.storedAt, now: nowMilliseconds), Int(slot.attribution) < attributions.count else { return nil }
         let attribution = attributions[Int(slot.attribution)]
@@ -172,7 +192,7 @@ public final class FlowCache {
     /// `maximumFlows`, drops expired flows first, then the oldest ones (counted in `evictions`).
     public func insert(_ key: FlowKey, _ attribution: OwnerAttribution, now: UInt64) {
         let nowMilliseconds = Self.milliseconds(now)
-        let interned: UInt32
+        let interned: UInt16
         if let known = internIndex[attribution] {
             interned = known
         } else {
@@ -182,12 +202,14 @@ public final class FlowCache {
                 evictions += count
                 removeAll()
             }
-            interned = UInt32(attributions.count)
+            // < maximumAttributions ≤ 65,536 here, so it fits.
+            interned = UInt16(truncatingIfNeeded: attributions.count)
             attributions.append(attribution)
             internIndex[attribution] = interned
         }
-        let fingerprint = Self.fingerprint(key)
-        if let index = find(fingerprint) {
+        let fingerprint = self.fingerprint(key)
+        let check = Self.check(key)
+        if let index = find(fingerprint, check) {
             slots[index].attribution = interned
             slots[index].storedAt = nowMilliseconds
         } else {
@@ -198,7 +220,7 @@ public final class FlowCache {
             }
             var index = Int(truncatingIfNeeded: fingerprint) & mask
             while slots[index].fingerprint != 0 { index = (index + 1) & mask }
-            slots[index] = Slot(fingerprint: fingerprint, attribution: interned, storedAt: nowMilliseconds)
+            slots[index] = Slot(fingerprint: fingerprint, attribution: interned, check: check, storedAt: nowMilliseconds)
             count += 1
         }
         remember(key, attribution, storedAt: nowMilliseconds)
@@ -236,11 +258,13 @@ public final class FlowCache {
 
     // MARK: - Internals
 
-    private func find(_ fingerprint: UInt64) -> Int? {
+    /// The slot holding both hashes, or nil. Slots with the same fingerprint but another check
+    /// are other flows (a SipHash collision): probing goes on past them.
+    private func find(_ fingerprint: UInt64, _ check: UInt16) -> Int? {
         var index = Int(truncatingIfNeeded: fingerprint) & mask
         while true {
             let stored = slots[index].fingerprint
-            if stored == fingerprint { return index }
+            if stored == fingerprint, slots[index].check == check { return index }
             if stored == 0 { return nil }
             index = (index + 1) & mask
         }
@@ -317,10 +341,55 @@ public final class FlowCache {
         return buffer
     }
 
+    private func fingerprint(_ key: FlowKey) -> UInt64 {
+        guard let fingerprintOverride else { return Self.fingerprint(key) }
+        let hash = fingerprintOverride(key)
+        return hash == 0 ? 1 : hash
+    }
+
     /// The key's seeded SipHash; 0 marks an empty slot, so it becomes 1.
     static func fingerprint(_ key: FlowKey) -> UInt64 {
         let hash = UInt64(truncatingIfNeeded: key.hashValue)
         return hash == 0 ? 1 : hash
+    }
+
+    /// 16 bits of a hash unrelated to SipHash: each 64-bit word of the key is xored in and
+    /// multiplied by an odd constant, then murmur3's fmix64 spreads the state before the top 16
+    /// bits are taken. Unseeded on purpose: a false match needs the seeded fingerprint to collide
+    /// first, which nobody outside can aim for.
+    static func check(_ key: FlowKey) -> UInt16 {
+        // The fixed-size fields, and flags for uid presence and the address families, so that
+        // e.g. a v4 address and a v6 one with the same bits differ.
+        var layout = UInt64(key.protocolNumber) | UInt64(key.sourcePort) << 8 | UInt64(key.destinationPort) << 24
+        if key.inbound { layout |= 1 << 40 }
+        if key.uid != nil { layout |= 1 << 41 }
+        if case .v6 = key.source { layout |= 1 << 42 }
+        if case .v6 = key.destination { layout |= 1 << 43 }
+        var hash = mix(0x9E37_79B9_7F4A_7C15, layout)
+        hash = mix(hash, UInt64(key.uid ?? 0))
+        hash = mix(hash, key.source)
+        hash = mix(hash, key.destination)
+        // fmix64 (MurmurHash3's finalizer).
+        hash ^= hash >> 33
+        hash &*= 0xFF51_AFD7_ED55_8CCD
+        hash ^= hash >> 33
+        hash &*= 0xC4CE_B9FE_1A85_EC53
+        hash ^= hash >> 33
+        return UInt16(truncatingIfNeeded: hash >> 48)
+    }
+
+    @inline(__always)
+    private static func mix(_ hash: UInt64, _ address: IPAddress) -> UInt64 {
+        switch address {
+        case .v4(let value): mix(hash, UInt64(value))
+        case .v6(let high, let low): mix(mix(hash, high), low)
+        }
+    }
+
+    @inline(__always)
+    private static func mix(_ hash: UInt64, _ word: UInt64) -> UInt64 {
+        let product = (hash ^ word) &* 0x9FB2_1C65_1E98_DF25
+        return product ^ (product >> 29)
     }
 
     private static func milliseconds(_ nanoseconds: UInt64) -> UInt32 {

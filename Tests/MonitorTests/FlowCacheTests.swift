@@ -1,5 +1,5 @@
 import Export
-import Monitor
+@testable import Monitor
 import PacketParsing
 import ProcessResolution
 import Testing
@@ -179,6 +179,62 @@ let millisecond: UInt64 = 1_000_000
         #expect(cache.lookup(flowKey(1, inbound: true), now: start) == ssh)
         #expect(cache.lookup(flowKey(1, inbound: true), now: start) == ssh)
         #expect(cache.memoHits == 3)
+    }
+
+    /// A SipHash collision (forced here: every key gets the same fingerprint) must be a miss,
+    /// not the other flow's owner: the slot's check, from another hash, tells them apart.
+    @Test func aFingerprintCollisionIsAMissNotAnotherFlowsOwner() throws {
+        let cache = FlowCache(fingerprint: { _ in 42 })
+        let first = flowKey(1), second = flowKey(2)
+        try #require(FlowCache.check(first) != FlowCache.check(second))
+        cache.insert(first, curl, now: start)
+        #expect(cache.lookup(second, now: start) == nil)
+        cache.insert(second, ssh, now: start)
+        #expect(cache.count == 2)
+        for _ in 0..<2 {  // each lookup replaces the memo, so these go through the table
+            #expect(cache.lookup(first, now: start) == curl)
+            #expect(cache.lookup(second, now: start) == ssh)
+        }
+        #expect(cache.memoHits == 0)
+    }
+
+    /// Hundreds of flows with one fingerprint share one home slot: one long probe run, which
+    /// lookups, growth and backward-shift deletion must all get right by the check.
+    @Test func manyFlowsWithOneFingerprintStayApart() {
+        let cache = FlowCache(lifetime: 2_000 * millisecond, fingerprint: { _ in 7 })
+        var seen = Set<UInt16>()
+        let indexes = (0..<2_000).filter { seen.insert(FlowCache.check(flowKey($0))).inserted }.prefix(600)
+        for (position, index) in indexes.enumerated() {
+            cache.insert(flowKey(index), position % 2 == 0 ? curl : ssh,
+                         now: position % 3 == 0 ? start : start + 1_000 * millisecond)
+        }
+        #expect(cache.count == 600)
+        for (position, index) in indexes.enumerated() {
+            #expect(cache.lookup(flowKey(index), now: start + 1_000 * millisecond) == (position % 2 == 0 ? curl : ssh))
+        }
+        cache.sweep(now: start + 2_500 * millisecond, slots: .max)
+        #expect(cache.count == 400)
+        for (position, index) in indexes.enumerated() {
+            let expected = position % 3 == 0 ? nil : (position % 2 == 0 ? curl : ssh)
+            #expect(cache.lookup(flowKey(index), now: start + 2_500 * millisecond) == expected)
+        }
+    }
+
+    /// The check's 16 bits must be spread evenly even over keys that differ in a few low bits:
+    /// 100,000 keys into 65,536 values leave ≈ 65,536 × (1 − e^−1.53) ≈ 51,300 distinct.
+    @Test func theCheckIsSpreadOverItsSixteenBits() {
+        var seen = Set<UInt16>()
+        for index in 0..<100_000 { seen.insert(FlowCache.check(flowKey(index))) }
+        #expect((50_000...52_600).contains(seen.count))
+        #expect(FlowCache.check(flowKey(1, inbound: true)) != FlowCache.check(flowKey(1)))
+    }
+
+    /// The check lives in the attribution field's upper half: the slot stays 16 bytes, and the
+    /// intern table never holds more attributions than 16-bit indexes reach.
+    @Test func theSlotIsSixteenBytesAndIndexesFitSixteenBits() {
+        #expect(MemoryLayout<FlowCache.Slot>.stride == 16)
+        #expect(FlowCache(maximumAttributions: 1_000_000).maximumAttributions == 65_536)
+        #expect(FlowCache.defaultMaximumAttributions <= Int(UInt16.max) + 1)
     }
 
     /// Issue 5: RSS ≤ 64 MiB at 1M tracked flows. The cache's share must stay within 48 MiB.
