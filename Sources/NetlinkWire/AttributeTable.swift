@@ -34,15 +34,12 @@ struct AttributeTable {
             throw NetlinkWireError(.invalidAttributeLength, "attribute area of \(area.count) bytes is too large",
                                    offset: baseOffset)
         }
-        var starts = InlineArray<32, Int32>(repeating: -1)
-        var lengths = InlineArray<32, UInt16>(repeating: 0)
-        try forEachAttribute(in: area, baseOffset: baseOffset) { (type, value, offset) throws(NetlinkWireError) in
-            guard type < Self.capacity else { return }
-            starts[Int(type)] = Int32(offset - baseOffset + NetlinkAttribute.headerSize)
-            lengths[Int(type)] = UInt16(value.count)
+        var cursor = AttributeCursor(area: area, baseOffset: baseOffset)
+        while let attribute = try cursor.next() {
+            guard attribute.type < Self.capacity else { continue }
+            starts[Int(attribute.type)] = Int32(attribute.valueStart)
+            lengths[Int(attribute.type)] = UInt16(attribute.valueLength)
         }
-        self.starts = starts
-        self.lengths = lengths
     }
 
     /// The value of the attribute of `type`, nil when the message has none.
@@ -50,9 +47,11 @@ struct AttributeTable {
     func value(_ type: UInt16) -> UnsafeRawBufferPointer? {
         let index = Int(type)
         guard index < Self.capacity else { return nil }
-        let start = starts[index]
-        guard start >= 0 else { return nil }
-        return area.subrange(at: Int(start), count: Int(lengths[index]))
+        let start = Int(starts[index])
+        let length = Int(lengths[index])
+        // Checked again (the cursor already did): cheap, and keeps every read provably inside.
+        guard start >= 0, start + length <= area.count else { return nil }
+        return UnsafeRawBufferPointer(rebasing: area[start..<(start + length)])
     }
 
     /// The batch offset of the attribute of `type` (its header), for error messages.

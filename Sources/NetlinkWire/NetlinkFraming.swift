@@ -124,39 +124,70 @@ func netlinkAligned(_ length: Int) -> Int? {
     return sum & ~3
 }
 
-/// Walks the attributes in `area` (the bytes after a message's fixed header), calling `body`
-/// with each attribute's type (flags masked off), its value bytes, and the attribute's offset
-/// in the batch (`baseOffset` + position in `area`).
+/// Steps through the attributes in `area` (the bytes after a message's fixed header) one at a
+/// time, checking each header: the one walk behind `forEachAttribute` and `AttributeTable`.
 ///
 /// Throws `.invalidAttributeLength` for an nla_len below 4 or past the end of `area`. Up to 3
 /// trailing bytes too short for an attribute header are ignored as padding, as the kernel's
 /// non-strict nla_parse does.
-@inline(__always)  // the per-packet `AttributeTable` walk uses it: no closure context per attribute
-func forEachAttribute(
-    in area: UnsafeRawBufferPointer,
-    baseOffset: Int,
-    _ body: (_ type: UInt16, _ value: UnsafeRawBufferPointer, _ offset: Int) throws(NetlinkWireError) -> Void
-) throws(NetlinkWireError) {
-    var position = 0
-    var remaining = area.count
-    while remaining >= NetlinkAttribute.headerSize {
-        guard let rawLength = area.hostUInt16(at: position),
+struct AttributeCursor {
+    /// One attribute: its type (flags masked off), where its value lies in the area, and the
+    /// attribute's offset in the batch (for error messages).
+    struct Attribute {
+        var type: UInt16
+        var valueStart: Int
+        var valueLength: Int
+        var offset: Int
+    }
+
+    private let area: UnsafeRawBufferPointer
+    private let baseOffset: Int
+    private var position = 0
+    private var remaining: Int
+
+    /// `baseOffset`: the area's offset in the batch.
+    init(area: UnsafeRawBufferPointer, baseOffset: Int) {
+        self.area = area
+        self.baseOffset = baseOffset
+        remaining = area.count
+    }
+
+    /// The next attribute, nil after the last. Its value (`valueStart`, `valueLength`) lies
+    /// inside the area: checked here.
+    @inline(__always)
+    mutating func next() throws(NetlinkWireError) -> Attribute? {
+        guard remaining >= NetlinkAttribute.headerSize,
+              let rawLength = area.hostUInt16(at: position),
               let rawType = area.hostUInt16(at: position + 2)
-        else { break }  // unreachable: remaining >= 4 was checked
+        else { return nil }
         let length = Int(rawLength)
         let type = rawType & NetlinkAttribute.typeMask
-        guard length >= NetlinkAttribute.headerSize, length <= remaining,
-              let value = area.subrange(at: position + NetlinkAttribute.headerSize,
-                                        count: length - NetlinkAttribute.headerSize)
-        else {
+        guard length >= NetlinkAttribute.headerSize, length <= remaining else {
             throw NetlinkWireError(
                 .invalidAttributeLength,
                 "attribute \(type) has length \(length); \(remaining) bytes remain in the message",
                 offset: baseOffset + position)
         }
-        try body(type, value, baseOffset + position)
-        guard let step = netlinkAligned(length) else { break }
+        let attribute = Attribute(type: type, valueStart: position + NetlinkAttribute.headerSize,
+                                  valueLength: length - NetlinkAttribute.headerSize, offset: baseOffset + position)
+        let step = (length + 3) & ~3  // length ≤ 65535: no overflow
         position += step
         remaining -= step  // may go negative when the last attribute's padding is missing
+        return attribute
+    }
+}
+
+/// Walks the attributes in `area` (the bytes after a message's fixed header), calling `body`
+/// with each attribute's type (flags masked off), its value bytes, and the attribute's offset
+/// in the batch (`baseOffset` + position in `area`). Errors as `AttributeCursor.next()`.
+func forEachAttribute(
+    in area: UnsafeRawBufferPointer,
+    baseOffset: Int,
+    _ body: (_ type: UInt16, _ value: UnsafeRawBufferPointer, _ offset: Int) throws(NetlinkWireError) -> Void
+) throws(NetlinkWireError) {
+    var cursor = AttributeCursor(area: area, baseOffset: baseOffset)
+    while let attribute = try cursor.next() {
+        guard let value = area.subrange(at: attribute.valueStart, count: attribute.valueLength) else { break }
+        try body(attribute.type, value, attribute.offset)
     }
 }

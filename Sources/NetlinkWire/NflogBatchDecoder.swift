@@ -254,9 +254,10 @@ public enum NflogBatchDecoder {
     /// The prefix up to its first NUL; nil when that leaves nothing (nft's "no prefix").
     /// Invalid UTF-8 is kept as bytes and repaired with U+FFFD only when shown: it is a label.
     private static func prefix(_ value: UnsafeRawBufferPointer) -> NflogPrefix? {
-        let end = value.firstIndex(of: 0) ?? value.count
-        guard end > 0, let text = value.subrange(at: 0, count: end) else { return nil }
-        return NflogPrefix(bytes: text)
+        var end = 0
+        while end < value.count, value[end] != 0 { end += 1 }  // index checked by the loop condition
+        guard end > 0 else { return nil }
+        return NflogPrefix(bytes: UnsafeRawBufferPointer(rebasing: value[0..<end]))
     }
 
     /// A hw_addrlen above 8 (possible for devices with long addresses) is clamped to the 8
