@@ -109,12 +109,12 @@ public final class FlowCache {
     /// table at `maximumAttributions`).
     public private(set) var evictions = 0
     /// Lookups answered by the one-entry memo, without hashing.
-    public private(set) var memoHits = 0
+    @exclusivity(unchecked) public private(set) var memoHits = 0
 
     /// Indices are always masked with `capacity - 1`, so every access is in bounds. A raw
     /// buffer rather than an Array: the hit path then pays no uniqueness or exclusivity checks.
-    private var slots: UnsafeMutableBufferPointer<Slot>
-    private var mask: Int
+    @exclusivity(unchecked) private var slots: UnsafeMutableBufferPointer<Slot>
+    @exclusivity(unchecked) private var mask: Int
     private let maximumCapacity: Int
     private let initialCapacity: Int
     private var attributions: [OwnerAttribution] = []
@@ -123,9 +123,9 @@ public final class FlowCache {
     private var sweepCursor = 0
 
     /// The memo: the last flow looked up or stored (nil: none, or invalidated).
-    private var memoKey: FlowKey?
-    private var memoAttribution = OwnerAttribution(confidence: .none)
-    private var memoStoredAt: UInt32 = 0
+    @exclusivity(unchecked) private var memoKey: FlowKey?
+    @exclusivity(unchecked) private var memoAttribution = OwnerAttribution(confidence: .none)
+    @exclusivity(unchecked) private var memoStoredAt: UInt32 = 0
 
     /// Tests only: replaces the SipHash fingerprint, to force collisions (nil: the real one).
     private let fingerprintOverride: ((FlowKey) -> UInt64)?

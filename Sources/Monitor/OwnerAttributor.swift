@@ -26,9 +26,9 @@ public final class OwnerAttributor {
     private let window: UInt64
     private let flows: FlowCache
     /// Packets whose flow was not cached: each cost one resolution.
-    public private(set) var lookups = 0
+    @exclusivity(unchecked) public private(set) var lookups = 0
     /// Packets answered from the flow cache.
-    public private(set) var cacheHits = 0
+    @exclusivity(unchecked) public private(set) var cacheHits = 0
 
     /// `flowLifetime` in nanoseconds: how long a resolved flow is answered from the cache.
     /// `maximumFlows`: the most flows cached at once (it bounds the cache's memory).
@@ -48,19 +48,32 @@ public final class OwnerAttributor {
     /// What the flow cache holds in memory, in bytes (see `FlowCache.bytesAllocated`).
     public var flowCacheBytes: Int { flows.bytesAllocated }
 
-    /// The attribution of `packet`, logged with `uid` (nil when the kernel attached none) into
-    /// `cgroupPath` (nil when unclassified), received at `now` (monotonic ns).
     /// Runs before a flow is resolved (a cache miss), e.g. to apply queued process events so
     /// the sender is in the table. Cached flows do not need it: their sender was seen already.
     public var beforeResolving: (() -> Void)?
 
+    /// The attribution of `packet`, logged with `uid` (nil when the kernel attached none) into
+    /// `cgroupPath` (nil when unclassified), received at `now` (monotonic ns): from the flow
+    /// cache, or resolved and cached.
     public func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?,
                           cgroupPath: String?, now: UInt64) -> OwnerAttribution {
         let key = FlowKey(packet: packet, direction: direction, uid: uid)
-        if let cached = flows.lookup(key, now: now) {
-            cacheHits += 1
-            return cached
-        }
+        if let cached = cached(key, now: now) { return cached }
+        return resolveAndCache(key, packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
+    }
+
+    /// The cached attribution of the flow `key`, nil when it must be resolved. Reads only the
+    /// flow cache (never the process table), so a caller that shares the table with another
+    /// thread needs no lock for it.
+    public func cached(_ key: FlowKey, now: UInt64) -> OwnerAttribution? {
+        guard let cached = flows.lookup(key, now: now) else { return nil }
+        cacheHits += 1
+        return cached
+    }
+
+    /// Resolves the flow `key` of `packet` (see `attribute`) and caches the answer.
+    public func resolveAndCache(_ key: FlowKey, packet: PacketSummary, direction: Direction, uid: UInt32?,
+                                cgroupPath: String?, now: UInt64) -> OwnerAttribution {
         lookups += 1
         beforeResolving?()
         let result = resolve(packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)

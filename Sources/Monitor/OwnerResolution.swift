@@ -83,10 +83,16 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
     /// while processes churn, the event thread's work moved onto the receive thread.
     public func beginBatch() {}
 
+    /// A cached flow is answered without the lock: the flow cache belongs to the receive thread
+    /// (the only caller, and the one running `housekeeping`); only the process table is shared
+    /// with the event thread, and only resolving a new flow reads it.
     public func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?,
                           cgroupPath: String?, now: UInt64) -> OwnerAttribution {
-        lock.withLock { _ in
-            attributor.attribute(packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
+        let key = FlowKey(packet: packet, direction: direction, uid: uid)
+        if let cached = attributor.cached(key, now: now) { return cached }
+        return lock.withLock { _ in
+            attributor.resolveAndCache(key, packet: packet, direction: direction, uid: uid,
+                                       cgroupPath: cgroupPath, now: now)
         }
     }
 
