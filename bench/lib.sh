@@ -77,3 +77,11 @@ wait_drained() {
 }
 # ns on CPU of every thread of a process.
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d\n", s }'; }
+# "user system" ns of a process (all threads: utime and stime of /proc/PID/stat, in clock ticks,
+# so only as fine as 1/CLK_TCK — 10 ms here; fine over runs of seconds). Fields are counted after
+# the ")" that ends the command name, which may itself contain spaces.
+user_system_ns() {
+    local tick
+    tick=$(getconf CLK_TCK)
+    sed 's/.*) //' /proc/"$1"/stat | awk -v t="$tick" '{ printf "%d %d\n", $12 * 1e9 / t, $13 * 1e9 / t }'
+}

@@ -175,9 +175,10 @@ consumer_summary() {
     esac
 }
 
-echo "case consumer rep rules sent elapsed_ns received lost enobufs kernel_drops cpu_ns drain_ns slipped_ns" >"$WORK/raw.txt"
+echo "case consumer rep rules sent elapsed_ns received lost enobufs kernel_drops cpu_ns drain_ns slipped_ns user_ns system_ns" >"$WORK/raw.txt"
 run_once() {
     local case=$1 consumer=$2 rep=$3 mode size rules before after out sent elapsed drops drain slipped
+    local user_before system_before user_after system_after
     IFS=- read -r mode size _ <<<"$case"
     rules=1; [[ $case =~ -x([0-9]+) ]] && rules=${BASH_REMATCH[1]}
     local -a pace=(--max) spread=()
@@ -185,10 +186,12 @@ run_once() {
     [[ $case =~ -f([0-9]+) ]] && spread=(--flows "${BASH_REMATCH[1]}")
     start_consumer "$consumer"
     before=$(cpu_ns "$CONSUMER_PID")
+    read -r user_before system_before <<<"$(user_system_ns "$CONSUMER_PID")"
     out=$(in_ns "$TRAFFIC" udp --to 127.0.0.1 --port "$SINK_PORT" "${pace[@]}" "${spread[@]}" \
         --duration "$DURATION" --size "$size" --quiet)
     drain=$(wait_drained)
     after=$(cpu_ns "$CONSUMER_PID")
+    read -r user_after system_after <<<"$(user_system_ns "$CONSUMER_PID")"
     drops=$(netlink_drops "$PORTID")
     stop_consumer
     sent=$(grep -o ' sent=[0-9]*' <<<"$out" | cut -d= -f2)
@@ -199,7 +202,7 @@ run_once() {
     slipped=$(grep -o ' slipped_ns=[0-9]*' <<<"$out" | cut -d= -f2 || true)
     [[ ${slipped:-0} -eq 0 ]] || echo "  note: the sender slipped ${slipped} ns behind its schedule" >&2
     read -r received lost enobufs <<<"$(consumer_summary "$consumer")"
-    echo "$case $consumer $rep $rules $sent $elapsed $received $lost $enobufs ${drops:--} $((after - before)) $drain ${slipped:-0}" \
+    echo "$case $consumer $rep $rules $sent $elapsed $received $lost $enobufs ${drops:--} $((after - before)) $drain ${slipped:-0} $((user_after - user_before)) $((system_after - system_before))" \
         >>"$WORK/raw.txt"
     printf '  %-10s %-8s rep %s: sent %8s, received %9s (%5.0f k/s), lost %s, drops %s, drain %5.2f s, %7.1f ns/msg\n' \
         "$case" "$consumer" "$rep" "$sent" "$received" \
@@ -269,7 +272,7 @@ def num(x):
     return None if x == "-" else int(x)
 runs = {}
 for line in open(raw).read().splitlines()[1:]:
-    case, consumer, rep, rules, sent, elapsed, received, lost, enobufs, drops, cpu, drain, slipped = line.split()
+    case, consumer, rep, rules, sent, elapsed, received, lost, enobufs, drops, cpu, drain, slipped, user, system = line.split()
     received = int(received)
     r = {"rep": int(rep), "rules": int(rules), "sent": int(sent), "elapsed_ns": int(elapsed),
          "received": received, "expected": int(sent) * int(rules),
@@ -277,7 +280,9 @@ for line in open(raw).read().splitlines()[1:]:
          "kernel_drops": num(drops), "cpu_ns": int(cpu),
          "ns_per_msg": int(cpu) / received if received else None,
          "drain_ns": int(drain), "msgs_per_s": received * 1e9 / (int(elapsed) + int(drain)),
-         "sender_slipped_ns": int(slipped)}
+         "sender_slipped_ns": int(slipped),
+         "user_ns_per_msg": int(user) / received if received else None,
+         "system_ns_per_msg": int(system) / received if received else None}
     runs.setdefault(case, {}).setdefault(consumer, []).append(r)
 
 names = {"c": "C reference (libmnl)", "none": "nfowner --format none", "json": "nfowner --format json > file",
@@ -304,6 +309,8 @@ for case, by in runs.items():
             "max_drain_s": max(x["drain_ns"] for x in rs) / 1e9,
             "median_sender_pps": med(x["sent"] * 1e9 / x["elapsed_ns"] for x in rs),
             "max_sender_slipped_ns": max(x["sender_slipped_ns"] for x in rs),
+            "median_user_ns_per_msg": med(x["user_ns_per_msg"] for x in rs if x["user_ns_per_msg"] is not None),
+            "median_system_ns_per_msg": med(x["system_ns_per_msg"] for x in rs if x["system_ns_per_msg"] is not None),
             "deficit_total": sum(x["deficit"] for x in rs),
             "expected_total": sum(x["expected"] for x in rs),
             "seq_lost_total": None if any(x["seq_lost"] is None for x in rs) else sum(x["seq_lost"] for x in rs),
@@ -338,17 +345,19 @@ def f(x, fmt):
 lines = [f"# NFLOG consumers, {meta['date']}", "",
          f"kernel {kernel}, {cpus} CPUs ({model}), load {load} at the end; {reps} runs of {duration} s per row. "
          "CPU = consumer ns on CPU per message (min / median / max); × C = median ÷ the C reference's median "
-         "in the same case; deficit = sent × rules − received over all runs; seq lost = gaps in the "
+         "in the same case; user / system = the median split of that time between user space and the kernel "
+         "(utime/stime of /proc/PID/stat, 10 ms ticks); deficit = sent × rules − received over all runs; seq lost = gaps in the "
          "NFLOG sequence numbers (the consumer's own count); drops = /proc/net/netlink Drops (batches); "
          "msgs/s = received ÷ (sending time + drain, the time the consumer needed after the sender stopped to "
          "empty its socket buffer); ENOBUFS for tcpdump is its 'packets dropped by kernel' (libpcap's count).", "",
-         "| case | consumer | msgs/s (median) | max drain s | CPU ns/msg min | median | max | × C | deficit | seq lost | kernel drops | ENOBUFS | sender slipped ms |",
-         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+         "| case | consumer | msgs/s (median) | max drain s | CPU ns/msg min | median | max | × C | user / system ns/msg | deficit | seq lost | kernel drops | ENOBUFS | sender slipped ms |",
+         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 for r in results:
     lines.append(f"| {r['description']} | {names.get(r['consumer'], r['consumer'])} | "
                  f"{r['median_msgs_per_s'] / 1000:.0f}k | {r['max_drain_s']:.2f} | {f(r['min_ns_per_msg'], '.0f')} | "
                  f"{f(r['median_ns_per_msg'], '.0f')} | {f(r['max_ns_per_msg'], '.0f')} | "
-                 f"{f(r['ratio_to_c_median'], '.2f')} | {r['deficit_total']} of {r['expected_total']} | "
+                 f"{f(r['ratio_to_c_median'], '.2f')} | {r['median_user_ns_per_msg']:.0f} / {r['median_system_ns_per_msg']:.0f} | "
+                 f"{r['deficit_total']} of {r['expected_total']} | "
                  f"{f(r['seq_lost_total'], 'd')} | {f(r['kernel_drops_total'], 'd')} | {f(r['enobufs_total'], 'd')} | "
                  f"{r['max_sender_slipped_ns'] / 1e6:.1f} |")
 if skipped:
