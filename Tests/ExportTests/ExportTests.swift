@@ -131,6 +131,23 @@ import Testing
         #expect(object["user"] as? String == "x\ty")
     }
 
+    /// Every escapable byte at every position of strings longer than one 8-byte word, next to
+    /// multi-byte UTF-8, round-trips through a JSON parser (the escaper skips clean words).
+    @Test func escapesAtEveryPositionOfLongStrings() throws {
+        let specials: [Character] = ["\"", "\\", "\n", "\r", "\t", "\u{00}", "\u{01}", "\u{1F}", "\u{7F}", "é", "€"]
+        let base = Array("/usr/lib/systemd/systemd-resolved --x")
+        for special in specials {
+            for position in 0..<base.count {
+                var text = base
+                text.insert(special, at: position)
+                let user = String(text)
+                let object = try Self.decode(Self.event(prefix: user, user: user))
+                #expect(object["user"] as? String == user)
+                #expect(object["prefix"] as? String == String(user.utf8.prefix(NflogPrefix.inlineCapacity)))
+            }
+        }
+    }
+
     @Test func rfc3339Dates() {
         #expect(RFC3339.string(EventTime(seconds: 0, microseconds: 0)) == "1970-01-01T00:00:00.000000Z")
         #expect(RFC3339.string(EventTime(seconds: 951_782_400, microseconds: 999_999)) == "2000-02-29T00:00:00.999999Z")
