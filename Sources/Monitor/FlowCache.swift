@@ -1,4 +1,5 @@
 import Export
+import NetfilterSystem
 import PacketParsing
 
 /// What identifies a flow for caching: protocol, both ends, direction and owner uid.
@@ -57,6 +58,13 @@ public struct FlowKey: Hashable, Sendable {
 /// 3/4 full; it doubles as flows arrive, up to the slots `maximumFlows` needs, and never past.
 /// Deletion shifts the rest of a probe run back (no tombstones).
 ///
+/// **Memory.** The slots live in an anonymous mapping (`AnonymousMemory`), where an all-zero
+/// slot is an empty one: a new table needs no initialization and a page becomes resident only
+/// when a flow lands on it. Resizing moves the flows in old-slot order and gives each migrated
+/// stretch of the old table back to the kernel at once, so the old and the new table are never
+/// both resident: growing to 2^21 slots peaks near the new table's 32 MiB, not 16 + 32.
+/// `removeAll()` gives every page back.
+///
 /// **Keys are not stored, only two hashes of them.** The fingerprint is the key's 64-bit hash
 /// from Swift's `Hasher` (SipHash-1-3 keyed with a random per-process seed, so nobody outside can
 /// construct colliding flows); its low bits also pick the slot. The check is 16 bits of a
@@ -90,6 +98,8 @@ public final class FlowCache {
     /// also the most accepted, so that an attribution's index fits the slot's 16 bits.
     public static let defaultMaximumAttributions = 65_536
 
+    /// All zero bytes is `empty` (fingerprint 0 is never a real one), which is what fresh or
+    /// released anonymous memory reads as.
     struct Slot {
         var fingerprint: UInt64
         var attribution: UInt16
@@ -113,7 +123,9 @@ public final class FlowCache {
 
     /// Indices are always masked with `capacity - 1`, so every access is in bounds. A raw
     /// buffer rather than an Array: the hit path then pays no uniqueness or exclusivity checks.
+    /// It points into `memory`, which is replaced together with it.
     @exclusivity(unchecked) private var slots: UnsafeMutableBufferPointer<Slot>
+    private(set) var memory: AnonymousMemory
     @exclusivity(unchecked) private var mask: Int
     private let maximumCapacity: Int
     private let initialCapacity: Int
@@ -126,6 +138,11 @@ public final class FlowCache {
     @exclusivity(unchecked) private var memoKey: FlowKey?
     @exclusivity(unchecked) private var memoAttribution = OwnerAttribution(confidence: .none)
     @exclusivity(unchecked) private var memoStoredAt: UInt32 = 0
+
+    /// Tests only: bytes of slot memory given back to the kernel (resizes and `removeAll()`),
+    /// and how many times.
+    private(set) var releasedBytes = 0
+    private(set) var releases = 0
 
     /// Tests only: replaces the SipHash fingerprint, to force collisions (nil: the real one).
     private let fingerprintOverride: ((FlowKey) -> UInt64)?
@@ -151,11 +168,9 @@ public final class FlowCache {
         // Room for maximumFlows at 3/4 load.
         maximumCapacity = Self.powerOfTwo(atLeast: max(16, (self.maximumFlows * 4 + 2) / 3))
         initialCapacity = min(maximumCapacity, 1024)
-        slots = Self.allocate(initialCapacity)
+        (memory, slots) = Self.allocate(initialCapacity)
         mask = initialCapacity - 1
     }
-
-    deinit { slots.deallocate() }
 
     /// Slots in the table now.
     public var capacity: Int { slots.count }
@@ -218,9 +233,7 @@ public final class FlowCache {
             } else if (count + 1) * 4 > slots.count * 3, slots.count < maximumCapacity {
                 rehash(capacity: slots.count * 2)
             }
-            var index = Int(truncatingIfNeeded: fingerprint) & mask
-            while slots[index].fingerprint != 0 { index = (index + 1) & mask }
-            slots[index] = Slot(fingerprint: fingerprint, attribution: interned, check: check, storedAt: nowMilliseconds)
+            place(Slot(fingerprint: fingerprint, attribution: interned, check: check, storedAt: nowMilliseconds))
             count += 1
         }
         remember(key, attribution, storedAt: nowMilliseconds)
@@ -247,9 +260,10 @@ public final class FlowCache {
         if memoKey != nil, !isFresh(memoStoredAt, now: nowMilliseconds) { memoKey = nil }
     }
 
-    /// Drops every flow and attribution; keeps the table's current size.
+    /// Drops every flow and attribution; keeps the table's current size, but gives its memory
+    /// back (the slots read as empty again and become resident as flows arrive).
     public func removeAll() {
-        for index in 0..<slots.count { slots[index] = .empty }
+        noteReleased(memory.releaseAll())
         count = 0
         attributions.removeAll(keepingCapacity: true)
         internIndex.removeAll(keepingCapacity: true)
@@ -322,23 +336,55 @@ public final class FlowCache {
         count -= 1
     }
 
+    /// Moves every flow into a new table of `capacity` slots, in old-slot order, giving the old
+    /// table's memory back a stretch at a time as it empties. When doubling, the flow at old
+    /// index i lands at i or i + old capacity (or a little past, probing; a probe run that had
+    /// wrapped around the end lands near the end), so the new table fills as two sequential
+    /// streams while the old one drains: the memory held stays near the new table's size.
+    /// Halving is the same with the new table smaller.
     private func rehash(capacity: Int) {
         let old = slots
-        slots = Self.allocate(capacity)
+        let oldMemory = memory
+        (memory, slots) = Self.allocate(capacity)
         mask = capacity - 1
-        for slot in old where slot.fingerprint != 0 {
-            var index = Int(truncatingIfNeeded: slot.fingerprint) & mask
-            while slots[index].fingerprint != 0 { index = (index + 1) & mask }
-            slots[index] = slot
+        let stride = MemoryLayout<Slot>.stride
+        withExtendedLifetime(oldMemory) {
+            var start = 0
+            while start < old.count {
+                let end = min(old.count, start + Self.releaseStretch)
+                for index in start..<end where old[index].fingerprint != 0 { place(old[index]) }
+                noteReleased(oldMemory.release(start * stride..<end * stride))
+                start = end
+            }
         }
-        old.deallocate()
         sweepCursor = 0
     }
 
-    private static func allocate(_ capacity: Int) -> UnsafeMutableBufferPointer<Slot> {
-        let buffer = UnsafeMutableBufferPointer<Slot>.allocate(capacity: capacity)
-        buffer.initialize(repeating: .empty)
-        return buffer
+    /// Slots migrated between two releases of the old table: 64 KiB (16 pages of 4 KiB), so
+    /// growing to 2^21 slots costs 256 madvise calls rather than 4,096, for at most 64 KiB held
+    /// twice.
+    private static let releaseStretch = max(AnonymousMemory.pageSize, 65_536) / MemoryLayout<Slot>.stride
+
+    /// Puts `slot` in its home or the first empty slot after it (the flow is not in the table).
+    @inline(__always)
+    private func place(_ slot: Slot) {
+        var index = Int(truncatingIfNeeded: slot.fingerprint) & mask
+        while slots[index].fingerprint != 0 { index = (index + 1) & mask }
+        slots[index] = slot
+    }
+
+    private func noteReleased(_ bytes: Int) {
+        guard bytes > 0 else { return }
+        releasedBytes += bytes
+        releases += 1
+    }
+
+    /// `capacity` empty slots: fresh anonymous memory reads as all zeros, which is `Slot.empty`
+    /// (checked in the tests), so nothing is written and no page is made resident here.
+    private static func allocate(_ capacity: Int) -> (AnonymousMemory, UnsafeMutableBufferPointer<Slot>) {
+        let memory = AnonymousMemory.zeroed(byteCount: capacity * MemoryLayout<Slot>.stride)
+        let start = memory.baseAddress.bindMemory(to: Slot.self, capacity: capacity)
+        return (memory, UnsafeMutableBufferPointer(start: start, count: capacity))
     }
 
     private func fingerprint(_ key: FlowKey) -> UInt64 {

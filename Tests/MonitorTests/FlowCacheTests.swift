@@ -309,3 +309,100 @@ let millisecond: UInt64 = 1_000_000
         #expect(attributor.cacheHits == 1)
     }
 }
+
+/// The slot table's memory (issue 5: the peak while growing to 1M flows, not only the end state).
+@Suite struct FlowCacheMemoryTests {
+    /// 16-byte slots for `count` slots.
+    func bytes(_ count: Int) -> Int { count * MemoryLayout<FlowCache.Slot>.stride }
+
+    @Test func anAllZeroSlotIsEmptySoAFreshTableNeedsNoInitialization() {
+        var empty = FlowCache.Slot.empty
+        #expect(withUnsafeBytes(of: &empty) { $0.allSatisfy { $0 == 0 } })
+        #expect(MemoryLayout<FlowCache.Slot>.size == MemoryLayout<FlowCache.Slot>.stride)  // no padding bytes
+        let cache = FlowCache()
+        // Nothing was written to the table: no page of it is resident.
+        #expect(cache.memory.residentBytes() == 0)
+        #expect(cache.lookup(flowKey(1), now: start) == nil)
+        cache.insert(flowKey(1), curl, now: start)
+        #expect(cache.lookup(flowKey(1), now: start) == curl)
+        #expect(cache.memory.byteCount == bytes(cache.capacity))
+    }
+
+    @Test func growingAcrossManyDoublingsKeepsEveryFlowFindable() {
+        let cache = FlowCache(lifetime: 3_600_000 * millisecond)
+        var capacities = [cache.capacity]
+        let flows = 150_000
+        for index in 0..<flows {
+            cache.insert(flowKey(index), index % 2 == 0 ? curl : ssh, now: start)
+            if cache.capacity != capacities.last {
+                capacities.append(cache.capacity)
+                // Right after each resize, every flow so far (through the table: the memo holds
+                // only the last).
+                #expect((0...index).allSatisfy { cache.lookup(flowKey($0), now: start) == ($0 % 2 == 0 ? curl : ssh) })
+            }
+        }
+        #expect(capacities == (10...18).map { 1 << $0 })
+        #expect(cache.count == flows)
+        #expect(cache.lookup(flowKey(flows), now: start) == nil)
+    }
+
+    /// Flows whose home is the last slot at every size: their probe run wraps around to the
+    /// start, so old slot 0, 1, … hold flows that belong at the end of the new table.
+    @Test func probeRunsThatWrapAroundTheEndSurviveGrowth() {
+        let cache = FlowCache(fingerprint: { key in
+            guard case .v4(let high) = key.source else { return 1 }
+            let index = UInt64(high & 0xFFFF) << 16 | UInt64(key.sourcePort)
+            return index << 24 | 0xFF_FFFF  // low bits all ones: home = the last slot
+        })
+        for index in 0..<3_000 { cache.insert(flowKey(index), curl, now: start) }
+        #expect(cache.capacity == 4_096)
+        #expect((0..<3_000).allSatisfy { cache.lookup(flowKey($0), now: start) == curl })
+        #expect(cache.lookup(flowKey(3_000), now: start) == nil)
+    }
+
+    /// Each old table is given back while its flows move, in many stretches rather than at the
+    /// end: the old and the new table are not both resident.
+    @Test func growingGivesTheOldTablesPagesBackAsTheyAreMigrated() {
+        let cache = FlowCache(lifetime: 3_600_000 * millisecond)
+        for index in 0..<150_000 { cache.insert(flowKey(index), curl, now: start) }
+        #expect(cache.capacity == 262_144)
+        // Every old table (1,024 … 131,072 slots, all whole pages), completely.
+        #expect(cache.releasedBytes == bytes(262_144 - 1_024))
+        // The last old table (2 MiB) alone went back in ≥ 32 stretches of ≤ 64 KiB.
+        #expect(cache.releases >= 32)
+        // The new table holds only what flows were written to: 150,000 of 262,144 slots, spread
+        // over every page, so all of it — but nothing else.
+        let resident = cache.memory.residentBytes() ?? 0
+        #expect(resident <= bytes(262_144))
+    }
+
+    @Test func shrinkingGivesTheLargerTableBack() {
+        let cache = FlowCache(lifetime: 2_000 * millisecond)
+        for index in 0..<100_000 { cache.insert(flowKey(index), curl, now: start) }
+        let grown = cache.releasedBytes
+        #expect(cache.capacity == 262_144)
+        cache.sweep(now: start + 3_000 * millisecond, slots: .max)
+        #expect(cache.count == 0)
+        #expect(cache.capacity == 1_024)
+        // The swept 4 MiB table (already zero, released once more as it was migrated).
+        #expect(cache.releasedBytes == grown + bytes(262_144))
+        #expect(cache.memory.residentBytes() == 0)
+    }
+
+    @Test func removeAllGivesTheWholeTableBackAndKeepsItsSize() {
+        let cache = FlowCache(lifetime: 3_600_000 * millisecond)
+        for index in 0..<100_000 { cache.insert(flowKey(index), index % 2 == 0 ? curl : ssh, now: start) }
+        #expect((cache.memory.residentBytes() ?? 0) > bytes(200_000))
+        let before = cache.releasedBytes
+        cache.removeAll()
+        #expect(cache.capacity == 262_144)
+        #expect(cache.releasedBytes == before + bytes(262_144))
+        #expect(cache.memory.residentBytes() == 0)
+        #expect(cache.count == 0 && cache.attributionCount == 0)
+        #expect(cache.lookup(flowKey(1), now: start) == nil)
+        #expect(cache.lookup(flowKey(99_999), now: start) == nil)
+        for index in 0..<1_000 { cache.insert(flowKey(index), kernel, now: start) }
+        #expect((0..<1_000).allSatisfy { cache.lookup(flowKey($0), now: start) == kernel })
+        #expect(cache.count == 1_000)
+    }
+}
