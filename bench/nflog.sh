@@ -229,8 +229,10 @@ if [[ $NFQUEUE == 1 ]]; then
     command -v iptables >/dev/null || die "'iptables' not found (NFO_BENCH_NFQUEUE=0 skips NFQUEUE)"
     # The round-trip echo server: its replies leave through OUTPUT too (sport 7), so both directions
     # of a round trip are queued once each.
-    in_ns "$TRAFFIC" listen --udp --echo --port "$ECHO_PORT" --address 127.0.0.1 --timeout 3600 --quiet \
-        >"$WORK/echo.out" 2>&1 &
+    # nsenter directly, not the in_ns function: a backgrounded function runs in a subshell, and $!
+    # would be that subshell's PID, not the server's (killing it left the server running).
+    nsenter --net="$NSFILE" "$TRAFFIC" listen --udp --echo --port "$ECHO_PORT" --address 127.0.0.1 \
+        --timeout 3600 --quiet >"$WORK/echo.out" 2>&1 &
     ECHO_PID=$!
     for _ in $(seq 50); do grep -q '^ready' "$WORK/echo.out" && break; sleep 0.1; done
     grep -q '^ready' "$WORK/echo.out" || die "the echo server did not start"
