@@ -58,8 +58,8 @@ public struct BatchProcessor {
         // One receive time per batch: NFLOG has no timestamp at output, and every message in a
         // batch was queued within the flush timeout of the first.
         var receiveTime: EventTime?
-        NflogBatchDecoder.forEachPacket(in: batch, packet: { record, payload in
-            handle(record: record, payload: payload, receiveTime: &receiveTime, emit: emit)
+        NflogBatchDecoder.forEachPacket(in: batch, packet: { packet in
+            handle(packet, receiveTime: &receiveTime, emit: emit)
         }, other: { item in
             switch item {
             case .error(let errno, let sequence):
@@ -73,20 +73,21 @@ public struct BatchProcessor {
         return replies
     }
 
-    private mutating func handle(record: borrowing NflogRecord, payload: UnsafeRawBufferPointer,
-                                 receiveTime: inout EventTime?, emit: (PacketEvent) -> Void) {
+    private mutating func handle(_ message: NflogPacketView, receiveTime: inout EventTime?,
+                                 emit: (PacketEvent) -> Void) {
         counters.received += 1
-        if let sequence = record.sequence {
-            counters.lost += gaps.record(group: record.group, sequence: sequence)
+        if let sequence = message.sequence {
+            counters.lost += gaps.record(group: message.group, sequence: sequence)
         }
-        if record.uid != nil { counters.withOwner += 1 }
+        let uid = message.uid
+        if uid != nil { counters.withOwner += 1 }
         let packet: PacketSummary
         do {
             // The message's family (NFPROTO_IPV4 = 2, NFPROTO_IPV6 = 10) must agree with the header.
-            switch record.family {
-            case 2: packet = try PacketParser.parse(payload, family: .ipv4)
-            case 10: packet = try PacketParser.parse(payload, family: .ipv6)
-            default: packet = try PacketParser.parse(payload)
+            switch message.family {
+            case 2: packet = try PacketParser.parse(message.payload, family: .ipv4)
+            case 10: packet = try PacketParser.parse(message.payload, family: .ipv6)
+            default: packet = try PacketParser.parse(message.payload)
             }
         } catch {
             counters.parseErrors += 1
@@ -98,13 +99,15 @@ public struct BatchProcessor {
         // Classification and owner resolution run even without output (`--format none`
         // measures the whole pipeline but formatting and printing).
         // The ruleset logs a classified packet with the prefix "nfowner cg=<id>".
-        let cgroupID = record.rawPrefix?.withBytes(CgroupClassifier.cgroupID(fromPrefixBytes:))
+        let cgroupID = message.prefixBytes.flatMap(CgroupClassifier.cgroupID(fromPrefixBytes:))
         let cgroup = cgroupID.flatMap { cgroups?.entry(forID: $0) }
-        let hook = Hook(family: record.family, number: record.hook)
+        let hook = Hook(family: message.family, number: message.hook)
         let attribution = attributor?.attribute(
-            packet: packet, direction: hook?.direction ?? .outbound, uid: record.uid,
+            packet: packet, direction: hook?.direction ?? .outbound, uid: uid,
             cgroupPath: cgroup?.path, now: batchMonotonicTime())
         guard buildsEvents else { return }
+        // Only a packet that is shown needs every field, as a value that outlives the buffer.
+        let record = message.record
         let time: EventTime
         if let stamp = record.timestamp {
             time = EventTime(seconds: stamp.seconds, microseconds: stamp.microseconds)

@@ -25,8 +25,11 @@ struct AttributeTable {
     /// Throws `.invalidAttributeLength` for an nla_len below 4 or past the end of `area`. Up to
     /// 3 trailing bytes too short for an attribute header are ignored as padding, as the
     /// kernel's non-strict nla_parse does.
+    /// `check` sees every attribute (type, value length, batch offset) and may reject it.
     @inline(__always)
-    init(area: UnsafeRawBufferPointer, baseOffset: Int) throws(NetlinkWireError) {
+    init(area: UnsafeRawBufferPointer, baseOffset: Int,
+         check: (_ type: UInt16, _ length: Int, _ offset: Int) throws(NetlinkWireError) -> Void = { _, _, _ in }
+    ) throws(NetlinkWireError) {
         self.area = area
         self.baseOffset = baseOffset
         // Offsets are held as Int32 to keep the table small.
@@ -36,6 +39,7 @@ struct AttributeTable {
         }
         var cursor = AttributeCursor(area: area, baseOffset: baseOffset)
         while let attribute = try cursor.next() {
+            try check(attribute.type, attribute.valueLength, attribute.offset)
             guard attribute.type < Self.capacity else { continue }
             starts[Int(attribute.type)] = Int32(attribute.valueStart)
             lengths[Int(attribute.type)] = UInt16(attribute.valueLength)

@@ -44,20 +44,19 @@ public enum NflogBatchDecoder {
         in batch: UnsafeRawBufferPointer,
         _ body: (NetlinkBatchItem) throws -> Void
     ) rethrows {
-        try forEachPacket(in: batch, packet: { record, payload in try body(.packet(record, payload: payload)) },
+        try forEachPacket(in: batch, packet: { packet in try body(.packet(packet.record, payload: packet.payload)) },
                           other: body)
     }
 
-    /// The same walk as `forEachItem`, but packets go to `packet` directly: each record is decoded
-    /// into one reused value and lent to the callback instead of being copied into an item
-    /// (the monitor's per-packet path; a record is a few hundred bytes). Everything else,
-    /// including malformed packets, goes to `other`.
+    /// The same walk as `forEachItem`, but each valid packet message goes to `packet` as a view,
+    /// read on demand (the monitor's per-packet path: most packets are counted and attributed,
+    /// and only the ones shown need a whole `NflogRecord`). Everything else, including
+    /// malformed packets, goes to `other`.
     public static func forEachPacket(
         in batch: UnsafeRawBufferPointer,
-        packet: (_ record: borrowing NflogRecord, _ payload: UnsafeRawBufferPointer) throws -> Void,
+        packet: (_ packet: NflogPacketView) throws -> Void,
         other: (NetlinkBatchItem) throws -> Void
     ) rethrows {
-        var record = NflogRecord()
         var position = 0
         var remaining = batch.count
         while remaining > 0 {
@@ -79,16 +78,16 @@ public enum NflogBatchDecoder {
                 return
             }
             if header.type == NetlinkMessageType.nflogPacket {
-                let payload: UnsafeRawBufferPointer?
+                let view: NflogPacketView?
                 var failure: NetlinkWireError?
                 do {
-                    payload = try decodePacket(message: message, offset: position, into: &record)
+                    view = try NflogPacketView(message: message, offset: position)
                 } catch {
-                    payload = nil
+                    view = nil
                     failure = error
                 }
-                if let payload {
-                    try packet(record, payload)
+                if let view {
+                    try packet(view)
                 } else if let failure {
                     try other(.malformed(failure))
                 }
@@ -137,138 +136,11 @@ public enum NflogBatchDecoder {
     /// Decodes an NFULNL_MSG_PACKET message (`message` starts at its nlmsghdr and is exactly
     /// nlmsg_len long). Returns the record and a view of the NFULA_PAYLOAD bytes inside
     /// `message` (empty when absent). `offset` is the message's position in its batch, used
-    /// only in error offsets.
-    ///
-    /// Throws `.truncatedMessage` when nfgenmsg is missing, `.invalidAttributeLength` for a bad
-    /// nla_len, and `.invalidAttributeValue` for a known attribute of the wrong size.
+    /// only in error offsets. Errors as `NflogPacketView.init(message:offset:)`.
     public static func decodePacket(
         message: UnsafeRawBufferPointer, offset: Int = 0
     ) throws(NetlinkWireError) -> (NflogRecord, UnsafeRawBufferPointer) {
-        var record = NflogRecord()
-        let payload = try decodePacket(message: message, offset: offset, into: &record)
-        return (record, payload)
-    }
-
-    /// `decodePacket(message:offset:)` into an existing record (overwritten entirely), so the
-    /// batch walk reuses one value.
-    static func decodePacket(
-        message: UnsafeRawBufferPointer, offset: Int, into record: inout NflogRecord
-    ) throws(NetlinkWireError) -> UnsafeRawBufferPointer {
-        let fixedEnd = NetlinkMessageHeader.size + NfgenMessage.size
-        guard let family = message.byte(at: NetlinkMessageHeader.size),
-              let group = message.bigEndianUInt16(at: NetlinkMessageHeader.size + 2),
-              let attributes = message.suffix(from: fixedEnd)
-        else {
-            throw NetlinkWireError(
-                .truncatedMessage,
-                "NFLOG packet message of \(message.count) bytes has no nfgenmsg", offset: offset)
-        }
-        record = NflogRecord()
-        record.family = family
-        record.group = group
-        // Index first, then read what we know: one tight pass over the attributes, instead of a
-        // switch over every attribute (which cost ~90 instructions per attribute, for every
-        // logged packet).
-        let table = try AttributeTable(area: attributes, baseOffset: offset + fixedEnd)
-
-        if let value = table.value(NflogAttributeType.packetHeader.rawValue) {
-            try requireLength(value, NflogStructSize.packetHeader, .packetHeader, "a struct nfulnl_msg_packet_hdr", table)
-            record.hardwareProtocol = value.bigEndianUInt16(at: 0) ?? 0
-            record.hook = value.byte(at: 2) ?? 0
-        }
-        if let value = table.value(NflogAttributeType.prefix.rawValue) { record.rawPrefix = prefix(value) }
-        record.uid = try uint32(.uid, table)
-        record.gid = try uint32(.gid, table)
-        record.sequence = try uint32(.sequence, table)
-        record.globalSequence = try uint32(.globalSequence, table)
-        record.mark = try uint32(.mark, table)
-        record.inputInterface = try uint32(.inputInterface, table)
-        record.outputInterface = try uint32(.outputInterface, table)
-        record.physicalInputInterface = try uint32(.physicalInputInterface, table)
-        record.physicalOutputInterface = try uint32(.physicalOutputInterface, table)
-        if let value = table.value(NflogAttributeType.timestamp.rawValue) {
-            try requireLength(value, NflogStructSize.timestamp, .timestamp, "a struct nfulnl_msg_packet_timestamp", table)
-            record.timestamp = NflogTimestamp(
-                seconds: value.bigEndianUInt64(at: 0) ?? 0,
-                microseconds: value.bigEndianUInt64(at: 8) ?? 0)
-        }
-        if let value = table.value(NflogAttributeType.hardwareAddress.rawValue) {
-            try requireLength(value, NflogStructSize.hardwareAddress, .hardwareAddress, "a struct nfulnl_msg_packet_hw", table)
-            record.hardwareAddress = hardwareAddress(value)
-        }
-        record.hardwareType = try uint16(.hardwareType, table)
-        // The kernel sends HWTYPE, HWLEN and HWHEADER together; HWLEN is the declared length.
-        if let declared = try uint16(.hardwareHeaderLength, table) {
-            record.hardwareHeaderLength = Int(declared)
-        } else {
-            record.hardwareHeaderLength = table.value(NflogAttributeType.hardwareHeader.rawValue)?.count
-        }
-        let payload = table.value(NflogAttributeType.payload.rawValue) ?? UnsafeRawBufferPointer(start: nil, count: 0)
-        record.capturedLength = payload.count
-        return payload
-    }
-
-    @inline(__always)
-    private static func requireLength(
-        _ value: UnsafeRawBufferPointer, _ expected: Int, _ type: NflogAttributeType,
-        _ what: StaticString, _ table: borrowing AttributeTable
-    ) throws(NetlinkWireError) {
-        guard value.count == expected else { throw wrongSize(type, what, value, table) }
-    }
-
-    /// Kept out of line: only malformed messages get here.
-    @inline(never)
-    private static func wrongSize(
-        _ type: NflogAttributeType, _ what: StaticString, _ value: UnsafeRawBufferPointer,
-        _ table: borrowing AttributeTable
-    ) -> NetlinkWireError {
-        NetlinkWireError(
-            .invalidAttributeValue, "attribute \(type.kernelName) is not \(what); length: \(value.count)",
-            offset: table.offset(of: type.rawValue))
-    }
-
-    /// The attribute's big-endian uint32, nil when absent; throws when it is not 4 bytes.
-    @inline(__always)
-    private static func uint32(
-        _ type: NflogAttributeType, _ table: borrowing AttributeTable
-    ) throws(NetlinkWireError) -> UInt32? {
-        guard let value = table.value(type.rawValue) else { return nil }
-        guard value.count == 4, let number = value.bigEndianUInt32(at: 0) else {
-            throw wrongSize(type, "a uint32", value, table)
-        }
-        return number
-    }
-
-    /// The attribute's big-endian uint16, nil when absent; throws when it is not 2 bytes.
-    @inline(__always)
-    private static func uint16(
-        _ type: NflogAttributeType, _ table: borrowing AttributeTable
-    ) throws(NetlinkWireError) -> UInt16? {
-        guard let value = table.value(type.rawValue) else { return nil }
-        guard value.count == 2, let number = value.bigEndianUInt16(at: 0) else {
-            throw wrongSize(type, "a uint16", value, table)
-        }
-        return number
-    }
-
-    /// The prefix up to its first NUL; nil when that leaves nothing (nft's "no prefix").
-    /// Invalid UTF-8 is kept as bytes and repaired with U+FFFD only when shown: it is a label.
-    private static func prefix(_ value: UnsafeRawBufferPointer) -> NflogPrefix? {
-        var end = 0
-        while end < value.count, value[end] != 0 { end += 1 }  // index checked by the loop condition
-        guard end > 0 else { return nil }
-        return NflogPrefix(bytes: UnsafeRawBufferPointer(rebasing: value[0..<end]))
-    }
-
-    /// A hw_addrlen above 8 (possible for devices with long addresses) is clamped to the 8
-    /// bytes the struct can hold, which are all the kernel copies.
-    private static func hardwareAddress(_ value: UnsafeRawBufferPointer) -> HardwareAddress {
-        let declared = Int(value.bigEndianUInt16(at: 0) ?? 0)
-        let length = min(declared, NflogStructSize.hardwareAddressBytes)
-        var bits: UInt64 = 0
-        for index in 0..<length {
-            bits |= UInt64(value.byte(at: 4 + index) ?? 0) << UInt64(56 - 8 * index)
-        }
-        return HardwareAddress(bits: bits, length: length)
+        let view = try NflogPacketView(message: message, offset: offset)
+        return (view.record, view.payload)
     }
 }
