@@ -101,11 +101,15 @@ public struct BatchProcessor {
         // The ruleset logs a classified packet with the prefix "nfowner cg=<id>".
         let cgroupID = message.prefixBytes.flatMap(CgroupClassifier.cgroupID(fromPrefixBytes:))
         let cgroup = cgroupID.flatMap { cgroups?.entry(forID: $0) }
-        let hook = Hook(family: message.family, number: message.hook)
+        let direction = Hook(family: message.family, number: message.hook)?.direction ?? .outbound
+        guard buildsEvents else {
+            // The owner is resolved all the same; only the result is not handed out.
+            attributor?.resolve(packet: packet, direction: direction, uid: uid, cgroupPath: cgroup?.path,
+                                now: batchMonotonicTime())
+            return
+        }
         let attribution = attributor?.attribute(
-            packet: packet, direction: hook?.direction ?? .outbound, uid: uid,
-            cgroupPath: cgroup?.path, now: batchMonotonicTime())
-        guard buildsEvents else { return }
+            packet: packet, direction: direction, uid: uid, cgroupPath: cgroup?.path, now: batchMonotonicTime())
         // Only a packet that is shown needs every field, as a value that outlives the buffer.
         let record = message.record
         let time: EventTime

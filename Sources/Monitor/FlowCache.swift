@@ -188,19 +188,25 @@ public final class FlowCache {
     /// The attribution stored for `key` less than the lifetime before `now` (monotonic ns), or
     /// nil. Allocates nothing.
     public func lookup(_ key: FlowKey, now: UInt64) -> OwnerAttribution? {
+        contains(key, now: now) ? memoAttribution : nil
+    }
+
+    /// Whether an attribution is stored for `key` less than the lifetime before `now`, without
+    /// handing it out (a caller that only needs the flow resolved pays no retain/release).
+    /// A hit becomes the memo.
+    public func contains(_ key: FlowKey, now: UInt64) -> Bool {
         let nowMilliseconds = Self.milliseconds(now)
         if let memoKey, memoKey == key {
-            guard isFresh(memoStoredAt, now: nowMilliseconds) else { return nil }
+            guard isFresh(memoStoredAt, now: nowMilliseconds) else { return false }
             memoHits += 1
-            return memoAttribution
+            return true
         }
         let fingerprint = self.fingerprint(key)
-        guard let index = find(fingerprint, Self.check(key)) else { return nil }
+        guard let index = find(fingerprint, Self.check(key)) else { return false }
         let slot = slots[index]
-        guard isFresh(slot.storedAt, now: nowMilliseconds), Int(slot.attribution) < attributions.count else { return nil }
-        let attribution = attributions[Int(slot.attribution)]
-        remember(key, attribution, storedAt: slot.storedAt)
-        return attribution
+        guard isFresh(slot.storedAt, now: nowMilliseconds), Int(slot.attribution) < attributions.count else { return false }
+        remember(key, attributions[Int(slot.attribution)], storedAt: slot.storedAt)
+        return true
     }
 
     /// Stores `attribution` for `key` at `now` (monotonic ns), replacing what was there. At

@@ -71,6 +71,14 @@ public final class OwnerAttributor {
         return cached
     }
 
+    /// Whether the flow `key` is cached (counted as a cache hit), without handing out its
+    /// attribution. Reads only the flow cache, like `cached`.
+    public func isCached(_ key: FlowKey, now: UInt64) -> Bool {
+        guard flows.contains(key, now: now) else { return false }
+        cacheHits += 1
+        return true
+    }
+
     /// Resolves the flow `key` of `packet` (see `attribute`) and caches the answer.
     public func resolveAndCache(_ key: FlowKey, packet: PacketSummary, direction: Direction, uid: UInt32?,
                                 cgroupPath: String?, now: UInt64) -> OwnerAttribution {

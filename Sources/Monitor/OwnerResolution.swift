@@ -10,6 +10,16 @@ public protocol PacketAttributing: AnyObject {
     func beginBatch()
     func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?,
                    cgroupPath: String?, now: UInt64) -> OwnerAttribution
+    /// Resolves the packet's owner (or finds it cached) like `attribute`, for a caller that
+    /// shows nothing (`--format none`): the same work, minus handing out the result.
+    func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64)
+}
+
+extension PacketAttributing {
+    public func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
+                        now: UInt64) {
+        _ = attribute(packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
+    }
 }
 
 extension OwnerAttributor: PacketAttributing {
@@ -93,6 +103,16 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
         return lock.withLock { _ in
             attributor.resolveAndCache(key, packet: packet, direction: direction, uid: uid,
                                        cgroupPath: cgroupPath, now: now)
+        }
+    }
+
+    public func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
+                        now: UInt64) {
+        let key = FlowKey(packet: packet, direction: direction, uid: uid)
+        if attributor.isCached(key, now: now) { return }
+        lock.withLock { _ in
+            _ = attributor.resolveAndCache(key, packet: packet, direction: direction, uid: uid,
+                                           cgroupPath: cgroupPath, now: now)
         }
     }
 

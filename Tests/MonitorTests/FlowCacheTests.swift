@@ -34,6 +34,22 @@ let millisecond: UInt64 = 1_000_000
         #expect(cache.count == 2)
     }
 
+    @Test func containsAgreesWithLookupAndFeedsTheMemo() {
+        let cache = FlowCache(lifetime: 2_000 * millisecond)
+        #expect(!cache.contains(flowKey(1), now: start))
+        cache.insert(flowKey(1), curl, now: start)
+        cache.insert(flowKey(2), ssh, now: start)
+        #expect(cache.contains(flowKey(1), now: start))
+        // flowKey(1) is the memo now: the next lookup of it is answered from there.
+        let memoHits = cache.memoHits
+        #expect(cache.lookup(flowKey(1), now: start) == curl)
+        #expect(cache.memoHits == memoHits + 1)
+        #expect(cache.contains(flowKey(2), now: start))
+        #expect(cache.lookup(flowKey(2), now: start) == ssh)
+        #expect(!cache.contains(flowKey(3), now: start))
+        #expect(!cache.contains(flowKey(2), now: start + 2_000 * millisecond))
+    }
+
     @Test func entriesExpireAfterTheLifetimeAndHitsDoNotExtendIt() {
         let cache = FlowCache(lifetime: 2_000 * millisecond)
         cache.insert(flowKey(1), curl, now: start)

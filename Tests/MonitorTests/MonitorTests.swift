@@ -2,6 +2,7 @@ import Export
 import Foundation
 import Monitor
 import NetlinkWire
+import PacketParsing
 import ProcessResolution
 import Testing
 
@@ -54,6 +55,36 @@ import Testing
         #expect(events.allSatisfy { $0.record.uid == 65534 && $0.userName == "nobody" })
         #expect(events.allSatisfy { $0.time == EventTime(seconds: 1000, microseconds: 7) })
         #expect(events.allSatisfy { $0.outputInterfaceName == "lo" && $0.hook == .output })
+    }
+
+    /// `--format none` resolves every packet's owner without building events; with events, the
+    /// attribution is handed out instead. Either way once per packet.
+    @Test func ownersAreResolvedWithAndWithoutEvents() throws {
+        final class CountingAttributor: PacketAttributing {
+            var attributed = 0
+            var resolved = 0
+            func beginBatch() {}
+            func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
+                           now: UInt64) -> OwnerAttribution {
+                attributed += 1
+                return OwnerAttribution(confidence: .uid)
+            }
+            func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64) {
+                resolved += 1
+            }
+        }
+        let batch = try Self.fixture("batch-5-udp4.bin")
+        for buildsEvents in [false, true] {
+            let counting = CountingAttributor()
+            var processor = BatchProcessor(buildsEvents: buildsEvents, attributor: counting,
+                                           clock: { EventTime(seconds: 1000, microseconds: 7) })
+            var events: [PacketEvent] = []
+            batch.withUnsafeBytes { _ = processor.process(batch: $0) { events.append($0) } }
+            #expect(counting.resolved == (buildsEvents ? 0 : 5))
+            #expect(counting.attributed == (buildsEvents ? 5 : 0))
+            #expect(events.count == (buildsEvents ? 5 : 0))
+            #expect(events.allSatisfy { $0.attribution?.confidence == .uid })
+        }
     }
 
     @Test func recordedKernelPacketWithoutOwner() throws {
