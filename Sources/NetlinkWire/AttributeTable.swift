@@ -9,14 +9,15 @@
 
 import BinaryParsing
 
+@usableFromInline
 struct AttributeTable {
     /// Attribute types below this are indexed; higher ones are skipped as unknown.
-    static let capacity = 32
+    @usableFromInline static let capacity = 32
 
     /// Offset of each type's value in the area, -1 when absent. The last attribute of a type wins.
-    private var starts = InlineArray<32, Int32>(repeating: -1)
-    private var lengths = InlineArray<32, UInt16>(repeating: 0)
-    private let area: UnsafeRawBufferPointer
+    @usableFromInline var starts = InlineArray<32, Int32>(repeating: -1)
+    @usableFromInline var lengths = InlineArray<32, UInt16>(repeating: 0)
+    @usableFromInline let area: UnsafeRawBufferPointer
     private let baseOffset: Int
 
     /// Indexes the attributes in `area` (the bytes after a message's fixed header);
@@ -47,7 +48,7 @@ struct AttributeTable {
     }
 
     /// The value of the attribute of `type`, nil when the message has none.
-    @inline(__always)
+    @inlinable @inline(__always)
     func value(_ type: UInt16) -> UnsafeRawBufferPointer? {
         let index = Int(type)
         guard index < Self.capacity else { return nil }

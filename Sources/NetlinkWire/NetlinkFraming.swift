@@ -156,23 +156,22 @@ struct AttributeCursor {
     /// inside the area: checked here.
     @inline(__always)
     mutating func next() throws(NetlinkWireError) -> Attribute? {
-        guard remaining >= NetlinkAttribute.headerSize,
-              let rawLength = area.hostUInt16(at: position),
-              let rawType = area.hostUInt16(at: position + 2)
-        else { return nil }
-        let length = Int(rawLength)
-        let type = rawType & NetlinkAttribute.typeMask
+        // `remaining` is always `area.count - position`, so this one check puts the 4-byte
+        // header inside the area; the arithmetic below stays within the area's size.
+        guard remaining >= NetlinkAttribute.headerSize, let base = area.baseAddress else { return nil }
+        let length = Int(base.loadUnaligned(fromByteOffset: position, as: UInt16.self))  // host order
+        let type = base.loadUnaligned(fromByteOffset: position &+ 2, as: UInt16.self) & NetlinkAttribute.typeMask
         guard length >= NetlinkAttribute.headerSize, length <= remaining else {
             throw NetlinkWireError(
                 .invalidAttributeLength,
                 "attribute \(type) has length \(length); \(remaining) bytes remain in the message",
                 offset: baseOffset + position)
         }
-        let attribute = Attribute(type: type, valueStart: position + NetlinkAttribute.headerSize,
-                                  valueLength: length - NetlinkAttribute.headerSize, offset: baseOffset + position)
-        let step = (length + 3) & ~3  // length ≤ 65535: no overflow
-        position += step
-        remaining -= step  // may go negative when the last attribute's padding is missing
+        let attribute = Attribute(type: type, valueStart: position &+ NetlinkAttribute.headerSize,
+                                  valueLength: length &- NetlinkAttribute.headerSize, offset: baseOffset &+ position)
+        let step = (length &+ 3) & ~3  // length ≤ 65535
+        position &+= step
+        remaining &-= step  // may go negative when the last attribute's padding is missing
         return attribute
     }
 }

@@ -19,7 +19,7 @@ public struct NflogPacketView {
     public let family: UInt8
     /// The NFULA_PAYLOAD bytes (the packet from its network header), empty when absent.
     public let payload: UnsafeRawBufferPointer
-    private let table: AttributeTable
+    @usableFromInline let table: AttributeTable
 
     /// Validates `message` (it starts at its nlmsghdr and is exactly nlmsg_len long); `offset`
     /// is its position in the batch, used only in error offsets.
@@ -48,21 +48,21 @@ public struct NflogPacketView {
     }
 
     /// Netfilter hook number (NFULA_PACKET_HDR), 0 when absent.
-    @inline(__always)
+    @inlinable @inline(__always)
     public var hook: UInt8 { table.value(NflogAttributeType.packetHeader.rawValue)?.byte(at: 2) ?? 0 }
     /// Socket owner's fsuid (NFULA_UID).
-    @inline(__always)
+    @inlinable @inline(__always)
     public var uid: UInt32? { uint32(.uid) }
     /// Socket owner's fsgid (NFULA_GID).
-    @inline(__always)
+    @inlinable @inline(__always)
     public var gid: UInt32? { uint32(.gid) }
     /// Per-group sequence number (NFULA_SEQ).
-    @inline(__always)
+    @inlinable @inline(__always)
     public var sequence: UInt32? { uint32(.sequence) }
 
     /// The log prefix's bytes up to its first NUL, nil when absent or empty (nft's "no prefix").
     /// A view: nothing is copied.
-    @inline(__always)
+    @inlinable @inline(__always)
     public var prefixBytes: UnsafeRawBufferPointer? {
         guard let value = table.value(NflogAttributeType.prefix.rawValue) else { return nil }
         var end = 0
@@ -106,13 +106,13 @@ public struct NflogPacketView {
     }
 
     /// Sizes were checked when the table was built: absent or of the right size.
-    @inline(__always)
-    private func uint32(_ type: NflogAttributeType) -> UInt32? {
+    @inlinable @inline(__always)
+    func uint32(_ type: NflogAttributeType) -> UInt32? {
         table.value(type.rawValue)?.bigEndianUInt32(at: 0)
     }
 
-    @inline(__always)
-    private func uint16(_ type: NflogAttributeType) -> UInt16? {
+    @inlinable @inline(__always)
+    func uint16(_ type: NflogAttributeType) -> UInt16? {
         table.value(type.rawValue)?.bigEndianUInt16(at: 0)
     }
 
