@@ -287,47 +287,28 @@ public enum InetDiagDecoder {
     /// (an ACK is not an answer to a lookup), `.invalidAttributeLength` for a bad nla_len and
     /// `.invalidAttributeValue` for an INET_DIAG_CGROUP_ID that is not 8 bytes. Never traps.
     public static func decodeReply(_ buffer: UnsafeRawBufferPointer) throws(NetlinkWireError) -> InetDiagReply? {
-        var position = 0
-        var remaining = buffer.count
-        while remaining > 0 {
-            guard let header = NetlinkMessageHeader(in: buffer, at: position) else {
-                throw NetlinkWireError(
-                    .invalidMessageLength,
-                    "\(remaining) bytes left, too few for a \(NetlinkMessageHeader.size)-byte netlink header",
-                    offset: position)
-            }
-            let length = Int(header.length)
-            guard length >= NetlinkMessageHeader.size, length <= remaining,
-                  let message = buffer.subrange(at: position, count: length)
-            else {
-                throw NetlinkWireError(
-                    .invalidMessageLength,
-                    "nlmsg_len \(length) of message type \(header.type) is outside \(NetlinkMessageHeader.size)…\(remaining)",
-                    offset: position)
-            }
-            switch header.type {
+        var messages = MessageCursor(buffer: buffer)
+        while let message = try messages.next()?.get() {
+            switch message.header.type {
             case InetDiag.messageType:
-                let decoded = try decodeMessage(message, offset: position)
-                return .socket(decoded, sequence: header.sequence)
+                let decoded = try decodeMessage(message.bytes, offset: message.offset)
+                return .socket(decoded, sequence: message.header.sequence)
             case NetlinkMessageType.error:
-                guard let code = message.hostInt32(at: NetlinkMessageHeader.size) else {
+                guard let code = message.bytes.hostInt32(at: NetlinkMessageHeader.size) else {
                     throw NetlinkWireError(.truncatedMessage,
-                                           "NLMSG_ERROR of \(message.count) bytes has no error code",
-                                           offset: position)
+                                           "NLMSG_ERROR of \(message.bytes.count) bytes has no error code",
+                                           offset: message.offset)
                 }
                 // 0 is an ACK, which a lookup never asks for; Int32.min cannot be negated.
                 guard code < 0, code != Int32.min else {
                     throw NetlinkWireError(.invalidErrorCode,
                                            "NLMSG_ERROR carries error \(code), not a negative errno",
-                                           offset: position)
+                                           offset: message.offset)
                 }
-                return .error(errno: -code, sequence: header.sequence)
+                return .error(errno: -code, sequence: message.header.sequence)
             default:
                 break
             }
-            guard let step = netlinkAligned(length) else { return nil }
-            position += step
-            remaining -= step
         }
         return nil
     }

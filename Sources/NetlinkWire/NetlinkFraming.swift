@@ -95,6 +95,64 @@ public struct NetlinkMessageHeader: Sendable, Equatable {
     }
 }
 
+/// Steps through the netlink messages in one receive buffer, checking each header: the one
+/// framing walk behind the NFLOG, proc connector and sock_diag decoders.
+///
+/// Yields `.invalidMessageLength` when 1…15 bytes are left (too few for a header) or nlmsg_len is
+/// outside 16…what remains; nothing after that can be found, so the walk ends there. The last
+/// message's alignment padding may be missing.
+struct MessageCursor {
+    /// One message: its header, its bytes (from the header, exactly nlmsg_len long) and its
+    /// offset in the buffer (for error messages).
+    struct Message {
+        var header: NetlinkMessageHeader
+        var bytes: UnsafeRawBufferPointer
+        var offset: Int
+    }
+
+    private let buffer: UnsafeRawBufferPointer
+    private var position = 0
+    private var remaining: Int
+
+    init(buffer: UnsafeRawBufferPointer) {
+        self.buffer = buffer
+        remaining = buffer.count
+    }
+
+    /// The next message or the framing error that ends the walk; nil after the last.
+    @inline(__always)
+    mutating func next() -> Result<Message, NetlinkWireError>? {
+        guard remaining > 0 else { return nil }
+        let offset = position
+        guard let header = NetlinkMessageHeader(in: buffer, at: offset) else {
+            let left = remaining
+            remaining = 0
+            return .failure(NetlinkWireError(
+                .invalidMessageLength,
+                "\(left) bytes left, too few for a \(NetlinkMessageHeader.size)-byte netlink header",
+                offset: offset))
+        }
+        let length = Int(header.length)
+        guard length >= NetlinkMessageHeader.size, length <= remaining,
+              let bytes = buffer.subrange(at: offset, count: length)
+        else {
+            let left = remaining
+            remaining = 0
+            return .failure(NetlinkWireError(
+                .invalidMessageLength,
+                "nlmsg_len \(length) of message type \(header.type) is outside \(NetlinkMessageHeader.size)…\(left)",
+                offset: offset))
+        }
+        if let step = netlinkAligned(length) {
+            position += step
+            remaining -= step  // negative when the last message's padding is missing: the walk ends
+        } else {
+            remaining = 0
+        }
+        return .success(Message(header: header, bytes: bytes, offset: offset))
+    }
+}
+
 /// Sizes and flag bits of `struct nlattr` and `struct nfgenmsg`.
 public enum NetlinkAttribute {
     /// Size of `struct nlattr`. The kernel macro is NLA_HDRLEN.

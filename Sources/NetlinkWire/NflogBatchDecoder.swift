@@ -57,61 +57,31 @@ public enum NflogBatchDecoder {
         packet: (_ packet: NflogPacketView) throws -> Void,
         other: (NetlinkBatchItem) throws -> Void
     ) rethrows {
-        var position = 0
-        var remaining = batch.count
-        while remaining > 0 {
-            guard let header = NetlinkMessageHeader(in: batch, at: position) else {
-                try other(.malformed(NetlinkWireError(
-                    .invalidMessageLength,
-                    "\(remaining) bytes left, too few for a \(NetlinkMessageHeader.size)-byte netlink header",
-                    offset: position)))
+        var messages = MessageCursor(buffer: batch)
+        while case let next? = messages.next() {
+            guard case .success(let message) = next else {
+                if case .failure(let error) = next { try other(.malformed(error)) }
                 return
             }
-            let length = Int(header.length)
-            guard length >= NetlinkMessageHeader.size, length <= remaining,
-                  let message = batch.subrange(at: position, count: length)
-            else {
-                try other(.malformed(NetlinkWireError(
-                    .invalidMessageLength,
-                    "nlmsg_len \(length) of message type \(header.type) is outside \(NetlinkMessageHeader.size)…\(remaining)",
-                    offset: position)))
-                return
+            guard message.header.type == NetlinkMessageType.nflogPacket else {
+                try other(item(for: message.header, message: message.bytes, offset: message.offset))
+                continue
             }
-            if header.type == NetlinkMessageType.nflogPacket {
-                let view: NflogPacketView?
-                var failure: NetlinkWireError?
-                do {
-                    view = try NflogPacketView(message: message, offset: position)
-                } catch {
-                    view = nil
-                    failure = error
-                }
-                if let view {
-                    try packet(view)
-                } else if let failure {
-                    try other(.malformed(failure))
-                }
-            } else {
-                try other(item(for: header, message: message, offset: position))
+            switch Result(catching: { () throws(NetlinkWireError) in
+                try NflogPacketView(message: message.bytes, offset: message.offset)
+            }) {
+            case .success(let view): try packet(view)
+            case .failure(let error): try other(.malformed(error))
             }
-            guard let step = netlinkAligned(length) else { return }
-            position += step
-            remaining -= step  // negative when the last message's padding is missing: loop ends
         }
     }
 
-    /// Decodes one whole message (`message` starts at its nlmsghdr and is exactly nlmsg_len long).
+    /// Decodes one whole message other than an NFLOG packet (`message` starts at its nlmsghdr
+    /// and is exactly nlmsg_len long).
     private static func item(
         for header: NetlinkMessageHeader, message: UnsafeRawBufferPointer, offset: Int
     ) -> NetlinkBatchItem {
         switch header.type {
-        case NetlinkMessageType.nflogPacket:
-            do {
-                let (record, payload) = try decodePacket(message: message, offset: offset)
-                return .packet(record, payload: payload)
-            } catch {
-                return .malformed(error)
-            }
         case NetlinkMessageType.done:
             return .done
         case NetlinkMessageType.error:

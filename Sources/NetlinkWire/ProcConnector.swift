@@ -75,36 +75,18 @@ public enum ProcConnector {
     /// Never traps; after a bad nlmsg_len the rest of the buffer is unreadable and dropped.
     public static func forEachEvent(in buffer: UnsafeRawBufferPointer,
                                     _ body: (Result<ProcEvent, NetlinkWireError>) -> Void) {
-        var position = 0
-        var remaining = buffer.count
-        while remaining > 0 {
-            guard let header = NetlinkMessageHeader(in: buffer, at: position) else {
-                body(.failure(NetlinkWireError(
-                    .invalidMessageLength,
-                    "\(remaining) bytes left, too few for a \(NetlinkMessageHeader.size)-byte netlink header",
-                    offset: position)))
+        var messages = MessageCursor(buffer: buffer)
+        while case let next? = messages.next() {
+            guard case .success(let message) = next else {
+                if case .failure(let error) = next { body(.failure(error)) }
                 return
             }
-            let length = Int(header.length)
-            guard length >= NetlinkMessageHeader.size, length <= remaining,
-                  let message = buffer.subrange(at: position, count: length)
-            else {
-                body(.failure(NetlinkWireError(
-                    .invalidMessageLength,
-                    "nlmsg_len \(length) is outside \(NetlinkMessageHeader.size)…\(remaining)",
-                    offset: position)))
-                return
+            guard message.header.type == NetlinkMessageType.done else { continue }
+            do {
+                if let event = try decodeMessage(message.bytes, offset: message.offset) { body(.success(event)) }
+            } catch {
+                body(.failure(error))
             }
-            if header.type == NetlinkMessageType.done {
-                do {
-                    if let event = try decodeMessage(message, offset: position) { body(.success(event)) }
-                } catch {
-                    body(.failure(error))
-                }
-            }
-            guard let step = netlinkAligned(length) else { return }
-            position += step
-            remaining -= step
         }
     }
 
