@@ -53,7 +53,6 @@ public struct BatchProcessor {
     public mutating func process(batch: UnsafeRawBufferPointer, emit: (PacketEvent) -> Void) -> Replies {
         counters.batches += 1
         currentBatchTime = nil
-        attributor?.beginBatch()
         var replies = Replies()
         // One receive time per batch: NFLOG has no timestamp at output, and every message in a
         // batch was queued within the flush timeout of the first.

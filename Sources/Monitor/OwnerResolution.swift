@@ -6,8 +6,6 @@ import Synchronization
 
 /// Anything that names the process behind a packet.
 public protocol PacketAttributing: AnyObject {
-    /// Called once before each batch's packets are attributed.
-    func beginBatch()
     func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?,
                    cgroupPath: String?, now: UInt64) -> OwnerAttribution
     /// Resolves the packet's owner (or finds it cached) like `attribute`, for a caller that
@@ -22,9 +20,7 @@ extension PacketAttributing {
     }
 }
 
-extension OwnerAttributor: PacketAttributing {
-    public func beginBatch() {}
-}
+extension OwnerAttributor: PacketAttributing {}
 
 /// Owner resolution for a running monitor: the process table, fed by kernel process events on
 /// a thread of its own, and the attributor the receive thread asks.
@@ -88,11 +84,6 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
         }
     }
 
-    /// Nothing per batch: queued process events are applied when a flow is not cached (see
-    /// `init`), which is when they matter. Draining here cost a recv(2) per NFLOG batch and,
-    /// while processes churn, the event thread's work moved onto the receive thread.
-    public func beginBatch() {}
-
     /// A cached flow is answered without the lock: the flow cache belongs to the receive thread
     /// (the only caller, and the one running `housekeeping`); only the process table is shared
     /// with the event thread, and only resolving a new flow reads it.
@@ -100,19 +91,23 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
                           cgroupPath: String?, now: UInt64) -> OwnerAttribution {
         let key = FlowKey(packet: packet, direction: direction, uid: uid)
         if let cached = attributor.cached(key, now: now) { return cached }
-        return lock.withLock { _ in
-            attributor.resolveAndCache(key, packet: packet, direction: direction, uid: uid,
-                                       cgroupPath: cgroupPath, now: now)
-        }
+        return resolveNewFlow(key, packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
     }
 
     public func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
                         now: UInt64) {
         let key = FlowKey(packet: packet, direction: direction, uid: uid)
         if attributor.isCached(key, now: now) { return }
+        _ = resolveNewFlow(key, packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
+    }
+
+    /// A flow the cache does not hold: resolved under the lock, since it reads the process
+    /// table the event thread updates (queued events are applied first: see `init`).
+    private func resolveNewFlow(_ key: FlowKey, packet: PacketSummary, direction: Direction, uid: UInt32?,
+                                cgroupPath: String?, now: UInt64) -> OwnerAttribution {
         lock.withLock { _ in
-            _ = attributor.resolveAndCache(key, packet: packet, direction: direction, uid: uid,
-                                           cgroupPath: cgroupPath, now: now)
+            attributor.resolveAndCache(key, packet: packet, direction: direction, uid: uid,
+                                       cgroupPath: cgroupPath, now: now)
         }
     }
 

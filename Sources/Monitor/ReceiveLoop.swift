@@ -21,9 +21,6 @@ public final class ReceiveLoop: @unchecked Sendable {
     private let wakeup: WakeupEvent
     /// Sees every event after it is written (e.g. a trace's summary).
     private let observe: ((PacketEvent) -> Void)?
-    /// Other descriptors served by this thread (the process-event feed), drained before every
-    /// NFLOG batch so that a packet is never processed before its sender's exec was seen.
-    private let sources: [PollSource]
     /// Called about every `tickMilliseconds` (housekeeping: expiring exited processes).
     private let tick: (() -> Void)?
     private let tickMilliseconds: Int32 = 500
@@ -33,9 +30,8 @@ public final class ReceiveLoop: @unchecked Sendable {
 
     public init(subscription: NflogSubscription, processor: BatchProcessor, writer: EventWriter,
                 signals: TerminationSignals?, wakeup: WakeupEvent, observe: ((PacketEvent) -> Void)? = nil,
-                sources: [PollSource] = [], tick: (() -> Void)? = nil) {
+                tick: (() -> Void)? = nil) {
         self.observe = observe
-        self.sources = sources
         self.tick = tick
         self.subscription = subscription
         self.processor = processor
@@ -61,7 +57,6 @@ public final class ReceiveLoop: @unchecked Sendable {
     public func run() -> Ending {
         var descriptors = [subscription.socket.descriptor, wakeup.descriptor]
         if let signals { descriptors.append(signals.descriptor) }
-        descriptors += sources.map(\.descriptor)
         var pollSet = PollSet(descriptors)
         while true {
             if processor.isFinished { return .countReached }
@@ -78,7 +73,6 @@ public final class ReceiveLoop: @unchecked Sendable {
                 return .signal(number)
             }
             runTickIfDue()
-            for source in sources where pollSet.isReady(source.descriptor) { source.drain() }
             if pollSet.isReady(wakeup.descriptor) {
                 drainAvailable()
                 return .stopRequested
@@ -130,7 +124,6 @@ public final class ReceiveLoop: @unchecked Sendable {
     }
 
     private func consume(count: Int) -> Ending? {
-        for source in sources { source.drain() }
         var writeError: SystemError?
         processor.process(batch: UnsafeRawBufferPointer(rebasing: buffer[0..<count])) { event in
             observe?(event)
@@ -143,17 +136,5 @@ public final class ReceiveLoop: @unchecked Sendable {
         guard let writeError else { return nil }
         if writeError.code == Errno.brokenPipe { return .outputClosed }
         return .failed("cannot write events: \(writeError)")
-    }
-}
-
-/// A descriptor the receive thread polls besides NFLOG, with what to do when it is readable.
-/// `drain` must not block (read until EAGAIN).
-public struct PollSource: Sendable {
-    public let descriptor: Int32
-    public let drain: @Sendable () -> Void
-
-    public init(descriptor: Int32, drain: @escaping @Sendable () -> Void) {
-        self.descriptor = descriptor
-        self.drain = drain
     }
 }

@@ -57,12 +57,9 @@ public final class TerminationSignals: @unchecked Sendable {
 /// Waits until one of `descriptors` is readable. Returns the readable ones (empty on timeout).
 /// `timeoutMilliseconds` < 0 waits forever.
 public func waitReadable(_ descriptors: [Int32], timeoutMilliseconds: Int32) throws(SystemError) -> [Int32] {
-    var entries = descriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-    let ready = try retryingInterrupts("poll") {
-        entries.withUnsafeMutableBufferPointer { poll($0.baseAddress, nfds_t($0.count), timeoutMilliseconds) }
-    }
-    guard ready > 0 else { return [] }
-    return entries.filter { $0.revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 }.map(\.fd)
+    var set = PollSet(descriptors)
+    guard try set.wait(timeoutMilliseconds: timeoutMilliseconds) else { return [] }
+    return descriptors.filter { set.isReady($0) }
 }
 
 /// A fixed set of descriptors polled again and again without allocating (the receive loop

@@ -18,7 +18,6 @@ struct AttributeTable {
     @usableFromInline var starts = InlineArray<32, Int32>(repeating: -1)
     @usableFromInline var lengths = InlineArray<32, UInt16>(repeating: 0)
     @usableFromInline let area: UnsafeRawBufferPointer
-    private let baseOffset: Int
 
     /// Indexes the attributes in `area` (the bytes after a message's fixed header);
     /// `baseOffset` is the area's offset in the batch, for error offsets.
@@ -29,10 +28,9 @@ struct AttributeTable {
     /// `check` sees every attribute (type, value length, batch offset) and may reject it.
     @inline(__always)
     init(area: UnsafeRawBufferPointer, baseOffset: Int,
-         check: (_ type: UInt16, _ length: Int, _ offset: Int) throws(NetlinkWireError) -> Void = { _, _, _ in }
+         check: (_ type: UInt16, _ length: Int, _ offset: Int) throws(NetlinkWireError) -> Void
     ) throws(NetlinkWireError) {
         self.area = area
-        self.baseOffset = baseOffset
         // Offsets are held as Int32 to keep the table small.
         guard area.count <= Int(Int32.max) else {
             throw NetlinkWireError(.invalidAttributeLength, "attribute area of \(area.count) bytes is too large",
@@ -57,12 +55,5 @@ struct AttributeTable {
         // Checked again (the cursor already did): cheap, and keeps every read provably inside.
         guard start >= 0, start + length <= area.count else { return nil }
         return UnsafeRawBufferPointer(rebasing: area[start..<(start + length)])
-    }
-
-    /// The batch offset of the attribute of `type` (its header), for error messages.
-    func offset(of type: UInt16) -> Int {
-        let index = Int(type)
-        guard index < Self.capacity, starts[index] >= 0 else { return baseOffset }
-        return baseOffset + Int(starts[index]) - NetlinkAttribute.headerSize
     }
 }

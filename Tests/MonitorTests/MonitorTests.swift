@@ -63,7 +63,6 @@ import Testing
         final class CountingAttributor: PacketAttributing {
             var attributed = 0
             var resolved = 0
-            func beginBatch() {}
             func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
                            now: UInt64) -> OwnerAttribution {
                 attributed += 1
