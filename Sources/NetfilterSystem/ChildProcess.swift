@@ -32,18 +32,7 @@ public enum ChildProcess {
         posix_spawn_file_actions_adddup2(&actions, stdoutPipe.write, 1)
         posix_spawn_file_actions_adddup2(&actions, stderrPipe.write, 2)
 
-        var attributes = posix_spawnattr_t()
-        resetSignals(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-
-        let argv = ([executable] + arguments).map { strdup($0) }
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = (argv + [nil]).withUnsafeBufferPointer { arguments -> Int32 in
-            guard let argumentList = arguments.baseAddress else { return EINVAL }
-            return posix_spawn(&pid, executable, &actions, &attributes, argumentList, environ)
-        }
-        guard spawned == 0 else { throw SystemError(code: spawned, operation: "start \(executable)") }
+        let pid = try startProcess(executable, arguments, actions: &actions)
         for fd in theirs { close(fd) }
         theirs.removeAll()
 
@@ -118,6 +107,13 @@ extension ChildProcess {
     /// Starts `executable` with this process's stdin/stdout/stderr, default signal handling and
     /// an empty signal mask; returns its pid. For commands the user watches (`nfowner trace`).
     public static func spawn(_ executable: String, _ arguments: [String]) throws(SystemError) -> Int32 {
+        try startProcess(executable, arguments, actions: nil)
+    }
+
+    /// posix_spawn of `executable` with default signal handling and an empty signal mask, with
+    /// `actions` applied in the child (nil: the descriptors are inherited as they are).
+    private static func startProcess(_ executable: String, _ arguments: [String],
+                                     actions: UnsafePointer<posix_spawn_file_actions_t>?) throws(SystemError) -> Int32 {
         var attributes = posix_spawnattr_t()
         resetSignals(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -126,7 +122,7 @@ extension ChildProcess {
         var pid: pid_t = 0
         let spawned = (argv + [nil]).withUnsafeBufferPointer { list -> Int32 in
             guard let argumentList = list.baseAddress else { return EINVAL }
-            return posix_spawn(&pid, executable, nil, &attributes, argumentList, environ)
+            return posix_spawn(&pid, executable, actions, &attributes, argumentList, environ)
         }
         guard spawned == 0 else { throw SystemError(code: spawned, operation: "start \(executable)") }
         return pid
