@@ -70,10 +70,7 @@ NS_CREATED=0
 cleanup() {
     local rc=$? pid dir tries
     set +e
-    if [[ -n $SINK_PID ]]; then
-        kill "$SINK_PID" 2>/dev/null
-        wait "$SINK_PID" 2>/dev/null
-    fi
+    stop_pids "$SINK_PID"
     if [[ -d $BENCH_CG ]]; then
         for tries in 1 2 3 4 5 6 7 8 9 10; do
             local left=0
@@ -90,7 +87,7 @@ cleanup() {
         find "$BENCH_CG" -depth -type d -exec rmdir {} + 2>/dev/null
         [[ -d $BENCH_CG ]] && echo "classification.sh: could not remove $BENCH_CG" >&2
     fi
-    [[ $NS_CREATED -eq 1 ]] && ip netns del "$NS" 2>/dev/null
+    remove_namespace
     rm -rf "$WORK"
     exit "$rc"
 }
@@ -103,9 +100,7 @@ echo "building release binaries (.build-bench)…" >&2
 build_release_binaries
 
 # --- 2. namespace, sink, cgroups
-ip netns add "$NS"
-NS_CREATED=1
-in_ns ip link set lo up
+make_namespace
 
 start_udp_sink "$SINK_PORT"
 

@@ -45,13 +45,10 @@ MON_PID=""
 PORTID=""
 NS_CREATED=0
 cleanup() {
-    local rc=$? pid
+    local rc=$?
     set +e
-    for pid in $MON_PID $SINK_PID; do
-        kill "$pid" 2>/dev/null && { sleep 0.5; kill -KILL "$pid" 2>/dev/null; }
-        wait "$pid" 2>/dev/null
-    done
-    [[ $NS_CREATED -eq 1 ]] && ip netns del "$NS" 2>/dev/null
+    stop_pids "$MON_PID" "$SINK_PID"
+    remove_namespace
     rm -rf "$WORK"
     exit "$rc"
 }
@@ -61,9 +58,7 @@ trap 'exit 143' TERM
 
 echo "building release binaries (.build-bench)…" >&2
 build_release_binaries
-ip netns add "$NS"
-NS_CREATED=1
-in_ns ip link set lo up
+make_namespace
 start_udp_sink "$SINK_PORT"
 in_ns nft -f - <<EOF
 table inet nfoflows {

@@ -3,6 +3,31 @@
 # Runs a command inside the benchmark's network namespace.
 in_ns() { nsenter --net="$NSFILE" "$@"; }
 
+# Creates the network namespace $NS with lo up; NS_CREATED=1 tells remove_namespace to delete it.
+make_namespace() {
+    ip netns add "$NS"
+    NS_CREATED=1
+    in_ns ip link set lo up
+}
+
+# Deletes the namespace if make_namespace created it (its nft tables and iptables rules go with it).
+remove_namespace() {
+    [[ ${NS_CREATED:-0} -eq 1 ]] && ip netns del "$NS" 2>/dev/null
+    return 0
+}
+
+# Stops the processes with these PIDs — by PID only, never by name; empty arguments are skipped:
+# SIGTERM, SIGKILL after a short grace, then reaps them.
+stop_pids() {
+    local pid
+    for pid in "$@"; do
+        [[ -n $pid ]] || continue
+        kill "$pid" 2>/dev/null && { sleep 0.5; kill -KILL "$pid" 2>/dev/null; }
+        wait "$pid" 2>/dev/null
+    done
+    return 0
+}
+
 # Builds nfowner and nfowner-traffic in release mode (scratch path .build-bench, git-ignored)
 # and sets NFOWNER, TRAFFIC and BIN to their paths.
 build_release_binaries() {

@@ -69,13 +69,10 @@ NS_CREATED=0
 # --- cleanup: the processes we started (by PID), then the namespace (its nft table and iptables
 # rules go with it) and the temp directory.
 cleanup() {
-    local rc=$? pid
+    local rc=$?
     set +e
-    for pid in $CONSUMER_PID $ECHO_PID $SINK_PID; do
-        kill "$pid" 2>/dev/null && { sleep 0.2; kill -KILL "$pid" 2>/dev/null; }
-        wait "$pid" 2>/dev/null
-    done
-    [[ $NS_CREATED -eq 1 ]] && ip netns del "$NS" 2>/dev/null
+    stop_pids "$CONSUMER_PID" "$ECHO_PID" "$SINK_PID"
+    remove_namespace
     # A failed run keeps its raw measurements.
     if [[ $rc -ne 0 && -s $WORK/raw.txt ]]; then
         mkdir -p "$REPO/bench/results"
@@ -97,9 +94,7 @@ cc -O2 -Wall -o "$WORK/nfqueue-accept" "$REPO/bench/c/nfqueue-accept.c" -lmnl
 
 # --- 2. namespace and the UDP sink (bound, never read, tiny buffer: no ICMP errors come back and no
 # reader wakes up; see classification.sh). The alarm makes it exit by itself should all else fail.
-ip netns add "$NS"
-NS_CREATED=1
-in_ns ip link set lo up
+make_namespace
 start_udp_sink "$SINK_PORT"
 
 # One table, `rules` identical log rules for the sender's datagrams. The prefix is nfowner's, so the
