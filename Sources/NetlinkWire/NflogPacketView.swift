@@ -1,32 +1,47 @@
-// One NFULNL_MSG_PACKET message, validated in one pass and read on demand.
+// One NFULNL_MSG_PACKET message, validated in one pass.
 //
 //   [nlmsghdr][nfgenmsg: family, version, res_id = group][attributes ...]
-//                                                        └ AttributeTable: where each type lies
+//                                                        └ one walk: every known attribute's
+//                                                          size checked, the hot fields kept
 //
-// Every known attribute's size is checked while the table is built, so a malformed message is
-// rejected the same way whatever is read from it later; the reads themselves cannot fail.
+// Every known attribute's size is checked during the walk, so a malformed message is rejected
+// the same way whatever is read from it later. The fields every packet needs (hook, uid, gid,
+// sequence, prefix, payload) are taken on the way; the rest are read by a second walk, only for
+// packets that are shown (`record`).
 
 import BinaryParsing
 
 /// A decoded NFLOG packet message, as views into the receive buffer: valid only inside the
 /// callback that received it. The monitor reads the few fields every packet needs (uid,
-/// sequence, prefix, payload) straight from the message, and builds the full `NflogRecord`
-/// only for packets it shows.
+/// sequence, prefix, payload) straight from the view, and builds the full `NflogRecord` only for
+/// packets it shows.
 public struct NflogPacketView {
     /// The NFLOG group (`nfgenmsg.res_id`).
     public let group: UInt16
     /// The packet's protocol family (`nfgenmsg.nfgen_family`): 2 = IPv4, 10 = IPv6.
     public let family: UInt8
+    /// Netfilter hook number (NFULA_PACKET_HDR), 0 when absent.
+    public let hook: UInt8
+    /// Socket owner's fsuid (NFULA_UID).
+    public let uid: UInt32?
+    /// Socket owner's fsgid (NFULA_GID).
+    public let gid: UInt32?
+    /// Per-group sequence number (NFULA_SEQ).
+    public let sequence: UInt32?
     /// The NFULA_PAYLOAD bytes (the packet from its network header), empty when absent.
     public let payload: UnsafeRawBufferPointer
-    @usableFromInline let table: AttributeTable
+    /// The log prefix's bytes up to its first NUL, nil when absent or empty (nft's "no prefix").
+    /// A view: nothing is copied.
+    public let prefixBytes: UnsafeRawBufferPointer?
+    /// The attribute area, walked again for `record`.
+    private let attributes: UnsafeRawBufferPointer
 
     /// Validates `message` (it starts at its nlmsghdr and is exactly nlmsg_len long); `offset`
     /// is its position in the batch, used only in error offsets.
     ///
     /// Throws `.truncatedMessage` when nfgenmsg is missing, `.invalidAttributeLength` for a bad
     /// nla_len, and `.invalidAttributeValue` for a known attribute of the wrong size (the first
-    /// such attribute in message order).
+    /// such attribute in message order). When a type occurs twice, the last one counts.
     @inline(__always)
     public init(message: UnsafeRawBufferPointer, offset: Int = 0) throws(NetlinkWireError) {
         let fixedEnd = NetlinkMessageHeader.size + NfgenMessage.size
@@ -38,37 +53,54 @@ public struct NflogPacketView {
                 .truncatedMessage,
                 "NFLOG packet message of \(message.count) bytes has no nfgenmsg", offset: offset)
         }
-        self.family = family
-        self.group = group
-        table = try AttributeTable(area: attributes, baseOffset: offset + fixedEnd) {
-            (type, length, attributeOffset) throws(NetlinkWireError) in
-            try Self.checkSize(type: type, length: length, offset: attributeOffset)
+        var hook: UInt8 = 0
+        var uid: UInt32?
+        var gid: UInt32?
+        var sequence: UInt32?
+        var payload = UnsafeRawBufferPointer(start: nil, count: 0)
+        var prefix: UnsafeRawBufferPointer?
+        var cursor = AttributeCursor(area: attributes, baseOffset: offset + fixedEnd)
+        while let attribute = try cursor.next() {
+            // The hot fields' sizes are checked where they are read (which lets the reads go
+            // unchecked); every other known attribute's in checkSize.
+            let value = attribute.value
+            switch attribute.type {
+            case NflogAttributeType.uid.rawValue:
+                guard value.count == 4 else { throw Self.wrongSize(attribute.type, value.count, attribute.offset) }
+                uid = value.bigEndianUInt32(at: 0)
+            case NflogAttributeType.sequence.rawValue:
+                guard value.count == 4 else { throw Self.wrongSize(attribute.type, value.count, attribute.offset) }
+                sequence = value.bigEndianUInt32(at: 0)
+            case NflogAttributeType.gid.rawValue:
+                guard value.count == 4 else { throw Self.wrongSize(attribute.type, value.count, attribute.offset) }
+                gid = value.bigEndianUInt32(at: 0)
+            case NflogAttributeType.packetHeader.rawValue:
+                guard value.count == NflogStructSize.packetHeader else {
+                    throw Self.wrongSize(attribute.type, value.count, attribute.offset)
+                }
+                hook = value.byte(at: 2) ?? 0
+            case NflogAttributeType.payload.rawValue:
+                payload = value
+            case NflogAttributeType.prefix.rawValue:
+                prefix = value
+            default:
+                try Self.checkSize(type: attribute.type, length: value.count, offset: attribute.offset)
+            }
         }
-        payload = table.value(NflogAttributeType.payload.rawValue) ?? UnsafeRawBufferPointer(start: nil, count: 0)
-    }
-
-    /// Netfilter hook number (NFULA_PACKET_HDR), 0 when absent.
-    @inlinable @inline(__always)
-    public var hook: UInt8 { table.value(NflogAttributeType.packetHeader.rawValue)?.byte(at: 2) ?? 0 }
-    /// Socket owner's fsuid (NFULA_UID).
-    @inlinable @inline(__always)
-    public var uid: UInt32? { uint32(.uid) }
-    /// Socket owner's fsgid (NFULA_GID).
-    @inlinable @inline(__always)
-    public var gid: UInt32? { uint32(.gid) }
-    /// Per-group sequence number (NFULA_SEQ).
-    @inlinable @inline(__always)
-    public var sequence: UInt32? { uint32(.sequence) }
-
-    /// The log prefix's bytes up to its first NUL, nil when absent or empty (nft's "no prefix").
-    /// A view: nothing is copied.
-    @inlinable @inline(__always)
-    public var prefixBytes: UnsafeRawBufferPointer? {
-        guard let value = table.value(NflogAttributeType.prefix.rawValue) else { return nil }
-        var end = 0
-        while end < value.count, value[end] != 0 { end += 1 }  // index checked by the loop condition
-        guard end > 0 else { return nil }
-        return UnsafeRawBufferPointer(rebasing: value[0..<end])
+        self.group = group
+        self.family = family
+        self.hook = hook
+        self.uid = uid
+        self.gid = gid
+        self.sequence = sequence
+        self.payload = payload
+        self.attributes = attributes
+        // The kernel sends the prefix with its NUL; up to the first NUL is what was configured.
+        if let characters = prefix?.prefixBeforeFirstZeroByte(), !characters.isEmpty {
+            prefixBytes = characters
+        } else {
+            prefixBytes = nil
+        }
     }
 
     /// Everything the message carries, as a value that outlives the buffer.
@@ -76,44 +108,37 @@ public struct NflogPacketView {
         var record = NflogRecord()
         record.family = family
         record.group = group
-        if let value = table.value(NflogAttributeType.packetHeader.rawValue) {
-            record.hardwareProtocol = value.bigEndianUInt16(at: 0) ?? 0
-            record.hook = value.byte(at: 2) ?? 0
-        }
-        record.rawPrefix = prefixBytes.flatMap(NflogPrefix.init(bytes:))
+        record.hook = hook
         record.uid = uid
         record.gid = gid
         record.sequence = sequence
-        record.globalSequence = uint32(.globalSequence)
-        record.mark = uint32(.mark)
-        record.inputInterface = uint32(.inputInterface)
-        record.outputInterface = uint32(.outputInterface)
-        record.physicalInputInterface = uint32(.physicalInputInterface)
-        record.physicalOutputInterface = uint32(.physicalOutputInterface)
-        if let value = table.value(NflogAttributeType.timestamp.rawValue) {
-            record.timestamp = NflogTimestamp(
-                seconds: value.bigEndianUInt64(at: 0) ?? 0, microseconds: value.bigEndianUInt64(at: 8) ?? 0)
-        }
-        if let value = table.value(NflogAttributeType.hardwareAddress.rawValue) {
-            record.hardwareAddress = Self.hardwareAddress(value)
-        }
-        record.hardwareType = uint16(.hardwareType)
-        // The kernel sends HWTYPE, HWLEN and HWHEADER together; HWLEN is the declared length.
-        record.hardwareHeaderLength = uint16(.hardwareHeaderLength).map(Int.init)
-            ?? table.value(NflogAttributeType.hardwareHeader.rawValue)?.count
+        record.rawPrefix = prefixBytes.flatMap(NflogPrefix.init(bytes:))
         record.capturedLength = payload.count
+        var hardwareHeaderLength: Int?
+        var hardwareHeaderBytes: Int?
+        // Validated by init: the walk cannot fail, and every fixed-size value has its size.
+        try? forEachAttribute(in: attributes, baseOffset: 0) { type, value, _ in
+            switch NflogAttributeType(rawValue: type) {
+            case .packetHeader?: record.hardwareProtocol = value.bigEndianUInt16(at: 0) ?? 0
+            case .mark?: record.mark = value.bigEndianUInt32(at: 0)
+            case .globalSequence?: record.globalSequence = value.bigEndianUInt32(at: 0)
+            case .inputInterface?: record.inputInterface = value.bigEndianUInt32(at: 0)
+            case .outputInterface?: record.outputInterface = value.bigEndianUInt32(at: 0)
+            case .physicalInputInterface?: record.physicalInputInterface = value.bigEndianUInt32(at: 0)
+            case .physicalOutputInterface?: record.physicalOutputInterface = value.bigEndianUInt32(at: 0)
+            case .timestamp?:
+                record.timestamp = NflogTimestamp(seconds: value.bigEndianUInt64(at: 0) ?? 0,
+                                                  microseconds: value.bigEndianUInt64(at: 8) ?? 0)
+            case .hardwareAddress?: record.hardwareAddress = Self.hardwareAddress(value)
+            case .hardwareType?: record.hardwareType = value.bigEndianUInt16(at: 0)
+            case .hardwareHeaderLength?: hardwareHeaderLength = value.bigEndianUInt16(at: 0).map(Int.init)
+            case .hardwareHeader?: hardwareHeaderBytes = value.count
+            default: break
+            }
+        }
+        // The kernel sends HWTYPE, HWLEN and HWHEADER together; HWLEN is the declared length.
+        record.hardwareHeaderLength = hardwareHeaderLength ?? hardwareHeaderBytes
         return record
-    }
-
-    /// Sizes were checked when the table was built: absent or of the right size.
-    @inlinable @inline(__always)
-    func uint32(_ type: NflogAttributeType) -> UInt32? {
-        table.value(type.rawValue)?.bigEndianUInt32(at: 0)
-    }
-
-    @inlinable @inline(__always)
-    func uint16(_ type: NflogAttributeType) -> UInt16? {
-        table.value(type.rawValue)?.bigEndianUInt16(at: 0)
     }
 
     /// Rejects a known fixed-size attribute of the wrong size; variable-size and unknown ones
