@@ -63,6 +63,7 @@ public enum Hook: String, Sendable {
     case prerouting, input, forward, output, postrouting
 
     /// nil for families whose hooks are not the inet ones (netdev, bridge) or unknown numbers.
+    @inlinable
     public init?(family: UInt8, number: UInt8) {
         // NFPROTO_IPV4 = 2, NFPROTO_IPV6 = 10, NFPROTO_INET = 1 share the NF_INET_* hook numbers.
         guard family == 2 || family == 10 || family == 1 else { return nil }
@@ -77,6 +78,7 @@ public enum Hook: String, Sendable {
     }
 
     /// Packets at prerouting/input arrive; the rest leave (a forwarded packet leaves this host too).
+    @inlinable
     public var direction: Direction {
         switch self {
         case .prerouting, .input: .inbound

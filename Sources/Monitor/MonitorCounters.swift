@@ -50,19 +50,28 @@ public struct SequenceGapTracker: Sendable {
 
     /// Records `sequence` for `group` and returns how many messages were skipped before it.
     /// A sequence that goes backwards (instance re-created, or reordering) restarts tracking.
+    @inline(__always)
     public mutating func record(group: UInt16, sequence: UInt32) -> UInt64 {
-        let expected: UInt32?
-        if group == lastGroup {
-            expected = lastExpected
-        } else {
-            if let lastGroup { others[lastGroup] = lastExpected }
-            expected = others[group]
-            lastGroup = group
-        }
+        guard group == lastGroup else { return recordSwitchingGroup(group, sequence) }
+        let gap = sequence &- lastExpected
+        lastExpected = sequence &+ 1
+        return Self.loss(gap)
+    }
+
+    /// A message from another group than the previous one (rare: only with several groups).
+    @inline(never)
+    private mutating func recordSwitchingGroup(_ group: UInt16, _ sequence: UInt32) -> UInt64 {
+        if let lastGroup { others[lastGroup] = lastExpected }
+        let expected = others[group]
+        lastGroup = group
         lastExpected = sequence &+ 1
         guard let next = expected else { return 0 }
-        let gap = sequence &- next
-        // More than half the sequence space ahead means "behind": a restart, not a loss.
-        return gap < 0x8000_0000 ? UInt64(gap) : 0
+        return Self.loss(sequence &- next)
+    }
+
+    /// More than half the sequence space ahead means "behind": a restart, not a loss.
+    @inline(__always)
+    private static func loss(_ gap: UInt32) -> UInt64 {
+        gap < 0x8000_0000 ? UInt64(gap) : 0
     }
 }

@@ -58,7 +58,16 @@ public struct CgroupClassifier: Sendable, Equatable, Hashable {
     /// The same, over the prefix's UTF-8 bytes: no allocation (it runs for every packet).
     /// The id is the run of digits at the end, preceded by the last " cg=": the spec's own
     /// prefix may contain " cg=", the id never does.
+    @inlinable
     public static func cgroupID(fromPrefixBytes bytes: UnsafeRawBufferPointer) -> UInt64? {
+        // Packets logged without a class (the fallback rule, other tools' prefixes) end in a
+        // non-digit: turned away here, inlined into the per-packet path, without a call.
+        guard let last = bytes.byte(at: bytes.count - 1), last &- UInt8(ascii: "0") < 10 else { return nil }
+        return parseCgroupID(bytes)
+    }
+
+    @usableFromInline
+    static func parseCgroupID(_ bytes: UnsafeRawBufferPointer) -> UInt64? {
         var start = bytes.count
         while start > 0, let byte = bytes.byte(at: start - 1), byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
             start -= 1
