@@ -100,16 +100,39 @@ public final class NetlinkSocket: @unchecked Sendable {
     public func receive(into buffer: UnsafeMutableRawBufferPointer, nonBlocking: Bool = false) throws(SystemError) -> Received {
         let flags = Int32(MSG_TRUNC) | (nonBlocking ? Int32(MSG_DONTWAIT) : 0)
         while true {
-            let result = recv(descriptor, buffer.baseAddress, buffer.count, flags)
-            if result >= 0 {
-                return result > buffer.count ? .truncated(received: buffer.count, actual: result) : .bytes(result)
-            }
-            switch Errno.current {
-            case EINTR: continue
-            case ENOBUFS: return .overrun
-            case EAGAIN: return .wouldBlock
-            case let code: throw SystemError(code: code, operation: "receive from netlink socket")
-            }
+            if let received = try receiveOnce(into: buffer, flags: flags) { return received }
+        }
+    }
+
+    /// Blocks in recv(2) for the next datagram, at most the receive timeout
+    /// (`setReceiveTimeout`). nil when the wait ended without one: the timeout passed, or a
+    /// signal interrupted it (see `ThreadInterrupter`).
+    public func receiveWaiting(into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> Received? {
+        switch try receiveOnce(into: buffer, flags: Int32(MSG_TRUNC)) {
+        case nil, .wouldBlock?: return nil
+        case let received?: return received
+        }
+    }
+
+    /// How long a blocking receive waits before giving up (SO_RCVTIMEO); 0 waits forever.
+    public func setReceiveTimeout(milliseconds: Int) throws(SystemError) {
+        var value = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
+        guard setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size)) == 0 else {
+            throw SystemError(code: Errno.current, operation: "set the netlink receive timeout to \(milliseconds) ms")
+        }
+    }
+
+    /// One recv(2); nil when a signal interrupted it.
+    private func receiveOnce(into buffer: UnsafeMutableRawBufferPointer, flags: Int32) throws(SystemError) -> Received? {
+        let result = recv(descriptor, buffer.baseAddress, buffer.count, flags)
+        if result >= 0 {
+            return result > buffer.count ? .truncated(received: buffer.count, actual: result) : .bytes(result)
+        }
+        switch Errno.current {
+        case EINTR: return nil
+        case ENOBUFS: return .overrun
+        case EAGAIN: return .wouldBlock
+        case let code: throw SystemError(code: code, operation: "receive from netlink socket")
         }
     }
 

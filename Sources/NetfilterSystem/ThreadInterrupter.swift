@@ -1,0 +1,33 @@
+import Glibc
+
+/// Wakes one thread out of a blocking system call — the receive loop's recv(2) — so it can
+/// notice a stop request: the thread is sent SIGURG, whose handler does nothing and is installed
+/// without SA_RESTART, so the call fails with EINTR and the thread looks at why.
+///
+/// Why a signal: a blocking recv(2) is one system call per NFLOG batch where poll(2) then recv
+/// are two (measured: about 7% of a minimal consumer's CPU per message). Why SIGURG: its default
+/// action is to ignore it, so one that arrives from elsewhere, or before the handler exists,
+/// harms nothing (the Go runtime preempts goroutines with it for the same reason).
+public struct ThreadInterrupter: Sendable {
+    private let thread: pthread_t
+
+    /// Interrupts the calling thread (call it on the thread that will block).
+    public init() {
+        Self.installHandler()
+        thread = pthread_self()
+    }
+
+    /// Sends the signal. A call made while the thread is not blocked is lost: callers repeat it
+    /// until the thread has answered.
+    public func interrupt() {
+        pthread_kill(thread, SIGURG)
+    }
+
+    private static func installHandler() {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in }
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = 0  // no SA_RESTART: the interrupted call returns EINTR
+        sigaction(SIGURG, &action, nil)
+    }
+}
