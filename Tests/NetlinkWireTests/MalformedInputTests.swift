@@ -95,6 +95,44 @@ struct MalformedInputTests {
         #expect(decoded.errors.first?.offset == 20)
     }
 
+    @Test func hotFieldsOfTheWrongSizeAreRejectedToo() {
+        // uid, sequence and gid are read during the walk: their sizes are checked there.
+        for type: UInt16 in [11, 12, 14] {
+            for value in [[UInt8](), [0, 1], [0, 0, 0, 0, 1]] {
+                let bad = rawMessage(type: packetType, body: nfgen7 + rawAttribute(type, value))
+                #expect(decodeAll(bad).items == [.malformed(.invalidAttributeValue)], "type \(type), \(value.count) bytes")
+            }
+        }
+    }
+
+    @Test func theLastOfTwoAttributesOfOneTypeCounts() {
+        let body = nfgen7 + rawAttribute(11, beBytes(UInt32(5))) + rawAttribute(12, beBytes(UInt32(1)))
+            + rawAttribute(10, Array("first".utf8) + [0]) + rawAttribute(11, beBytes(UInt32(6)))
+            + rawAttribute(12, beBytes(UInt32(2))) + rawAttribute(10, Array("second".utf8) + [0])
+            + rawAttribute(9, [0x45]) + rawAttribute(9, [0x60, 0])
+        let items = decodeAll(rawMessage(type: packetType, body: body)).items
+        guard case .packet(let record, let payload)? = items.first else {
+            Issue.record("not a packet: \(items)")
+            return
+        }
+        #expect(record.uid == 6)
+        #expect(record.sequence == 2)
+        #expect(record.prefix == "second")
+        #expect(payload == [0x60, 0])
+    }
+
+    @Test func thePrefixEndsAtItsFirstNUL() {
+        for (value, expected) in [(Array("ab".utf8) + [0, 0x63, 0], "ab"), (Array("abc".utf8), "abc"),
+                                  ([0], nil), ([], nil), ([0, 0x61], nil)] as [([UInt8], String?)] {
+            let message = rawMessage(type: packetType, body: nfgen7 + rawAttribute(10, value))
+            guard case .packet(let record, _)? = decodeAll(message).items.first else {
+                Issue.record("not a packet")
+                continue
+            }
+            #expect(record.prefix == expected, "\(value)")
+        }
+    }
+
     @Test func wrongSizedStructs() {
         for (type, value) in [(UInt16(1), [UInt8](repeating: 0, count: 3)),  // PACKET_HDR
                               (3, [UInt8](repeating: 0, count: 8)),           // TIMESTAMP
