@@ -21,7 +21,50 @@ enum TransportDecoder {
 
     /// Decodes the header of `protocolNumber` at the start of `header`, which ends where the
     /// captured datagram ends. Never fails: missing fields are nil.
+    ///
+    /// Inlined into the IP parsers: for TCP, UDP, ICMP and ICMPv6 headers captured whole (almost
+    /// every packet), one length check covers every field. Other protocols and short captures
+    /// go to `decodeAnyLength`, which checks each field on its own.
+    @inline(always)
     static func decode(protocolNumber: UInt8, header: UnsafeRawBufferPointer) -> TransportInfo {
+        switch protocolNumber {
+        case IPProtocolNumber.tcp:
+            if let fixed = UnsafeFixedBytes<14>(header) {
+                return .tcp(TCPInfo(ports: ports(fixed), flags: TCPFlags(rawValue: fixed.byte(at: 13))))
+            }
+        case IPProtocolNumber.udp:
+            if let fixed = UnsafeFixedBytes<4>(header) {
+                return .udp(ports(fixed))
+            }
+        case IPProtocolNumber.icmp:
+            if let fixed = UnsafeFixedBytes<6>(header) {
+                return .icmp(icmp(fixed, isEcho: fixed.byte(at: 0) == icmpEchoRequest || fixed.byte(at: 0) == icmpEchoReply))
+            }
+        case IPProtocolNumber.icmpv6:
+            if let fixed = UnsafeFixedBytes<6>(header) {
+                return .icmpv6(icmp(fixed, isEcho: fixed.byte(at: 0) == icmpv6EchoRequest || fixed.byte(at: 0) == icmpv6EchoReply))
+            }
+        default:
+            break
+        }
+        return decodeAnyLength(protocolNumber: protocolNumber, header: header)
+    }
+
+    @inline(always)
+    private static func ports<let size: Int>(_ header: UnsafeFixedBytes<size>) -> PortPair {
+        PortPair(source: header.bigEndianUInt16(at: 0), destination: header.bigEndianUInt16(at: 2))
+    }
+
+    @inline(always)
+    private static func icmp(_ header: UnsafeFixedBytes<6>, isEcho: Bool) -> ICMPInfo {
+        ICMPInfo(type: header.byte(at: 0), code: header.byte(at: 1),
+                 echoIdentifier: isEcho ? header.bigEndianUInt16(at: 4) : nil)
+    }
+
+    /// `decode` for every protocol and any captured length: each field is read only if it lies
+    /// entirely inside `header`.
+    @inline(never)
+    private static func decodeAnyLength(protocolNumber: UInt8, header: UnsafeRawBufferPointer) -> TransportInfo {
         switch protocolNumber {
         case IPProtocolNumber.tcp:
             return .tcp(TCPInfo(ports: ports(header),
