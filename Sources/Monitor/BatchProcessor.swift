@@ -99,14 +99,20 @@ public struct BatchProcessor {
         // measures the whole pipeline but formatting and printing).
         // The ruleset logs a classified packet with the prefix "nfowner cg=<id>".
         let cgroupID = message.prefixBytes.flatMap(CgroupClassifier.cgroupID(fromPrefixBytes:))
-        let cgroup = cgroupID.flatMap { cgroups?.entry(forID: $0) }
         let direction = Hook(family: message.family, number: message.hook)?.direction ?? .outbound
         guard buildsEvents else {
-            // The owner is resolved all the same; only the result is not handed out.
-            attributor?.resolve(packet: packet, direction: direction, uid: uid, cgroupPath: cgroup?.path,
-                                now: batchMonotonicTime())
+            // The owner is resolved all the same; only the result is not handed out. (Without a
+            // cgroup no entry is made at all: nothing to release for every unclassified packet.)
+            if let cgroupID, let cgroup = cgroups?.entry(forID: cgroupID) {
+                attributor?.resolve(packet: packet, direction: direction, uid: uid, cgroupPath: cgroup.path,
+                                    now: batchMonotonicTime())
+            } else {
+                attributor?.resolve(packet: packet, direction: direction, uid: uid, cgroupPath: nil,
+                                    now: batchMonotonicTime())
+            }
             return
         }
+        let cgroup = cgroupID.flatMap { cgroups?.entry(forID: $0) }
         let attribution = attributor?.attribute(
             packet: packet, direction: direction, uid: uid, cgroupPath: cgroup?.path, now: batchMonotonicTime())
         // Only a packet that is shown needs every field, as a value that outlives the buffer.
