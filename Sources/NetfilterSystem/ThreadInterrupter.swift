@@ -11,9 +11,17 @@ import Glibc
 public struct ThreadInterrupter: Sendable {
     private let thread: pthread_t
 
-    /// Interrupts the calling thread (call it on the thread that will block).
+    /// Interrupts the calling thread (call it on the thread that will block). Unblocks SIGURG
+    /// for that thread: the signal mask is inherited across exec, and a launcher that blocks
+    /// SIGURG would otherwise leave every interrupt pending and the thread in its recv (programs
+    /// started from a libdispatch worker thread, e.g. through Foundation's `Process`, inherit a
+    /// mask that blocks nearly every signal).
     public init() {
         Self.installHandler()
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGURG)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
         thread = pthread_self()
     }
 
