@@ -422,3 +422,52 @@ let millisecond: UInt64 = 1_000_000
         #expect(cache.count == 1_000)
     }
 }
+
+@Suite("FlowKey")
+struct FlowKeyTests {
+    @Test func everyFieldReadsBackAsGiven() {
+        let v6 = IPAddress.v6(high: 0x2001_0DB8_0000_0000, low: 0x0000_0000_0000_0001)
+        for (source, destination) in [(IPAddress.v4(0x0A00_0001), IPAddress.v4(0x7F00_0001)), (v6, v6),
+                                      (.v4(0xFFFF_FFFF), v6)] {
+            for uid: UInt32? in [nil, 0, 1000, .max] {
+                for inbound in [false, true] {
+                    let key = FlowKey(source: source, destination: destination, protocolNumber: 17,
+                                      sourcePort: 65535, destinationPort: 53, inbound: inbound, uid: uid)
+                    #expect(key.source == source)
+                    #expect(key.destination == destination)
+                    #expect(key.protocolNumber == 17)
+                    #expect(key.sourcePort == 65535)
+                    #expect(key.destinationPort == 53)
+                    #expect(key.inbound == inbound)
+                    #expect(key.uid == uid)
+                }
+            }
+        }
+    }
+
+    /// The words a key is stored in must not make different flows equal.
+    @Test func fieldsThatLookAlikeInWordsStayDistinct() {
+        func key(_ source: IPAddress, uid: UInt32?) -> FlowKey {
+            FlowKey(source: source, destination: .v4(1), protocolNumber: 6, sourcePort: 1, destinationPort: 2,
+                    inbound: false, uid: uid)
+        }
+        // No uid against uid 0; an IPv4 address against the IPv6 one with the same bits.
+        #expect(key(.v4(5), uid: nil) != key(.v4(5), uid: 0))
+        #expect(key(.v4(5), uid: 1) != key(.v6(high: 0, low: 5), uid: 1))
+        #expect(key(.v4(5), uid: 1) == key(.v4(5), uid: 1))
+        #expect(key(.v4(5), uid: 1).hashValue == key(.v4(5), uid: 1).hashValue)
+    }
+
+    @Test func aPacketsKeyUsesPortsOrTheEchoIdAndType() {
+        let udp = PacketSummary(family: .ipv4, source: .v4(1), destination: .v4(2), protocolNumber: 17,
+                                totalLength: 60, fragment: nil,
+                                transport: .udp(PortPair(source: 4000, destination: 53)))
+        let udpKey = FlowKey(packet: udp, direction: .outbound, uid: 7)
+        #expect(udpKey.sourcePort == 4000 && udpKey.destinationPort == 53 && udpKey.uid == 7 && !udpKey.inbound)
+        let ping = PacketSummary(family: .ipv4, source: .v4(1), destination: .v4(2), protocolNumber: 1,
+                                 totalLength: 84, fragment: nil,
+                                 transport: .icmp(ICMPInfo(type: 8, code: 0, echoIdentifier: 99)))
+        let pingKey = FlowKey(packet: ping, direction: .inbound, uid: nil)
+        #expect(pingKey.sourcePort == 99 && pingKey.destinationPort == 8 && pingKey.uid == nil && pingKey.inbound)
+    }
+}
