@@ -96,13 +96,9 @@ extension EndToEnd {
             let client = try TestNamespace("cgcli")
             defer { client.close() }
             // A veth pair between the two namespaces, with addresses only they use.
-            let serverEnd = "nfs\(getpid() % 100_000)", clientEnd = "nfc\(getpid() % 100_000)"
-            try Harness.run("/usr/bin/env", ["ip", "link", "add", serverEnd, "netns", server.name, "type", "veth",
-                                              "peer", "name", clientEnd, "netns", client.name]).check("veth")
-            try server.exec(["ip", "addr", "add", "10.231.0.1/30", "dev", serverEnd]).check("addr")
-            try server.exec(["ip", "link", "set", serverEnd, "up"]).check("up")
-            try client.exec(["ip", "addr", "add", "10.231.0.2/30", "dev", clientEnd]).check("addr")
-            try client.exec(["ip", "link", "set", clientEnd, "up"]).check("up")
+            let serverEnd = "nfs\(getpid() % 100_000)"
+            try server.connect(to: client, end: serverEnd, address: "10.231.0.1/30",
+                               peerEnd: "nfc\(getpid() % 100_000)", peerAddress: "10.231.0.2/30")
 
             let cgroups = try TestCgroups("cgin")
             defer { cgroups.close() }

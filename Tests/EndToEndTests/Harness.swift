@@ -92,6 +92,18 @@ final class TestNamespace {
         try Harness.run("/usr/bin/env", ["nsenter", "--net=\(path)"] + command, input: input)
     }
 
+    /// Joins this namespace and `peer` with a veth pair (`end` here, `peerEnd` there), gives each
+    /// end its address (with prefix length, e.g. "10.231.0.1/30") and brings both up. The pair
+    /// goes with the namespaces.
+    func connect(to peer: TestNamespace, end: String, address: String, peerEnd: String, peerAddress: String) throws {
+        try Harness.run("/usr/bin/env", ["ip", "link", "add", end, "netns", name, "type", "veth",
+                                          "peer", "name", peerEnd, "netns", peer.name]).check("veth")
+        try exec(["ip", "addr", "add", address, "dev", end]).check("addr")
+        try exec(["ip", "link", "set", end, "up"]).check("up")
+        try peer.exec(["ip", "addr", "add", peerAddress, "dev", peerEnd]).check("addr")
+        try peer.exec(["ip", "link", "set", peerEnd, "up"]).check("up")
+    }
+
     /// Runs the traffic generator inside the namespace and returns its result line's keys.
     @discardableResult
     func traffic(_ arguments: [String], asUnprivileged: Bool = true) throws -> [String: String] {
@@ -219,11 +231,12 @@ final class RunningMonitor {
         return current
     }
 
-    /// Stops the monitor with SIGINT (by PID) and returns its summary line's keys.
+    /// Stops the monitor with `signal` (by PID; SIGKILL if it is still running 10 s later) and
+    /// returns its summary line's keys.
     @discardableResult
-    func stop() -> [String: String] {
+    func stop(with signal: Int32 = SIGINT) -> [String: String] {
         if process.isRunning {
-            kill(process.processIdentifier, SIGINT)
+            kill(process.processIdentifier, signal)
             let deadline = Date().addingTimeInterval(10)
             while process.isRunning, Date() < deadline { usleep(20_000) }
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }

@@ -129,13 +129,8 @@ extension EndToEnd {
             if overVeth {
                 peer = try TestNamespace("inpeer")
                 let tag = "\(getpid() % 10_000)\(UInt8.random(in: 0...99))"
-                let serverEnd = "nfis\(tag)", peerEnd = "nfip\(tag)"
-                try Harness.run("/usr/bin/env", ["ip", "link", "add", serverEnd, "netns", server.name, "type", "veth",
-                                                  "peer", "name", peerEnd, "netns", peer.name]).check("veth")
-                try server.exec(["ip", "addr", "add", "10.231.1.1/30", "dev", serverEnd]).check("addr")
-                try server.exec(["ip", "link", "set", serverEnd, "up"]).check("up")
-                try peer.exec(["ip", "addr", "add", "10.231.1.2/30", "dev", peerEnd]).check("addr")
-                try peer.exec(["ip", "link", "set", peerEnd, "up"]).check("up")
+                try server.connect(to: peer, end: "nfis\(tag)", address: "10.231.1.1/30",
+                                   peerEnd: "nfip\(tag)", peerAddress: "10.231.1.2/30")
                 (serverAddress, peerAddress) = ("10.231.1.1", "10.231.1.2")
             } else {
                 peer = server

@@ -16,12 +16,10 @@ extension EndToEnd {
             let monitor = try RunningMonitor(["--format", "json", "--netns", namespace.name, "--no-rules",
                                               "--no-processes"])
             usleep(300_000)  // the loop is blocked in recv by now
-            let elapsed = stop(monitor, with: signal)
+            let (summary, elapsed) = timedStop(monitor, with: signal)
             #expect(elapsed < 2, "took \(elapsed) s to stop")
             #expect(!monitor.process.isRunning)
             #expect(monitor.process.terminationStatus == 0)
-            let summary = Harness.keyValues(
-                monitor.stderr.split(separator: "\n").last { $0.hasPrefix("received=") }.map(String.init) ?? "")
             #expect(summary["received"] == "0", "summary: \(monitor.stderr)")
         }
 
@@ -35,24 +33,17 @@ extension EndToEnd {
             ])
             defer { sender.stop() }
             usleep(500_000)
-            let elapsed = stop(monitor, with: SIGINT)
+            let (summary, elapsed) = timedStop(monitor, with: SIGINT)
             #expect(elapsed < 2, "took \(elapsed) s to stop")
             #expect(monitor.process.terminationStatus == 0)
-            let summary = Harness.keyValues(
-                monitor.stderr.split(separator: "\n").last { $0.hasPrefix("received=") }.map(String.init) ?? "")
             #expect(Int(summary["received"] ?? "") ?? 0 > 0, "summary: \(monitor.stderr)")
         }
 
-        /// Sends `signal` by PID and waits (up to 10 s) for the exit; returns the seconds it took.
-        private func stop(_ monitor: RunningMonitor, with signal: Int32) -> Double {
+        /// `RunningMonitor.stop(with:)`, timed: the summary and the seconds until the exit.
+        private func timedStop(_ monitor: RunningMonitor, with signal: Int32) -> ([String: String], Double) {
             let started = Date()
-            kill(monitor.process.processIdentifier, signal)
-            let deadline = started.addingTimeInterval(10)
-            while monitor.process.isRunning, Date() < deadline { usleep(10_000) }
-            let elapsed = Date().timeIntervalSince(started)
-            if monitor.process.isRunning { kill(monitor.process.processIdentifier, SIGKILL) }
-            monitor.process.waitUntilExit()
-            return elapsed
+            let summary = monitor.stop(with: signal)
+            return (summary, Date().timeIntervalSince(started))
         }
     }
 }
