@@ -23,29 +23,11 @@ TOP=${NFO_PROF_TOP:-25}
 GROUP=44
 SINK_PORT=9
 
-die() { echo "callgrind-monitor.sh: $*" >&2; exit 1; }
-[[ $(id -u) -eq 0 ]] || die "needs root: sudo $0"
-for tool in swift valgrind callgrind_annotate objcopy nft ip nsenter python3; do
-    command -v "$tool" >/dev/null || die "'$tool' not found"
-done
-
-NS=nfo-prof-$$
-NSFILE=/run/netns/$NS
-WORK=$(mktemp -d "/tmp/$NS.XXXXXX")
+bench_begin nfo-prof "network namespaces, NFLOG, nft" \
+    swift valgrind callgrind_annotate objcopy nft ip nsenter python3
 SINK_PID=""
 MON_PID=""
-NS_CREATED=0
-cleanup() {
-    local rc=$?
-    set +e
-    stop_pids "$MON_PID" "$SINK_PID"
-    remove_namespace
-    rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_started() { stop_pids "$MON_PID" "$SINK_PID"; }
 build_release_binaries
 
 make_namespace

@@ -27,12 +27,7 @@ DURATION=${NFO_BENCH_DURATION:-3}
 read -r -a VARIANTS <<<"${NFO_BENCH_VARIANTS:-baseline map-log map-counter linear-log linear-counter}"
 SINK_PORT=9
 
-die() { echo "classification.sh: $*" >&2; exit 1; }
-
-[[ $(id -u) -eq 0 ]] || die "needs root (network namespaces, cgroups, nft): sudo $0"
-for tool in swift nft ip nsenter python3 stat awk sed; do
-    command -v "$tool" >/dev/null || die "'$tool' not found"
-done
+bench_begin nfo-bench "network namespaces, cgroups, nft" swift nft ip nsenter python3 stat awk sed
 for n in "${COUNTS[@]}"; do
     [[ $n =~ ^[0-9]+$ && $n -ge 1 && $n -le 9999 ]] || die "cgroup counts must be 1…9999, got '$n'"
 done
@@ -55,21 +50,16 @@ case $CGROOT in
     *) die "cgroup2 is mounted at $CGROOT, outside /sys/fs/cgroup: nft cannot name its cgroups" ;;
 esac
 
-NAME=nfo-bench-$$
-NS=$NAME
-NSFILE=/run/netns/$NS
+NAME=$NS   # also the cgroup's name
 BENCH_CG=$CGROOT/$NAME
 SENDER_CG=$BENCH_CG/sender
-WORK=$(mktemp -d "/tmp/$NAME.XXXXXX")
 SINK_PID=""
-NS_CREATED=0
 
-# --- cleanup: processes first (a cgroup with members cannot be removed), then cgroups, the
-# namespace (its nft tables go with it) and the temp directory. Only PIDs we started or that sit
-# in our own cgroups are signalled.
-cleanup() {
-    local rc=$? pid dir tries
-    set +e
+# --- cleanup, run by bench_end before it removes the namespace (with its nft tables) and the work
+# directory: processes first (a cgroup with members cannot be removed), then our cgroups. Only
+# PIDs we started or that sit in our own cgroups are signalled.
+stop_started() {
+    local pid dir tries
     stop_pids "$SINK_PID"
     if [[ -d $BENCH_CG ]]; then
         for tries in 1 2 3 4 5 6 7 8 9 10; do
@@ -87,13 +77,8 @@ cleanup() {
         find "$BENCH_CG" -depth -type d -exec rmdir {} + 2>/dev/null
         [[ -d $BENCH_CG ]] && echo "classification.sh: could not remove $BENCH_CG" >&2
     fi
-    remove_namespace
-    rm -rf "$WORK"
-    exit "$rc"
+    return 0
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # --- 1. release binaries
 echo "building release binaries (.build-bench)…" >&2

@@ -28,33 +28,15 @@ RATE=${NFO_FLOWS_RATE:-50000}
 GROUP=${NFO_FLOWS_GROUP:-46}
 SINK_PORT=9
 
-die() { echo "flows.sh: $*" >&2; exit 1; }
-[[ $(id -u) -eq 0 ]] || die "needs root (network namespaces, NFLOG, nft): sudo $0"
-for tool in swift nft ip nsenter python3 awk; do
-    command -v "$tool" >/dev/null || die "'$tool' not found"
-done
+bench_begin nfo-flows "network namespaces, NFLOG, nft" swift nft ip nsenter python3 awk
 for n in "${SIZES[@]}"; do
     [[ $n =~ ^[1-9][0-9]*$ && $n -le 16000000 ]] || die "bad flow count '$n' (1…16000000)"
 done
 
-NS=nfo-flows-$$
-NSFILE=/run/netns/$NS
-WORK=$(mktemp -d "/tmp/$NS.XXXXXX")
 SINK_PID=""
 MON_PID=""
 PORTID=""
-NS_CREATED=0
-cleanup() {
-    local rc=$?
-    set +e
-    stop_pids "$MON_PID" "$SINK_PID"
-    remove_namespace
-    rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_started() { stop_pids "$MON_PID" "$SINK_PID"; }
 
 echo "building release binaries (.build-bench)…" >&2
 build_release_binaries

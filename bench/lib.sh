@@ -1,4 +1,39 @@
-# Shared by the bench scripts. Sourced; uses the caller's REPO, NSFILE, WORK and die().
+# Shared by the bench scripts. Sourced; uses the caller's REPO (and GROUP, PORTID where noted).
+
+# Stops the script with a message that names it.
+die() { echo "$(basename "$0"): $*" >&2; exit 1; }
+
+# What every bench script does first: checks that it runs as root (`why`: what for) and that each
+# given tool is installed; names its network namespace <prefix>-<pid> (NS, NSFILE; made later by
+# make_namespace) and makes a work directory WORK; and arranges that however the script ends, its
+# own `stop_started` runs if it defines one (the processes it started, by PID; its cgroups; it gets
+# the exit status), then the namespace (its nft tables go with it) and WORK are removed. INT and
+# TERM exit with 130 and 143, through the same cleanup.
+bench_begin() {
+    local prefix=$1 why=$2 tool
+    shift 2
+    [[ $(id -u) -eq 0 ]] || die "needs root ($why): sudo $0"
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || die "'$tool' not found"
+    done
+    NS=$prefix-$$
+    NSFILE=/run/netns/$NS
+    NS_CREATED=0
+    WORK=$(mktemp -d "/tmp/$NS.XXXXXX")
+    trap bench_end EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+# The EXIT trap set by bench_begin.
+bench_end() {
+    local rc=$?
+    set +e
+    if declare -F stop_started >/dev/null; then stop_started "$rc"; fi
+    remove_namespace
+    rm -rf "$WORK"
+    exit "$rc"
+}
 
 # Runs a command inside the benchmark's network namespace.
 in_ns() { nsenter --net="$NSFILE" "$@"; }

@@ -38,12 +38,7 @@ QUEUE_NUM=$((GROUP + 1))
 SINK_PORT=9
 ECHO_PORT=7
 
-die() { echo "nflog.sh: $*" >&2; exit 1; }
-
-[[ $(id -u) -eq 0 ]] || die "needs root (network namespaces, NFLOG, nft): sudo $0"
-for tool in swift nft ip nsenter python3 cc awk; do
-    command -v "$tool" >/dev/null || die "'$tool' not found"
-done
+bench_begin nfo-nflog "network namespaces, NFLOG, nft" swift nft ip nsenter python3 cc awk
 [[ -f /usr/include/libmnl/libmnl.h ]] || die "libmnl headers missing: apt-get install libmnl-dev"
 for c in "${CASES[@]}"; do
     [[ $c =~ ^(max|rate)-[0-9]+(-x[1-9][0-9]?)?(-f[1-9][0-9]*)?$ ]] \
@@ -57,34 +52,20 @@ if [[ " ${CONSUMERS[*]} " == *" tcpdump "* && -z $TCPDUMP ]]; then
     read -r -a CONSUMERS <<<"$(tr ' ' '\n' <<<"${CONSUMERS[*]}" | grep -vx tcpdump | tr '\n' ' ')"
 fi
 
-NAME=nfo-nflog-$$
-NS=$NAME
-NSFILE=/run/netns/$NS
-WORK=$(mktemp -d "/tmp/$NAME.XXXXXX")
 SINK_PID=""
 ECHO_PID=""
 CONSUMER_PID=""
-NS_CREATED=0
 
-# --- cleanup: the processes we started (by PID), then the namespace (its nft table and iptables
-# rules go with it) and the temp directory.
-cleanup() {
-    local rc=$?
-    set +e
+# --- cleanup, run by bench_end before it removes the namespace (with its nft table and iptables
+# rules) and the work directory: the processes we started, by PID; a failed run keeps its raw results.
+stop_started() {
     stop_pids "$CONSUMER_PID" "$ECHO_PID" "$SINK_PID"
-    remove_namespace
-    # A failed run keeps its raw measurements.
-    if [[ $rc -ne 0 && -s $WORK/raw.txt ]]; then
+    if [[ $1 -ne 0 && -s $WORK/raw.txt ]]; then
         mkdir -p "$REPO/bench/results"
-        cat "$WORK/raw.txt" "$WORK/nfq.txt" >"$REPO/bench/results/nflog-failed-$NAME.txt" 2>/dev/null
-        echo "nflog.sh: raw measurements kept in bench/results/nflog-failed-$NAME.txt" >&2
+        cat "$WORK/raw.txt" "$WORK/nfq.txt" >"$REPO/bench/results/nflog-failed-$NS.txt" 2>/dev/null
+        echo "nflog.sh: raw measurements kept in bench/results/nflog-failed-$NS.txt" >&2
     fi
-    rm -rf "$WORK"
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # --- 1. binaries: nfowner release build, the C references
 echo "building release binaries (.build-bench) and the C references…" >&2
