@@ -70,10 +70,12 @@ demangle() { if command -v swift-demangle >/dev/null; then swift-demangle --simp
     grep 'received=' "$WORK/monitor.err" || true
     echo
     echo "## inclusive"
-    callgrind_annotate --inclusive=yes --threshold=100 "$OUT.out" 2>/dev/null | demangle | head -n $((TOP + 25))
+    # sed, not head: head's early exit killed the demangler with SIGPIPE, and pipefail made that
+    # the script's exit status (141) before the listing was complete.
+    callgrind_annotate --inclusive=yes --threshold=100 "$OUT.out" 2>/dev/null | demangle | sed -n "1,$((TOP + 25))p"
     echo
     echo "## self"
-    callgrind_annotate --threshold=100 "$OUT.out" 2>/dev/null | demangle | head -n $((TOP + 25))
+    callgrind_annotate --threshold=100 "$OUT.out" 2>/dev/null | demangle | sed -n "1,$((TOP + 25))p"
 } >"$OUT.txt"
 cat "$OUT.txt"
 echo "wrote $OUT.out and $OUT.txt" >&2
