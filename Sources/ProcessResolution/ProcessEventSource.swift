@@ -2,8 +2,9 @@
 // when the kernel or our privileges do not allow that — nothing but a note that the caller must
 // rescan /proc on a timer.
 //
-// Single-threaded by design: the monitor's receive thread polls `descriptor` next to NFLOG's
-// and drains it before each NFLOG batch, so a sender's exec is in the table before its packet.
+// Not thread-safe: the monitor drains it under the process table's lock, from a thread that
+// waits on `descriptor`, and from the receive thread before it resolves a new flow, so a sender's
+// exec is in the table before its packet is attributed.
 import NetfilterSystem
 import NetlinkWire
 import Foundation  // errno names (EPERM…) only

@@ -60,8 +60,10 @@ public struct ProcessEntry: Sendable, Equatable {
     }
 }
 
-/// The process table. Single-threaded: owned by the receive thread, which applies events
-/// before each NFLOG batch so a packet never arrives before its sender's exec was applied.
+/// The process table. Not thread-safe: the monitor keeps it behind a lock (`OwnerResolution`),
+/// applied to by a thread of its own as process events arrive and, before a new flow is
+/// resolved, by the receive thread, so a packet is never attributed before its sender's exec was
+/// applied.
 public final class ProcessTable {
     public struct Counters: Sendable, Equatable {
         /// Exited entries dropped before their grace period ended because the cap was reached.
