@@ -32,14 +32,7 @@ build_release_binaries
 
 make_namespace
 start_udp_sink "$SINK_PORT"
-in_ns nft -f - <<EOF
-table inet nfoprof {
-	chain output {
-		type filter hook output priority 100; policy accept;
-		udp dport $SINK_PORT log prefix "nfowner" group $GROUP snaplen 128
-	}
-}
-EOF
+install_log_rule nfoprof
 
 mkdir -p "$REPO/bench/results"
 OUT=$REPO/bench/results/callgrind-monitor-$FORMAT-$(date -u +%Y-%m-%dT%H%M%SZ)

@@ -42,14 +42,7 @@ echo "building release binaries (.build-bench)…" >&2
 build_release_binaries
 make_namespace
 start_udp_sink "$SINK_PORT"
-in_ns nft -f - <<EOF
-table inet nfoflows {
-	chain output {
-		type filter hook output priority 100; policy accept;
-		udp dport $SINK_PORT log prefix "nfowner" group $GROUP snaplen 128
-	}
-}
-EOF
+install_log_rule nfoflows
 
 status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 

@@ -101,6 +101,19 @@ while True:
 
 # --- NFLOG consumers (GROUP: the group; PORTID: the consumer's netlink portid)
 
+# Installs `table inet $1` in the namespace: one rule at OUTPUT that logs the datagrams sent to
+# SINK_PORT to NFLOG group GROUP, with nfowner's prefix and a snaplen of 128.
+install_log_rule() {
+    in_ns nft -f - <<EOF
+table inet $1 {
+	chain output {
+		type filter hook output priority 100; policy accept;
+		udp dport $SINK_PORT log prefix "nfowner" group $GROUP snaplen 128
+	}
+}
+EOF
+}
+
 # Portid bound to our group, from /proc/net/netfilter/nfnetlink_log (per namespace), or empty.
 group_portid() {
     in_ns awk -v g="$GROUP" '$1 == g { print $2 }' /proc/net/netfilter/nfnetlink_log 2>/dev/null || true
