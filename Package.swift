@@ -1,4 +1,4 @@
-// swift-tools-version: 6.1
+// swift-tools-version: 6.3
 // The package layout mirrors the pipeline: bytes from the kernel (NetfilterSystem) are decoded
 // (NetlinkWire, PacketParsing), attributed (ProcessResolution), and shown (Export) by the
 // Monitor; Rules generates the nftables side. Only NetfilterSystem imports the C module.
