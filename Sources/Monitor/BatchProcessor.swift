@@ -144,6 +144,9 @@ public struct BatchProcessor {
         return now
     }
 
+    /// Counts a wait for packets (in recv, or in a coalescing pause).
+    public mutating func recordWakeup() { counters.wakeups += 1 }
+
     /// Counts a receive that overran the socket buffer (ENOBUFS).
     public mutating func recordOverrun() { counters.enobufs += 1 }
 

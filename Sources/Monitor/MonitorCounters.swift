@@ -20,6 +20,9 @@ public struct MonitorCounters: Sendable, Equatable {
     public var withOwner: UInt64 = 0
     /// recv() calls that returned data.
     public var batches: UInt64 = 0
+    /// Times the receive thread waited for packets: blocked in recv(), or paused to let batches
+    /// collect (`batches / wakeups` is how many batches each wakeup took).
+    public var wakeups: UInt64 = 0
 
     public init() {}
 
@@ -29,7 +32,7 @@ public struct MonitorCounters: Sendable, Equatable {
         let seconds = (durationSeconds * 1000).rounded() / 1000
         return "received=\(received) lost=\(lost) enobufs=\(enobufs) parse_errors=\(parseErrors) "
             + "emitted=\(emitted) with_owner=\(withOwner) bytes=\(bytes) batches=\(batches) "
-            + "truncated_batches=\(truncatedBatches) groups=\(groupList) duration_s=\(seconds)"
+            + "truncated_batches=\(truncatedBatches) groups=\(groupList) duration_s=\(seconds) wakeups=\(wakeups)"
     }
 }
 

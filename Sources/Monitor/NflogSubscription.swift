@@ -16,6 +16,9 @@ public struct NflogSettings: Sendable, Equatable {
     public var netlinkBufferSize: UInt32 = 131_072
     /// Socket receive buffer in bytes (SO_RCVBUFFORCE): room for bursts while we are busy.
     public var socketReceiveBuffer: Int = 8 << 20
+    /// Under load, the receive thread wakes at most once per this many microseconds and reads
+    /// every batch queued meanwhile (0: wake for each batch). See `WakeCoalescer`.
+    public var coalesceMicroseconds: UInt32 = 2_000
 
     public init() {}
 }

@@ -39,3 +39,15 @@ public struct ThreadInterrupter: Sendable {
         sigaction(SIGURG, &action, nil)
     }
 }
+
+extension ThreadInterrupter {
+    /// Sleeps the calling thread for `nanoseconds`, or less when a signal interrupts it (as
+    /// `interrupt()` does, so a stop request ends the sleep too). Returns whether it slept the
+    /// whole time.
+    @discardableResult
+    public static func sleep(nanoseconds: UInt64) -> Bool {
+        var request = timespec(tv_sec: Int(nanoseconds / 1_000_000_000),
+                               tv_nsec: Int(nanoseconds % 1_000_000_000))
+        return nanosleep(&request, nil) == 0
+    }
+}
