@@ -77,7 +77,7 @@ public enum ConfigLoader {
 /// The file's layout: tables and their keys, in the order they are validated and documented.
 enum Schema {
     static let tables: [(name: String, keys: [String])] = [
-        ("nflog", ["groups", "snaplen", "queue_threshold", "flush_timeout", "receive_buffer"]),
+        ("nflog", ["groups", "snaplen", "queue_threshold", "flush_timeout", "receive_buffer", "coalesce_us"]),
         ("hooks", ["input"]),
         ("select", ["users", "groups", "cgroups"]),
         ("cgroups", ["levels", "follow"]),
@@ -114,6 +114,9 @@ private struct Reader {
             }
             if let buffer = try integer(nflog, path + ["receive_buffer"], 65536...(1 << 30)) {
                 config.nflog.receiveBuffer = buffer
+            }
+            if let coalesce = try integer(nflog, path + ["coalesce_us"], 0...100_000) {
+                config.nflog.coalesceMicroseconds = UInt32(truncatingIfNeeded: coalesce)
             }
         }
         if let hooks = try table("hooks", in: root), let input = try bool(hooks, ["hooks", "input"]) {

@@ -55,6 +55,7 @@ extension NfownerConfig {
             "queue_threshold = \(nflog.queueThreshold)  # packets per batch",
             "flush_timeout = \(nflog.flushTimeout)  # 1/100 s",
             "receive_buffer = \(nflog.receiveBuffer)  # bytes (SO_RCVBUFFORCE)",
+            "coalesce_us = \(nflog.coalesceMicroseconds)  # µs between reads under load; 0 = every batch",
             "",
             "[hooks]",
             "input = \(hooks.input)  # also log packets arriving for local sockets",

@@ -35,6 +35,7 @@ private func failure(_ text: String, sourceLocation: SourceLocation = #_sourceLo
         #expect(config.nflog.queueThreshold == 20)
         #expect(config.nflog.flushTimeout == 10)
         #expect(config.nflog.receiveBuffer == 8_388_608)
+        #expect(config.nflog.coalesceMicroseconds == 2_000)
         #expect(config.hooks.input == false)
         #expect(config.select.isEverything)
         #expect(config.cgroups.levels == [1, 2, 3])
@@ -51,6 +52,7 @@ private func failure(_ text: String, sourceLocation: SourceLocation = #_sourceLo
             queue_threshold = 1
             flush_timeout = 6000
             receive_buffer = 65536
+            coalesce_us = 0
             [hooks]
             input = true
             [select]
@@ -62,7 +64,8 @@ private func failure(_ text: String, sourceLocation: SourceLocation = #_sourceLo
             follow = false
             """)
         #expect(config.nflog == NfownerConfig.Nflog(groups: [7, 0, 65535], snaplen: 65535, queueThreshold: 1,
-                                                    flushTimeout: 6000, receiveBuffer: 65536))
+                                                    flushTimeout: 6000, receiveBuffer: 65536,
+                                                    coalesceMicroseconds: 0))
         #expect(config.hooks.input)
         #expect(config.select.users == [.name("alice"), .id(1000), .id(0)])
         #expect(config.select.groups == [.name("wheel"), .id(4_294_967_294)])
@@ -133,6 +136,8 @@ private func failure(_ text: String, sourceLocation: SourceLocation = #_sourceLo
              reason: "nflog.flush_timeout must be an integer from 1 to 6000, got 6001"),
         Case(text: "[nflog]\nreceive_buffer = 1024\n", code: .outOfRange, line: 2,
              reason: "nflog.receive_buffer must be an integer from 65536 to 1073741824, got 1024"),
+        Case(text: "[nflog]\ncoalesce_us = 100001\n", code: .outOfRange, line: 2,
+             reason: "nflog.coalesce_us must be an integer from 0 to 100000, got 100001"),
         Case(text: "[nflog]\ngroups = [65536]\n", code: .outOfRange, line: 2,
              reason: "nflog.groups[0] must be an integer from 0 to 65535, got 65536"),
         Case(text: "[nflog]\ngroups = []\n", code: .outOfRange, line: 2,

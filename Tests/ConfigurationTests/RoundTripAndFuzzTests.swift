@@ -48,6 +48,7 @@ private func parse(_ text: String) throws(ConfigError) -> NfownerConfig {
         config.nflog.queueThreshold = UInt16.random(in: 1...65535, using: &random)
         config.nflog.flushTimeout = UInt32.random(in: 1...6000, using: &random)
         config.nflog.receiveBuffer = Int.random(in: 65536...(1 << 30), using: &random)
+        config.nflog.coalesceMicroseconds = UInt32.random(in: 0...100_000, using: &random)
         config.hooks.input = Bool.random(using: &random)
         config.select.users = unique(count: Int.random(in: 0...4, using: &random), &random, principal)
         config.select.groups = unique(count: Int.random(in: 0...4, using: &random), &random, principal)
