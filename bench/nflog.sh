@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # NFLOG consumer cost: messages received per second, loss, and consumer CPU ns per message for
-#   c        bench/c/nflog-count.c, the minimal libmnl consumer (the reference)
+#   c        bench/c/nflog-count.c, the minimal libmnl consumer (the reference): wakes for each batch
+#   c-paced  the same program with nfowner's wake coalescing (2 ms), for a like-for-like comparison
 #   none     nfowner monitor --format none --no-rules   (decode, parse, names, counters; no output)
+#   none-unpaced  the same with --coalesce-us 0 (wakes for each batch, as the reference does)
 #   json     nfowner monitor --format json --no-rules > FILE   (owner resolution on: the default; the
 #            file is in the run's work directory under /tmp and removed after each run)
 #   tcpdump  tcpdump -i nflog:N -w /dev/null
@@ -21,7 +23,7 @@
 #       <max|rate>-<payload bytes>[-x<log rules>][-f<flows>]: -f sends datagram i to 127.0.0.(i mod flows)
 #       (nfowner-traffic udp --flows), so with flows > datagrams every message is a new flow for the
 #       owner resolution: rate-64-f10000000 against rate-64 gives its cost per new flow.
-#   NFO_BENCH_CONSUMERS ["c none json tcpdump"], NFO_BENCH_NFQUEUE [1]
+#   NFO_BENCH_CONSUMERS ["c c-paced none none-unpaced json tcpdump"], NFO_BENCH_NFQUEUE [1]
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -32,7 +34,7 @@ DURATION=${NFO_BENCH_DURATION:-3}
 GROUP=${NFO_BENCH_GROUP:-42}
 RATE=${NFO_BENCH_RATE:-200000}
 read -r -a CASES <<<"${NFO_BENCH_CASES:-max-64 max-1400 max-64-x8 rate-64}"
-read -r -a CONSUMERS <<<"${NFO_BENCH_CONSUMERS:-c none json tcpdump}"
+read -r -a CONSUMERS <<<"${NFO_BENCH_CONSUMERS:-c c-paced none none-unpaced json tcpdump}"
 NFQUEUE=${NFO_BENCH_NFQUEUE:-1}
 QUEUE_NUM=$((GROUP + 1))
 SINK_PORT=9
@@ -101,7 +103,10 @@ start_consumer() {
     local consumer=$1
     case $consumer in
         c) nsenter --net="$NSFILE" "$WORK/nflog-count" "$GROUP" </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
+        c-paced) nsenter --net="$NSFILE" "$WORK/nflog-count" "$GROUP" 2000 </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
         none) "$NFOWNER" monitor --format none --no-rules --group "$GROUP" --netns "$NS" \
+                  </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
+        none-unpaced) "$NFOWNER" monitor --format none --no-rules --group "$GROUP" --netns "$NS" --coalesce-us 0 \
                   </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
         json) "$NFOWNER" monitor --format json --no-rules --group "$GROUP" --netns "$NS" \
                   </dev/null >"$WORK/events.json" 2>"$WORK/consumer.err" & ;;
@@ -263,8 +268,9 @@ for line in open(raw).read().splitlines()[1:]:
          "system_ns_per_msg": int(system) / received if received else None}
     runs.setdefault(case, {}).setdefault(consumer, []).append(r)
 
-names = {"c": "C reference (libmnl)", "none": "nfowner --format none", "json": "nfowner --format json > file",
-         "tcpdump": "tcpdump -w /dev/null"}
+names = {"c": "C reference (libmnl)", "c-paced": "C reference, 2 ms wake coalescing",
+         "none": "nfowner --format none", "none-unpaced": "nfowner --format none --coalesce-us 0",
+         "json": "nfowner --format json > file", "tcpdump": "tcpdump -w /dev/null"}
 def describe(case):
     parts = case.split("-")
     pace = "max rate" if parts[0] == "max" else f"{int(rate) // 1000}k pkt/s"

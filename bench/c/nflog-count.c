@@ -9,8 +9,13 @@
  *   copy mode packet, copy range 128, NFULNL_CFG_F_SEQ, nlbufsiz 131072, qthresh 64, timeout 10 (0.1 s)
  * Socket: SO_RCVBUFFORCE 8 MiB; receive buffer 512 KiB (>= nlbufsiz, batches can exceed it).
  *
- * usage: nflog-count GROUP            exits on SIGINT/SIGTERM, printing to stderr:
- *        received=N lost=N enobufs=N truncated=N batches=N
+ * usage: nflog-count GROUP [PACE_US]  exits on SIGINT/SIGTERM, printing to stderr:
+ *        received=N lost=N enobufs=N truncated=N batches=N wakeups=N
+ *
+ * Without PACE_US (the reference): one blocking recv per batch, waking for each. With it, the same
+ * wake coalescing as nfowner's receive loop (`coalesce_us`), for a like-for-like comparison: take
+ * what is queued without blocking; when nothing is and the last wakeup was less than PACE_US ago,
+ * sleep out the rest of that interval; otherwise block in recv.
  * Build: cc -O2 -o nflog-count nflog-count.c -lmnl
  */
 #include <arpa/inet.h>
@@ -64,11 +69,21 @@ static int configure(struct mnl_socket *nl, uint16_t group)
     return 0;
 }
 
+static long long monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 2) { fprintf(stderr, "usage: %s GROUP\n", argv[0]); return 64; }
+    if (argc != 2 && argc != 3) { fprintf(stderr, "usage: %s GROUP [PACE_US]\n", argv[0]); return 64; }
     long g = strtol(argv[1], NULL, 10);
     if (g < 0 || g > 65535) { fprintf(stderr, "group must be 0…65535\n"); return 64; }
+    long pace_us = argc == 3 ? strtol(argv[2], NULL, 10) : 0;
+    if (pace_us < 0 || pace_us > 100000) { fprintf(stderr, "PACE_US must be 0…100000\n"); return 64; }
+    const long long pace_ns = pace_us * 1000LL;
 
     struct sigaction sa = { .sa_handler = on_signal };   /* no SA_RESTART: recv returns EINTR */
     sigemptyset(&sa.sa_mask);
@@ -85,13 +100,29 @@ int main(int argc, char **argv)
     fprintf(stderr, "ready group=%ld portid=%u\n", g, mnl_socket_get_portid(nl));
 
     static char buf[RECV_BUFFER] __attribute__((aligned(8)));
-    uint64_t received = 0, lost = 0, enobufs = 0, truncated = 0, batches = 0;
+    uint64_t received = 0, lost = 0, enobufs = 0, truncated = 0, batches = 0, wakeups = 0;
+    long long last_wake = 0;
     uint32_t last_seq = 0;
     int have_seq = 0;
     const uint16_t packet_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET;
 
     while (!stop) {
-        ssize_t n = recv(fd, buf, sizeof(buf), MSG_TRUNC);
+        ssize_t n;
+        if (pace_ns == 0) {
+            wakeups++;
+            n = recv(fd, buf, sizeof(buf), MSG_TRUNC);
+        } else if ((n = recv(fd, buf, sizeof(buf), MSG_TRUNC | MSG_DONTWAIT)) < 0 && errno == EAGAIN) {
+            wakeups++;
+            long long since = monotonic_ns() - last_wake;
+            if (last_wake != 0 && since < pace_ns) {
+                struct timespec rest = { 0, (long)(pace_ns - since) };
+                nanosleep(&rest, NULL);
+                last_wake = monotonic_ns();
+                continue;
+            }
+            n = recv(fd, buf, sizeof(buf), MSG_TRUNC);
+            last_wake = monotonic_ns();
+        }
         if (n < 0) {
             if (errno == EINTR) continue;
             if (errno == ENOBUFS) { enobufs++; continue; }
@@ -117,9 +148,9 @@ int main(int argc, char **argv)
             }
         }
     }
-    fprintf(stderr, "received=%llu lost=%llu enobufs=%llu truncated=%llu batches=%llu\n",
+    fprintf(stderr, "received=%llu lost=%llu enobufs=%llu truncated=%llu batches=%llu wakeups=%llu\n",
             (unsigned long long)received, (unsigned long long)lost, (unsigned long long)enobufs,
-            (unsigned long long)truncated, (unsigned long long)batches);
+            (unsigned long long)truncated, (unsigned long long)batches, (unsigned long long)wakeups);
     mnl_socket_close(nl);   /* closing the socket unbinds the group */
     return 0;
 }
