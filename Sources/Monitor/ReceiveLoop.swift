@@ -114,7 +114,10 @@ public final class ReceiveLoop: @unchecked Sendable {
             return try socket.receiveWaiting(into: buffer)
         }
         let queued = try socket.receive(into: buffer, nonBlocking: true)
-        guard queued == .wouldBlock else { return queued }
+        guard queued == .wouldBlock else {
+            coalescer.read()
+            return queued
+        }
         processor.recordWakeup()
         let pause = coalescer.pause(now: WallClock.monotonicNanoseconds())
         if pause > 0 {
@@ -124,6 +127,7 @@ public final class ReceiveLoop: @unchecked Sendable {
         }
         let received = try socket.receiveWaiting(into: buffer)
         coalescer.woke(at: WallClock.monotonicNanoseconds())
+        if received != nil { coalescer.read() }
         return received
     }
 

@@ -17,6 +17,10 @@ struct WakeCoalescer {
     private(set) var interval: UInt64
     /// Monotonic time of the last wakeup, 0 before the first.
     private var lastWake: UInt64 = 0
+    /// Whether anything was read since that wakeup. A pause pays only while batches keep coming:
+    /// after one that found nothing (or a receive timeout), the loop blocks in recv again, so an
+    /// idle monitor sleeps until the next batch instead of waking every interval.
+    private var readSinceWake = false
     /// Intervals below this are not worth a sleep of their own.
     static let smallestInterval: UInt64 = 50_000
 
@@ -29,15 +33,21 @@ struct WakeCoalescer {
     var isEnabled: Bool { interval != 0 }
 
     /// How long to sleep, at monotonic time `now`, before reading again: what is left of the
-    /// interval since the last wakeup (0: block in recv now).
+    /// interval since the last wakeup, if that wakeup read anything (0: block in recv now).
     func pause(now: UInt64) -> UInt64 {
-        guard interval != 0, lastWake != 0, now >= lastWake else { return 0 }
+        guard interval != 0, readSinceWake, now >= lastWake else { return 0 }
         let since = now - lastWake
         return since < interval ? interval - since : 0
     }
 
     /// The thread woke (from recv or from a pause) at `now`.
-    mutating func woke(at now: UInt64) { lastWake = now }
+    mutating func woke(at now: UInt64) {
+        lastWake = now
+        readSinceWake = false
+    }
+
+    /// A datagram was read since the last wakeup.
+    mutating func read() { readSinceWake = true }
 
     /// The socket buffer overflowed: batches came faster than it holds for one interval, so
     /// the interval halves (and below `smallestInterval` pausing stops).

@@ -18,6 +18,20 @@ extension EndToEnd {
             #expect(wakeups * 2 < batches, "summary: \(summary)")
         }
 
+        @Test func anIdleMonitorDoesNotWakeEveryInterval() throws {
+            let namespace = try TestNamespace("coalidle")
+            defer { namespace.close() }
+            try Harness.run(Harness.nfowner, ["rules", "install", "--netns", namespace.name]).check("rules install")
+            let monitor = try RunningMonitor(["--format", "none", "--netns", namespace.name, "--no-rules"])
+            try namespace.traffic(["udp", "--to", "127.0.0.1", "--port", "9", "--count", "2000", "--rate", "20000"])
+            usleep(1_500_000)
+            let summary = monitor.stop()
+            // 0.1 s of traffic, then 1.4 s idle: the housekeeping timeout (every 0.5 s) wakes it
+            // a few times, a pause every 2 ms would have woken it ~700 times.
+            let wakeups = Int(summary["wakeups"] ?? "") ?? 0
+            #expect(wakeups > 0 && wakeups < 150, "summary: \(summary)")
+        }
+
         @Test func zeroWakesForEveryBatch() throws {
             let summary = try run(coalesceArguments: ["--coalesce-us", "0"])
             let batches = Int(summary["batches"] ?? "") ?? 0

@@ -6,6 +6,7 @@ import Testing
         var coalescer = WakeCoalescer(intervalMicroseconds: 1_000)
         #expect(coalescer.pause(now: 5_000_000) == 0)  // never woke: block in recv
         coalescer.woke(at: 5_000_000)
+        coalescer.read()
         #expect(coalescer.pause(now: 5_000_000) == 1_000_000)
         #expect(coalescer.pause(now: 5_300_000) == 700_000)
         #expect(coalescer.pause(now: 5_999_999) == 1)
@@ -17,6 +18,7 @@ import Testing
         for microseconds: UInt32 in [0, 1, 49] {
             var coalescer = WakeCoalescer(intervalMicroseconds: microseconds)
             coalescer.woke(at: 1_000)
+            coalescer.read()
             #expect(!coalescer.isEnabled)
             #expect(coalescer.pause(now: 1_001) == 0)
         }
@@ -33,7 +35,18 @@ import Testing
         coalescer.overran()
         #expect(!coalescer.isEnabled)
         coalescer.woke(at: 10)
+        coalescer.read()
         #expect(coalescer.pause(now: 11) == 0)
+    }
+
+    @Test func aWakeupThatReadNothingBlocksInsteadOfPausingAgain() {
+        var coalescer = WakeCoalescer(intervalMicroseconds: 2_000)
+        coalescer.woke(at: 1_000_000)
+        #expect(coalescer.pause(now: 1_100_000) == 0)  // woke (timeout, or a pause) and read nothing
+        coalescer.read()
+        #expect(coalescer.pause(now: 1_100_000) == 1_900_000)
+        coalescer.woke(at: 3_000_000)  // that pause ended; nothing queued after it
+        #expect(coalescer.pause(now: 3_000_100) == 0)
     }
 }
 

@@ -14,8 +14,8 @@
  *
  * Without PACE_US (the reference): one blocking recv per batch, waking for each. With it, the same
  * wake coalescing as nfowner's receive loop (`coalesce_us`), for a like-for-like comparison: take
- * what is queued without blocking; when nothing is and the last wakeup was less than PACE_US ago,
- * sleep out the rest of that interval; otherwise block in recv.
+ * what is queued without blocking; when nothing is and the last wakeup (one that read something)
+ * was less than PACE_US ago, sleep out the rest of that interval; otherwise block in recv.
  * Build: cc -O2 -o nflog-count nflog-count.c -lmnl
  */
 #include <arpa/inet.h>
@@ -102,6 +102,7 @@ int main(int argc, char **argv)
     static char buf[RECV_BUFFER] __attribute__((aligned(8)));
     uint64_t received = 0, lost = 0, enobufs = 0, truncated = 0, batches = 0, wakeups = 0;
     long long last_wake = 0;
+    int read_since_wake = 0;   /* pause only while batches keep coming; else block in recv */
     uint32_t last_seq = 0;
     int have_seq = 0;
     const uint16_t packet_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET;
@@ -114,14 +115,18 @@ int main(int argc, char **argv)
         } else if ((n = recv(fd, buf, sizeof(buf), MSG_TRUNC | MSG_DONTWAIT)) < 0 && errno == EAGAIN) {
             wakeups++;
             long long since = monotonic_ns() - last_wake;
-            if (last_wake != 0 && since < pace_ns) {
+            if (read_since_wake && since < pace_ns) {
                 struct timespec rest = { 0, (long)(pace_ns - since) };
                 nanosleep(&rest, NULL);
                 last_wake = monotonic_ns();
+                read_since_wake = 0;
                 continue;
             }
             n = recv(fd, buf, sizeof(buf), MSG_TRUNC);
             last_wake = monotonic_ns();
+            read_since_wake = n >= 0;
+        } else {
+            read_since_wake = 1;
         }
         if (n < 0) {
             if (errno == EINTR) continue;
