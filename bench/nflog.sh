@@ -146,19 +146,21 @@ consumer_summary() {
             local captured dropped
             captured=$(awk '/packets captured/ { print $1 }' "$f")
             dropped=$(awk '/packets dropped by kernel/ { print $1 }' "$f")
-            echo "${captured:-0} - ${dropped:--}" ;;
+            echo "${captured:-0} - ${dropped:--} - -" ;;
         *)
             local line
             line=$(grep -E '(^| )received=' "$f" | tail -1)
             [[ -n $line ]] || { cat "$f" >&2; die "$1 printed no summary"; }
-            awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-                   print v["received"], v["lost"], v["enobufs"] }' <<<"$line" ;;
+            awk 'function or_dash(x) { return x == "" ? "-" : x }
+                 { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+                   print v["received"], or_dash(v["lost"]), or_dash(v["enobufs"]), or_dash(v["batches"]),
+                         or_dash(v["wakeups"]) }' <<<"$line" ;;
     esac
 }
 
-echo "case consumer rep rules sent elapsed_ns received lost enobufs kernel_drops cpu_ns drain_ns slipped_ns user_ns system_ns" >"$WORK/raw.txt"
+echo "case consumer rep rules sent elapsed_ns received lost enobufs kernel_drops cpu_ns drain_ns slipped_ns user_ns system_ns batches wakeups" >"$WORK/raw.txt"
 run_once() {
-    local case=$1 consumer=$2 rep=$3 mode size rules before after out sent elapsed drops drain slipped
+    local case=$1 consumer=$2 rep=$3 mode size rules before after out sent elapsed drops drain slipped batches wakeups
     local user_before system_before user_after system_after
     IFS=- read -r mode size _ <<<"$case"
     rules=1; [[ $case =~ -x([0-9]+) ]] && rules=${BASH_REMATCH[1]}
@@ -182,8 +184,8 @@ run_once() {
     # docs/traffic-generator.md); the row then says so.
     slipped=$(grep -o ' slipped_ns=[0-9]*' <<<"$out" | cut -d= -f2 || true)
     [[ ${slipped:-0} -eq 0 ]] || echo "  note: the sender slipped ${slipped} ns behind its schedule" >&2
-    read -r received lost enobufs <<<"$(consumer_summary "$consumer")"
-    echo "$case $consumer $rep $rules $sent $elapsed $received $lost $enobufs ${drops:--} $((after - before)) $drain ${slipped:-0} $((user_after - user_before)) $((system_after - system_before))" \
+    read -r received lost enobufs batches wakeups <<<"$(consumer_summary "$consumer")"
+    echo "$case $consumer $rep $rules $sent $elapsed $received $lost $enobufs ${drops:--} $((after - before)) $drain ${slipped:-0} $((user_after - user_before)) $((system_after - system_before)) $batches $wakeups" \
         >>"$WORK/raw.txt"
     printf '  %-10s %-8s rep %s: sent %8s, received %9s (%5.0f k/s), lost %s, drops %s, drain %5.2f s, %7.1f ns/msg\n' \
         "$case" "$consumer" "$rep" "$sent" "$received" \
@@ -255,7 +257,7 @@ def num(x):
     return None if x == "-" else int(x)
 runs = {}
 for line in open(raw).read().splitlines()[1:]:
-    case, consumer, rep, rules, sent, elapsed, received, lost, enobufs, drops, cpu, drain, slipped, user, system = line.split()
+    case, consumer, rep, rules, sent, elapsed, received, lost, enobufs, drops, cpu, drain, slipped, user, system, batches, wakeups = line.split()
     received = int(received)
     r = {"rep": int(rep), "rules": int(rules), "sent": int(sent), "elapsed_ns": int(elapsed),
          "received": received, "expected": int(sent) * int(rules),
@@ -265,7 +267,9 @@ for line in open(raw).read().splitlines()[1:]:
          "drain_ns": int(drain), "msgs_per_s": received * 1e9 / (int(elapsed) + int(drain)),
          "sender_slipped_ns": int(slipped),
          "user_ns_per_msg": int(user) / received if received else None,
-         "system_ns_per_msg": int(system) / received if received else None}
+         "system_ns_per_msg": int(system) / received if received else None,
+         "batches": num(batches), "wakeups": num(wakeups),
+         "batches_per_wakeup": num(batches) / num(wakeups) if num(batches) is not None and num(wakeups) else None}
     runs.setdefault(case, {}).setdefault(consumer, []).append(r)
 
 names = {"c": "C reference (libmnl)", "c-paced": "C reference, 2 ms wake coalescing",
@@ -295,6 +299,8 @@ for case, by in runs.items():
             "max_sender_slipped_ns": max(x["sender_slipped_ns"] for x in rs),
             "median_user_ns_per_msg": med(x["user_ns_per_msg"] for x in rs if x["user_ns_per_msg"] is not None),
             "median_system_ns_per_msg": med(x["system_ns_per_msg"] for x in rs if x["system_ns_per_msg"] is not None),
+            "median_batches_per_wakeup": (med(x["batches_per_wakeup"] for x in rs)
+                                          if all(x["batches_per_wakeup"] is not None for x in rs) else None),
             "deficit_total": sum(x["deficit"] for x in rs),
             "expected_total": sum(x["expected"] for x in rs),
             "seq_lost_total": None if any(x["seq_lost"] is None for x in rs) else sum(x["seq_lost"] for x in rs),
@@ -333,14 +339,17 @@ lines = [f"# NFLOG consumers, {meta['date']}", "",
          "(utime/stime of /proc/PID/stat, 10 ms ticks); deficit = sent × rules − received over all runs; seq lost = gaps in the "
          "NFLOG sequence numbers (the consumer's own count); drops = /proc/net/netlink Drops (batches); "
          "msgs/s = received ÷ (sending time + drain, the time the consumer needed after the sender stopped to "
-         "empty its socket buffer); ENOBUFS for tcpdump is its 'packets dropped by kernel' (libpcap's count).", "",
-         "| case | consumer | msgs/s (median) | max drain s | CPU ns/msg min | median | max | × C | user / system ns/msg | deficit | seq lost | kernel drops | ENOBUFS | sender slipped ms |",
-         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+         "empty its socket buffer); ENOBUFS for tcpdump is its 'packets dropped by kernel' (libpcap's count); "
+         "batches per wakeup = the consumer's own batches ÷ wakeups= over its whole run (median of the runs; a "
+         "consumer that wakes for each batch counts every recv as a wakeup, so ≈ 1).", "",
+         "| case | consumer | msgs/s (median) | max drain s | CPU ns/msg min | median | max | × C | user / system ns/msg | batches per wakeup | deficit | seq lost | kernel drops | ENOBUFS | sender slipped ms |",
+         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 for r in results:
     lines.append(f"| {r['description']} | {names.get(r['consumer'], r['consumer'])} | "
                  f"{r['median_msgs_per_s'] / 1000:.0f}k | {r['max_drain_s']:.2f} | {f(r['min_ns_per_msg'], '.0f')} | "
                  f"{f(r['median_ns_per_msg'], '.0f')} | {f(r['max_ns_per_msg'], '.0f')} | "
                  f"{f(r['ratio_to_c_median'], '.2f')} | {r['median_user_ns_per_msg']:.0f} / {r['median_system_ns_per_msg']:.0f} | "
+                 f"{f(r['median_batches_per_wakeup'], '.1f')} | "
                  f"{r['deficit_total']} of {r['expected_total']} | "
                  f"{f(r['seq_lost_total'], 'd')} | {f(r['kernel_drops_total'], 'd')} | {f(r['enobufs_total'], 'd')} | "
                  f"{r['max_sender_slipped_ns'] / 1e6:.1f} |")

@@ -115,7 +115,9 @@ private struct Reader {
             if let buffer = try integer(nflog, path + ["receive_buffer"], 65536...(1 << 30)) {
                 config.nflog.receiveBuffer = buffer
             }
-            if let coalesce = try integer(nflog, path + ["coalesce_us"], 0...100_000) {
+            let coalesceRange = NfownerConfig.Nflog.coalesceMicrosecondsRange
+            if let coalesce = try integer(nflog, path + ["coalesce_us"],
+                                          Int(coalesceRange.lowerBound)...Int(coalesceRange.upperBound)) {
                 config.nflog.coalesceMicroseconds = UInt32(truncatingIfNeeded: coalesce)
             }
         }

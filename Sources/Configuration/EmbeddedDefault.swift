@@ -26,7 +26,7 @@ extension NfownerConfig {
     # 8 MiB absorbed bursts of ~190k packets/s without loss.
     receive_buffer = 8388608
     # Under load, read the socket at most once per this many microseconds, taking every batch
-    # queued meanwhile, 0 to 100000 (capped at 1 per KiB of receive_buffer). Waking for each
+    # queued meanwhile, 0 to 100000 (capped at 1 µs per KiB of receive_buffer). Waking for each
     # batch cost half a consumer's CPU; 2000 (2 ms) saves most of that for at most 2 ms more
     # delay. 0 wakes for each batch.
     coalesce_us = 2000

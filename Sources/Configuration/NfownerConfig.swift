@@ -44,6 +44,8 @@ public struct NfownerConfig: Sendable, Equatable {
         public static let defaultFlushTimeout: UInt32 = 10
         public static let defaultReceiveBuffer = 8 << 20
         public static let defaultCoalesceMicroseconds: UInt32 = 2_000
+        /// What `coalesce_us` and `--coalesce-us` accept: up to 0.1 s, the default flush timeout.
+        public static let coalesceMicrosecondsRange: ClosedRange<UInt32> = 0...100_000
 
         public init(groups: [UInt16] = Nflog.defaultGroups, snaplen: UInt32 = Nflog.defaultSnaplen,
                     queueThreshold: UInt16 = Nflog.defaultQueueThreshold,

@@ -3,9 +3,9 @@ import NetfilterSystem
 import Synchronization
 
 /// Receives NFLOG batches until told to stop, feeding each to a `BatchProcessor` and writing
-/// the events. Runs on a dedicated thread, blocked in recv(2) on the netlink socket between
-/// batches; a second thread waits for the termination signals and the wakeup eventfd, and
-/// interrupts that recv when one comes.
+/// the events. Runs on a dedicated thread that waits between batches blocked in recv(2) on the
+/// netlink socket or, under load, in a coalescing pause (`WakeCoalescer`); a second thread waits
+/// for the termination signals and the wakeup eventfd, and interrupts that wait when one comes.
 public final class ReceiveLoop: @unchecked Sendable {
     /// Why the loop ended.
     public enum Ending: Sendable, Equatable {
@@ -104,9 +104,9 @@ public final class ReceiveLoop: @unchecked Sendable {
     /// The next datagram, or nil when a wait ended without one (timeout, interrupt, pause over).
     ///
     /// Without coalescing: one blocking recv. With it: what is queued is taken without
-    /// blocking; when nothing is and the last wakeup was less than an interval ago, the thread
-    /// sleeps out the rest of the interval (batches collect in the socket buffer meanwhile)
-    /// instead of blocking in recv, which would wake it for the very next batch.
+    /// blocking; when nothing is and the loop is under load (see `WakeCoalescer`), the thread
+    /// sleeps out the rest of the interval since its last wakeup (batches collect in the socket
+    /// buffer meanwhile) instead of blocking in recv, which would wake it for the very next batch.
     private func receiveNext() throws(SystemError) -> NetlinkSocket.Received? {
         let socket = subscription.socket
         guard coalescer.isEnabled else {
@@ -115,19 +115,19 @@ public final class ReceiveLoop: @unchecked Sendable {
         }
         let queued = try socket.receive(into: buffer, nonBlocking: true)
         guard queued == .wouldBlock else {
-            coalescer.read()
+            coalescer.recordRead()
             return queued
         }
         processor.recordWakeup()
-        let pause = coalescer.pause(now: WallClock.monotonicNanoseconds())
+        let pause = coalescer.remainingPause(at: WallClock.monotonicNanoseconds())
         if pause > 0 {
             ThreadInterrupter.sleep(nanoseconds: pause)
-            coalescer.woke(at: WallClock.monotonicNanoseconds())
+            coalescer.woke(at: WallClock.monotonicNanoseconds(), endingPause: true)
             return nil
         }
         let received = try socket.receiveWaiting(into: buffer)
-        coalescer.woke(at: WallClock.monotonicNanoseconds())
-        if received != nil { coalescer.read() }
+        coalescer.woke(at: WallClock.monotonicNanoseconds(), endingPause: false)
+        if received != nil { coalescer.recordRead() }
         return received
     }
 
@@ -204,7 +204,6 @@ public final class ReceiveLoop: @unchecked Sendable {
             return nil
         case .overrun:
             processor.recordOverrun()
-            coalescer.overran()
             return nil
         case .truncated(let count, _):
             processor.recordTruncatedBatch()

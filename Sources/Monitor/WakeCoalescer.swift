@@ -6,22 +6,26 @@
 /// per interval and then reads every batch queued meanwhile pays that once for several batches:
 /// the same C consumer pacing itself to 1 ms spent 172 instead of 333 ns per message.
 ///
+/// When to pause: only under load, i.e. when the last wakeup read something and either was
+/// itself the end of a pause or came less than an interval after the wakeup before it. Batches
+/// that arrive less often than once per interval therefore wake the loop once each, in recv, as
+/// without coalescing (a pause after each would double the wakeups), and an idle loop blocks.
+///
 /// The price is delay: under load a packet reaches the monitor up to one interval later (the
-/// kernel already holds a partial batch up to the flush timeout, 100 ms by default). When
-/// batches arrive less often than once per interval, nothing changes: the loop blocks in recv
-/// and wakes for each one as it comes. What arrives during a pause waits in the socket buffer,
-/// so the interval is capped at 1 µs per KiB of it (8 MiB: 8 ms): at the 8-rule benchmark load,
-/// 2.2M messages/s of ≈250 bytes each fill a KiB in under 2 µs.
+/// kernel already holds a partial batch up to the flush timeout, 100 ms by default). What arrives
+/// during a pause waits in the socket buffer, so the interval is capped at 1 µs per KiB of it
+/// (8 MiB: 8 ms): at the 8-rule benchmark load, ~2M messages/s take ~13 ms to fill 8 MiB.
 struct WakeCoalescer {
     /// Nanoseconds between wakeups under load; 0: never pause.
-    private(set) var interval: UInt64
-    /// Monotonic time of the last wakeup, 0 before the first.
+    let interval: UInt64
+    /// Monotonic times of the last wakeup and of the one before it, 0 before there was one.
     private var lastWake: UInt64 = 0
-    /// Whether anything was read since that wakeup. A pause pays only while batches keep coming:
-    /// after one that found nothing (or a receive timeout), the loop blocks in recv again, so an
-    /// idle monitor sleeps until the next batch instead of waking every interval.
+    private var previousWake: UInt64 = 0
+    /// Whether the last wakeup ended a pause (rather than a blocking recv).
+    private var lastWakeEndedPause = false
+    /// Whether anything was read since the last wakeup.
     private var readSinceWake = false
-    /// Intervals below this are not worth a sleep of their own.
+    /// Intervals below this are not worth a sleep of their own: coalescing is then off.
     static let smallestInterval: UInt64 = 50_000
 
     init(intervalMicroseconds: UInt32, receiveBufferBytes: Int = .max) {
@@ -32,27 +36,25 @@ struct WakeCoalescer {
 
     var isEnabled: Bool { interval != 0 }
 
-    /// How long to sleep, at monotonic time `now`, before reading again: what is left of the
-    /// interval since the last wakeup, if that wakeup read anything (0: block in recv now).
-    func pause(now: UInt64) -> UInt64 {
+    /// How long to sleep, at monotonic time `now`, before reading again: under load, what is left
+    /// of the interval since the last wakeup; otherwise 0 (block in recv now).
+    func remainingPause(at now: UInt64) -> UInt64 {
         guard interval != 0, readSinceWake, now >= lastWake else { return 0 }
+        let loaded = lastWakeEndedPause
+            || (previousWake != 0 && lastWake >= previousWake && lastWake - previousWake < interval)
+        guard loaded else { return 0 }
         let since = now - lastWake
         return since < interval ? interval - since : 0
     }
 
-    /// The thread woke (from recv or from a pause) at `now`.
-    mutating func woke(at now: UInt64) {
+    /// The thread woke at `now`, from a pause or from a blocking recv.
+    mutating func woke(at now: UInt64, endingPause: Bool) {
+        previousWake = lastWake
         lastWake = now
+        lastWakeEndedPause = endingPause
         readSinceWake = false
     }
 
-    /// A datagram was read since the last wakeup.
-    mutating func read() { readSinceWake = true }
-
-    /// The socket buffer overflowed: batches came faster than it holds for one interval, so
-    /// the interval halves (and below `smallestInterval` pausing stops).
-    mutating func overran() {
-        interval /= 2
-        if interval < Self.smallestInterval { interval = 0 }
-    }
+    /// A datagram (or an overrun report) was read since the last wakeup.
+    mutating func recordRead() { readSinceWake = true }
 }

@@ -1,7 +1,7 @@
 import Glibc
 
-/// Wakes one thread out of a blocking system call — the receive loop's recv(2) — so it can
-/// notice a stop request: the thread is sent SIGURG, whose handler does nothing and is installed
+/// Wakes one thread out of a blocking system call — the receive loop's recv(2) or its coalescing
+/// pause (nanosleep) — so it can notice a stop request: the thread is sent SIGURG, whose handler does nothing and is installed
 /// without SA_RESTART, so the call fails with EINTR and the thread looks at why.
 ///
 /// Why a signal: a blocking recv(2) is one system call per NFLOG batch where poll(2) then recv
@@ -42,12 +42,10 @@ public struct ThreadInterrupter: Sendable {
 
 extension ThreadInterrupter {
     /// Sleeps the calling thread for `nanoseconds`, or less when a signal interrupts it (as
-    /// `interrupt()` does, so a stop request ends the sleep too). Returns whether it slept the
-    /// whole time.
-    @discardableResult
-    public static func sleep(nanoseconds: UInt64) -> Bool {
+    /// `interrupt()` does, so a stop request ends the sleep too).
+    public static func sleep(nanoseconds: UInt64) {
         var request = timespec(tv_sec: Int(nanoseconds / 1_000_000_000),
                                tv_nsec: Int(nanoseconds % 1_000_000_000))
-        return nanosleep(&request, nil) == 0
+        nanosleep(&request, nil)
     }
 }

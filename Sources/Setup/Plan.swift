@@ -34,7 +34,6 @@ public struct Overrides: Sendable {
     public var queueThreshold: UInt16?
     public var flushTimeout: UInt32?
     public var receiveBuffer: Int?
-    public var coalesceMicroseconds: UInt32?
     /// Selectors from the command line replace the config's of the same kind when non-empty.
     public var uids: [UInt32] = []
     public var userNames: [String] = []
@@ -63,7 +62,7 @@ public enum Planner {
         nflog.copyRange = overrides.snaplen ?? config.nflog.snaplen
         nflog.flushTimeout = overrides.flushTimeout ?? config.nflog.flushTimeout
         nflog.socketReceiveBuffer = overrides.receiveBuffer ?? config.nflog.receiveBuffer
-        nflog.coalesceMicroseconds = overrides.coalesceMicroseconds ?? config.nflog.coalesceMicroseconds
+        nflog.coalesceMicroseconds = config.nflog.coalesceMicroseconds
 
         var spec = RulesetSpec()
         spec.group = nflog.groups.first ?? RulesetSpec.defaultGroup

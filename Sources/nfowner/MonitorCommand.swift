@@ -1,4 +1,5 @@
 import ArgumentParser
+import Configuration
 import Export
 import Monitor
 import NetfilterSystem
@@ -76,8 +77,9 @@ struct MonitorCommand: ParsableCommand {
             throw ValidationError("--receive-buffer below 65536 bytes would lose batches")
         }
         if flushTimeout == 0 { throw ValidationError("--flush-timeout must be at least 1 (1/100 s)") }
-        if let coalesceMicroseconds, coalesceMicroseconds > 100_000 {
-            throw ValidationError("--coalesce-us must be 0 to 100000 (0.1 s)")
+        let coalesceRange = NfownerConfig.Nflog.coalesceMicrosecondsRange
+        if let coalesceMicroseconds, !coalesceRange.contains(coalesceMicroseconds) {
+            throw ValidationError("--coalesce-us must be \(coalesceRange.lowerBound) to \(coalesceRange.upperBound) (0.1 s)")
         }
         if exitGrace == 0 || exitGrace > 3600 { throw ValidationError("--exit-grace must be 1 to 3600 seconds") }
     }

@@ -12,10 +12,11 @@
  * usage: nflog-count GROUP [PACE_US]  exits on SIGINT/SIGTERM, printing to stderr:
  *        received=N lost=N enobufs=N truncated=N batches=N wakeups=N
  *
- * Without PACE_US (the reference): one blocking recv per batch, waking for each. With it, the same
- * wake coalescing as nfowner's receive loop (`coalesce_us`), for a like-for-like comparison: take
- * what is queued without blocking; when nothing is and the last wakeup (one that read something)
- * was less than PACE_US ago, sleep out the rest of that interval; otherwise block in recv.
+ * Without PACE_US (the reference): one blocking recv per batch, waking for each. With it, the
+ * pacing rule of nfowner's receive loop (`coalesce_us`, Sources/Monitor/WakeCoalescer.swift), for a
+ * like-for-like comparison: take what is queued without blocking; when nothing is, and the last
+ * wakeup read something and either ended a pause or came less than PACE_US after the one before
+ * it (under load), sleep out the rest of PACE_US since that wakeup; otherwise block in recv.
  * Build: cc -O2 -o nflog-count nflog-count.c -lmnl
  */
 #include <arpa/inet.h>
@@ -101,8 +102,8 @@ int main(int argc, char **argv)
 
     static char buf[RECV_BUFFER] __attribute__((aligned(8)));
     uint64_t received = 0, lost = 0, enobufs = 0, truncated = 0, batches = 0, wakeups = 0;
-    long long last_wake = 0;
-    int read_since_wake = 0;   /* pause only while batches keep coming; else block in recv */
+    long long last_wake = 0, previous_wake = 0;
+    int read_since_wake = 0, woke_from_pause = 0;
     uint32_t last_seq = 0;
     int have_seq = 0;
     const uint16_t packet_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET;
@@ -115,17 +116,22 @@ int main(int argc, char **argv)
         } else if ((n = recv(fd, buf, sizeof(buf), MSG_TRUNC | MSG_DONTWAIT)) < 0 && errno == EAGAIN) {
             wakeups++;
             long long since = monotonic_ns() - last_wake;
-            if (read_since_wake && since < pace_ns) {
+            int loaded = woke_from_pause || (previous_wake != 0 && last_wake - previous_wake < pace_ns);
+            if (read_since_wake && loaded && since >= 0 && since < pace_ns) {
                 struct timespec rest = { 0, (long)(pace_ns - since) };
                 nanosleep(&rest, NULL);
+                previous_wake = last_wake;
                 last_wake = monotonic_ns();
+                woke_from_pause = 1;
                 read_since_wake = 0;
                 continue;
             }
             n = recv(fd, buf, sizeof(buf), MSG_TRUNC);
+            previous_wake = last_wake;
             last_wake = monotonic_ns();
-            read_since_wake = n >= 0;
-        } else {
+            woke_from_pause = 0;
+            read_since_wake = n >= 0 || errno == ENOBUFS;
+        } else if (n >= 0 || errno == ENOBUFS) {
             read_since_wake = 1;
         }
         if (n < 0) {
