@@ -18,8 +18,9 @@ extension NfownerConfig {
     # Bytes of each packet copied to userspace, 1 to 65535. 128 covers the IP and TCP headers
     # with options, which is all nfowner reads.
     snaplen = 128
-    # Packets the kernel collects before sending them as one message, 1 to 65535.
-    queue_threshold = 20
+    # Packets the kernel collects before sending them as one message, 1 to 65535. Fewer
+    # messages per batch cost more CPU per packet (20: ~40% more than 64 at high rates).
+    queue_threshold = 64
     # Longest a partly filled batch waits, in 1/100 s, 1 to 6000 (10 = 0.1 s).
     flush_timeout = 10
     # Socket receive buffer in bytes (SO_RCVBUFFORCE), 65536 to 1073741824 (1 GiB).

@@ -26,7 +26,8 @@ public struct NfownerConfig: Sendable, Equatable {
         /// Bytes of each packet copied to userspace, 1…65535. Default 128: IP header with options
         /// plus TCP header with options; the monitor never needs payload.
         public var snaplen: UInt32
-        /// Packets the kernel batches per message (the rule's `queue-threshold`), 1…65535. Default 20.
+        /// Packets the kernel batches per message (the rule's `queue-threshold`), 1…65535. Default 64,
+        /// what the monitor asks of the group.
         public var queueThreshold: UInt16
         /// Longest a partial batch waits before it is sent, in 1/100 s, 1…6000. Default 10 (0.1 s).
         public var flushTimeout: UInt32
@@ -40,7 +41,7 @@ public struct NfownerConfig: Sendable, Equatable {
 
         public static let defaultGroups: [UInt16] = [5]
         public static let defaultSnaplen: UInt32 = 128
-        public static let defaultQueueThreshold: UInt16 = 20
+        public static let defaultQueueThreshold: UInt16 = 64
         public static let defaultFlushTimeout: UInt32 = 10
         public static let defaultReceiveBuffer = 8 << 20
         public static let defaultCoalesceMicroseconds: UInt32 = 2_000

@@ -31,7 +31,7 @@ struct RulesetOptions: ParsableArguments {
     var snaplen: UInt32?
 
     @Option(name: .customLong("queue-threshold"), help: ArgumentHelp(
-        "Packets the kernel batches per message to userspace (fewer wakeups under load). Default: 20.",
+        "Packets the kernel batches per message to userspace (fewer receives per packet under load). Default: 64.",
         valueName: "packets"))
     var queueThreshold: UInt16?
 

@@ -32,7 +32,7 @@ private func failure(_ text: String, sourceLocation: SourceLocation = #_sourceLo
         let config = NfownerConfig()
         #expect(config.nflog.groups == [5])
         #expect(config.nflog.snaplen == 128)
-        #expect(config.nflog.queueThreshold == 20)
+        #expect(config.nflog.queueThreshold == 64)
         #expect(config.nflog.flushTimeout == 10)
         #expect(config.nflog.receiveBuffer == 8_388_608)
         #expect(config.nflog.coalesceMicroseconds == 2_000)

@@ -24,18 +24,18 @@ import Testing
             \t\telements = { "unified/system.slice" : goto cg_81 }
             \t}
             \tchain cg_81 {
-            \t\tcounter log prefix "nfowner cg=81" group 5 snaplen 128 queue-threshold 20 comment "nfowner log"
+            \t\tcounter log prefix "nfowner cg=81" group 5 snaplen 128 queue-threshold 64 comment "nfowner log"
             \t\taccept
             \t}
             \tchain cg_97 {
-            \t\tcounter log prefix "nfowner cg=97" group 5 snaplen 128 queue-threshold 20 comment "nfowner log"
+            \t\tcounter log prefix "nfowner cg=97" group 5 snaplen 128 queue-threshold 64 comment "nfowner log"
             \t\taccept
             \t}
             \tchain classify {
             \t\tsocket cgroupv2 level 3 vmap @cgroups_l3
             \t\tsocket cgroupv2 level 2 vmap @cgroups_l2
             \t\tsocket cgroupv2 level 1 vmap @cgroups_l1
-            \t\tcounter log prefix "nfowner" group 5 snaplen 128 queue-threshold 20 comment "nfowner log"
+            \t\tcounter log prefix "nfowner" group 5 snaplen 128 queue-threshold 64 comment "nfowner log"
             \t}
             \tchain output {
             \t\ttype filter hook output priority 100; policy accept;
@@ -62,7 +62,7 @@ import Testing
             # nfowner: adds 1 cgroup(s) to inet nfowner in one transaction.
             add chain inet nfowner cg_97
             flush chain inet nfowner cg_97
-            add rule inet nfowner cg_97 counter log prefix "nfowner cg=97" group 5 snaplen 128 queue-threshold 20 comment "nfowner log"
+            add rule inet nfowner cg_97 counter log prefix "nfowner cg=97" group 5 snaplen 128 queue-threshold 64 comment "nfowner log"
             add rule inet nfowner cg_97 accept
             add element inet nfowner cgroups_l2 { "unified/system.slice/nginx.service" : goto cg_97 }
 
@@ -137,16 +137,16 @@ import Testing
             *filter
             :NFOWNER-OUT - [0:0]
             :NFOWNER-IN - [0:0]
-            -A NFOWNER-OUT -m cgroup --path "system.slice/nginx.service" -j NFLOG --nflog-group 5 --nflog-prefix "nfowner cg=97" --nflog-size 128 --nflog-threshold 20
+            -A NFOWNER-OUT -m cgroup --path "system.slice/nginx.service" -j NFLOG --nflog-group 5 --nflog-prefix "nfowner cg=97" --nflog-size 128 --nflog-threshold 64
             -A NFOWNER-OUT -m cgroup --path "system.slice/nginx.service" -j RETURN
-            -A NFOWNER-OUT -m cgroup --path "system.slice" -j NFLOG --nflog-group 5 --nflog-prefix "nfowner cg=81" --nflog-size 128 --nflog-threshold 20
+            -A NFOWNER-OUT -m cgroup --path "system.slice" -j NFLOG --nflog-group 5 --nflog-prefix "nfowner cg=81" --nflog-size 128 --nflog-threshold 64
             -A NFOWNER-OUT -m cgroup --path "system.slice" -j RETURN
-            -A NFOWNER-OUT -j NFLOG --nflog-group 5 --nflog-prefix "nfowner" --nflog-size 128 --nflog-threshold 20
-            -A NFOWNER-IN -m cgroup --path "system.slice/nginx.service" -j NFLOG --nflog-group 5 --nflog-prefix "nfowner cg=97" --nflog-size 128 --nflog-threshold 20
+            -A NFOWNER-OUT -j NFLOG --nflog-group 5 --nflog-prefix "nfowner" --nflog-size 128 --nflog-threshold 64
+            -A NFOWNER-IN -m cgroup --path "system.slice/nginx.service" -j NFLOG --nflog-group 5 --nflog-prefix "nfowner cg=97" --nflog-size 128 --nflog-threshold 64
             -A NFOWNER-IN -m cgroup --path "system.slice/nginx.service" -j RETURN
-            -A NFOWNER-IN -m cgroup --path "system.slice" -j NFLOG --nflog-group 5 --nflog-prefix "nfowner cg=81" --nflog-size 128 --nflog-threshold 20
+            -A NFOWNER-IN -m cgroup --path "system.slice" -j NFLOG --nflog-group 5 --nflog-prefix "nfowner cg=81" --nflog-size 128 --nflog-threshold 64
             -A NFOWNER-IN -m cgroup --path "system.slice" -j RETURN
-            -A NFOWNER-IN -j NFLOG --nflog-group 5 --nflog-prefix "nfowner" --nflog-size 128 --nflog-threshold 20
+            -A NFOWNER-IN -j NFLOG --nflog-group 5 --nflog-prefix "nfowner" --nflog-size 128 --nflog-threshold 64
             COMMIT
 
             """)

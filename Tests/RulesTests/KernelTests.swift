@@ -57,7 +57,7 @@ struct KernelTests {
         try runner.install(spec)
         try runner.install(spec)  // replacing is fine
         let listing = try #require(try runner.listTable(name: "nfowner"))
-        #expect(listing.contains("meta skuid { 0, 1000 } meta skgid 0 counter packets 0 bytes 0 log prefix \"nfowner\" group 5 snaplen 128 queue-threshold 20 comment \"nfowner log\""))
+        #expect(listing.contains("meta skuid { 0, 1000 } meta skgid 0 counter packets 0 bytes 0 log prefix \"nfowner\" group 5 snaplen 128 queue-threshold 64 comment \"nfowner log\""))
 
         // No traffic in this test: the unrelated chain's counter must stay as it was.
         let status = try runner.status(spec)

@@ -21,10 +21,10 @@ import Testing
     /// `nft list table inet nfowner` after traffic (nft 1.0.6).
     static let listing = """
         table inet nfowner {
-        \tcomment "nfowner ruleset sha256=73b95601bf9ca263c7e8d51b22c196fc5209922079d478a78e4fd7140a99f1c4"
+        \tcomment "nfowner ruleset sha256=002434bf2e4273eb7821232f054f61ea0e15d794b3037d0eb85e875927ccd668"
         \tchain output {
         \t\ttype filter hook output priority 100; policy accept;
-        \t\tmeta skuid { 1000, 1001 } meta skgid 100 counter packets 12 bytes 1008 log prefix "nfowner" group 5 snaplen 128 queue-threshold 20 comment "nfowner log"
+        \t\tmeta skuid { 1000, 1001 } meta skgid 100 counter packets 12 bytes 1008 log prefix "nfowner" group 5 snaplen 128 queue-threshold 64 comment "nfowner log"
         \t}
         }
 

@@ -3,7 +3,7 @@ import Testing
 
 @Suite struct RendererTests {
     /// sha256sum of the default definition without its comment line (computed with coreutils).
-    static let defaultHash = "73b95601bf9ca263c7e8d51b22c196fc5209922079d478a78e4fd7140a99f1c4"
+    static let defaultHash = "002434bf2e4273eb7821232f054f61ea0e15d794b3037d0eb85e875927ccd668"
 
     @Test func defaultSpecGolden() throws {
         let script = try NftScriptRenderer.install(RulesetSpec())
@@ -15,7 +15,7 @@ import Testing
             \tcomment "nfowner ruleset sha256=\(Self.defaultHash)"
             \tchain output {
             \t\ttype filter hook output priority 100; policy accept;
-            \t\tcounter log prefix "nfowner" group 5 snaplen 128 queue-threshold 20 comment "nfowner log"
+            \t\tcounter log prefix "nfowner" group 5 snaplen 128 queue-threshold 64 comment "nfowner log"
             \t}
             }
 
