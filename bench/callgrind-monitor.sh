@@ -15,7 +15,6 @@ set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FORMAT=${NFO_PROF_FORMAT:-none}
 RATE=${NFO_PROF_RATE:-20000}
 DURATION=${NFO_PROF_DURATION:-3}

@@ -16,7 +16,6 @@ set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 read -r -a COUNTS <<<"${NFO_BENCH_COUNTS:-1 100 1000}"
 REPS=${NFO_BENCH_REPS:-3}
 DURATION=${NFO_BENCH_DURATION:-3}

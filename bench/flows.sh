@@ -21,7 +21,6 @@ set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 read -r -a SIZES <<<"${NFO_FLOWS_SIZES:-10000 100000 1000000}"
 REPS=${NFO_FLOWS_REPS:-3}
 RATE=${NFO_FLOWS_RATE:-50000}

@@ -1,4 +1,7 @@
-# Shared by the bench scripts. Sourced; uses the caller's REPO (and GROUP, PORTID where noted).
+# Shared by the bench scripts. Sourced; sets REPO (the checkout); uses the caller's GROUP and
+# PORTID where noted.
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Stops the script with a message that names it.
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }

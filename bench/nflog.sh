@@ -28,7 +28,6 @@ set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 REPS=${NFO_BENCH_REPS:-3}
 DURATION=${NFO_BENCH_DURATION:-3}
 GROUP=${NFO_BENCH_GROUP:-42}

@@ -142,9 +142,9 @@ extension ChildProcess {
         _ = kill(pid, signal)
     }
 
-    /// Pauses the calling thread.
+    /// Pauses the calling thread (less when a signal arrives; see `ThreadInterrupter.sleep`).
     public static func sleep(milliseconds: Int) {
-        usleep(useconds_t(milliseconds * 1000))
+        ThreadInterrupter.sleep(nanoseconds: UInt64(max(0, milliseconds)) * 1_000_000)
     }
 
     /// The invoking user behind sudo (SUDO_UID/SUDO_GID), if any.
