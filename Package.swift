@@ -1,7 +1,11 @@
 // swift-tools-version: 6.3
-// The package layout mirrors the pipeline: bytes from the kernel (NetfilterSystem) are decoded
-// (NetlinkWire, PacketParsing), attributed (ProcessResolution), and shown (Export) by the
-// Monitor; Rules generates the nftables side. Only NetfilterSystem imports the C module.
+// The package layout is the pipeline: bytes from the kernel (NetfilterSystem) arrive through a
+// packet source (PacketSources: NFLOG now, NFQUEUE and files next), are parsed (NetlinkWire,
+// PacketParsing) into the core model (PacketModel), attributed to their owner (Attribution), and
+// handed to sinks (Sinks, with the encoders of Export and the totals of Accounting) by one
+// Session that monitor, trace and the daemon share. Rules generates the nftables side; Setup
+// turns the config file and the command line into a plan. Only NetfilterSystem imports the C
+// module or makes system calls (nfowner-traffic, a test tool, makes its own).
 import PackageDescription
 
 let package = Package(
@@ -12,9 +16,11 @@ let package = Package(
         // The pipeline's libraries, for the benchmarks package (Benchmarks/) and other tools.
         .library(name: "NetlinkWire", targets: ["NetlinkWire"]),
         .library(name: "PacketParsing", targets: ["PacketParsing"]),
+        .library(name: "PacketModel", targets: ["PacketModel"]),
         .library(name: "Export", targets: ["Export"]),
-        .library(name: "Monitor", targets: ["Monitor"]),
-        .library(name: "ProcessResolution", targets: ["ProcessResolution"]),
+        .library(name: "PacketSources", targets: ["PacketSources"]),
+        .library(name: "Attribution", targets: ["Attribution"]),
+        .library(name: "Session", targets: ["Session"]),
         .library(name: "Rules", targets: ["Rules"]),
     ],
     dependencies: [
@@ -28,31 +34,41 @@ let package = Package(
         .target(name: "NetfilterSystem", dependencies: ["CNetfilter"]),
         // Bounds-checked reads over raw bytes, shared by every wire parser.
         .target(name: "BinaryParsing"),
-        // Netlink and NFLOG message encoding/decoding: pure Swift.
-        .target(name: "NetlinkWire", dependencies: ["BinaryParsing"]),
         // IPv4/IPv6 and transport header parsing: pure Swift.
         .target(name: "PacketParsing", dependencies: ["BinaryParsing"]),
-        // Ruleset model -> nft script; install/show/remove/status through nft.
-        .target(name: "Rules", dependencies: ["NetfilterSystem", "BinaryParsing"]),
+        // The core model every stage shares: a packet's metadata, headers and owner. No
+        // source's types (no NFLOG, no NFQUEUE): sources map into it, sinks read it.
+        .target(name: "PacketModel", dependencies: ["BinaryParsing", "PacketParsing"]),
+        // Netlink, NFLOG and sock_diag message encoding/decoding: pure Swift.
+        .target(name: "NetlinkWire", dependencies: ["BinaryParsing", "PacketModel"]),
+        // Ruleset model -> nft script / iptables-restore text; install/show/remove/status.
+        .target(name: "Rules", dependencies: ["NetfilterSystem", "BinaryParsing", "PacketModel"]),
         // The config file (TOML): model with embedded defaults, parsing with file:line errors.
         .target(name: "Configuration", dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]),
-        // uid/gid -> names, cgroup2 tree (id <-> path, units), and later processes.
-        .target(name: "ProcessResolution", dependencies: ["NetfilterSystem", "NetlinkWire", "PacketParsing"]),
-        // Packet events -> text lines, JSON lines.
-        .target(name: "Export", dependencies: ["NetlinkWire", "PacketParsing"]),
+        // Packet sources: NFLOG (subscription, decoding into the model, loss accounting) and the
+        // receive loop that drives any netlink source on a thread of its own.
+        .target(name: "PacketSources", dependencies: ["NetfilterSystem", "NetlinkWire", "PacketModel"]),
+        // The attribution engine: uid/gid names, the cgroup2 tree and watcher, the process
+        // table, socket lookup, the flow cache and owner resolution. Every reader takes a root.
+        .target(name: "Attribution", dependencies: ["NetfilterSystem", "NetlinkWire", "PacketParsing", "PacketModel"]),
+        // Packet events -> text lines, JSON lines: pure encoders, no I/O.
+        .target(name: "Export", dependencies: ["PacketModel", "PacketParsing"]),
         // Traffic totals keyed by protocol/remote endpoint, process, cgroup: value types, no I/O.
-        .target(name: "Accounting", dependencies: ["Export", "PacketParsing"]),
-        // The NFLOG pipeline: receive, decode, parse, attribute, count, emit.
-        .target(name: "Monitor", dependencies: [
-            "NetfilterSystem", "NetlinkWire", "PacketParsing", "ProcessResolution", "Export", "Rules",
-        ]),
+        .target(name: "Accounting", dependencies: ["PacketModel", "PacketParsing"]),
+        // Sinks: where attributed packets go (text, JSON lines, trace totals). One protocol.
+        .target(name: "Sinks", dependencies: ["PacketModel", "PacketParsing", "Export", "Accounting", "NetfilterSystem"]),
         // Config file + command line -> the ruleset (with discovered cgroups) and NFLOG settings.
         .target(name: "Setup", dependencies: [
-            "Configuration", "Rules", "ProcessResolution", "Monitor", "NetfilterSystem",
+            "Configuration", "Rules", "Attribution", "PacketSources", "NetfilterSystem",
+        ]),
+        // One run: the plan's rules (install, adopt, remove), a source, the attribution engine,
+        // the sinks, threads and signals, counters and the summary line.
+        .target(name: "Session", dependencies: [
+            "PacketSources", "Attribution", "Sinks", "Rules", "Setup", "PacketModel", "PacketParsing",
+            "NetlinkWire", "NetfilterSystem",
         ]),
         .executableTarget(name: "nfowner", dependencies: [
-            "Setup",
-            "Monitor", "Rules", "NetfilterSystem", "ProcessResolution", "Export", "Configuration", "Accounting",
+            "Session", "Setup", "Sinks", "Rules", "NetfilterSystem", "Attribution", "Configuration", "PacketModel",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Traffic generator for the end-to-end tests and benchmarks (sends as a chosen uid/gid).
@@ -61,16 +77,16 @@ let package = Package(
         ]),
 
         .testTarget(name: "BinaryParsingTests", dependencies: ["BinaryParsing"]),
-        .testTarget(name: "NetlinkWireTests", dependencies: ["NetlinkWire"],
+        .testTarget(name: "NetlinkWireTests", dependencies: ["NetlinkWire", "PacketModel"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "PacketParsingTests", dependencies: ["PacketParsing"]),
-        .testTarget(name: "RulesTests", dependencies: ["Rules"]),
+        .testTarget(name: "RulesTests", dependencies: ["Rules", "PacketModel"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration"]),
         .testTarget(name: "SetupTests", dependencies: ["Setup"]),
-        .testTarget(name: "AccountingTests", dependencies: ["Accounting"]),
-        .testTarget(name: "ProcessResolutionTests", dependencies: ["ProcessResolution"]),
-        .testTarget(name: "ExportTests", dependencies: ["Export"]),
-        .testTarget(name: "MonitorTests", dependencies: ["Monitor"]),
+        .testTarget(name: "AccountingTests", dependencies: ["Accounting", "PacketModel"]),
+        .testTarget(name: "AttributionTests", dependencies: ["Attribution", "PacketModel"]),
+        .testTarget(name: "ExportTests", dependencies: ["Export", "PacketModel"]),
+        .testTarget(name: "SessionTests", dependencies: ["Session", "PacketSources", "Sinks", "Attribution", "PacketModel"]),
         .testTarget(name: "EndToEndTests", dependencies: ["nfowner", "nfowner-traffic"]),
     ]
 )

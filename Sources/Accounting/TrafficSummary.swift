@@ -1,4 +1,4 @@
-import Export
+import PacketModel
 import PacketParsing
 
 /// Packet and byte totals for a traced command: per protocol and remote endpoint, and per
@@ -68,7 +68,7 @@ public struct TrafficSummary: Sendable {
         }
         let endpoint = Endpoint(protocolName: name, address: address.description, port: port)
         byEndpoint[endpoint, default: Totals()].add(event)
-        let label = owner ?? event.record.uid.map { uid in "uid \(uid)" + (event.userName.map { " (\($0))" } ?? "") } ?? "no owner"
+        let label = owner ?? event.owner.uid.map { uid in "uid \(uid)" + (event.userName.map { " (\($0))" } ?? "") } ?? "no owner"
         byOwner[label, default: Totals()].add(event)
         total.add(event)
     }
@@ -98,5 +98,15 @@ public struct TrafficSummary: Sendable {
     private func row(_ label: String, _ columns: String...) -> String {
         let padded = label.count >= 40 ? label + " " : label + String(repeating: " ", count: 40 - label.count)
         return padded + columns.map { String(repeating: " ", count: max(0, 10 - $0.count)) + $0 }.joined(separator: " ")
+    }
+
+    /// "curl[812]" for a known process, "ping or sh (2 candidates)" for several, else nil (the
+    /// summary then labels by uid).
+    public static func senderLabel(_ event: PacketEvent) -> String? {
+        guard let attribution = event.attribution else { return nil }
+        if let chosen = attribution.chosen { return "\(chosen.comm ?? "?")[\(chosen.pid)]" }
+        guard attribution.confidence == .candidates else { return nil }
+        let names = Set(attribution.processes.compactMap(\.comm)).sorted().joined(separator: " or ")
+        return "\(names) (\(attribution.processes.count) candidates)"
     }
 }

@@ -1,4 +1,4 @@
-import NetlinkWire
+import PacketModel
 import PacketParsing
 
 /// JSON Lines output: one object per packet, keys always present (null when unknown).
@@ -7,22 +7,53 @@ import PacketParsing
 /// renamed or removed. Written by hand into a reusable byte buffer because the monitor emits
 /// hundreds of thousands of events per second and Foundation's encoder allocates per value.
 public enum JSONLines {
-    /// Appends one event as a JSON object followed by a newline.
-    public static func append(_ event: PacketEvent, to out: inout [UInt8]) {
-        let record = event.record
+    /// Appends one event as a JSON object followed by a newline (a one-off: a stream of events
+    /// goes through an `Encoder`, which formats each second's date and time once).
+    public static func append(_ event: borrowing PacketEvent, to out: inout [UInt8]) {
+        var encoder = Encoder()
+        encoder.append(event, to: &out)
+    }
+
+    /// Encodes a stream of events. Holds the text of the current second
+    /// (`{"time":"2026-11-24T23:04:44.`), so consecutive events copy it instead of computing a
+    /// civil date and six divisions each.
+    public struct Encoder {
+        private var second: UInt64 = .max
+        private var secondText: [UInt8] = []
+
+        public init() {}
+
+        /// Appends one event as a JSON object followed by a newline.
+        public mutating func append(_ event: borrowing PacketEvent, to out: inout [UInt8]) {
+            let time = event.metadata.time
+            if time.seconds != second {
+                second = time.seconds
+                secondText.removeAll(keepingCapacity: true)
+                secondText.append(ascii: "{\"time\":\"")
+                RFC3339.appendSecond(time.seconds, to: &secondText)
+            }
+            out.append(contentsOf: secondText)
+            out.append(decimal: min(time.microseconds, 999_999), zeroPaddedTo: 6)
+            out.append(UInt8(ascii: "Z"))
+            JSONLines.appendAfterTime(event, to: &out)
+        }
+    }
+
+    /// Everything after the time value.
+    static func appendAfterTime(_ event: borrowing PacketEvent, to out: inout [UInt8]) {
+        let metadata = event.metadata
+        let owner = event.owner
         let packet = event.packet
-        out.append(ascii: "{\"time\":\"")
-        RFC3339.append(event.time, to: &out)
         out.append(ascii: "\",\"dir\":\"")
-        out.append(contentsOf: event.direction.rawValue.utf8)
+        out.append(ascii: metadata.direction == .inbound ? "in" : "out")
         out.append(ascii: "\",\"hook\":")
-        appendString(event.hook?.rawValue, to: &out)
+        appendString(metadata.hook?.rawValue, to: &out)
         out.append(ascii: ",\"group\":")
-        out.append(decimal: UInt64(record.group))
+        out.append(decimal: UInt64(metadata.origin.number))
         out.append(ascii: ",\"seq\":")
-        appendNumber(record.sequence.map(UInt64.init), to: &out)
+        appendNumber(metadata.sequence.map(UInt64.init), to: &out)
         out.append(ascii: ",\"prefix\":")
-        appendPrefix(record.rawPrefix, to: &out)
+        appendPrefix(metadata.prefix, to: &out)
         out.append(ascii: ",\"family\":\"")
         out.append(ascii: packet.family == .ipv4 ? "ipv4" : "ipv6")
         out.append(ascii: "\",\"proto\":\"")
@@ -57,20 +88,20 @@ public enum JSONLines {
         out.append(ascii: ",\"iface_out\":")
         appendString(event.outputInterfaceName, to: &out)
         out.append(ascii: ",\"uid\":")
-        appendNumber(record.uid.map(UInt64.init), to: &out)
+        appendNumber(owner.uid.map(UInt64.init), to: &out)
         out.append(ascii: ",\"gid\":")
-        appendNumber(record.gid.map(UInt64.init), to: &out)
+        appendNumber(owner.gid.map(UInt64.init), to: &out)
         out.append(ascii: ",\"user\":")
-        appendString(event.userName, to: &out)
+        appendString(owner.userName, to: &out)
         out.append(ascii: ",\"group_name\":")
-        appendString(event.groupName, to: &out)
+        appendString(owner.groupName, to: &out)
         out.append(ascii: ",\"cgroup\":")
-        appendString(event.cgroupPath, to: &out)
+        appendString(owner.cgroupPath, to: &out)
         out.append(ascii: ",\"unit\":")
-        appendString(event.unit, to: &out)
+        appendString(owner.unit, to: &out)
         out.append(ascii: ",\"cgroup_id\":")
-        appendNumber(event.cgroupID, to: &out)
-        appendAttribution(event.attribution, to: &out)
+        appendNumber(owner.cgroupID, to: &out)
+        appendAttribution(owner.attribution, to: &out)
         out.append(ascii: "}\n")
     }
 
@@ -122,7 +153,7 @@ public enum JSONLines {
 
     /// The log prefix: straight from its bytes when they are ASCII (always, for nfowner's own
     /// rules), through a repairing String otherwise (JSON must be valid UTF-8).
-    static func appendPrefix(_ prefix: NflogPrefix?, to out: inout [UInt8]) {
+    static func appendPrefix(_ prefix: LogPrefix?, to out: inout [UInt8]) {
         guard let prefix else {
             out.append(ascii: "null")
             return

@@ -1,6 +1,8 @@
 // Small append-to-buffer writers shared by the JSON and text encoders. Events are written
 // into one reusable [UInt8] per batch, so no String is built per field.
 
+import PacketModel
+
 extension Array where Element == UInt8 {
     @inlinable
     mutating func append(ascii text: StaticString) {
@@ -78,6 +80,13 @@ public enum RFC3339 {
         let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
         let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
         return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+
+    /// The date and time up to the seconds' dot: "2026-11-24T23:04:44.".
+    public static func appendSecond(_ seconds: UInt64, to buffer: inout [UInt8]) {
+        var full: [UInt8] = []
+        append(EventTime(seconds: seconds, microseconds: 0), to: &full)
+        buffer.append(contentsOf: full.dropLast(7))   // "000000Z"
     }
 
     public static func append(_ time: EventTime, to buffer: inout [UInt8], dateAndTime: Bool = true) {

@@ -1,4 +1,4 @@
-import NetlinkWire
+import PacketModel
 import PacketParsing
 
 /// Human-readable output: one aligned line per packet.
@@ -28,7 +28,7 @@ public enum TextLines {
         return String(decoding: out, as: UTF8.self)
     }
 
-    public static func append(_ event: PacketEvent, to out: inout [UInt8]) {
+    public static func append(_ event: borrowing PacketEvent, to out: inout [UInt8]) {
         let packet = event.packet
         var time: [UInt8] = []
         RFC3339.append(event.time, to: &time, dateAndTime: false)
@@ -49,13 +49,13 @@ public enum TextLines {
         out.append(padded: destination, width: destinationWidth)
         out.append(UInt8(ascii: " "))
         out.append(padded: String(packet.totalLength), width: lengthWidth)
-        out.append(padded: owner(name: event.userName, id: event.record.uid), width: ownerWidth)
-        out.append(padded: owner(name: event.groupName, id: event.record.gid), width: ownerWidth)
+        out.append(padded: owner(name: event.userName, id: event.owner.uid), width: ownerWidth)
+        out.append(padded: owner(name: event.groupName, id: event.owner.gid), width: ownerWidth)
         out.append(padded: process(event.attribution), width: processWidth)
         // The unit says most to a person; else the cgroup path; else the bare id.
         let cgroup = event.unit ?? event.cgroupPath ?? event.cgroupID.map { "cgroup \($0)" } ?? "-"
         out.append(padded: printable(cgroup), width: cgroupWidth)
-        if let prefix = event.record.prefix { out.append(contentsOf: printable(prefix).utf8) }
+        if let prefix = event.metadata.prefix?.string { out.append(contentsOf: printable(prefix).utf8) }
         out.append(UInt8(ascii: "\n"))
     }
 

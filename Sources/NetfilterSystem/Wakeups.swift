@@ -20,10 +20,15 @@ public final class WakeupEvent: @unchecked Sendable {
     public func close() { Glibc.close(descriptor) }
 }
 
-/// Termination signals (SIGINT, SIGTERM, SIGHUP) delivered through a file descriptor, so the
-/// receive loop sees them in the same `poll` as netlink data and shuts down in one place.
+/// Termination signals (SIGINT, SIGTERM) and SIGHUP delivered through a file descriptor, so one
+/// thread sees them in the same `poll` as its other work and acts in one place: stop on the
+/// first two, reload on SIGHUP.
 public final class TerminationSignals: @unchecked Sendable {
     public let descriptor: Int32
+    /// SIGHUP's number: "reload", not "stop", wherever a reload hook exists.
+    public static let hangup = SIGHUP
+    public static let interrupt = SIGINT
+    public static let terminate = SIGTERM
 
     /// Blocks SIGINT, SIGTERM and SIGHUP for the calling thread — call it on the main thread
     /// before starting other threads, so they inherit the mask — and ignores SIGPIPE so a closed

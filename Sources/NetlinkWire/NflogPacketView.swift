@@ -9,6 +9,7 @@
 // sequence, prefix, payload) are taken on the way; the rest are read by a second walk, only for
 // packets that are shown (`record`).
 
+import PacketModel
 import BinaryParsing
 
 /// A decoded NFLOG packet message, as views into the receive buffer: valid only inside the
@@ -35,6 +36,8 @@ public struct NflogPacketView {
     public let prefixBytes: UnsafeRawBufferPointer?
     /// The attribute area, walked again for `record`.
     private let attributes: UnsafeRawBufferPointer
+    /// The whole message (from its nlmsghdr), to be decoded again into a record later.
+    public let message: UnsafeRawBufferPointer
 
     /// Validates `message` (it starts at its nlmsghdr and is exactly nlmsg_len long); `offset`
     /// is its position in the batch, used only in error offsets.
@@ -95,6 +98,7 @@ public struct NflogPacketView {
         self.sequence = sequence
         self.payload = payload
         self.attributes = attributes
+        self.message = message
         // The kernel sends the prefix with its NUL; up to the first NUL is what was configured.
         if let characters = prefix?.prefixBeforeFirstZeroByte(), !characters.isEmpty {
             prefixBytes = characters
@@ -112,7 +116,7 @@ public struct NflogPacketView {
         record.uid = uid
         record.gid = gid
         record.sequence = sequence
-        record.rawPrefix = prefixBytes.flatMap(NflogPrefix.init(bytes:))
+        record.rawPrefix = prefixBytes.flatMap(LogPrefix.init(bytes:))
         record.capturedLength = payload.count
         var hardwareHeaderLength: Int?
         var hardwareHeaderBytes: Int?

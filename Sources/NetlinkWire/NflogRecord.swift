@@ -1,8 +1,10 @@
+import PacketModel
+
 /// One packet delivered by NFLOG, decoded from an `NFULNL_MSG_PACKET` message.
 ///
 /// Holds only values: the payload itself is handed to the caller separately as a view into the
 /// receive buffer, valid only during the callback, so decoding allocates nothing per packet
-/// (the prefix too is held inline: see `NflogPrefix`).
+/// (the prefix too is held inline: see `LogPrefix`).
 public struct NflogRecord: Sendable, Equatable {
     /// The NFLOG group (`nfgenmsg.res_id`, big-endian on the wire).
     public var group: UInt16 = 0
@@ -40,12 +42,12 @@ public struct NflogRecord: Sendable, Equatable {
     public var hardwareHeaderLength: Int?
     /// The rule's log prefix (NFULA_PREFIX) without the trailing NUL, held inline; nil when
     /// absent or empty (nft sends an empty prefix when the rule sets none).
-    public var rawPrefix: NflogPrefix?
+    public var rawPrefix: LogPrefix?
 
     /// `rawPrefix` as text. Building it may allocate: the per-packet path reads `rawPrefix`.
     public var prefix: String? {
         get { rawPrefix?.string }
-        set { rawPrefix = newValue.flatMap { NflogPrefix($0) } }
+        set { rawPrefix = newValue.flatMap { LogPrefix($0) } }
     }
     /// Number of payload bytes captured (NFULA_PAYLOAD length); 0 when the message had none.
     public var capturedLength: Int = 0

@@ -6,6 +6,7 @@
 // a cgroup that fails is rejected (or skipped and reported), never rendered.
 
 import BinaryParsing
+import PacketModel
 
 /// One cgroup v2 directory to classify packets by.
 public struct CgroupClassifier: Sendable, Equatable, Hashable {
@@ -37,55 +38,12 @@ public struct CgroupClassifier: Sendable, Equatable, Hashable {
 
     // MARK: prefix
 
-    /// What follows the spec's prefix in a classified packet's log prefix: `"nfowner cg=1234"`.
-    public static let prefixMarker = " cg="
     /// The full prefix for the default spec prefix: `"nfowner cg="` then the decimal id.
-    public static let defaultPrefixStart = RulesetSpec.defaultPrefix + prefixMarker
+    public static let defaultPrefixStart = RulesetSpec.defaultPrefix + ClassificationPrefix.marker
 
-    /// The NFLOG prefix of packets classified as cgroup `id`: `"<prefix> cg=<id>"`.
+    /// The NFLOG prefix of packets classified as cgroup `id` (see `ClassificationPrefix`).
     public static func logPrefix(id: UInt64, prefix: String = RulesetSpec.defaultPrefix) -> String {
-        prefix + prefixMarker + String(id)
-    }
-
-    /// The cgroup id in an NFLOG prefix written by `logPrefix`, or nil when the prefix has no
-    /// `" cg="` marker followed by 1…20 decimal digits that fit a UInt64 up to its end (the
-    /// fallback rule's plain prefix, another tool's prefix, or garbage).
-    public static func cgroupID(fromPrefix prefix: String) -> UInt64? {
-        var prefix = prefix
-        return prefix.withUTF8 { cgroupID(fromPrefixBytes: UnsafeRawBufferPointer($0)) }
-    }
-
-    /// The same, over the prefix's UTF-8 bytes: no allocation (it runs for every packet).
-    /// The id is the run of digits at the end, preceded by the last " cg=": the spec's own
-    /// prefix may contain " cg=", the id never does.
-    @inlinable
-    public static func cgroupID(fromPrefixBytes bytes: UnsafeRawBufferPointer) -> UInt64? {
-        // Packets logged without a class (the fallback rule, other tools' prefixes) end in a
-        // non-digit: turned away here, inlined into the per-packet path, without a call.
-        guard let last = bytes.byte(at: bytes.count - 1), last &- UInt8(ascii: "0") < 10 else { return nil }
-        return parseCgroupID(bytes)
-    }
-
-    @usableFromInline
-    static func parseCgroupID(_ bytes: UnsafeRawBufferPointer) -> UInt64? {
-        var start = bytes.count
-        while start > 0, let byte = bytes.byte(at: start - 1), byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
-            start -= 1
-        }
-        let digits = bytes.count - start
-        guard digits > 0, digits <= 20, start >= 4,
-              bytes.byte(at: start - 4) == UInt8(ascii: " "), bytes.byte(at: start - 3) == UInt8(ascii: "c"),
-              bytes.byte(at: start - 2) == UInt8(ascii: "g"), bytes.byte(at: start - 1) == UInt8(ascii: "="),
-              start - 4 >= 0 else { return nil }
-        var value: UInt64 = 0
-        for offset in start..<bytes.count {
-            guard let byte = bytes.byte(at: offset) else { return nil }
-            let (times10, overflowA) = value.multipliedReportingOverflow(by: 10)
-            let (sum, overflowB) = times10.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
-            guard !overflowA, !overflowB else { return nil }
-            value = sum
-        }
-        return value
+        ClassificationPrefix.make(id: id, prefix: prefix)
     }
 
     // MARK: validation

@@ -1,7 +1,7 @@
 import Configuration
-import Monitor
+import PacketSources
 import NetfilterSystem
-import ProcessResolution
+import Attribution
 import Rules
 
 /// Everything a run needs, decided from the config file and the command line before anything
@@ -23,7 +23,7 @@ public struct Plan: Sendable {
     public func classifies(_ node: CgroupNode) -> Bool {
         guard spec.cgroupLevels.contains(node.level) else { return false }
         guard let selection else { return true }
-        return selection.contains { Planner.isSame(node.path, orBelow: $0.path) }
+        return selection.contains { CgroupPath.isSame(node.path, orBelow: $0.path) }
     }
 }
 
@@ -102,7 +102,7 @@ public enum Planner {
             nodes = tree.nodes.filter { node in
                 selected.contains { $0.id == node.id }
                     || (config.cgroups.levels.contains(node.level)
-                        && selected.contains { isSame(node.path, orBelow: $0.path) })
+                        && selected.contains { CgroupPath.isSame(node.path, orBelow: $0.path) })
             }
             plan.spec.logsUnclassified = false
         }
@@ -116,14 +116,26 @@ public enum Planner {
         return plan
     }
 
+    /// The plan of a trace: log exactly `cgroup`'s packets (children included) to `group`, in a
+    /// table of the trace's own, with 10 ms batches — one command's traffic is small, and a short
+    /// window tells its short-lived children apart.
+    public static func tracePlan(cgroup: CgroupNode, mount: CgroupMount, tableName: String, group: UInt16,
+                                 snaplen: UInt32, input: Bool) -> Plan {
+        var nflog = NflogSettings()
+        nflog.groups = [group]
+        nflog.copyRange = snaplen
+        nflog.flushTimeout = 1
+        var spec = RulesetSpec(tableName: tableName, group: group, snaplen: snaplen,
+                               hooks: input ? [.output, .input] : [.output],
+                               cgroups: [classifier(for: cgroup, mount: mount)], cgroupLevels: [cgroup.level])
+        spec.logsUnclassified = false
+        return Plan(spec: spec, nflog: nflog, cgroupMount: mount, follow: false, selection: [cgroup])
+    }
+
     /// The ruleset's view of a cgroup: its id, level, and the paths nft and iptables resolve.
     public static func classifier(for node: CgroupNode, mount: CgroupMount) -> CgroupClassifier {
         CgroupClassifier(id: node.id, level: node.level,
                          nftPath: mount.nftPath(forHierarchyPath: node.path), hierarchyPath: node.path)
-    }
-
-    static func isSame(_ path: String, orBelow ancestor: String) -> Bool {
-        ancestor == "/" || path == ancestor || path.hasPrefix(ancestor + "/")
     }
 
     private static func select(_ selectors: [CgroupSelector], in tree: CgroupTree,

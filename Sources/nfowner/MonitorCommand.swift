@@ -1,11 +1,9 @@
 import ArgumentParser
+import Attribution
 import Configuration
-import Export
-import Monitor
-import NetfilterSystem
-import ProcessResolution
-import Rules
+import Session
 import Setup
+import Sinks
 
 struct MonitorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -89,124 +87,26 @@ struct MonitorCommand: ParsableCommand {
         plan.nflog.flushTimeout = flushTimeout ?? plan.nflog.flushTimeout
         plan.nflog.socketReceiveBuffer = receiveBuffer ?? plan.nflog.socketReceiveBuffer
         plan.nflog.coalesceMicroseconds = coalesceMicroseconds ?? plan.nflog.coalesceMicroseconds
-        let spec = plan.spec
-        plan.notes.forEach(note)
-        let processEvents = noProcesses ? nil : OwnerResolution.subscribeToProcessEvents()
-        if let name = namespace.name {
-            // The whole pipeline runs inside the namespace: the socket, the nft child processes,
-            // and the threads all inherit it from this (main) thread.
-            do { try NetworkNamespace.enter(named: name) } catch { throw UserFacingError(error.description) }
-        }
-        let signals: TerminationSignals
-        let wakeup: WakeupEvent
-        let followerWakeup: WakeupEvent
+        var options = SessionOptions(
+            plan: plan, rules: noRules ? .none : .installIfAbsent(keepOnExit: keepRules),
+            sinks: [EventStreamSink(format: format)],
+            processes: noProcesses ? nil : ProcessResolutionSettings(
+                exitGrace: UInt64(exitGrace) * 1_000_000_000, flowLifetime: flowCache.lifetimeNanoseconds,
+                maximumFlows: flowCache.maxFlows),
+            report: note)
+        options.eventLimit = count
+        options.namespace = namespace.name
+        options.reload = { note("SIGHUP: user, group and interface names are looked up again") }
         do {
-            signals = try TerminationSignals()
-            wakeup = try WakeupEvent()
-            followerWakeup = try WakeupEvent()
-        } catch {
-            throw UserFacingError("cannot set up signal handling: \(error)")
-        }
-
-        let subscription: NflogSubscription
-        do {
-            subscription = try NflogSubscription(settings: plan.nflog)
+            try Session(options).run(onReady: { ready in
+                // Announced only now that every part is listening: tools (and tests) start sending on it.
+                note("reading NFLOG group\(ready.groups.count > 1 ? "s" : "") "
+                     + ready.groups.map(String.init).joined(separator: ",")
+                     + (ready.followsCgroups ? "; following cgroups" : "") + "; stop with Ctrl-C")
+            })
         } catch {
             throw UserFacingError(error.description)
         }
-
-        let runner = NftRunner()
-        var installedByUs = false
-        if !noRules {
-            do {
-                if try runner.listTable(name: spec.tableName) == nil {
-                    let vanished = try runner.installSkippingVanished(spec)
-                    for cgroup in vanished { note("cgroup \(cgroup.hierarchyPath) vanished before installing; left out") }
-                    installedByUs = true
-                    let cgroups = spec.classifiesCgroups ? ", \(spec.cgroups.count - vanished.count) cgroup(s) classified" : ""
-                    note((keepRules
-                          ? "installed table inet \(spec.tableName) (kept after exit: --keep-rules)"
-                          : "installed table inet \(spec.tableName) for this run; it is removed on exit") + cgroups)
-                } else if try runner.status(spec).current {
-                    note("table inet \(spec.tableName) is already installed; using it as it is")
-                } else {
-                    note("warning: table inet \(spec.tableName) is already installed with other settings than these "
-                         + "options (group, snaplen, selectors or cgroups) and is left as it is, so this monitor may "
-                         + "see nothing on group \(spec.group); compare with `nfowner rules status`, replace it with "
-                         + "`nfowner rules install` and the same options, or pass --no-rules to silence this")
-                }
-            } catch {
-                subscription.close()
-                throw UserFacingError(error.description)
-            }
-        }
-
-        // Follow cgroups only in a table this run owns: another one may be managed by someone else.
-        var follower: CgroupFollower?
-        if installedByUs, plan.follow, spec.classifiesCgroups, let mount = plan.cgroupMount {
-            do {
-                let watcher = try CgroupWatcher(mountPoint: mount.mountPoint,
-                                                maxLevel: max(spec.cgroupLevels.max() ?? 1, 1))
-                follower = CgroupFollower(
-                    watcher: watcher, runner: runner, spec: spec, classifies: plan.classifies,
-                    classifier: { Planner.classifier(for: $0, mount: mount) },
-                    wakeup: followerWakeup, report: note)
-            } catch {
-                note("not following cgroups: \(error)")
-            }
-        }
-
-        let writer = EventWriter(format: format)
-        do { try writer.writeHeader() } catch {}
-        let cgroupNames = plan.cgroupMount.flatMap { CgroupNames(mountPoint: $0.mountPoint) }
-        let owners = processEvents.map { OwnerResolution(events: $0, flushTimeout: plan.nflog.flushTimeout,
-                                                                         exitGrace: UInt64(exitGrace) * 1_000_000_000,
-                                                                         flowLifetime: flowCache.lifetimeNanoseconds,
-                                                                         maximumFlows: flowCache.maxFlows, report: note) }
-        let processor = BatchProcessor(eventLimit: count, buildsEvents: format != .none, cgroups: cgroupNames,
-                                       attributor: owners, clock: {
-            let now = WallClock.now()
-            return EventTime(seconds: now.seconds, microseconds: now.microseconds)
-        })
-        let loop = ReceiveLoop(subscription: subscription, processor: processor, writer: writer,
-                               signals: signals, wakeup: wakeup,
-                               tick: owners.map { owners in { owners.housekeeping() } })
-        // Announced only now that every part is listening: tools (and tests) start sending on it.
-        note("reading NFLOG group\(plan.nflog.groups.count > 1 ? "s" : "") "
-             + plan.nflog.groups.map(String.init).joined(separator: ",")
-             + (follower != nil ? "; following cgroups" : "") + "; stop with Ctrl-C")
-        let followThread = follower.flatMap { follower in try? DedicatedThread(name: "nfowner-follow") { follower.run() } }
-        let started = WallClock.monotonicNanoseconds()
-        let ending = runOnDedicatedThread(loop)
-        let seconds = Double(WallClock.monotonicNanoseconds() - started) / 1e9
-        follower?.requestStop()
-        followThread?.join()
-        owners?.shutdown()
-        subscription.close()
-
-        if installedByUs && !keepRules {
-            do { try runner.remove(spec) } catch {
-                note("could not remove table inet \(spec.tableName): \(error); remove it with `nfowner rules remove`")
-            }
-        }
-        var summary = loop.counters.summaryLine(durationSeconds: seconds, groups: plan.nflog.groups)
-        if let follower {
-            summary += " cgroups_added=\(follower.added) cgroups_removed=\(follower.removed) cgroup_update_failures=\(follower.failures)"
-        }
-        try? OutputDescriptor.standardError.write(summary + "\n")
-        if case .failed(let reason) = ending { throw UserFacingError(reason) }
-    }
-
-    /// Runs the loop on its own thread (it blocks in poll) and waits for it.
-    private func runOnDedicatedThread(_ loop: ReceiveLoop) -> ReceiveLoop.Ending {
-        nonisolated(unsafe) var ending = ReceiveLoop.Ending.stopRequested
-        do {
-            let thread = try DedicatedThread(name: "nfowner-recv") { ending = loop.run() }
-            thread.join()
-        } catch {
-            return .failed("cannot start the receive thread: \(error)")
-        }
-        return ending
     }
 }
 

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Configuration
 import NetfilterSystem
-import ProcessResolution
+import Attribution
 import Rules
 import Setup
 

@@ -1,12 +1,7 @@
-import Accounting
 import ArgumentParser
-import Export
-import Foundation
-import Monitor
 import NetfilterSystem
-import ProcessResolution
-import Rules
-import Setup
+import Session
+import Sinks
 
 struct TraceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -56,116 +51,17 @@ struct TraceCommand: ParsableCommand {
         guard ProcessIdentity.isRoot else {
             throw UserFacingError("tracing needs root (it creates a cgroup and installs nftables rules): run `sudo nfowner trace -- …`")
         }
-        let identity = try resolveIdentity()
-        let mount: CgroupMount
-        do { mount = try CgroupMount.current() } catch { throw UserFacingError("\(error)") }
-        // Before entering a namespace: the process connector lives in the initial one only.
-        let processEvents = OwnerResolution.subscribeToProcessEvents()
-        if let name = namespace.name {
-            do { try NetworkNamespace.enter(named: name) } catch { throw UserFacingError(error.description) }
-        }
-        let signals: TerminationSignals, wakeup: WakeupEvent
-        do {
-            signals = try TerminationSignals()
-            wakeup = try WakeupEvent()
-        } catch {
-            throw UserFacingError("cannot set up signal handling: \(error)")
-        }
-
-        // The cgroup the command runs in: level 1, so the ruleset needs one map.
-        let ownPID = ProcessIdentity.processID
-        let cgroupPath = "/nfowner-trace-\(ownPID)"
-        let cgroupDirectory = mount.directory(forHierarchyPath: cgroupPath)
-        do {
-            try FileManager.default.createDirectory(atPath: cgroupDirectory, withIntermediateDirectories: false)
-        } catch {
-            throw UserFacingError("cannot create cgroup \(cgroupDirectory): \(error.localizedDescription)")
-        }
-        defer { removeCgroup(cgroupDirectory) }
-        let id = ((try? FileManager.default.attributesOfItem(atPath: cgroupDirectory))?[.systemFileNumber] as? NSNumber)?.uint64Value ?? 0
-        let node = CgroupNode(id: id, path: cgroupPath, level: 1)
-
-        var settings = NflogSettings()
-        settings.copyRange = snaplen
-        // 10 ms batches: one command's traffic is small, and a short window tells its
-        // short-lived children apart (a packet is matched to processes alive within it).
-        settings.flushTimeout = 1
-        let (subscription, group) = try subscribeToFreeGroup(settings: settings, preferred: UInt16(30_000 + Int(ownPID) % 20_000))
-        var spec = RulesetSpec(tableName: "nfowner_trace_\(ownPID)", group: group, snaplen: snaplen,
-                               hooks: input ? [.output, .input] : [.output],
-                               cgroups: [Planner.classifier(for: node, mount: mount)], cgroupLevels: [1])
-        spec.logsUnclassified = false
-        let runner = NftRunner()
-        do { try runner.install(spec) } catch {
-            subscription.close()
-            throw UserFacingError(error.description)
-        }
-        defer { _ = try? runner.remove(spec) }
-
-        // Everything that reads packets is ready before the command starts: the process table
-        // is seeded (a /proc scan) and listening, so even its first, shortest child is seen.
-        nonisolated(unsafe) var summary = TrafficSummary()
-        let writer = EventWriter(format: format)
-        do { try writer.writeHeader() } catch {}
-        let cgroupNames = CgroupNames(mountPoint: mount.mountPoint)
-        let owners = OwnerResolution(events: processEvents, flushTimeout: settings.flushTimeout,
-                                     flowLifetime: flowCache.lifetimeNanoseconds, maximumFlows: flowCache.maxFlows,
-                                     report: note)
-        let processor = BatchProcessor(buildsEvents: true, cgroups: cgroupNames, attributor: owners, clock: {
-            let now = WallClock.now()
-            return EventTime(seconds: now.seconds, microseconds: now.microseconds)
-        })
-        let loop = ReceiveLoop(subscription: subscription, processor: processor, writer: writer,
-                               signals: signals, wakeup: wakeup, observe: { summary.add($0, owner: Self.senderLabel($0)) },
-                               tick: { owners.housekeeping() })
-        // Into the cgroup first, then drop privileges, then exec: no packet leaves outside it.
-        var wrapper = ["-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\"", cgroupDirectory]
-        if let identity {
-            wrapper += ["setpriv", "--reuid=\(identity.uid)", "--regid=\(identity.gid)", "--init-groups"]
-        }
-        wrapper += command
-        nonisolated(unsafe) var ending = ReceiveLoop.Ending.stopRequested
-        let receiver = try? DedicatedThread(name: "nfowner-recv") { ending = loop.run() }
-        let child: Int32
-        do { child = try ChildProcess.spawn("/bin/sh", wrapper) } catch {
-            loop.requestStop()
-            receiver?.join()
-            subscription.close()
-            throw UserFacingError("cannot start \(command[0]): \(error)")
-        }
-        note("tracing \(command.joined(separator: " ")) (pid \(child)) in cgroup \(cgroupPath), NFLOG group \(group)")
-
-        // When the command ends, give the kernel one flush interval to deliver its last packets.
-        nonisolated(unsafe) var status: Int32 = 0
-        let waiter = try? DedicatedThread(name: "nfowner-wait") {
-            status = ChildProcess.wait(for: child)
-            ChildProcess.sleep(milliseconds: Int(settings.flushTimeout) * 10 + 100)
-            loop.requestStop()
-        }
-        receiver?.join()
-        if case .signal(let number) = ending {
-            // Ctrl-C reached the command too (same terminal); make sure it ends, then finish.
-            ChildProcess.send(number, to: child)
-        }
-        waiter?.join()
-        owners.shutdown()
-        subscription.close()
-        try? OutputDescriptor.standardError.write(summary.render())
-        try? OutputDescriptor.standardError.write(
-            loop.counters.summaryLine(durationSeconds: 0, groups: [group]).replacingOccurrences(of: " duration_s=0.0", with: "")
-                + " exit_status=\(status)\n")
-        if case .failed(let reason) = ending { throw UserFacingError(reason) }
+        var trace = CommandTrace(command: command, report: note)
+        trace.identity = try resolveIdentity()
+        trace.snaplen = snaplen
+        trace.input = input
+        trace.namespace = namespace.name
+        trace.processes = ProcessResolutionSettings(flowLifetime: flowCache.lifetimeNanoseconds,
+                                                    maximumFlows: flowCache.maxFlows)
+        if format != .none { trace.sinks = [EventStreamSink(format: format)] }
+        let status: Int32
+        do { status = try trace.run() } catch { throw UserFacingError(error.description) }
         if status != 0 { throw ExitCode(status) }
-    }
-
-    /// "curl[812]" for a known process, "ping or sh (2 candidates)" for several, else nil (the
-    /// summary then labels by uid).
-    static func senderLabel(_ event: PacketEvent) -> String? {
-        guard let attribution = event.attribution else { return nil }
-        if let chosen = attribution.chosen { return "\(chosen.comm ?? "?")[\(chosen.pid)]" }
-        guard attribution.confidence == .candidates else { return nil }
-        let names = Set(attribution.processes.compactMap(\.comm)).sorted().joined(separator: " or ")
-        return "\(names) (\(attribution.processes.count) candidates)"
     }
 
     private func resolveIdentity() throws -> (uid: UInt32, gid: UInt32)? {
@@ -174,33 +70,5 @@ struct TraceCommand: ParsableCommand {
         guard let uid else { throw ValidationError("no user named '\(user)' on this system (see `getent passwd`)") }
         let gid = AccountDatabase.primaryGroup(ofUser: uid) ?? uid
         return (uid, gid)
-    }
-
-    /// Binds the preferred NFLOG group, or the next free one: a monitor may hold group 5 and
-    /// other traces theirs.
-    private func subscribeToFreeGroup(settings: NflogSettings, preferred: UInt16) throws -> (NflogSubscription, UInt16) {
-        var settings = settings
-        var lastError: MonitorError?
-        for offset in 0..<16 {
-            let group = preferred &+ UInt16(offset)
-            settings.groups = [group]
-            do { return (try NflogSubscription(settings: settings), group) } catch {
-                lastError = error
-                if case .bind(_, let errno, _) = error, errno == Errno.permissionDenied { continue }
-                break
-            }
-        }
-        throw UserFacingError(lastError?.description ?? "cannot bind an NFLOG group")
-    }
-
-    /// Ends anything the command left running in its cgroup, then removes the cgroup.
-    private func removeCgroup(_ directory: String) {
-        if rmdir(directory) == 0 { return }
-        try? "1".write(toFile: directory + "/cgroup.kill", atomically: false, encoding: .utf8)
-        for _ in 0..<50 {
-            if rmdir(directory) == 0 { return }
-            ChildProcess.sleep(milliseconds: 20)
-        }
-        note("could not remove cgroup \(directory): processes are still in it; remove it with rmdir when they exit")
     }
 }

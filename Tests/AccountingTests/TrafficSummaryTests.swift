@@ -1,18 +1,16 @@
 import Accounting
-import Export
-import NetlinkWire
+import PacketModel
 import PacketParsing
 import Testing
 
 @Suite struct TrafficSummaryTests {
     static func event(hook: UInt8 = 3, uid: UInt32? = 1000, transport: TransportInfo, proto: UInt8, length: Int) -> PacketEvent {
-        var record = NflogRecord()
-        record.family = 2
-        record.hook = hook
-        record.uid = uid
+        var metadata = PacketMetadata()
+        metadata.family = 2
+        metadata.hookNumber = hook
         let packet = PacketSummary(family: .ipv4, source: .v4(0x7F00_0001), destination: .v4(0x0A00_0002),
                                    protocolNumber: proto, totalLength: length, fragment: nil, transport: transport)
-        return PacketEvent(time: EventTime(seconds: 0, microseconds: 0), record: record, packet: packet, userName: "alice")
+        return PacketEvent(metadata: metadata, packet: packet, owner: PacketOwner(uid: uid, userName: "alice"))
     }
 
     @Test func groupsByEndpointAndOwner() {

@@ -1,27 +1,27 @@
 import Export
 import Foundation
-import NetlinkWire
+import PacketModel
 import PacketParsing
 import Testing
 
 @Suite struct ExportTests {
     static func event(prefix: String? = "nfowner", uid: UInt32? = 1000, user: String? = "alice") -> PacketEvent {
-        var record = NflogRecord()
-        record.group = 5
-        record.family = 2
-        record.hook = 3
-        record.sequence = 41
-        record.uid = uid
-        record.gid = uid.map { _ in 100 }
-        record.prefix = prefix
-        record.outputInterface = 1
+        var metadata = PacketMetadata()
+        metadata.origin = PacketOrigin(kind: .nflog, number: 5)
+        metadata.family = 2
+        metadata.hookNumber = 3
+        metadata.sequence = 41
+        metadata.prefix = prefix.flatMap(LogPrefix.init)
+        metadata.outputInterface = 1
+        metadata.time = EventTime(seconds: 1_795_478_400, microseconds: 42)
         let packet = PacketSummary(
             family: .ipv4, source: .v4(0x7F00_0001), destination: .v4(0x0A00_0002), protocolNumber: 6,
             totalLength: 60, fragment: nil,
             transport: .tcp(TCPInfo(ports: PortPair(source: 40000, destination: 443), flags: [.syn, .ack])))
-        return PacketEvent(time: EventTime(seconds: 1_795_478_400, microseconds: 42),
-                           record: record, packet: packet, outputInterfaceName: "lo",
-                           userName: user, groupName: uid.map { _ in "users" })
+        return PacketEvent(metadata: metadata, packet: packet,
+                           owner: PacketOwner(uid: uid, gid: uid.map { _ in 100 }, userName: user,
+                                              groupName: uid.map { _ in "users" }),
+                           outputInterfaceName: "lo")
     }
 
     static func decode(_ event: PacketEvent) throws -> [String: Any] {
@@ -143,7 +143,7 @@ import Testing
                 let user = String(text)
                 let object = try Self.decode(Self.event(prefix: user, user: user))
                 #expect(object["user"] as? String == user)
-                #expect(object["prefix"] as? String == String(user.utf8.prefix(NflogPrefix.inlineCapacity)))
+                #expect(object["prefix"] as? String == String(user.utf8.prefix(LogPrefix.inlineCapacity)))
             }
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import PacketModel
 import Testing
 @testable import Rules
 
@@ -81,11 +82,11 @@ import Testing
     @Test func prefixRoundTrip() {
         #expect(CgroupClassifier.logPrefix(id: 97) == "nfowner cg=97")
         #expect(CgroupClassifier.defaultPrefixStart == "nfowner cg=")
-        #expect(CgroupClassifier.cgroupID(fromPrefix: "nfowner cg=97") == 97)
-        #expect(CgroupClassifier.cgroupID(fromPrefix: "x cg=1 cg=18446744073709551615") == .max)
+        #expect(ClassificationPrefix.cgroupID(fromPrefix: "nfowner cg=97") == 97)
+        #expect(ClassificationPrefix.cgroupID(fromPrefix: "x cg=1 cg=18446744073709551615") == .max)
         for bad in ["nfowner", "nfowner cg=", "nfowner cg=18446744073709551616", "nfowner cg=-1", "nfowner cg=1 ",
                     "nfowner cg=0x10", "", "cg=5", "nfowner cg=١"] {
-            #expect(CgroupClassifier.cgroupID(fromPrefix: bad) == nil, "\(bad)")
+            #expect(ClassificationPrefix.cgroupID(fromPrefix: bad) == nil, "\(bad)")
         }
     }
 

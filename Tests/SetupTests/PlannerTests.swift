@@ -1,5 +1,5 @@
 import Configuration
-import ProcessResolution
+import Attribution
 import Rules
 import Setup
 import Testing

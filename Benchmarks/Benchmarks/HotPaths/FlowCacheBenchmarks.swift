@@ -5,7 +5,7 @@ import Benchmark
 import Export
 import Monitor
 import PacketParsing
-import ProcessResolution
+import Attribution
 
 /// Distinct flows for distinct `index` (up to 2^32): 10.x.y.z:port → 127.0.0.1:443, uid 1000.
 private func flowKey(_ index: Int) -> FlowKey {

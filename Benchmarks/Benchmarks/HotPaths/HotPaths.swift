@@ -11,7 +11,7 @@ import Export
 import Monitor
 import NetlinkWire
 import PacketParsing
-import ProcessResolution
+import Attribution
 import Rules
 
 let benchmarks: @Sendable () -> Void = {
@@ -129,9 +129,9 @@ let benchmarks: @Sendable () -> Void = {
     // MARK: classification prefix and owner names
 
     for prefix in ["nfowner cg=49102", "nfowner"] {
-        Benchmark("Rules: CgroupClassifier.cgroupID(fromPrefix:), '\(prefix)'") { benchmark in
+        Benchmark("PacketModel: ClassificationPrefix.cgroupID(fromPrefix:), '\(prefix)'") { benchmark in
             for _ in benchmark.scaledIterations {
-                blackHole(CgroupClassifier.cgroupID(fromPrefix: identity(prefix)))
+                blackHole(ClassificationPrefix.cgroupID(fromPrefix: identity(prefix)))
             }
         }
     }

@@ -1,0 +1,132 @@
+import NetfilterSystem
+import PacketModel
+import PacketParsing
+import Synchronization
+
+/// Anything that names the process behind a packet.
+public protocol PacketAttributing: AnyObject {
+    func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?,
+                   cgroupPath: String?, now: UInt64) -> OwnerAttribution
+    /// Resolves the packet's owner (or finds it cached) like `attribute`, for a caller that
+    /// shows nothing (`--format none`): the same work, minus handing out the result.
+    func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64)
+}
+
+extension PacketAttributing {
+    public func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
+                        now: UInt64) {
+        _ = attribute(packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
+    }
+}
+
+extension OwnerAttributor: PacketAttributing {}
+
+/// Owner resolution for a running monitor: the process table, fed by kernel process events on
+/// a thread of its own, and the attributor the receive thread asks.
+///
+/// Why a thread of its own: a short-lived process's exe and cgroup can be read from /proc only
+/// until its parent reaps it, often a millisecond after exit. Reading them on the receive thread
+/// lost that race whenever a batch of packets was being processed or formatted. The table sits
+/// behind a lock; the receive thread also drains pending events itself before resolving a new
+/// flow, so a packet is never attributed before its sender's exec was applied.
+public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
+    private let table: ProcessTable
+    private let events: ProcessEventSource
+    private let attributor: OwnerAttributor
+    private let lock = Mutex(())
+    private let stop: WakeupEvent?
+    private var thread: DedicatedThread?
+    private var lastRescan = WallClock.monotonicNanoseconds()
+    private static let rescanInterval: UInt64 = 1_000_000_000
+
+    /// Subscribes to process events. Call it BEFORE entering another network namespace: the
+    /// kernel's process connector exists only in the initial one (elsewhere the subscription is
+    /// refused), and a socket stays in the namespace it was opened in.
+    public static func subscribeToProcessEvents() -> ProcessEventSource {
+        ProcessEventSource()
+    }
+
+    /// Seeds the table from /proc, opens the socket resolver (in the calling thread's
+    /// namespace: sock_diag answers for it) and starts the event thread. Reports once what is
+    /// missing (no connector: periodic scans; no sock_diag: no exact matches).
+    /// `exitGrace`: how long exited processes stay attributable, in nanoseconds.
+    /// `flowLifetime` (nanoseconds) and `maximumFlows`: the flow cache's, see `FlowCache`.
+    public init(events: ProcessEventSource, flushTimeout: UInt32,
+                exitGrace: UInt64 = ProcessTable.defaultGracePeriod,
+                flowLifetime: UInt64 = FlowCache.defaultLifetime,
+                maximumFlows: Int = FlowCache.defaultMaximumFlows,
+                report: (String) -> Void) {
+        if case .rescan(let reason) = events.mode { report(reason) }
+        let table = ProcessTable(gracePeriod: exitGrace)
+        table.seed()
+        var sockets: SocketResolver?
+        do {
+            sockets = try SocketResolver()
+        } catch {
+            report("exact socket lookup unavailable (\(error)); attributing by uid and cgroup only")
+        }
+        self.table = table
+        self.events = events
+        attributor = OwnerAttributor(table: table, sockets: sockets, flushTimeoutHundredths: flushTimeout,
+                                     flowLifetime: flowLifetime, maximumFlows: maximumFlows)
+        // Before resolving a new flow (under the lock, from `attribute`): apply the process
+        // events still queued, so no packet is attributed before its sender's exec was seen.
+        attributor.beforeResolving = { [table, events] in table.drain(events) }
+        stop = try? WakeupEvent()
+        if let descriptor = events.descriptor, let stop {
+            thread = try? DedicatedThread(name: "nfowner-procs") { [self] in
+                while let ready = try? waitReadable([descriptor, stop.descriptor], timeoutMilliseconds: -1),
+                      !ready.contains(stop.descriptor) {
+                    lock.withLock { _ in table.drain(events) }
+                }
+            }
+        }
+    }
+
+    /// A cached flow is answered without the lock: the flow cache belongs to the receive thread
+    /// (the only caller, and the one running `housekeeping`); only the process table is shared
+    /// with the event thread, and only resolving a new flow reads it.
+    public func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?,
+                          cgroupPath: String?, now: UInt64) -> OwnerAttribution {
+        let key = FlowKey(packet: packet, direction: direction, uid: uid)
+        if let cached = attributor.cached(key, now: now) { return cached }
+        return resolveNewFlow(key, packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
+    }
+
+    public func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
+                        now: UInt64) {
+        let key = FlowKey(packet: packet, direction: direction, uid: uid)
+        if attributor.isCached(key, now: now) { return }
+        _ = resolveNewFlow(key, packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
+    }
+
+    /// A flow the cache does not hold: resolved under the lock, since it reads the process
+    /// table the event thread updates (queued events are applied first: see `init`).
+    private func resolveNewFlow(_ key: FlowKey, packet: PacketSummary, direction: Direction, uid: UInt32?,
+                                cgroupPath: String?, now: UInt64) -> OwnerAttribution {
+        lock.withLock { _ in
+            attributor.resolveAndCache(key, packet: packet, direction: direction, uid: uid,
+                                       cgroupPath: cgroupPath, now: now)
+        }
+    }
+
+    /// Periodic work (from the receive loop's tick): expire exited processes and stale flows;
+    /// without process events, rescan /proc.
+    public func housekeeping() {
+        let now = WallClock.monotonicNanoseconds()
+        lock.withLock { _ in
+            attributor.housekeeping(now: now)
+            if events.descriptor == nil, now - lastRescan >= Self.rescanInterval {
+                lastRescan = now
+                table.rescan()
+            }
+        }
+    }
+
+    /// Stops the event thread.
+    public func shutdown() {
+        stop?.signal()
+        thread?.join()
+        thread = nil
+    }
+}

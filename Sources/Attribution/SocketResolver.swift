@@ -1,0 +1,149 @@
+// Packet → the socket that sent or receives it → the processes holding that socket.
+//
+//   TCP, UDP, UDP-Lite   sock_diag exact lookup (uid, inode, cgroup id, state)
+//   ICMP/ICMPv6 echo     /proc/net/icmp{,6}: ping sockets, keyed by echo id (no diag handler);
+//                        if none, raw ICMP sockets (setuid ping, traceroute)
+//   anything else        /proc/net/raw{,6}: raw sockets of that protocol number
+// then inode → pids through `SocketOwners`.
+import NetlinkWire
+import PacketModel
+import PacketParsing
+
+/// One socket found for a packet.
+public struct ResolvedSocket: Sendable, Equatable {
+    public var uid: UInt32
+    /// 0 when the socket has no file (TIME_WAIT, not yet accepted): then `pids` is empty.
+    public var inode: UInt64
+    /// Only sock_diag reports it.
+    public var cgroupID: UInt64?
+    /// The TCP state (`InetDiagState`); for UDP established (connected) or close.
+    public var state: UInt8
+    /// The processes holding the socket now, ascending; empty when none was found.
+    public var pids: [Int32]
+
+    public init(uid: UInt32, inode: UInt64, cgroupID: UInt64?, state: UInt8, pids: [Int32]) {
+        self.uid = uid
+        self.inode = inode
+        self.cgroupID = cgroupID
+        self.state = state
+        self.pids = pids
+    }
+
+    /// True for a TIME_WAIT socket: the connection is over, no process owns it.
+    public var isTimeWait: Bool { state == InetDiagState.timeWait }
+    /// A short name of `state` ("time-wait", "established").
+    public var stateName: String { InetDiagState.name(state) }
+}
+
+/// The socket(s) behind a packet and how they were found.
+public struct SocketResolution: Sendable, Equatable {
+    public enum Source: Sendable, Hashable {
+        /// sock_diag exact lookup: exactly one socket.
+        case sockDiag
+        /// /proc/net/icmp{,6}: ping sockets with the packet's echo id.
+        case procNetPing
+        /// /proc/net/raw{,6}: raw sockets of the packet's protocol (each gets a copy).
+        case procNetRaw
+    }
+
+    public var source: Source
+    /// Never empty. One for sock_diag; ping and raw lookups may find several candidates.
+    public var sockets: [ResolvedSocket]
+
+    public init(source: Source, sockets: [ResolvedSocket]) {
+        self.source = source
+        self.sockets = sockets
+    }
+
+    /// The first (for sock_diag: the only) socket.
+    public var primary: ResolvedSocket? { sockets.first }
+    /// Every pid holding any of the sockets, ascending.
+    public var pids: [Int32] { Array(Set(sockets.flatMap(\.pids))).sorted() }
+}
+
+/// Resolves packets to sockets and processes. Not thread-safe; answers for the network
+/// namespace of the thread that created it (sock_diag) and reads /proc/thread-self/net.
+public final class SocketResolver: @unchecked Sendable {
+    public let diagnostics: SocketDiagnostics
+    public let procNet: ProcNetSockets
+    public let owners: SocketOwners
+
+    public init(diagnostics: SocketDiagnostics, procNet: ProcNetSockets = ProcNetSockets(),
+                owners: SocketOwners = SocketOwners()) {
+        self.diagnostics = diagnostics
+        self.procNet = procNet
+        self.owners = owners
+    }
+
+    /// Opens a sock_diag socket and uses /proc.
+    public convenience init() throws(SocketLookupError) {
+        self.init(diagnostics: try SocketDiagnostics())
+    }
+
+    /// The socket(s) of `packet`, or nil when none exists: kernel-generated packets (RST,
+    /// ICMP errors), closed ports, a later fragment (no ports), or a packet too short to have
+    /// ports. A TIME_WAIT socket is returned (inode 0, no pids, `isTimeWait`) so the caller can
+    /// say "no socket: time-wait". Throws only when a lookup itself failed.
+    public func resolve(packet: PacketSummary,
+                        direction: Direction) throws(SocketLookupError) -> SocketResolution? {
+        let (localAddress, remoteAddress) = direction == .outbound
+            ? (packet.source, packet.destination) : (packet.destination, packet.source)
+        let ports: (source: UInt16?, destination: UInt16?)
+        let transport: DiagProtocol
+        switch packet.transport {
+        case .tcp(let info):
+            transport = .tcp
+            ports = (info.ports.source, info.ports.destination)
+        case .udp(let pair):
+            transport = .udp
+            ports = (pair.source, pair.destination)
+        case .udpLite(let pair):
+            transport = .udpLite
+            ports = (pair.source, pair.destination)
+        case .icmp(let info), .icmpv6(let info):
+            return try resolveICMP(packet: packet, info: info, local: localAddress, remote: remoteAddress)
+        case .notFirstFragment:
+            return nil
+        case .sctp, .gre, .esp, .ah, .other:
+            return try resolveRaw(family: packet.family, protocolNumber: packet.protocolNumber,
+                                  local: localAddress, remote: remoteAddress)
+        }
+        guard let sourcePort = ports.source, let destinationPort = ports.destination else { return nil }
+        let (localPort, remotePort) = direction == .outbound
+            ? (sourcePort, destinationPort) : (destinationPort, sourcePort)
+        guard let info = try diagnostics.lookup(protocol: transport,
+                                                local: SocketEndpoint(localAddress, localPort),
+                                                remote: SocketEndpoint(remoteAddress, remotePort))
+        else { return nil }
+        let inode = UInt64(info.inode)
+        let socket = ResolvedSocket(uid: info.uid, inode: inode, cgroupID: info.cgroupID, state: info.state,
+                                    pids: owners.pids(forInode: inode))
+        return SocketResolution(source: .sockDiag, sockets: [socket])
+    }
+
+    private func resolveICMP(packet: PacketSummary, info: ICMPInfo, local: IPAddress,
+                             remote: IPAddress) throws(SocketLookupError) -> SocketResolution? {
+        if let echoID = info.echoIdentifier {
+            let rows = try procNet.lookupPing(family: packet.family, localAddress: local, echoID: echoID)
+            if !rows.isEmpty {
+                return SocketResolution(source: .procNetPing, sockets: rows.map(resolved))
+            }
+        }
+        // Echo from a raw ICMP socket (setuid ping), or an ICMP message a raw socket built.
+        return try resolveRaw(family: packet.family, protocolNumber: packet.protocolNumber,
+                              local: local, remote: remote)
+    }
+
+    private func resolveRaw(family: IPFamily, protocolNumber: UInt8, local: IPAddress,
+                            remote: IPAddress) throws(SocketLookupError) -> SocketResolution? {
+        let rows = try procNet.lookupRaw(family: family, protocolNumber: protocolNumber,
+                                         localAddress: local, remoteAddress: remote)
+        guard !rows.isEmpty else { return nil }
+        return SocketResolution(source: .procNetRaw, sockets: rows.map(resolved))
+    }
+
+    private func resolved(_ row: ProcNetSocketRow) -> ResolvedSocket {
+        ResolvedSocket(uid: row.uid, inode: row.inode, cgroupID: nil, state: row.state,
+                       pids: owners.pids(forInode: row.inode))
+    }
+}

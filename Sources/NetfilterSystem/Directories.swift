@@ -1,0 +1,30 @@
+import Glibc
+
+/// The few file-system calls cgroupfs needs (a cgroup is a directory; its id is the inode).
+public enum Directories {
+    /// mkdir(2) with mode 0755.
+    public static func make(_ path: String) throws(SystemError) {
+        guard mkdir(path, 0o755) == 0 else { throw SystemError(code: Errno.current, operation: "create \(path)") }
+    }
+
+    /// rmdir(2).
+    public static func remove(_ path: String) throws(SystemError) {
+        guard rmdir(path) == 0 else { throw SystemError(code: Errno.current, operation: "remove \(path)") }
+    }
+
+    /// The inode number of `path` (a cgroup's id).
+    public static func inode(of path: String) throws(SystemError) -> UInt64 {
+        var information = stat()
+        guard stat(path, &information) == 0 else { throw SystemError(code: Errno.current, operation: "stat \(path)") }
+        return UInt64(information.st_ino)
+    }
+
+    /// Writes `text` to an existing file (a cgroupfs control file), without creating it.
+    public static func write(_ text: String, toExisting path: String) throws(SystemError) {
+        let descriptor = open(path, O_WRONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw SystemError(code: Errno.current, operation: "open \(path)") }
+        defer { close(descriptor) }
+        let written = text.utf8CString.withUnsafeBufferPointer { Glibc.write(descriptor, $0.baseAddress, $0.count - 1) }
+        guard written >= 0 else { throw SystemError(code: Errno.current, operation: "write \(path)") }
+    }
+}

@@ -1,0 +1,52 @@
+/// A log prefix (NFLOG's NFULA_PREFIX, or a capture's label) held inline, so decoding a packet allocates nothing even when the prefix
+/// is longer than Swift's 15-byte small-string limit ("nfowner cg=49102" is 16).
+///
+/// The kernel caps prefixes at NF_LOG_PREFIXLEN (128 bytes with the NUL), so 127 bytes hold any
+/// prefix it sends. A longer one can only be built by hand and is cut at 127 bytes, like the
+/// kernel does. The type holds no references: records that carry it are copied as plain bytes
+/// (no retain/release on the per-packet path).
+public struct LogPrefix: Sendable, Equatable, CustomStringConvertible {
+    public static let inlineCapacity = 127
+
+    @usableFromInline var storage: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                          UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
+        = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    @usableFromInline var length: UInt8 = 0
+
+    /// The bytes of `bytes` (no NUL expected), at most `inlineCapacity` of them; nil when empty
+    /// (nft's "no prefix").
+    @inlinable
+    public init?(bytes: UnsafeRawBufferPointer) {
+        guard !bytes.isEmpty else { return nil }
+        let kept = UnsafeRawBufferPointer(rebasing: bytes[0..<min(bytes.count, Self.inlineCapacity)])
+        length = UInt8(kept.count)
+        withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: kept) }
+    }
+
+    /// `text` as a prefix (cut at `inlineCapacity` bytes); nil when empty.
+    public init?(_ text: String) {
+        var text = text
+        guard let made = text.withUTF8({ LogPrefix(bytes: UnsafeRawBufferPointer($0)) }) else { return nil }
+        self = made
+    }
+
+    /// Number of bytes.
+    public var count: Int { Int(length) }
+
+    /// Calls `body` with the prefix's UTF-8 bytes (valid only during the call).
+    @inlinable
+    public func withBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        try withUnsafeBytes(of: storage) { try body(UnsafeRawBufferPointer(rebasing: $0[0..<Int(length)])) }
+    }
+
+    /// The prefix as text (invalid UTF-8 repaired with U+FFFD: the prefix is a label).
+    public var string: String {
+        withBytes { String(decoding: $0, as: UTF8.self) }
+    }
+
+    public var description: String { string }
+
+    public static func == (lhs: LogPrefix, rhs: LogPrefix) -> Bool {
+        lhs.withBytes { left in rhs.withBytes { right in left.elementsEqual(right) } }
+    }
+}

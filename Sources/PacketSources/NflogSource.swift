@@ -1,0 +1,85 @@
+import NetfilterSystem
+import NetlinkWire
+import PacketModel
+
+/// NFLOG as a packet source: a subscription to one or more groups, whose batches are decoded in
+/// place (`NflogPacketView`) into `UnsafeSourcePacket`s, with loss counted from the kernel's
+/// per-group sequence numbers.
+public final class NflogSource: PacketSource, @unchecked Sendable {
+    private let subscription: NflogSubscription?
+    public private(set) var counters = SourceCounters()
+    private var gaps = SequenceGapTracker()
+    /// Errors the kernel answered with inside the packet stream (requests of ours that failed).
+    public private(set) var errorReplies: [(errno: Int32, sequence: UInt32)] = []
+
+    /// Subscribes to the groups in `settings` (see `NflogSubscription`).
+    public convenience init(settings: NflogSettings) throws(SourceError) {
+        self.init(subscription: try NflogSubscription(settings: settings))
+    }
+
+    /// `subscription` nil: a decoder only, fed by hand (tests, benchmarks, recorded batches).
+    public init(subscription: NflogSubscription?) {
+        self.subscription = subscription
+    }
+
+    public var socket: NetlinkSocket {
+        guard let subscription else { preconditionFailure("a decode-only NFLOG source has no socket") }
+        return subscription.socket
+    }
+
+    public var settings: NflogSettings { subscription?.settings ?? NflogSettings() }
+
+    public var receiveBufferSize: Int { max(256 << 10, Int(settings.netlinkBufferSize) * 2) }
+    public var coalesceMicroseconds: UInt32 { settings.coalesceMicroseconds }
+    public var socketReceiveBufferBytes: Int { settings.socketReceiveBuffer }
+
+    public func process(datagram: UnsafeRawBufferPointer, into consumer: any PacketConsumer) {
+        counters.batches += 1
+        NflogBatchDecoder.forEachPacket(in: datagram, packet: { message in
+            counters.received += 1
+            if let sequence = message.sequence {
+                counters.lost += gaps.record(group: message.group, sequence: sequence)
+            }
+            consumer.consume(UnsafeSourcePacket(
+                origin: PacketOrigin(kind: .nflog, number: message.group), payload: message.payload,
+                family: message.family, hookNumber: message.hook, uid: message.uid, gid: message.gid,
+                label: message.prefixBytes ?? UnsafeRawBufferPointer(start: nil, count: 0),
+                message: message.message))
+        }, other: { item in
+            switch item {
+            case .error(let errno, let sequence):
+                if errno != 0 { errorReplies.append((errno, sequence)) }
+            case .malformed:
+                counters.malformed += 1
+            case .packet, .done, .other:
+                break
+            }
+        })
+    }
+
+    public func metadata(of packet: UnsafeSourcePacket, receivedAt: EventTime) -> PacketMetadata {
+        var metadata = PacketMetadata()
+        metadata.origin = packet.origin
+        metadata.family = packet.family
+        metadata.hookNumber = packet.hookNumber
+        metadata.time = receivedAt
+        metadata.capturedLength = packet.payload.count
+        // The message was validated when it was delivered: decoding it again cannot fail.
+        guard let record = try? NflogPacketView(message: packet.message).record else { return metadata }
+        if let stamp = record.timestamp {
+            metadata.time = EventTime(seconds: stamp.seconds, microseconds: stamp.microseconds)
+        }
+        metadata.sequence = record.sequence
+        metadata.inputInterface = record.inputInterface
+        metadata.outputInterface = record.outputInterface
+        metadata.mark = record.mark
+        metadata.prefix = record.rawPrefix
+        return metadata
+    }
+
+    public func recordWakeup() { counters.wakeups += 1 }
+    public func recordOverrun() { counters.enobufs += 1 }
+    public func recordTruncatedDatagram() { counters.truncatedBatches += 1 }
+
+    public func close() { subscription?.close() }
+}

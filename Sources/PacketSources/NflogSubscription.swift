@@ -1,0 +1,126 @@
+import NetfilterSystem
+import NetlinkWire
+
+/// How the kernel should deliver NFLOG messages to us. Units on every field.
+public struct NflogSettings: Sendable, Equatable {
+    /// NFLOG groups to bind (0…65535), each must be free.
+    public var groups: [UInt16] = [5]
+    /// Bytes of each packet to copy (the snaplen; the rule's own snaplen applies first).
+    public var copyRange: UInt32 = 128
+    /// Messages the kernel batches before sending (a rule's queue-threshold can only lower it).
+    public var queueThreshold: UInt32 = 64
+    /// Longest a partial batch waits before it is sent, in 1/100 s.
+    public var flushTimeout: UInt32 = 10
+    /// Size of the kernel's batch buffer per group, in bytes (NFULA_CFG_NLBUFSIZ, max 131072).
+    public var netlinkBufferSize: UInt32 = 131_072
+    /// Socket receive buffer in bytes (SO_RCVBUFFORCE): room for bursts while we are busy.
+    public var socketReceiveBuffer: Int = 8 << 20
+    /// Under load, the receive thread wakes at most once per this many microseconds and reads
+    /// every batch queued meanwhile (0: wake for each batch). See `WakeCoalescer`.
+    public var coalesceMicroseconds: UInt32 = 2_000
+
+    public init() {}
+}
+
+/// An NFLOG socket bound to our groups and configured; unbinds on `close()`.
+public final class NflogSubscription: @unchecked Sendable {
+    public let socket: NetlinkSocket
+    public let settings: NflogSettings
+    private var nextSequence: UInt32 = 1
+
+    /// Opens the socket and binds and configures every group, waiting for the kernel's answer
+    /// to each so that a failure names its cause (group taken, not root, no nfnetlink_log).
+    public init(settings: NflogSettings) throws(SourceError) {
+        self.settings = settings
+        do {
+            socket = try NetlinkSocket(protocol: NetlinkSocket.netfilterProtocol)
+        } catch {
+            throw SourceError.openSocket(error)
+        }
+        do {
+            try socket.setReceiveBufferSize(settings.socketReceiveBuffer, force: true)
+        } catch where error.code == Errno.permissionDenied {
+            // Without CAP_NET_ADMIN, fall back to the capped size; binding will explain the rest.
+            _ = try? socket.setReceiveBufferSize(settings.socketReceiveBuffer, force: false)
+        } catch {
+            socket.close()
+            throw SourceError.openSocket(error)
+        }
+        do {
+            for group in settings.groups { try bind(group: group) }
+        } catch {
+            socket.close()
+            throw error
+        }
+    }
+
+    private func bind(group: UInt16) throws(SourceError) {
+        // One message: the kernel applies the bind and then the settings to the new instance,
+        // so no packet is delivered with default (full-size) copy settings.
+        let sequence = takeSequence()
+        let request = NflogConfigRequest.encode(group: group, sequence: sequence, [
+            .command(.bind),
+            .copyMode(.packet, range: settings.copyRange),
+            .bufferSize(settings.netlinkBufferSize),
+            .flushTimeout(settings.flushTimeout),
+            .queueThreshold(settings.queueThreshold),
+            .flags(.sequence),
+        ])
+        let code = try exchange(request, sequence: sequence, what: "bind NFLOG group \(group)")
+        guard code != 0 else { return }
+        throw SourceError.bind(group: group, errno: code, holders: [])
+    }
+
+    /// Sends `request` and waits for the kernel's NLMSG_ERROR answer with our sequence number.
+    /// Returns the errno (0 = acknowledged). Packets that arrive meanwhile are dropped: this runs
+    /// before the ruleset that feeds them is installed.
+    private func exchange(_ request: [UInt8], sequence: UInt32, what: String) throws(SourceError) -> Int32 {
+        do {
+            try socket.send(request)
+        } catch {
+            throw SourceError.configure(what: what, error)
+        }
+        var answer: Int32?
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 8)
+        defer { buffer.deallocate() }
+        var attempts = 0
+        while answer == nil {
+            attempts += 1
+            let ready: [Int32]
+            do {
+                ready = try waitReadable([socket.descriptor], timeoutMilliseconds: 2000)
+            } catch {
+                throw SourceError.configure(what: what, error)
+            }
+            guard !ready.isEmpty, attempts < 1000 else {
+                throw SourceError.noAnswer(what: what)
+            }
+            let received: NetlinkSocket.Received
+            do {
+                received = try socket.receive(into: buffer, nonBlocking: true)
+            } catch {
+                throw SourceError.configure(what: what, error)
+            }
+            guard case .bytes(let count) = received else { continue }
+            NflogBatchDecoder.forEachItem(in: UnsafeRawBufferPointer(rebasing: buffer[0..<count])) { item in
+                if case .error(let errno, let replySequence) = item, replySequence == sequence {
+                    answer = errno
+                }
+            }
+        }
+        return answer ?? 0
+    }
+
+    private func takeSequence() -> UInt32 {
+        defer { nextSequence &+= 1 }
+        return nextSequence
+    }
+
+    /// Unbinds every group (best effort) and closes the socket.
+    public func close() {
+        for group in settings.groups {
+            _ = try? socket.send(NflogConfigRequest.encode(group: group, sequence: takeSequence(), .command(.unbind)))
+        }
+        socket.close()
+    }
+}

@@ -1,0 +1,68 @@
+import NetfilterSystem
+import PacketModel
+
+/// Where packets come from: a kernel interface (NFLOG now; NFQUEUE and capture files next) that
+/// delivers datagrams, decodes each into `UnsafeSourcePacket`s for a consumer, and keeps its own
+/// loss accounting. The receive loop drives any source; the session owns it.
+///
+/// Adding a source: a type conforming to this protocol in this folder (see `NflogSource`), and
+/// the session choosing it.
+public protocol PacketSource: AnyObject {
+    /// The socket the receive loop reads.
+    var socket: NetlinkSocket { get }
+    /// Bytes the loop's receive buffer needs: a smaller one truncates batches (MSG_TRUNC).
+    var receiveBufferSize: Int { get }
+    /// Under load, wake at most once per this many microseconds (0: wake for each datagram).
+    /// Zero for queues: a held packet waits for its verdict.
+    var coalesceMicroseconds: UInt32 { get }
+    /// The socket's kernel receive buffer, in bytes (it bounds a coalescing pause).
+    var socketReceiveBufferBytes: Int { get }
+    /// What the source counted: received, lost, malformed, batches, wakeups.
+    var counters: SourceCounters { get }
+
+    /// Decodes one datagram and hands each packet in it to `consumer`, counting as it goes.
+    func process(datagram: UnsafeRawBufferPointer, into consumer: any PacketConsumer)
+    /// Everything the source knows of `packet` besides its bytes and owner, as a value (read
+    /// only for packets that become events). `receivedAt` is used when the kernel sent no time.
+    func metadata(of packet: UnsafeSourcePacket, receivedAt: EventTime) -> PacketMetadata
+
+    /// Counts a wait for packets (in recv, or in a coalescing pause).
+    func recordWakeup()
+    /// Counts a receive that overran the socket buffer (ENOBUFS): one or more batches lost.
+    func recordOverrun()
+    /// Counts a datagram larger than the receive buffer (MSG_TRUNC): its tail was lost.
+    func recordTruncatedDatagram()
+    /// Unsubscribes and closes the socket.
+    func close()
+}
+
+/// What a source feeds: the session's pipeline, or a test's collector.
+public protocol PacketConsumer: AnyObject {
+    /// One packet; the view is valid only during the call.
+    func consume(_ packet: UnsafeSourcePacket)
+    /// Called after every datagram: where output is flushed. An ending stops the receive loop.
+    func endDatagram() -> ReceiveLoop.Ending?
+    /// True once the consumer wants no more packets (an event limit was reached).
+    var isFinished: Bool { get }
+}
+
+/// A source's loss and traffic accounting, the first half of the summary line.
+public struct SourceCounters: Sendable, Equatable {
+    /// Packet messages decoded (including ones whose IP header will not parse).
+    public var received: UInt64 = 0
+    /// Messages the kernel numbered but we never saw (sequence gaps, per group).
+    public var lost: UInt64 = 0
+    /// Receive-buffer overruns reported by the kernel (ENOBUFS): each is one or more lost batches.
+    public var enobufs: UInt64 = 0
+    /// Malformed netlink messages (the pipeline adds packets whose IP header does not parse).
+    public var malformed: UInt64 = 0
+    /// Datagrams larger than our receive buffer (MSG_TRUNC): their tail was lost.
+    public var truncatedBatches: UInt64 = 0
+    /// Datagrams (batches) received.
+    public var batches: UInt64 = 0
+    /// Times the receive thread waited for packets: blocked in recv(), or paused to let batches
+    /// collect (`batches / wakeups` is how many batches each wakeup took).
+    public var wakeups: UInt64 = 0
+
+    public init() {}
+}

@@ -1,0 +1,145 @@
+import Attribution
+import NetfilterSystem
+import PacketModel
+import PacketParsing
+import PacketSources
+import Sinks
+import Synchronization
+
+/// The stages after the source, for every packet: parse (decode), classify and attribute
+/// (`AttributionEngine`), count, and fan out to the sinks — building for them only what the
+/// most demanding one needs (nothing, `PacketFacts`, or whole `PacketEvent`s).
+///
+/// Runs on the receive thread. No I/O of its own except name lookups (cached) and the sinks'
+/// writes at the end of each datagram, so tests feed it recorded or built batches.
+public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
+    public private(set) var counters = PipelineCounters()
+    private let source: any PacketSource
+    private var engine: AttributionEngine
+    private let sinks: [any PacketSink]
+    private let needs: SinkNeeds
+    /// Stop handing out packets after this many (nil: no limit).
+    public let eventLimit: UInt64?
+    private let clock: () -> EventTime
+    /// One receive time per datagram: NFLOG has no timestamp at output, and every message in a
+    /// batch was queued within the flush timeout of the first.
+    private var receiveTime: EventTime?
+    private var monotonicTime: UInt64?
+    /// Set from another thread (SIGHUP) to drop cached names before the next datagram.
+    private let namesStale = Atomic<Bool>(false)
+    /// A copy of the counters for other threads (a metrics endpoint), updated per datagram.
+    private let published = Mutex(SessionCounters())
+
+    public init(source: any PacketSource, engine: AttributionEngine, sinks: [any PacketSink],
+                eventLimit: UInt64? = nil, clock: @escaping () -> EventTime = PacketPipeline.wallClock) {
+        self.source = source
+        self.engine = engine
+        self.sinks = sinks
+        self.needs = sinks.map(\.needs).max() ?? .counters
+        self.eventLimit = eventLimit
+        self.clock = clock
+    }
+
+    public static func wallClock() -> EventTime {
+        let now = WallClock.now()
+        return EventTime(seconds: now.seconds, microseconds: now.microseconds)
+    }
+
+    public var isFinished: Bool {
+        guard let eventLimit else { return false }
+        return counters.emitted >= eventLimit
+    }
+
+    /// The counters as of the last datagram, from any thread.
+    public var snapshot: SessionCounters { published.withLock { $0 } }
+
+    /// Asks for cached user, group and interface names to be looked up again (any thread).
+    public func forgetNames() { namesStale.store(true, ordering: .releasing) }
+
+    public func consume(_ source: UnsafeSourcePacket) {
+        let uid = source.uid
+        if uid != nil { counters.withOwner += 1 }
+        let packet: PacketSummary
+        do {
+            // The source's family (NFPROTO_IPV4 = 2, NFPROTO_IPV6 = 10) must agree with the header.
+            switch source.family {
+            case 2: packet = try PacketParser.parse(source.payload, family: .ipv4)
+            case 10: packet = try PacketParser.parse(source.payload, family: .ipv6)
+            default: packet = try PacketParser.parse(source.payload)
+            }
+        } catch {
+            counters.parseErrors += 1
+            return
+        }
+        counters.bytes += UInt64(max(0, packet.totalLength))
+        guard !isFinished else { return }
+        counters.emitted += 1
+        // The ruleset logs a classified packet with the prefix "nfowner cg=<id>".
+        let cgroupID = ClassificationPrefix.cgroupID(fromPrefixBytes: source.label)
+        let direction = source.direction
+        switch needs {
+        case .counters:
+            // Owners are resolved all the same (`--format none` measures the whole pipeline
+            // but formatting and printing), only not handed out.
+            engine.resolve(packet, direction: direction, uid: uid, cgroupID: cgroupID, now: batchMonotonicTime())
+        case .facts:
+            let (_, attribution) = engine.attribution(packet, direction: direction, uid: uid, cgroupID: cgroupID,
+                                                      now: batchMonotonicTime())
+            let facts = PacketFacts(packet: packet, direction: direction, uid: uid, gid: source.gid,
+                                    cgroupID: cgroupID, attribution: attribution)
+            for sink in sinks where sink.needs == .facts { sink.consume(facts) }
+        case .events:
+            emitEvent(source, packet: packet, direction: direction, cgroupID: cgroupID)
+        }
+    }
+
+    private func emitEvent(_ source: UnsafeSourcePacket, packet: PacketSummary, direction: Direction,
+                           cgroupID: UInt64?) {
+        let owner = engine.owner(packet, direction: direction, uid: source.uid, gid: source.gid,
+                                 cgroupID: cgroupID, now: batchMonotonicTime())
+        // Only a packet that becomes an event needs its metadata as a value.
+        let metadata = self.source.metadata(of: source, receivedAt: batchReceiveTime())
+        let event = PacketEvent(
+            metadata: metadata, packet: packet, owner: owner,
+            inputInterfaceName: metadata.inputInterface.flatMap { engine.interfaces.name(of: $0) },
+            outputInterfaceName: metadata.outputInterface.flatMap { engine.interfaces.name(of: $0) })
+        for sink in sinks {
+            switch sink.needs {
+            case .events: sink.consume(event, payload: source.payload)
+            case .facts:
+                sink.consume(PacketFacts(packet: packet, direction: direction, uid: source.uid, gid: source.gid,
+                                         cgroupID: cgroupID, attribution: owner.attribution))
+            case .counters: break
+            }
+        }
+    }
+
+    public func endDatagram() -> ReceiveLoop.Ending? {
+        receiveTime = nil
+        monotonicTime = nil
+        if namesStale.exchange(false, ordering: .acquiring) { engine.forgetNames() }
+        let snapshot = SessionCounters(source: source.counters, pipeline: counters)
+        published.withLock { $0 = snapshot }
+        for sink in sinks {
+            do throws(SinkError) { try sink.flush() } catch {
+                return error.code == .outputClosed ? .outputClosed : .failed(error.reason)
+            }
+        }
+        return nil
+    }
+
+    private func batchReceiveTime() -> EventTime {
+        if let receiveTime { return receiveTime }
+        let now = clock()
+        receiveTime = now
+        return now
+    }
+
+    /// The monotonic receive time of the datagram being processed, read once per datagram.
+    private func batchMonotonicTime() -> UInt64 {
+        if let monotonicTime { return monotonicTime }
+        let now = WallClock.monotonicNanoseconds()
+        monotonicTime = now
+        return now
+    }
+}

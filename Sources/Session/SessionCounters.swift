@@ -1,0 +1,64 @@
+import PacketSources
+
+/// What the pipeline counted after the source: printed with the source's counters as the
+/// `key=value` summary line on exit.
+public struct PipelineCounters: Sendable, Equatable {
+    /// Packets whose IP header could not be parsed.
+    public var parseErrors: UInt64 = 0
+    /// Packets handed to the sinks (received minus parse errors; bounded by --count).
+    public var emitted: UInt64 = 0
+    /// IP datagram bytes of the received packets, from their headers.
+    public var bytes: UInt64 = 0
+    /// Packets that carried an owner uid.
+    public var withOwner: UInt64 = 0
+
+    public init() {}
+}
+
+/// Everything a run counted, as the summary line prints it.
+///
+/// The summary line is a public contract (docs/monitor.md): keys are only ever added.
+public struct SessionCounters: Sendable, Equatable {
+    public var source = SourceCounters()
+    public var pipeline = PipelineCounters()
+    /// The cgroup follower's changes to the ruleset; nil when no follower ran.
+    public var follower: FollowerCounters?
+
+    public init(source: SourceCounters = SourceCounters(), pipeline: PipelineCounters = PipelineCounters(),
+                follower: FollowerCounters? = nil) {
+        self.source = source
+        self.pipeline = pipeline
+        self.follower = follower
+    }
+
+    /// e.g. `received=12 lost=0 enobufs=0 parse_errors=0 emitted=12 ...`; `durationSeconds`
+    /// nil leaves `duration_s` out (a trace, whose length is the command's).
+    public func summaryLine(durationSeconds: Double?, groups: [UInt16]) -> String {
+        let groupList = groups.map(String.init).joined(separator: ",")
+        var line = "received=\(source.received) lost=\(source.lost) enobufs=\(source.enobufs) "
+            + "parse_errors=\(source.malformed + pipeline.parseErrors) emitted=\(pipeline.emitted) "
+            + "with_owner=\(pipeline.withOwner) bytes=\(pipeline.bytes) batches=\(source.batches) "
+            + "truncated_batches=\(source.truncatedBatches) groups=\(groupList)"
+        if let durationSeconds {
+            line += " duration_s=\((durationSeconds * 1000).rounded() / 1000)"
+        }
+        line += " wakeups=\(source.wakeups)"
+        if let follower {
+            line += " cgroups_added=\(follower.added) cgroups_removed=\(follower.removed) "
+                + "cgroup_update_failures=\(follower.failures)"
+        }
+        return line
+    }
+}
+
+/// What the cgroup follower changed in the ruleset.
+public struct FollowerCounters: Sendable, Equatable {
+    public var added = 0
+    public var removed = 0
+    public var failures = 0
+    public init(added: Int = 0, removed: Int = 0, failures: Int = 0) {
+        self.added = added
+        self.removed = removed
+        self.failures = failures
+    }
+}

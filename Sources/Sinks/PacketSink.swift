@@ -1,0 +1,83 @@
+import NetfilterSystem
+import PacketModel
+import PacketParsing
+
+/// Where attributed packets go. The session fans every packet out to its sinks, building for
+/// each only what the most demanding one needs (`needs`): counting sinks never force an event.
+///
+/// Adding a sink: one type conforming to this protocol (in this folder, or next to the feature
+/// that owns it), and one line that appends it to the session's `sinks`.
+public protocol PacketSink: AnyObject {
+    /// What this sink reads per packet.
+    var needs: SinkNeeds { get }
+    /// Once, before the first packet (a header).
+    func start() throws(SinkError)
+    /// A packet, for sinks whose `needs` is `.facts`.
+    func consume(_ facts: borrowing PacketFacts)
+    /// A packet, for sinks whose `needs` is `.events`. `payload` is the packet's captured bytes,
+    /// valid only during the call.
+    func consume(_ event: borrowing PacketEvent, payload: UnsafeRawBufferPointer)
+    /// After each received datagram (a batch of packets): where buffered output is written.
+    func flush() throws(SinkError)
+    /// Once, when the run ends (after the last flush).
+    func finish()
+}
+
+extension PacketSink {
+    public func start() throws(SinkError) {}
+    public func consume(_ facts: borrowing PacketFacts) {}
+    public func consume(_ event: borrowing PacketEvent, payload: UnsafeRawBufferPointer) {}
+    public func flush() throws(SinkError) {}
+    public func finish() {}
+}
+
+/// How much of each packet a sink reads, cheapest first.
+public enum SinkNeeds: Int, Sendable, Comparable {
+    /// Nothing per packet: the session's counters are enough (the summary line).
+    case counters
+    /// Headers, owner ids and attribution (`PacketFacts`): no names, no metadata copy.
+    case facts
+    /// Whole events (`PacketEvent`): names, interfaces, prefix, time.
+    case events
+
+    public static func < (lhs: SinkNeeds, rhs: SinkNeeds) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// What a counting sink gets per packet: its headers, direction and owner ids, and the
+/// attribution when owner resolution is on. Cheaper than an event: no names, no metadata.
+public struct PacketFacts {
+    public var packet: PacketSummary
+    public var direction: Direction
+    public var uid: UInt32?
+    public var gid: UInt32?
+    public var cgroupID: UInt64?
+    public var attribution: OwnerAttribution?
+
+    public init(packet: PacketSummary, direction: Direction, uid: UInt32?, gid: UInt32?, cgroupID: UInt64?,
+                attribution: OwnerAttribution?) {
+        self.packet = packet
+        self.direction = direction
+        self.uid = uid
+        self.gid = gid
+        self.cgroupID = cgroupID
+        self.attribution = attribution
+    }
+}
+
+/// Why a sink could not take more packets.
+public struct SinkError: Error, Sendable, CustomStringConvertible {
+    public enum Code: Sendable, Equatable {
+        /// The reader went away (EPIPE): a normal end for `monitor | head`.
+        case outputClosed
+        case writeFailed
+    }
+    public var code: Code
+    public var reason: String
+
+    public init(_ code: Code, _ reason: String) {
+        self.code = code
+        self.reason = reason
+    }
+
+    public var description: String { reason }
+}

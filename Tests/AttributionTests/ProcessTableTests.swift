@@ -1,0 +1,320 @@
+import Foundation
+import Testing
+import NetfilterSystem
+import NetlinkWire
+@testable import Attribution
+
+/// A fake /proc in a temp directory: one directory per pid with the files the readers use.
+private struct FakeProc {
+    let directory: TemporaryDirectory
+    var root: String { directory.path }
+
+    init() throws { directory = try TemporaryDirectory("proc") }
+
+    func add(pid: Int32, comm: String = "sh", ppid: Int32 = 1, uid: UInt32 = 1000, fsuid: UInt32? = nil,
+             gid: UInt32 = 1000, cgroup: String = "/user.slice", exe: String? = "/usr/bin/sh",
+             cmdline: [String] = ["sh"], startTicks: UInt64 = 500, tgid: Int32? = nil) throws {
+        try directory.make("\(pid)")
+        let base = "\(root)/\(pid)/"
+        let fs = fsuid ?? uid
+        let status = "Name:\t\(comm)\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t\(tgid ?? pid)\nPid:\t\(pid)\nPPid:\t\(ppid)\n"
+            + "Uid:\t\(uid)\t\(uid)\t\(uid)\t\(fs)\nGid:\t\(gid)\t\(gid)\t\(gid)\t\(gid)\n"
+        try status.write(toFile: base + "status", atomically: false, encoding: .utf8)
+        let stat = "\(pid) (\(comm)) S \(ppid) \(pid) \(pid) 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 \(startTicks) 1000 100\n"
+        try stat.write(toFile: base + "stat", atomically: false, encoding: .utf8)
+        try "\(comm)\n".write(toFile: base + "comm", atomically: false, encoding: .utf8)
+        try "0::\(cgroup)\n".write(toFile: base + "cgroup", atomically: false, encoding: .utf8)
+        let args = cmdline.map { Array($0.utf8) + [0] }.flatMap { $0 }
+        try Data(args).write(to: URL(fileURLWithPath: base + "cmdline"))
+        if let exe { try FileManager.default.createSymbolicLink(atPath: base + "exe", withDestinationPath: exe) }
+    }
+
+    func remove(pid: Int32) { try? FileManager.default.removeItem(atPath: "\(root)/\(pid)") }
+}
+
+private let second: UInt64 = 1_000_000_000
+
+private func event(_ time: UInt64, _ kind: ProcEvent.Kind) -> ProcEvent { ProcEvent(timestamp: time, kind: kind) }
+
+@Suite("/proc parsers")
+struct ProcFSParserTests {
+    @Test func statWithSpacesAndParenthesesInComm() throws {
+        let stat = try #require(ProcFS.parseStat("42 (a) b) (c) S 7 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 98765 0 0\n"))
+        #expect(stat.comm == "a) b) (c")
+        #expect(stat.ppid == 7)
+        #expect(stat.startTicks == 98765)
+        #expect(ProcFS.parseStat("42 (x S 7") == nil)
+        #expect(ProcFS.parseStat("42 (x) S 7 1 2") == nil)
+        #expect(ProcFS.parseStat("") == nil)
+    }
+
+    @Test func statusKeepsAllFourIDs() {
+        let status = ProcFS.parseStatus("Name:\tmy prog\nTgid:\t10\nPPid:\t1\nUid:\t1000\t0\t0\t33\nGid:\t5\t6\t7\t8\nGroups:\t1 2\n")
+        #expect(status.name == "my prog")
+        #expect(status.tgid == 10)
+        #expect(status.ppid == 1)
+        #expect(status.uid == ProcFS.IDs(real: 1000, effective: 0, saved: 0, filesystem: 33))
+        #expect(status.gid?.filesystem == 8)
+        #expect(ProcFS.parseStatus("Uid:\t1 2\n").uid == nil)
+    }
+
+    @Test func cgroupV2Line() {
+        #expect(ProcFS.parseCgroup("12:cpu:/x\n0::/system.slice/a.service\n") == "/system.slice/a.service")
+        #expect(ProcFS.parseCgroup("0::/\n") == "/")
+        #expect(ProcFS.parseCgroup("1:name=systemd:/x\n") == nil)
+        #expect(ProcFS.parseCgroup("0::/gone (deleted)\n") == "/gone")
+    }
+
+    @Test func cmdlineNulsBecomeSpaces() {
+        #expect(ProcFS.parseCmdline(Array("ping\0-c\01\0".utf8)) == "ping -c 1")
+        #expect(ProcFS.parseCmdline([]) == nil)
+        #expect(ProcFS.parseCmdline([0, 0]) == nil)
+    }
+}
+
+@Suite("/proc readers on fixture trees")
+struct ProcFSReaderTests {
+    @Test func readsEverythingAndNilForVanished() throws {
+        let proc = try FakeProc()
+        defer { proc.directory.remove() }
+        try proc.add(pid: 10, comm: "we (ird) name", ppid: 1, uid: 1000, fsuid: 1001, cgroup: "/a.slice/b.scope",
+                     exe: "/usr/bin/python3", cmdline: ["python3", "-c", "x"], startTicks: 250)
+        try proc.add(pid: 11)
+        try proc.directory.make("self")
+        let fs = ProcFS(root: proc.root)
+        #expect(Set(fs.pids()) == [10, 11])
+        let snapshot = try #require(fs.snapshot(10))
+        #expect(snapshot.comm == "we (ird) name")
+        #expect(snapshot.exe == "/usr/bin/python3")
+        #expect(snapshot.cmdline == "python3 -c x")
+        #expect(snapshot.uid == 1001)  // fsuid
+        #expect(snapshot.cgroupPath == "/a.slice/b.scope")
+        #expect(snapshot.startTime == 2_500_000_000)
+        #expect(snapshot.ppid == 1)
+        // Vanished between listing and reading: nil everywhere, no error.
+        proc.remove(pid: 11)
+        #expect(fs.snapshot(11) == nil)
+        #expect(fs.exe(11) == nil && fs.comm(11) == nil && fs.cmdline(11) == nil && fs.cgroupPath(11) == nil)
+    }
+
+    @Test func cmdlineIsBounded() throws {
+        let proc = try FakeProc()
+        defer { proc.directory.remove() }
+        try proc.add(pid: 5, cmdline: [String(repeating: "a", count: 10_000)])
+        let line = try #require(ProcFS(root: proc.root).cmdline(5))
+        #expect(line.utf8.count == ProcFS.cmdlineLimit)
+    }
+
+    @Test func threadIDIsNotAProcess() throws {
+        let proc = try FakeProc()
+        defer { proc.directory.remove() }
+        try proc.add(pid: 21, tgid: 20)
+        #expect(ProcFS(root: proc.root).snapshot(21) == nil)
+    }
+}
+
+@Suite("Process table semantics")
+struct ProcessTableTests {
+    @Test func seedForkExecExitAndGrace() throws {
+        let proc = try FakeProc()
+        defer { proc.directory.remove() }
+        try proc.add(pid: 100, comm: "bash", uid: 1000, cgroup: "/user.slice/session-1.scope", exe: "/usr/bin/bash",
+                     cmdline: ["bash"], startTicks: 100)
+        var now = 50 * second
+        let table = ProcessTable(procFS: ProcFS(root: proc.root), gracePeriod: 30 * second, clock: { now })
+        table.seed()
+        #expect(table.process(pid: 100)?.exe == "/usr/bin/bash")
+        #expect(table.process(pid: 100)?.startTime == 1 * second)
+
+        // Fork: the child vanished before we could read it -> the parent's identity.
+        table.apply(event(60 * second, .fork(parentPID: 100, parentTGID: 100, childPID: 200, childTGID: 200)))
+        var child = try #require(table.process(pid: 200))
+        #expect(child.exe == "/usr/bin/bash" && child.uid == 1000 && child.ppid == 100)
+        #expect(child.cgroupPath == "/user.slice/session-1.scope" && child.startTime == 60 * second)
+
+        // Exec read from /proc.
+        try proc.add(pid: 200, comm: "curl", ppid: 100, cgroup: "/user.slice/session-1.scope", exe: "/usr/bin/curl",
+                     cmdline: ["curl", "x"])
+        table.apply(event(61 * second, .exec(pid: 200, tgid: 200)))
+        child = try #require(table.process(pid: 200))
+        #expect(child.exe == "/usr/bin/curl" && child.comm == "curl" && child.cmdline == "curl x" && !child.missedExec)
+
+        // Exit keeps the entry, queryable for the window.
+        proc.remove(pid: 200)
+        table.apply(event(62 * second, .exit(pid: 200, tgid: 200, exitCode: 0, exitSignal: 17, parentPID: 100, parentTGID: 100)))
+        #expect(table.process(pid: 200)?.exitTime == 62 * second)
+        let found = table.processes(uid: 1000, cgroupPath: "/user.slice/session-1.scope", aliveAt: 63 * second,
+                                    window: 2 * second)
+        #expect(found.map(\.pid) == [100, 200])
+        #expect(table.processes(uid: 1000, cgroupPath: nil, aliveAt: 65 * second, window: 2 * second).map(\.pid) == [100])
+        #expect(table.processes(uid: 1000, cgroupPath: nil, aliveAt: 59 * second, window: 2 * second).map(\.pid) == [100])
+        #expect(table.processes(uid: 0, cgroupPath: nil, aliveAt: 61 * second, window: 0).isEmpty)
+
+        // Grace: still there at exit + 30 s, gone after.
+        table.evictExpired(now: 92 * second)
+        #expect(table.process(pid: 200) != nil)
+        table.evictExpired(now: 92 * second + 1)
+        #expect(table.process(pid: 200) == nil)
+        #expect(table.counters.expired == 1)
+        now = 100 * second
+    }
+
+    @Test func execOfAVanishedProcessDoesNotKeepTheParentsProgram() throws {
+        let proc = try FakeProc()
+        defer { proc.directory.remove() }
+        try proc.add(pid: 100, comm: "sh", exe: "/usr/bin/dash")
+        let table = ProcessTable(procFS: ProcFS(root: proc.root), clock: { 10 * second })
+        table.seed()
+        table.apply(event(11 * second, .fork(parentPID: 100, parentTGID: 100, childPID: 101, childTGID: 101)))
+        table.apply(event(11 * second + 1, .exec(pid: 101, tgid: 101)))
+        let child = try #require(table.process(pid: 101))
+        #expect(child.exe == nil && child.missedExec && child.comm == "sh" && child.uid == 1000)
+    }
+
+    @Test func threadsCommAndIDEvents() throws {
+        let proc = try FakeProc()
+        defer { proc.directory.remove() }
+        try proc.add(pid: 100, uid: 1000)
+        let table = ProcessTable(procFS: ProcFS(root: proc.root), clock: { 10 * second })
+        table.seed()
+        table.apply(event(11 * second, .fork(parentPID: 100, parentTGID: 100, childPID: 101, childTGID: 100)))
+        #expect(table.process(pid: 101) == nil)  // a thread
+        table.apply(event(12 * second, .exit(pid: 101, tgid: 100, exitCode: 0, exitSignal: 0, parentPID: 1, parentTGID: 1)))
+        #expect(table.process(pid: 100)?.exitTime == nil)
+        table.apply(event(13 * second, .comm(pid: 100, tgid: 100, comm: "renamed")))
+        table.apply(event(13 * second, .uid(pid: 100, tgid: 100, real: 1000, effective: 0)))
+        table.apply(event(13 * second, .gid(pid: 100, tgid: 100, real: 1000, effective: 5)))
+        let entry = try #require(table.process(pid: 100))
+        #expect(entry.comm == "renamed" && entry.uid == 0 && entry.gid == 5)
+    }
+
+    @Test func capEvictsOldestExitedFirstAndCounts() throws {
+        let proc = try FakeProc()
+        defer { proc.directory.remove() }
+        try proc.add(pid: 1)
+        let table = ProcessTable(procFS: ProcFS(root: proc.root), capacity: 4, clock: { 0 })
+        table.seed()
+        for pid: Int32 in 10...15 {
+            let t = UInt64(pid) * second
+            table.apply(event(t, .fork(parentPID: 1, parentTGID: 1, childPID: pid, childTGID: pid)))
+            table.apply(event(t + 1, .exit(pid: pid, tgid: pid, exitCode: 0, exitSignal: 17, parentPID: 1, parentTGID: 1)))
+        }
+        #expect(table.aliveCount == 1)
+        #expect(table.exitedCount == 3)
+        #expect(table.process(pid: 10) == nil && table.process(pid: 12) == nil)
+        #expect(table.process(pid: 13) != nil && table.process(pid: 15) != nil)
+        #expect(table.counters.evictedByCap == 3)
+    }
+
+    @Test func rescanFindsNewAndMarksVanished() throws {
+        let proc = try FakeProc()
+        defer { proc.directory.remove() }
+        try proc.add(pid: 1)
+        try proc.add(pid: 2)
+        var now = 5 * second
+        let table = ProcessTable(procFS: ProcFS(root: proc.root), clock: { now })
+        table.seed()
+        proc.remove(pid: 2)
+        try proc.add(pid: 3, comm: "new")
+        now = 6 * second
+        table.rescan()
+        #expect(table.process(pid: 2)?.exitTime == 6 * second)
+        #expect(table.process(pid: 3)?.comm == "new")
+        #expect(table.counters.scans == 2)
+    }
+
+    @Test func reusedPidKeepsTheOldEntryQueryable() throws {
+        let proc = try FakeProc()
+        defer { proc.directory.remove() }
+        try proc.add(pid: 1)
+        let table = ProcessTable(procFS: ProcFS(root: proc.root), clock: { 0 })
+        table.seed()
+        table.apply(event(1 * second, .fork(parentPID: 1, parentTGID: 1, childPID: 50, childTGID: 50)))
+        table.apply(event(2 * second, .exit(pid: 50, tgid: 50, exitCode: 0, exitSignal: 17, parentPID: 1, parentTGID: 1)))
+        table.apply(event(3 * second, .fork(parentPID: 1, parentTGID: 1, childPID: 50, childTGID: 50)))
+        #expect(table.process(pid: 50)?.exitTime == nil)
+        let at2 = table.processes(uid: nil, cgroupPath: nil, aliveAt: 2 * second, window: 0).filter { $0.pid == 50 }
+        #expect(at2.count == 1 && at2.first?.exitTime == 2 * second)
+    }
+}
+
+@Suite("Process table on the real proc connector", .serialized)
+struct ProcessTableLiveTests {
+    private func runUntil(_ table: ProcessTable, _ source: ProcessEventSource, seconds: Double,
+                          _ done: () -> Bool) {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if let fd = source.descriptor { _ = try? waitReadable([fd], timeoutMilliseconds: 20) }
+            table.drain(source)
+            if done() { return }
+        }
+    }
+
+    private func spawn(_ path: String, _ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        try process.run()
+        return process
+    }
+
+    @Test(.enabled(if: getuid() == 0, "needs root: subscribing to the proc connector needs CAP_NET_ADMIN"))
+    func shortLivedChildIsRecordedWithExitTime() throws {
+        let source = ProcessEventSource()
+        #expect(source.mode == .connector)
+        let table = ProcessTable()
+        table.seed()
+        let process = try spawn("/bin/sh", ["-c", "exec /bin/sleep 0.2"])
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let pid = process.processIdentifier
+        runUntil(table, source, seconds: 3) { table.process(pid: pid)?.exitTime != nil }
+        process.waitUntilExit()
+        let entry = try #require(table.process(pid: pid))
+        #expect(entry.exe == "/usr/bin/sleep" || entry.exe == "/bin/sleep")
+        #expect(entry.uid == getuid())
+        let ours = ProcFS().cgroupPath(getpid())
+        #expect(entry.cgroupPath != nil && entry.cgroupPath == ours)
+        let exitTime = try #require(entry.exitTime)
+        #expect(exitTime >= entry.startTime + 150_000_000)
+        #expect(table.processes(uid: getuid(), cgroupPath: ours, aliveAt: exitTime + 1, window: 1_000_000)
+            .contains { $0.pid == pid })
+    }
+
+    @Test(.enabled(if: getuid() == 0, "needs root: subscribing to the proc connector needs CAP_NET_ADMIN"))
+    func twentyShortLivedProcessesGetAnExe() throws {
+        let source = ProcessEventSource()
+        #expect(source.mode == .connector)
+        let table = ProcessTable()
+        table.seed()
+        // A round in which the test thread was kept off the CPU for the whole round (a loaded
+        // machine: this runs next to other suites) catches none; up to three rounds are run,
+        // and the last one is judged.
+        var seen = 0, named = 0, withExe = 0
+        for round in 1...3 {
+            var pids: [Int32] = []
+            for _ in 0..<20 {
+                let process = try spawn("/bin/true", [])
+                let pid = process.processIdentifier
+                pids.append(pid)
+                // Drain as the monitor would: whenever the descriptor becomes readable.
+                runUntil(table, source, seconds: 2) { table.process(pid: pid)?.exitTime != nil }
+                process.waitUntilExit()
+            }
+            runUntil(table, source, seconds: 2) { pids.allSatisfy { table.process(pid: $0)?.exitTime != nil } }
+            withExe = pids.filter { table.process(pid: $0)?.exe?.hasSuffix("/true") == true }.count
+            seen = pids.filter { table.process(pid: $0) != nil }.count
+            // The program's name survives the race (comm stays readable until the process is
+            // reaped); the exe link does not. The count is reported, and must not fall to zero.
+            named = pids.filter { table.process(pid: $0)?.comm == "true" }.count
+            print("proc connector, round \(round): \(seen)/20 short-lived /bin/true seen, \(withExe)/20 with exe, \(named)/20 with comm \"true\"; overruns \(source.overruns)")
+            if seen == 20, named > 0, withExe > 0 { break }
+        }
+        #expect(seen == 20)
+        // exec raises no COMM event (the kernel's __set_task_comm notifies perf only), so comm,
+        // like exe, is read from /proc and races a program that lives microseconds; under a
+        // loaded machine some are missed. The count is printed; the monitor's end-to-end test
+        // (its own event thread, real senders) holds the product to 50 of 50.
+        #expect(named > 0, "none of 20 short-lived processes got their comm")
+        #expect(withExe > 0, "none of 20 short-lived processes got their exe")
+    }
+}

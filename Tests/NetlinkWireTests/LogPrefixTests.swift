@@ -1,0 +1,36 @@
+import PacketModel
+import NetlinkWire
+import Testing
+
+@Suite struct LogPrefixTests {
+    @Test func keepsBytesInlineAndCutsAtTheKernelLimit() {
+        let classified = LogPrefix("nfowner cg=49102")
+        #expect(classified?.string == "nfowner cg=49102")
+        #expect(classified?.withBytes { $0.count } == 16)
+        let longest = String(repeating: "x", count: LogPrefix.inlineCapacity)
+        #expect(LogPrefix(longest)?.string == longest)
+        let longer = longest + "yz"
+        // Like the kernel (NF_LOG_PREFIXLEN), nothing past 127 bytes is kept.
+        #expect(LogPrefix(longer)?.string == longest)
+        #expect(LogPrefix("") == nil)
+    }
+
+    @Test func invalidUTF8IsKeptAsBytesAndRepairedOnlyAsText() {
+        let bytes: [UInt8] = [0x6E, 0xFF, 0x77]
+        let prefix = bytes.withUnsafeBytes { LogPrefix(bytes: $0) }
+        #expect(prefix?.withBytes { Array($0) } == bytes)
+        #expect(prefix?.string == "n\u{FFFD}w")
+    }
+
+    @Test func equalityIsByBytes() {
+        #expect(LogPrefix("abc") == LogPrefix("abc"))
+        #expect(LogPrefix("abc") != LogPrefix("abd"))
+        #expect(LogPrefix("abc") != LogPrefix("ab"))
+        var record = NflogRecord()
+        record.prefix = "nfowner"
+        #expect(record.rawPrefix == LogPrefix("nfowner"))
+        #expect(record.prefix == "nfowner")
+        record.prefix = nil
+        #expect(record.rawPrefix == nil)
+    }
+}

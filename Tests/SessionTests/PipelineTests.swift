@@ -1,0 +1,205 @@
+import Attribution
+import Foundation
+import NetlinkWire
+import PacketModel
+import PacketParsing
+import PacketSources
+import Session
+import Sinks
+import Testing
+
+@Suite struct SequenceGapTrackerTests {
+    @Test func countsGapsPerGroup() {
+        var tracker = SequenceGapTracker()
+        #expect(tracker.record(group: 1, sequence: 0) == 0)
+        #expect(tracker.record(group: 1, sequence: 1) == 0)
+        #expect(tracker.record(group: 1, sequence: 5) == 3)
+        #expect(tracker.record(group: 2, sequence: 100) == 0)
+        #expect(tracker.record(group: 2, sequence: 101) == 0)
+        #expect(tracker.record(group: 1, sequence: 6) == 0)
+    }
+
+    @Test func wrapsAroundAndIgnoresRestarts() {
+        var tracker = SequenceGapTracker()
+        _ = tracker.record(group: 1, sequence: UInt32.max - 1)
+        #expect(tracker.record(group: 1, sequence: 1) == 2) // max, 0 missing
+        #expect(tracker.record(group: 1, sequence: 0) == 0)   // went backwards: a restart
+        #expect(tracker.record(group: 1, sequence: 1) == 0)
+    }
+}
+
+/// Collects what the pipeline hands out.
+final class CollectingSink: PacketSink {
+    var events: [PacketEvent] = []
+    var facts = 0
+    let needs: SinkNeeds
+    init(needs: SinkNeeds = .events) { self.needs = needs }
+    func consume(_ event: borrowing PacketEvent, payload: UnsafeRawBufferPointer) { events.append(copy event) }
+    func consume(_ facts: borrowing PacketFacts) { self.facts += 1 }
+}
+
+/// An NFLOG source without a socket, fed recorded or built batches, and the pipeline after it.
+struct PipelineHarness {
+    let source = NflogSource(subscription: nil)
+    let pipeline: PacketPipeline
+    let sink: CollectingSink
+
+    init(limit: UInt64? = nil, sink: CollectingSink = CollectingSink(), processes: (any PacketAttributing)? = nil) {
+        self.sink = sink
+        let engine = AttributionEngine(
+            processes: processes,
+            names: OwnerNames(lookUpUser: { $0 == 65534 ? "nobody" : nil }, lookUpGroup: { _ in nil }),
+            interfaces: InterfaceNames(lookUp: { $0 == 1 ? "lo" : nil }))
+        pipeline = PacketPipeline(source: source, engine: engine, sinks: [sink], eventLimit: limit,
+                                  clock: { EventTime(seconds: 1000, microseconds: 7) })
+    }
+
+    func process(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { source.process(datagram: $0, into: pipeline) }
+        _ = pipeline.endDatagram()
+    }
+
+    var events: [PacketEvent] { sink.events }
+    var counters: SessionCounters { SessionCounters(source: source.counters, pipeline: pipeline.counters) }
+}
+
+@Suite struct PacketPipelineTests {
+    static let fixtures = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("NetlinkWireTests/Fixtures")
+
+    static func fixture(_ name: String) throws -> [UInt8] {
+        Array(try Data(contentsOf: fixtures.appendingPathComponent(name)))
+    }
+
+    @Test func recordedKernelBatchBecomesFiveEvents() throws {
+        let harness = PipelineHarness()
+        harness.process(try Self.fixture("batch-5-udp4.bin"))
+        let events = harness.events
+        #expect(events.count == 5)
+        #expect(harness.counters.source.received == 5)
+        #expect(harness.counters.source.lost == 0)
+        #expect(harness.counters.pipeline.parseErrors == 0)
+        #expect(events.allSatisfy { $0.owner.uid == 65534 && $0.userName == "nobody" })
+        #expect(events.allSatisfy { $0.time == EventTime(seconds: 1000, microseconds: 7) })
+        #expect(events.allSatisfy { $0.outputInterfaceName == "lo" && $0.hook == .output })
+    }
+
+    /// A run that only counts resolves every packet's owner without building events; with an
+    /// event sink, the attribution is handed out instead. Either way once per packet.
+    @Test func ownersAreResolvedWithAndWithoutEvents() throws {
+        final class CountingAttributor: PacketAttributing {
+            var attributed = 0
+            var resolved = 0
+            func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
+                           now: UInt64) -> OwnerAttribution {
+                attributed += 1
+                return OwnerAttribution(confidence: .uid)
+            }
+            func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64) {
+                resolved += 1
+            }
+        }
+        let batch = try Self.fixture("batch-5-udp4.bin")
+        for buildsEvents in [false, true] {
+            let counting = CountingAttributor()
+            let harness = PipelineHarness(sink: CollectingSink(needs: buildsEvents ? .events : .counters),
+                                          processes: counting)
+            harness.process(batch)
+            let events = harness.events
+            #expect(counting.resolved == (buildsEvents ? 0 : 5))
+            #expect(counting.attributed == (buildsEvents ? 5 : 0))
+            #expect(events.count == (buildsEvents ? 5 : 0))
+            #expect(events.allSatisfy { $0.attribution?.confidence == .uid })
+        }
+    }
+
+    @Test func recordedKernelPacketWithoutOwner() throws {
+        let harness = PipelineHarness()
+        harness.process(try Self.fixture("icmp-unreachable-kernel.bin"))
+        let event = try #require(harness.events.first)
+        #expect(event.owner.uid == nil)
+        #expect(event.userName == nil)
+        #expect(event.packet.icmp?.type == 3)
+        #expect(harness.counters.pipeline.withOwner == 0)
+    }
+
+    @Test func sequenceGapsAcrossBatchesCountAsLost() {
+        let harness = PipelineHarness()
+        func batch(_ sequences: [UInt32]) -> [UInt8] {
+            NflogPacketEncoder.encodeBatch(sequences.map { sequence in
+                var record = NflogRecord()
+                record.group = 5
+                record.family = 2
+                record.hook = 3
+                record.sequence = sequence
+                return (record, Self.udpPacket)
+            }, group: 5)
+        }
+        for sequences in [[0, 1, 2], [5, 6], [7]] as [[UInt32]] {
+            harness.process(batch(sequences))
+        }
+        #expect(harness.counters.source.received == 6)
+        #expect(harness.counters.source.lost == 2)
+        #expect(harness.counters.pipeline.emitted == 6)
+        #expect(harness.counters.source.batches == 3)
+    }
+
+    @Test func unparsablePayloadsAndMalformedMessagesAreCountedNotFatal() {
+        let harness = PipelineHarness()
+        var record = NflogRecord()
+        record.family = 2
+        let good = NflogPacketEncoder.encode(record, payload: Self.udpPacket)
+        let garbage = NflogPacketEncoder.encode(record, payload: [0x45, 0x00])
+        var bytes = good + garbage
+        bytes += [0xFF, 0x00, 0x00, 0x00] // a truncated header: malformed tail
+        harness.process(bytes)
+        #expect(harness.events.count == 1)
+        #expect(harness.counters.source.received == 2)
+        #expect(harness.counters.source.malformed == 1)
+        #expect(harness.counters.pipeline.parseErrors == 1)
+        #expect(harness.counters.summaryLine(durationSeconds: nil, groups: [5]).contains(" parse_errors=2 "))
+    }
+
+    @Test func eventLimitStopsEmitting() {
+        let harness = PipelineHarness(limit: 2)
+        var record = NflogRecord()
+        record.family = 2
+        harness.process(NflogPacketEncoder.encodeBatch(Array(repeating: (record, Self.udpPacket), count: 5)))
+        #expect(harness.events.count == 2)
+        #expect(harness.pipeline.isFinished)
+        #expect(harness.counters.source.received == 5)
+    }
+
+    @Test func errorRepliesAreReported() {
+        let harness = PipelineHarness()
+        let request = NflogConfigRequest.encode(group: 5, sequence: 9, .command(.bind))
+        harness.process(NetlinkMessageEncoder.error(errno: 1, answering: request))
+        let replies = harness.source.errorReplies
+        #expect(replies.count == 1)
+        #expect(replies.first?.errno == 1)
+        #expect(replies.first?.sequence == 9)
+    }
+
+    @Test func summaryLineHasTheContractKeys() {
+        var counters = SessionCounters()
+        counters.source.received = 3
+        let line = counters.summaryLine(durationSeconds: 1.23456, groups: [5, 6])
+        #expect(line.hasPrefix("received=3 lost=0 enobufs=0 parse_errors=0 "))
+        #expect(line.contains(" groups=5,6 "))
+        #expect(line.contains(" duration_s=1.235"))
+        #expect(line.hasSuffix(" wakeups=0"))
+        counters.follower = FollowerCounters(added: 2)
+        let traced = counters.summaryLine(durationSeconds: nil, groups: [30001])
+        #expect(!traced.contains("duration_s"))
+        #expect(traced.hasSuffix(" wakeups=0 cgroups_added=2 cgroups_removed=0 cgroup_update_failures=0"))
+    }
+
+    /// IPv4 UDP 127.0.0.1:40000 → 127.0.0.1:9999 with 4 payload bytes.
+    static let udpPacket: [UInt8] = [
+        0x45, 0x00, 0x00, 0x20, 0x00, 0x01, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00,
+        0x7F, 0x00, 0x00, 0x01, 0x7F, 0x00, 0x00, 0x01,
+        0x9C, 0x40, 0x27, 0x0F, 0x00, 0x0C, 0x00, 0x00,
+        0x01, 0x02, 0x03, 0x04,
+    ]
+}
