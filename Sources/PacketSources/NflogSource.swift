@@ -7,8 +7,9 @@ import PacketModel
 /// per-group sequence numbers.
 public final class NflogSource: PacketSource, @unchecked Sendable {
     private let subscription: NflogSubscription?
-    public private(set) var counters = SourceCounters()
-    private var gaps = SequenceGapTracker()
+    // Touched for every message by the receive thread alone: no runtime exclusivity checks.
+    @exclusivity(unchecked) public private(set) var counters = SourceCounters()
+    @exclusivity(unchecked) private var gaps = SequenceGapTracker()
     /// Errors the kernel answered with inside the packet stream (requests of ours that failed).
     public private(set) var errorReplies: [(errno: Int32, sequence: UInt32)] = []
 

@@ -13,9 +13,11 @@ import Synchronization
 /// Runs on the receive thread. No I/O of its own except name lookups (cached) and the sinks'
 /// writes at the end of each datagram, so tests feed it recorded or built batches.
 public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
-    public private(set) var counters = PipelineCounters()
+    // Every stored var is touched per packet by the receive thread alone: no runtime
+    // exclusivity checks (they cost more than the work they guard).
+    @exclusivity(unchecked) public private(set) var counters = PipelineCounters()
     private let source: any PacketSource
-    private var engine: AttributionEngine
+    @exclusivity(unchecked) private var engine: AttributionEngine
     private let sinks: [any PacketSink]
     private let needs: SinkNeeds
     /// Stop handing out packets after this many (nil: no limit).
@@ -23,8 +25,8 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
     private let clock: () -> EventTime
     /// One receive time per datagram: NFLOG has no timestamp at output, and every message in a
     /// batch was queued within the flush timeout of the first.
-    private var receiveTime: EventTime?
-    private var monotonicTime: UInt64?
+    @exclusivity(unchecked) private var receiveTime: EventTime?
+    @exclusivity(unchecked) private var monotonicTime: UInt64?
     /// Set from another thread (SIGHUP) to drop cached names before the next datagram.
     private let namesStale = Atomic<Bool>(false)
     /// A copy of the counters for other threads (a metrics endpoint), updated per datagram.

@@ -17,10 +17,10 @@ public enum OutputFormat: String, Sendable, CaseIterable {
 public final class EventStreamSink: PacketSink {
     public let format: OutputFormat
     private let output: OutputDescriptor
-    private var buffer: [UInt8] = []
+    @exclusivity(unchecked) private var buffer: [UInt8] = []
     /// A write that failed mid-batch, reported by the next `flush`.
     private var pendingError: SinkError?
-    private var json = JSONLines.Encoder()
+    @exclusivity(unchecked) private var json = JSONLines.Encoder()
     /// Above this many buffered bytes the sink writes early, bounding memory.
     private let flushThreshold = 1 << 20
 

@@ -113,7 +113,8 @@ struct UDP: ParsableCommand {
                     continue
                 }
                 burst = min(due, limit - index)
-                if let end { burst = min(burst, schedule.dueBefore(end) - index) }
+                // A sender that slipped past the end owes nothing more (never a negative burst).
+                if let end { burst = max(0, min(burst, schedule.dueBefore(end) - index)) }
             } else if let end, Monotonic.now() >= end {
                 break
             }
