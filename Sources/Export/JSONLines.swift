@@ -8,10 +8,12 @@ import PacketParsing
 /// hundreds of thousands of events per second and Foundation's encoder allocates per value.
 public enum JSONLines {
     /// Appends one event as a JSON object followed by a newline (a one-off: a stream of events
-    /// goes through an `Encoder`, which formats each second's date and time once).
+    /// goes through an `Encoder`).
     public static func append(_ event: borrowing PacketEvent, to out: inout [UInt8]) {
         var encoder = Encoder()
-        encoder.append(event, to: &out)
+        var buffer = ByteBuffer(capacity: 1024)
+        encoder.append(event, to: &buffer)
+        buffer.withBytes { out.append(contentsOf: $0) }
     }
 
     /// Encodes a stream of events. Holds the text of the current second
@@ -24,7 +26,7 @@ public enum JSONLines {
         public init() {}
 
         /// Appends one event as a JSON object followed by a newline.
-        public mutating func append(_ event: borrowing PacketEvent, to out: inout [UInt8]) {
+        public mutating func append(_ event: borrowing PacketEvent, to out: inout ByteBuffer) {
             let time = event.metadata.time
             if time.seconds != second {
                 second = time.seconds
@@ -32,118 +34,124 @@ public enum JSONLines {
                 secondText.append(ascii: "{\"time\":\"")
                 RFC3339.appendSecond(time.seconds, to: &secondText)
             }
-            out.append(contentsOf: secondText)
-            out.append(decimal: min(time.microseconds, 999_999), zeroPaddedTo: 6)
-            out.append(UInt8(ascii: "Z"))
+            secondText.withUnsafeBytes { out.write($0) }
+            out.write(decimal: min(time.microseconds, 999_999), zeroPaddedTo: 6)
+            out.write(UInt8(ascii: "Z"))
             JSONLines.appendAfterTime(event, to: &out)
         }
     }
 
     /// Everything after the time value.
-    static func appendAfterTime(_ event: borrowing PacketEvent, to out: inout [UInt8]) {
+    static func appendAfterTime(_ event: borrowing PacketEvent, to out: inout ByteBuffer) {
         let metadata = event.metadata
         let owner = event.owner
         let packet = event.packet
-        out.append(ascii: "\",\"dir\":\"")
-        out.append(ascii: metadata.direction == .inbound ? "in" : "out")
-        out.append(ascii: "\",\"hook\":")
+        out.write("\",\"dir\":\"")
+        out.write(metadata.direction == .inbound ? "in" : "out")
+        out.write("\",\"hook\":")
         appendString(metadata.hook?.rawValue, to: &out)
-        out.append(ascii: ",\"group\":")
-        out.append(decimal: UInt64(metadata.origin.number))
-        out.append(ascii: ",\"seq\":")
+        out.write(",\"group\":")
+        out.write(decimal: UInt64(metadata.origin.number))
+        out.write(",\"seq\":")
         appendNumber(metadata.sequence.map(UInt64.init), to: &out)
-        out.append(ascii: ",\"prefix\":")
+        out.write(",\"prefix\":")
         appendPrefix(metadata.prefix, to: &out)
-        out.append(ascii: ",\"family\":\"")
-        out.append(ascii: packet.family == .ipv4 ? "ipv4" : "ipv6")
-        out.append(ascii: "\",\"proto\":\"")
+        out.write(",\"family\":\"")
+        out.write(packet.family == .ipv4 ? "ipv4" : "ipv6")
+        out.write("\",\"proto\":\"")
         if let name = IPProtocolNames.name(for: packet.protocolNumber) {
-            out.append(contentsOf: name.utf8)
+            var name = name
+            name.withUTF8 { out.write(UnsafeRawBufferPointer($0)) }
         } else {
-            out.append(decimal: UInt64(packet.protocolNumber))
+            out.write(decimal: UInt64(packet.protocolNumber))
         }
-        out.append(ascii: "\",\"proto_num\":")
-        out.append(decimal: UInt64(packet.protocolNumber))
-        out.append(ascii: ",\"src\":\"")
-        packet.source.appendText(to: &out)
-        out.append(ascii: "\",\"dst\":\"")
-        packet.destination.appendText(to: &out)
-        out.append(ascii: "\",\"sport\":")
+        out.write("\",\"proto_num\":")
+        out.write(decimal: UInt64(packet.protocolNumber))
+        out.write(",\"src\":\"")
+        appendAddress(packet.source, to: &out)
+        out.write("\",\"dst\":\"")
+        appendAddress(packet.destination, to: &out)
+        out.write("\",\"sport\":")
         appendNumber(packet.sourcePort.map(UInt64.init), to: &out)
-        out.append(ascii: ",\"dport\":")
+        out.write(",\"dport\":")
         appendNumber(packet.destinationPort.map(UInt64.init), to: &out)
         let icmp = packet.icmp
-        out.append(ascii: ",\"icmp_type\":")
+        out.write(",\"icmp_type\":")
         appendNumber(icmp?.type.map(UInt64.init), to: &out)
-        out.append(ascii: ",\"icmp_code\":")
+        out.write(",\"icmp_code\":")
         appendNumber(icmp?.code.map(UInt64.init), to: &out)
-        out.append(ascii: ",\"icmp_id\":")
+        out.write(",\"icmp_id\":")
         appendNumber(icmp?.echoIdentifier.map(UInt64.init), to: &out)
-        out.append(ascii: ",\"tcp_flags\":")
+        out.write(",\"tcp_flags\":")
         appendString(packet.tcpFlags?.letters, to: &out)
-        out.append(ascii: ",\"len\":")
-        out.append(decimal: UInt64(max(0, packet.totalLength)))
-        out.append(ascii: ",\"iface_in\":")
+        out.write(",\"len\":")
+        out.write(decimal: UInt64(max(0, packet.totalLength)))
+        out.write(",\"iface_in\":")
         appendString(event.inputInterfaceName, to: &out)
-        out.append(ascii: ",\"iface_out\":")
+        out.write(",\"iface_out\":")
         appendString(event.outputInterfaceName, to: &out)
-        out.append(ascii: ",\"uid\":")
+        out.write(",\"uid\":")
         appendNumber(owner.uid.map(UInt64.init), to: &out)
-        out.append(ascii: ",\"gid\":")
+        out.write(",\"gid\":")
         appendNumber(owner.gid.map(UInt64.init), to: &out)
-        out.append(ascii: ",\"user\":")
+        out.write(",\"user\":")
         appendString(owner.userName, to: &out)
-        out.append(ascii: ",\"group_name\":")
+        out.write(",\"group_name\":")
         appendString(owner.groupName, to: &out)
-        out.append(ascii: ",\"cgroup\":")
+        out.write(",\"cgroup\":")
         appendString(owner.cgroupPath, to: &out)
-        out.append(ascii: ",\"unit\":")
+        out.write(",\"unit\":")
         appendString(owner.unit, to: &out)
-        out.append(ascii: ",\"cgroup_id\":")
+        out.write(",\"cgroup_id\":")
         appendNumber(owner.cgroupID, to: &out)
         appendAttribution(owner.attribution, to: &out)
-        out.append(ascii: "}\n")
+        out.write("}\n")
     }
 
-    static func appendAttribution(_ attribution: OwnerAttribution?, to out: inout [UInt8]) {
+    static func appendAttribution(_ attribution: OwnerAttribution?, to out: inout ByteBuffer) {
         let chosen = attribution?.chosen
-        out.append(ascii: ",\"pid\":")
+        out.write(",\"pid\":")
         appendNumber(chosen.map { UInt64($0.pid) }, to: &out)
-        out.append(ascii: ",\"comm\":")
+        out.write(",\"comm\":")
         appendString(chosen?.comm, to: &out)
-        out.append(ascii: ",\"exe\":")
+        out.write(",\"exe\":")
         appendString(chosen?.exe, to: &out)
-        out.append(ascii: ",\"processes\":")
+        out.write(",\"processes\":")
         if let processes = attribution?.processes {
-            out.append(UInt8(ascii: "["))
+            out.write(UInt8(ascii: "["))
             for (index, process) in processes.enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                out.append(ascii: "{\"pid\":")
-                out.append(decimal: UInt64(process.pid))
-                out.append(ascii: ",\"comm\":")
+                if index > 0 { out.write(UInt8(ascii: ",")) }
+                out.write("{\"pid\":")
+                out.write(decimal: UInt64(process.pid))
+                out.write(",\"comm\":")
                 appendString(process.comm, to: &out)
-                out.append(ascii: ",\"exe\":")
+                out.write(",\"exe\":")
                 appendString(process.exe, to: &out)
-                out.append(UInt8(ascii: "}"))
+                out.write(UInt8(ascii: "}"))
             }
-            out.append(UInt8(ascii: "]"))
+            out.write(UInt8(ascii: "]"))
         } else {
-            out.append(ascii: "null")
+            out.write("null")
         }
-        out.append(ascii: ",\"confidence\":")
+        out.write(",\"confidence\":")
         appendString(attribution?.confidence.rawValue, to: &out)
-        out.append(ascii: ",\"reason\":")
+        out.write(",\"reason\":")
         appendString(attribution?.reason, to: &out)
     }
 
-    static func appendNumber(_ value: UInt64?, to out: inout [UInt8]) {
-        if let value { out.append(decimal: value) } else { out.append(ascii: "null") }
+    @inline(__always)
+    static func appendAddress(_ address: IPAddress, to out: inout ByteBuffer) {
+        out.write(maximum: IPAddress.maximumTextLength) { address.writeText(into: $0) }
+    }
+
+    static func appendNumber(_ value: UInt64?, to out: inout ByteBuffer) {
+        if let value { out.write(decimal: value) } else { out.write("null") }
     }
 
     /// A JSON string with RFC 8259 escaping, or null.
-    static func appendString(_ value: String?, to out: inout [UInt8]) {
+    static func appendString(_ value: String?, to out: inout ByteBuffer) {
         guard var value else {
-            out.append(ascii: "null")
+            out.write("null")
             return
         }
         // A native String is contiguous UTF-8 already: escape it in runs, not byte by byte
@@ -153,9 +161,9 @@ public enum JSONLines {
 
     /// The log prefix: straight from its bytes when they are ASCII (always, for nfowner's own
     /// rules), through a repairing String otherwise (JSON must be valid UTF-8).
-    static func appendPrefix(_ prefix: LogPrefix?, to out: inout [UInt8]) {
+    static func appendPrefix(_ prefix: LogPrefix?, to out: inout ByteBuffer) {
         guard let prefix else {
-            out.append(ascii: "null")
+            out.write("null")
             return
         }
         prefix.withBytes { bytes in
@@ -169,8 +177,8 @@ public enum JSONLines {
 
     /// `bytes` (valid UTF-8) as a JSON string: quotes, backslashes and control characters
     /// escaped, every other run of bytes copied at once.
-    static func appendEscaped(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
+    static func appendEscaped(_ bytes: UnsafeRawBufferPointer, to out: inout ByteBuffer) {
+        out.write(UInt8(ascii: "\""))
         var runStart = 0
         var index = 0
         while index < bytes.count {
@@ -185,23 +193,23 @@ public enum JSONLines {
                 index += 1
                 continue
             }
-            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
+            out.write(UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
             switch byte {
-            case UInt8(ascii: "\""): out.append(ascii: "\\\"")
-            case UInt8(ascii: "\\"): out.append(ascii: "\\\\")
-            case 0x0A: out.append(ascii: "\\n")
-            case 0x0D: out.append(ascii: "\\r")
-            case 0x09: out.append(ascii: "\\t")
+            case UInt8(ascii: "\""): out.write("\\\"")
+            case UInt8(ascii: "\\"): out.write("\\\\")
+            case 0x0A: out.write("\\n")
+            case 0x0D: out.write("\\r")
+            case 0x09: out.write("\\t")
             default:
-                out.append(ascii: "\\u00")
-                out.append(hexDigit(byte >> 4))
-                out.append(hexDigit(byte & 0x0F))
+                out.write("\\u00")
+                out.write(hexDigit(byte >> 4))
+                out.write(hexDigit(byte & 0x0F))
             }
             index += 1
             runStart = index
         }
-        out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart...]))
-        out.append(UInt8(ascii: "\""))
+        out.write(UnsafeRawBufferPointer(rebasing: bytes[runStart...]))
+        out.write(UInt8(ascii: "\""))
     }
 
     /// Whether any of the eight bytes in `word` is a control character (< 0x20), `"`, `\` or

@@ -109,6 +109,22 @@ extension IPAddress {
     }
 }
 
+extension IPAddress {
+    /// Writes the same text as `description` to `storage`, which must hold at least
+    /// `maximumTextLength` bytes; returns how many were written.
+    @inlinable
+    public func writeText(into storage: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        writeTextBytes(into: storage)
+    }
+
+    @usableFromInline
+    func writeTextBytes(into storage: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        var sink = BufferSink(storage: storage)
+        writeText(to: &sink)
+        return sink.count
+    }
+}
+
 extension IPAddress: CustomStringConvertible {
     /// "192.0.2.1", "2001:db8::1", "::ffff:192.0.2.1".
     public var description: String {

@@ -17,7 +17,9 @@ public enum OutputFormat: String, Sendable, CaseIterable {
 public final class EventStreamSink: PacketSink {
     public let format: OutputFormat
     private let output: OutputDescriptor
-    @exclusivity(unchecked) private var buffer: [UInt8] = []
+    @exclusivity(unchecked) private var buffer = ByteBuffer(capacity: (1 << 20) + 65536)
+    /// A text line is built here, then copied into `buffer`.
+    @exclusivity(unchecked) private var line: [UInt8] = []
     /// A write that failed mid-batch, reported by the next `flush`.
     private var pendingError: SinkError?
     @exclusivity(unchecked) private var json = JSONLines.Encoder()
@@ -27,7 +29,6 @@ public final class EventStreamSink: PacketSink {
     public init(format: OutputFormat, output: OutputDescriptor = .standardOutput) {
         self.format = format
         self.output = output
-        buffer.reserveCapacity(flushThreshold + 4096)
     }
 
     public var needs: SinkNeeds { format == .none ? .counters : .events }
@@ -40,7 +41,10 @@ public final class EventStreamSink: PacketSink {
 
     public func consume(_ event: borrowing PacketEvent, payload: UnsafeRawBufferPointer) {
         switch format {
-        case .text: TextLines.append(event, to: &buffer)
+        case .text:
+            line.removeAll(keepingCapacity: true)
+            TextLines.append(event, to: &line)
+            line.withUnsafeBytes { buffer.write($0) }
         case .json: json.append(event, to: &buffer)
         case .none: return
         }
@@ -52,8 +56,10 @@ public final class EventStreamSink: PacketSink {
     public func flush() throws(SinkError) {
         if let pendingError { throw pendingError }
         guard !buffer.isEmpty else { return }
-        defer { buffer.removeAll(keepingCapacity: true) }
-        do { try output.write(buffer) } catch { throw Self.sinkError(error) }
+        defer { buffer.removeAll() }
+        do { try buffer.withBytes { bytes throws(SystemError) in try output.write(bytes) } } catch {
+            throw Self.sinkError(error)
+        }
     }
 
     private static func sinkError(_ error: SystemError) -> SinkError {

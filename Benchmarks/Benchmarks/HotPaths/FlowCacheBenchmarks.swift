@@ -2,10 +2,9 @@
 // flow must be measurable). Registered from HotPaths.swift.
 
 import Benchmark
-import Export
-import Monitor
-import PacketParsing
+import PacketModel
 import Attribution
+import PacketParsing
 
 /// Distinct flows for distinct `index` (up to 2^32): 10.x.y.z:port → 127.0.0.1:443, uid 1000.
 private func flowKey(_ index: Int) -> FlowKey {

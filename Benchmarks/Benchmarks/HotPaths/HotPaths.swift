@@ -8,7 +8,10 @@
 
 import Benchmark
 import Export
-import Monitor
+import PacketModel
+import PacketSources
+import Session
+import Sinks
 import NetlinkWire
 import PacketParsing
 import Attribution
@@ -71,13 +74,14 @@ let benchmarks: @Sendable () -> Void = {
     // MARK: Export
 
     let event = Inputs.fullEvent
-    Benchmark("Export: JSONLines.append, full event, reused buffer") { benchmark in
+    Benchmark("Export: JSONLines.Encoder.append, full event, reused buffer") { benchmark in
         var buffer: [UInt8] = []
         buffer.reserveCapacity(4096)
+        var encoder = JSONLines.Encoder()
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
             buffer.removeAll(keepingCapacity: true)
-            JSONLines.append(event, to: &buffer)
+            encoder.append(event, to: &buffer)
             blackHole(buffer.count)
         }
     }
@@ -93,11 +97,12 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    // MARK: Monitor
+    // MARK: Session
 
-    // The real per-packet pipeline without I/O: decode, parse, count, classify by prefix, name
-    // the owner (cached; the lookups are injected closures), build the event. No cgroup tree
-    // and no attributor. The processor is warmed up with one batch so the name caches are full.
+    // The real per-packet pipeline without I/O: the NFLOG source decodes, the pipeline parses,
+    // counts, classifies by prefix, names the owner (cached; the lookups are injected closures)
+    // and builds the event for a sink that keeps nothing. No cgroup tree and no attributor. The
+    // pipeline is warmed up with one batch so the name caches are full.
     let batchSize = 64
     for (label, prefix, buildsEvents) in [
         ("prefix 'nfowner'", "nfowner", true),
@@ -105,20 +110,23 @@ let benchmarks: @Sendable () -> Void = {
         ("prefix 'nfowner cg=49102', no events (--format none)", "nfowner cg=49102", false),
     ] {
         let batch = Inputs.nflogBatch(count: batchSize, prefix: prefix)
-        Benchmark("Monitor: BatchProcessor.process, \(batchSize)-packet batch, \(label)") { benchmark in
-            var processor = BatchProcessor(
-                buildsEvents: buildsEvents,
-                owners: OwnerNames(lookUpUser: { _ in "nobody" }, lookUpGroup: { _ in "nogroup" }),
-                interfaces: InterfaceNames(lookUp: { _ in "lo" }),
-                clock: { EventTime(seconds: 1_795_000_000, microseconds: 0) })
+        Benchmark("Session: NflogSource + PacketPipeline, \(batchSize)-packet batch, \(label)") { benchmark in
+            let source = NflogSource(subscription: nil)
+            let engine = AttributionEngine(
+                names: OwnerNames(lookUpUser: { _ in "nobody" }, lookUpGroup: { _ in "nogroup" }),
+                interfaces: InterfaceNames(lookUp: { _ in "lo" }))
+            let pipeline = PacketPipeline(source: source, engine: engine,
+                                          sinks: [DiscardingSink(needs: buildsEvents ? .events : .counters)],
+                                          clock: { EventTime(seconds: 1_795_000_000, microseconds: 0) })
             batch.withUnsafeBytes { bytes in
-                processor.process(batch: bytes) { blackHole($0) }
+                source.process(datagram: bytes, into: pipeline)
                 benchmark.startMeasurement()
                 for _ in benchmark.scaledIterations {
-                    processor.process(batch: bytes) { blackHole($0) }
+                    source.process(datagram: bytes, into: pipeline)
+                    blackHole(pipeline.endDatagram())
                 }
             }
-            blackHole(processor.counters)
+            blackHole(pipeline.counters)
         }
     }
 
@@ -136,7 +144,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("ProcessResolution: OwnerNames.userName + groupName, cached") { benchmark in
+    Benchmark("Attribution: OwnerNames.userName + groupName, cached") { benchmark in
         var owners = OwnerNames(lookUpUser: { _ in "nobody" }, lookUpGroup: { _ in "nogroup" })
         blackHole(owners.userName(of: 65534))
         blackHole(owners.groupName(of: 65534))
@@ -146,4 +154,11 @@ let benchmarks: @Sendable () -> Void = {
             blackHole(owners.groupName(of: 65534))
         }
     }
+}
+
+/// Takes events and keeps nothing (what the event path costs without an encoder).
+final class DiscardingSink: PacketSink {
+    let needs: SinkNeeds
+    init(needs: SinkNeeds) { self.needs = needs }
+    func consume(_ event: borrowing PacketEvent, payload: UnsafeRawBufferPointer) { blackHole(event.owner.uid) }
 }

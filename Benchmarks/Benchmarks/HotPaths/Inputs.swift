@@ -2,6 +2,7 @@
 // batches built with NflogPacketEncoder. Built once, outside the measured loops.
 
 import Export
+import PacketModel
 import NetlinkWire
 import PacketParsing
 
@@ -113,18 +114,15 @@ enum Inputs {
 
     /// An event with every field set: what `--format json` writes for a fully resolved packet.
     static let fullEvent: PacketEvent = {
-        var record = NflogRecord()
-        record.family = 2
-        record.group = 5
-        record.hardwareProtocol = 0x0800
-        record.hook = 3
-        record.prefix = "nfowner cg=49102"
-        record.outputInterface = 1
-        record.uid = 1000
-        record.gid = 1000
-        record.sequence = 4242
-        record.globalSequence = 4243
-        record.capturedLength = ipv4UDP.count
+        var metadata = PacketMetadata()
+        metadata.origin = PacketOrigin(kind: .nflog, number: 5)
+        metadata.family = 2
+        metadata.hookNumber = 3
+        metadata.prefix = LogPrefix("nfowner cg=49102")
+        metadata.outputInterface = 1
+        metadata.sequence = 4242
+        metadata.capturedLength = ipv4UDP.count
+        metadata.time = EventTime(seconds: 1_795_000_000, microseconds: 123_456)
         let packet = ipv4UDP.withUnsafeBytes { bytes in
             (try? PacketParser.parse(bytes, family: .ipv4))
         }
@@ -133,10 +131,10 @@ enum Inputs {
             confidence: .exact, reason: nil,
             processes: [ProcessReference(pid: 31337, comm: "curl", exe: "/usr/bin/curl")])
         return PacketEvent(
-            time: EventTime(seconds: 1_795_000_000, microseconds: 123_456), record: record, packet: packet,
-            inputInterfaceName: nil, outputInterfaceName: "eth0",
-            userName: "alice", groupName: "alice",
-            cgroupID: 49102, cgroupPath: "/user.slice/user-1000.slice/session-3.scope",
-            unit: "session-3.scope", attribution: attribution)
+            metadata: metadata, packet: packet,
+            owner: PacketOwner(uid: 1000, gid: 1000, userName: "alice", groupName: "alice", cgroupID: 49102,
+                               cgroupPath: "/user.slice/user-1000.slice/session-3.scope",
+                               unit: "session-3.scope", attribution: attribution),
+            inputInterfaceName: nil, outputInterfaceName: "eth0")
     }()
 }

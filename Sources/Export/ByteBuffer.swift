@@ -1,0 +1,124 @@
+/// A growable byte buffer written through a raw pointer: one capacity check per write and no
+/// Array bookkeeping — what an encoder that writes some seventy fields per event needs (the
+/// Array-based appends cost more than the fields' formatting).
+///
+/// Owned by one encoder at a time (non-copyable); `withBytes` lends the written bytes out.
+public struct ByteBuffer: ~Copyable {
+    @usableFromInline var base: UnsafeMutablePointer<UInt8>
+    @usableFromInline var capacity: Int
+    @usableFromInline var used = 0
+
+    public init(capacity: Int = 1 << 16) {
+        self.capacity = max(capacity, 64)
+        base = .allocate(capacity: self.capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    /// Bytes written so far.
+    public var count: Int { used }
+    public var isEmpty: Bool { used == 0 }
+
+    /// Forgets what was written (keeps the memory).
+    public mutating func removeAll() { used = 0 }
+
+    /// Calls `body` with the bytes written so far (valid only during the call).
+    public func withBytes<Result, Failure: Error>(
+        _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        try body(UnsafeRawBufferPointer(start: base, count: used))
+    }
+
+    /// The bytes written so far, as an array (tests, one-off encodes).
+    public var bytes: [UInt8] { Array(UnsafeBufferPointer(start: base, count: used)) }
+
+    /// Makes room for `extra` more bytes.
+    @inlinable @inline(__always)
+    public mutating func reserve(_ extra: Int) {
+        if capacity - used < extra { grow(toHold: used + extra) }
+    }
+
+    @usableFromInline
+    mutating func grow(toHold needed: Int) {
+        var newCapacity = capacity * 2
+        while newCapacity < needed { newCapacity *= 2 }
+        let grown = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        grown.update(from: base, count: used)
+        base.deallocate()
+        base = grown
+        capacity = newCapacity
+    }
+
+    @inlinable @inline(__always)
+    public mutating func write(_ byte: UInt8) {
+        reserve(1)
+        base[used] = byte
+        used &+= 1
+    }
+
+    @inlinable @inline(__always)
+    public mutating func write(_ bytes: UnsafeRawBufferPointer) {
+        guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
+        reserve(bytes.count)
+        UnsafeMutableRawPointer(base + used).copyMemory(from: source, byteCount: bytes.count)
+        used &+= bytes.count
+    }
+
+    /// A literal: copied as one block (the compiler knows its bytes and length).
+    @inlinable @inline(__always)
+    public mutating func write(_ text: StaticString) {
+        write(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    /// Decimal digits of `value`.
+    @inlinable
+    public mutating func write(decimal value: UInt64) {
+        reserve(20)
+        if value < 10 {
+            base[used] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value)
+            used &+= 1
+            return
+        }
+        var digits = 0
+        var probe = value
+        while probe > 0 {
+            digits &+= 1
+            probe /= 10
+        }
+        var remaining = value
+        var index = used &+ digits
+        while remaining > 0 {
+            index &-= 1
+            base[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: remaining % 10)
+            remaining /= 10
+        }
+        used &+= digits
+    }
+
+    /// `value` in decimal, left-padded with zeros to `width` digits (at most 20).
+    @inlinable
+    public mutating func write(decimal value: UInt64, zeroPaddedTo width: Int) {
+        var digits = 1
+        var probe = value / 10
+        while probe > 0 {
+            digits &+= 1
+            probe /= 10
+        }
+        if digits < width {
+            reserve(width - digits)
+            for _ in 0..<(width - digits) {
+                base[used] = UInt8(ascii: "0")
+                used &+= 1
+            }
+        }
+        write(decimal: value)
+    }
+
+    /// Lets `body` write up to `maximum` bytes straight into the buffer; it returns how many it wrote.
+    @inlinable
+    public mutating func write(maximum: Int, _ body: (UnsafeMutableBufferPointer<UInt8>) -> Int) {
+        reserve(maximum)
+        let written = body(UnsafeMutableBufferPointer(start: base + used, count: maximum))
+        used &+= min(max(written, 0), maximum)
+    }
+}
