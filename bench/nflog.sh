@@ -4,6 +4,8 @@
 #   c-paced  the same program with nfowner's wake coalescing (2 ms), for a like-for-like comparison
 #   none     nfowner monitor --format none --no-rules   (decode, parse, names, counters; no output)
 #   none-unpaced  the same with --coalesce-us 0 (wakes for each batch, as the reference does)
+#   json-null  nfowner monitor --format json --no-rules > /dev/null   (the JSON sink's own cost: encode and
+#            write(2), without the file system's)
 #   json     nfowner monitor --format json --no-rules > FILE   (owner resolution on: the default; the
 #            file is in the run's work directory under /tmp and removed after each run)
 #   tcpdump  tcpdump -i nflog:N -w /dev/null
@@ -23,7 +25,7 @@
 #       <max|rate>-<payload bytes>[-x<log rules>][-f<flows>]: -f sends datagram i to 127.0.0.(i mod flows)
 #       (nfowner-traffic udp --flows), so with flows > datagrams every message is a new flow for the
 #       owner resolution: rate-64-f10000000 against rate-64 gives its cost per new flow.
-#   NFO_BENCH_CONSUMERS ["c c-paced none none-unpaced json tcpdump"], NFO_BENCH_NFQUEUE [1]
+#   NFO_BENCH_CONSUMERS ["c c-paced none none-unpaced json-null json tcpdump"], NFO_BENCH_NFQUEUE [1]
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -33,7 +35,7 @@ DURATION=${NFO_BENCH_DURATION:-3}
 GROUP=${NFO_BENCH_GROUP:-42}
 RATE=${NFO_BENCH_RATE:-200000}
 read -r -a CASES <<<"${NFO_BENCH_CASES:-max-64 max-1400 max-64-x8 rate-64}"
-read -r -a CONSUMERS <<<"${NFO_BENCH_CONSUMERS:-c c-paced none none-unpaced json tcpdump}"
+read -r -a CONSUMERS <<<"${NFO_BENCH_CONSUMERS:-c c-paced none none-unpaced json-null json tcpdump}"
 NFQUEUE=${NFO_BENCH_NFQUEUE:-1}
 QUEUE_NUM=$((GROUP + 1))
 SINK_PORT=9
@@ -106,6 +108,8 @@ start_consumer() {
         none) "$NFOWNER" monitor --format none --no-rules --group "$GROUP" --netns "$NS" \
                   </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
         none-unpaced) "$NFOWNER" monitor --format none --no-rules --group "$GROUP" --netns "$NS" --coalesce-us 0 \
+                  </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
+        json-null) "$NFOWNER" monitor --format json --no-rules --group "$GROUP" --netns "$NS" \
                   </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
         json) "$NFOWNER" monitor --format json --no-rules --group "$GROUP" --netns "$NS" \
                   </dev/null >"$WORK/events.json" 2>"$WORK/consumer.err" & ;;
@@ -273,7 +277,7 @@ for line in open(raw).read().splitlines()[1:]:
 
 names = {"c": "C reference (libmnl)", "c-paced": "C reference, 2 ms wake coalescing",
          "none": "nfowner --format none", "none-unpaced": "nfowner --format none --coalesce-us 0",
-         "json": "nfowner --format json > file", "tcpdump": "tcpdump -w /dev/null"}
+         "json-null": "nfowner --format json > /dev/null", "json": "nfowner --format json > file", "tcpdump": "tcpdump -w /dev/null"}
 def describe(case):
     parts = case.split("-")
     pace = "max rate" if parts[0] == "max" else f"{int(rate) // 1000}k pkt/s"
