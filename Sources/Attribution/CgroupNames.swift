@@ -13,6 +13,8 @@ public final class CgroupNames {
 
     private var index: CgroupIndex
     private var entries: [UInt64: Entry] = [:]
+    /// The last cgroup asked for: consecutive packets mostly come from the same one.
+    @exclusivity(unchecked) private var last: (id: UInt64, entry: Entry)?
     private static let capacity = 16_384
 
     public init(index: CgroupIndex) {
@@ -28,11 +30,16 @@ public final class CgroupNames {
     /// The path and unit of cgroup `id`, or nil when no cgroup with that id is known (it may
     /// have been removed longer ago than the index's grace period).
     public func entry(forID id: UInt64) -> Entry? {
-        if let cached = entries[id] { return cached }
+        if let last, last.id == id { return last.entry }
+        if let cached = entries[id] {
+            last = (id, cached)
+            return cached
+        }
         guard let path = index.path(forID: id) else { return nil }
         let entry = Entry(path: path, unit: SystemdUnit.name(forCgroupPath: path))
         if entries.count >= Self.capacity { entries.removeAll(keepingCapacity: true) }
         entries[id] = entry
+        last = (id, entry)
         return entry
     }
 }

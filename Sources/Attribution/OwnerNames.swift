@@ -8,6 +8,10 @@ import NetfilterSystem
 public struct OwnerNames {
     private var users: [UInt32: String?] = [:]
     private var groups: [UInt32: String?] = [:]
+    /// The last id asked for and its answer: consecutive packets nearly always share their owner,
+    /// and a compare is cheaper than hashing.
+    private var lastUser: (id: UInt32, name: String?)?
+    private var lastGroup: (id: UInt32, name: String?)?
     private let lookUpUser: (UInt32) -> String?
     private let lookUpGroup: (UInt32) -> String?
 
@@ -22,6 +26,13 @@ public struct OwnerNames {
     }
 
     public mutating func userName(of uid: UInt32) -> String? {
+        if let lastUser, lastUser.id == uid { return lastUser.name }
+        let name = lookUpUserCached(uid)
+        lastUser = (uid, name)
+        return name
+    }
+
+    private mutating func lookUpUserCached(_ uid: UInt32) -> String? {
         if let cached = users[uid] { return cached }
         if users.count >= Self.capacity { users.removeAll(keepingCapacity: true) }
         let name = lookUpUser(uid)
@@ -33,9 +44,18 @@ public struct OwnerNames {
     public mutating func forget() {
         users.removeAll()
         groups.removeAll()
+        lastUser = nil
+        lastGroup = nil
     }
 
     public mutating func groupName(of gid: UInt32) -> String? {
+        if let lastGroup, lastGroup.id == gid { return lastGroup.name }
+        let name = lookUpGroupCached(gid)
+        lastGroup = (gid, name)
+        return name
+    }
+
+    private mutating func lookUpGroupCached(_ gid: UInt32) -> String? {
         if let cached = groups[gid] { return cached }
         if groups.count >= Self.capacity { groups.removeAll(keepingCapacity: true) }
         let name = lookUpGroup(gid)
@@ -54,8 +74,15 @@ public struct InterfaceNames {
         self.lookUp = lookUp
     }
 
+    /// The last index that had a name, and the name.
+    private var last: (index: UInt32, name: String)?
+
     public mutating func name(of index: UInt32) -> String? {
-        if let cached = names[index], cached != nil { return cached }
+        if let last, last.index == index { return last.name }
+        if let cached = names[index], let name = cached {
+            last = (index, name)
+            return name
+        }
         let name = lookUp(index)
         if names.count > 4096 { names.removeAll(keepingCapacity: true) }
         names[index] = .some(name)
@@ -63,5 +90,8 @@ public struct InterfaceNames {
     }
 
     /// Drops every cached name (on reload).
-    public mutating func forget() { names.removeAll() }
+    public mutating func forget() {
+        names.removeAll()
+        last = nil
+    }
 }

@@ -19,9 +19,16 @@ public enum JSONLines {
     /// Encodes a stream of events. Holds the text of the current second
     /// (`{"time":"2026-11-24T23:04:44.`), so consecutive events copy it instead of computing a
     /// civil date and six divisions each.
+    ///
+    /// It also keeps the encoded owner keys (`"uid"` … `"reason"`) of the last event: packets come
+    /// in runs from one owner (the flow cache hands out the same attribution, the name caches the
+    /// same strings), so the next event of that owner copies them — and the equality check is
+    /// cheap, since identical strings and arrays compare by identity first.
     public struct Encoder {
         private var second: UInt64 = .max
         private var secondText: [UInt8] = []
+        private var lastOwner: PacketOwner?
+        private var ownerText: [UInt8] = []
 
         public init() {}
 
@@ -37,14 +44,22 @@ public enum JSONLines {
             secondText.withUnsafeBytes { out.write($0) }
             out.write(decimal: min(time.microseconds, 999_999), zeroPaddedTo: 6)
             out.write(UInt8(ascii: "Z"))
-            JSONLines.appendAfterTime(event, to: &out)
+            JSONLines.appendPacketKeys(event, to: &out)
+            if lastOwner != event.owner {
+                ownerText.removeAll(keepingCapacity: true)
+                var fresh = ByteBuffer(capacity: 1024)
+                JSONLines.appendOwnerKeys(event.owner, to: &fresh)
+                fresh.withBytes { ownerText.append(contentsOf: $0) }
+                lastOwner = event.owner
+            }
+            ownerText.withUnsafeBytes { out.write($0) }
+            out.write("}\n")
         }
     }
 
-    /// Everything after the time value.
-    static func appendAfterTime(_ event: borrowing PacketEvent, to out: inout ByteBuffer) {
+    /// The keys after the time, up to `iface_out`.
+    static func appendPacketKeys(_ event: borrowing PacketEvent, to out: inout ByteBuffer) {
         let metadata = event.metadata
-        let owner = event.owner
         let packet = event.packet
         out.write("\",\"dir\":\"")
         out.write(metadata.direction == .inbound ? "in" : "out")
@@ -90,6 +105,10 @@ public enum JSONLines {
         appendString(event.inputInterfaceName, to: &out)
         out.write(",\"iface_out\":")
         appendString(event.outputInterfaceName, to: &out)
+    }
+
+    /// The owner's keys, `uid` to `reason`.
+    static func appendOwnerKeys(_ owner: PacketOwner, to out: inout ByteBuffer) {
         out.write(",\"uid\":")
         appendNumber(owner.uid.map(UInt64.init), to: &out)
         out.write(",\"gid\":")
@@ -105,7 +124,6 @@ public enum JSONLines {
         out.write(",\"cgroup_id\":")
         appendNumber(owner.cgroupID, to: &out)
         appendAttribution(owner.attribution, to: &out)
-        out.write("}\n")
     }
 
     static func appendAttribution(_ attribution: OwnerAttribution?, to out: inout ByteBuffer) {

@@ -65,8 +65,8 @@ public final class NflogSource: PacketSource, @unchecked Sendable {
         metadata.hookNumber = packet.hookNumber
         metadata.time = receivedAt
         metadata.capturedLength = packet.payload.count
-        // The message was validated when it was delivered: decoding it again cannot fail.
-        guard let record = try? NflogPacketView(message: packet.message).record else { return metadata }
+        // The message was validated when it was delivered: one walk reads the rest.
+        guard let record = NflogPacketView.record(ofValidatedMessage: packet.message) else { return metadata }
         if let stamp = record.timestamp {
             metadata.time = EventTime(seconds: stamp.seconds, microseconds: stamp.microseconds)
         }

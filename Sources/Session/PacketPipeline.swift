@@ -17,7 +17,7 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
     // exclusivity checks (they cost more than the work they guard).
     @exclusivity(unchecked) public private(set) var counters = PipelineCounters()
     private let source: any PacketSource
-    @exclusivity(unchecked) private var engine: AttributionEngine
+    private let engine: AttributionEngine
     private let sinks: [any PacketSink]
     private let needs: SinkNeeds
     /// Stop handing out packets after this many (nil: no limit).

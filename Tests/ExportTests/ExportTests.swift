@@ -32,6 +32,30 @@ import Testing
         return try #require(try JSONSerialization.jsonObject(with: Data(out)) as? [String: Any])
     }
 
+    /// A stream encoder reuses the last owner's keys only while the owner is the same: a change of
+    /// user, cgroup or process in between must show in the very next line.
+    @Test func streamEncoderFollowsOwnerChanges() throws {
+        var alice = Self.event()
+        alice.attribution = OwnerAttribution(confidence: .exact, processes: [ProcessReference(pid: 7, comm: "curl", exe: "/usr/bin/curl")])
+        var bob = Self.event(uid: 1001, user: "bob")
+        bob.cgroupPath = "/b.slice"
+        bob.attribution = OwnerAttribution(confidence: .single, processes: [ProcessReference(pid: 8, comm: "wget", exe: "/usr/bin/wget")])
+        var encoder = JSONLines.Encoder()
+        var buffer = ByteBuffer()
+        for event in [alice, alice, bob, alice, bob, bob] { encoder.append(event, to: &buffer) }
+        let lines = buffer.bytes.split(separator: UInt8(ascii: "\n"))
+        #expect(lines.count == 6)
+        let objects = try lines.map { try #require(try JSONSerialization.jsonObject(with: Data($0)) as? [String: Any]) }
+        #expect(objects.map { $0["user"] as? String } == ["alice", "alice", "bob", "alice", "bob", "bob"])
+        #expect(objects.map { $0["uid"] as? Int } == [1000, 1000, 1001, 1000, 1001, 1001])
+        #expect(objects.map { $0["comm"] as? String } == ["curl", "curl", "wget", "curl", "wget", "wget"])
+        #expect(objects.map { $0["cgroup"] as? String } == [nil, nil, "/b.slice", nil, "/b.slice", "/b.slice"])
+        // One-off and stream encodings of an event are the same bytes.
+        var single: [UInt8] = []
+        JSONLines.append(bob, to: &single)
+        #expect(Array(lines[5]) + [UInt8(ascii: "\n")] == single)
+    }
+
     @Test func jsonHasExactlyTheDocumentedKeys() throws {
         let object = try Self.decode(Self.event())
         #expect(Set(object.keys) == Set(JSONLines.keys))
