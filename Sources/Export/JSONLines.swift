@@ -27,7 +27,9 @@ public enum JSONLines {
     public struct Encoder {
         private var second: UInt64 = .max
         private var secondText: [UInt8] = []
+        /// The last owner encoded (kept, so the storage its fingerprint points at stays alive).
         private var lastOwner: PacketOwner?
+        private var lastFingerprint: OwnerFingerprint?
         private var ownerText: [UInt8] = []
 
         public init() {}
@@ -45,12 +47,14 @@ public enum JSONLines {
             out.write(decimal: min(time.microseconds, 999_999), zeroPaddedTo: 6)
             out.write(UInt8(ascii: "Z"))
             JSONLines.appendPacketKeys(event, to: &out)
-            if lastOwner != event.owner {
+            let fingerprint = OwnerFingerprint(event.owner)
+            if fingerprint != lastFingerprint {
                 ownerText.removeAll(keepingCapacity: true)
                 var fresh = ByteBuffer(capacity: 1024)
                 JSONLines.appendOwnerKeys(event.owner, to: &fresh)
                 fresh.withBytes { ownerText.append(contentsOf: $0) }
                 lastOwner = event.owner
+                lastFingerprint = fingerprint
             }
             ownerText.withUnsafeBytes { out.write($0) }
             out.write("}\n")
@@ -64,7 +68,14 @@ public enum JSONLines {
         out.write("\",\"dir\":\"")
         out.write(metadata.direction == .inbound ? "in" : "out")
         out.write("\",\"hook\":")
-        appendString(metadata.hook?.rawValue, to: &out)
+        switch metadata.hook {
+        case .prerouting?: out.write("\"prerouting\"")
+        case .input?: out.write("\"input\"")
+        case .forward?: out.write("\"forward\"")
+        case .output?: out.write("\"output\"")
+        case .postrouting?: out.write("\"postrouting\"")
+        case nil: out.write("null")
+        }
         out.write(",\"group\":")
         out.write(decimal: UInt64(metadata.origin.number))
         out.write(",\"seq\":")
@@ -255,4 +266,50 @@ public enum JSONLines {
         "uid", "gid", "user", "group_name", "cgroup", "unit", "cgroup_id",
         "pid", "comm", "exe", "processes", "confidence", "reason",
     ]
+}
+
+/// The bits of an owner: its ids, and its strings and process list by storage (pointer, count,
+/// flags). Equal fingerprints mean equal owners as long as the storage is alive — the encoder
+/// keeps the owner it fingerprinted; unequal ones may still be equal owners (a string rebuilt
+/// elsewhere), which only costs encoding them again. Comparing 16 words is far cheaper than
+/// comparing strings.
+struct OwnerFingerprint: Equatable {
+    var ids: SIMD8<UInt64>
+    var references: SIMD8<UInt64>
+
+    @inline(__always)
+    init(_ owner: borrowing PacketOwner) {
+        let user = Self.bits(owner.userName), group = Self.bits(owner.groupName)
+        let path = Self.bits(owner.cgroupPath), unit = Self.bits(owner.unit)
+        let attribution = owner.attribution
+        let reason = Self.bits(attribution?.reason)
+        let processes: UInt64 = attribution.map { list in
+            list.processes.withUnsafeBufferPointer { UInt64(UInt(bitPattern: $0.baseAddress)) ^ UInt64($0.count) << 48 }
+        } ?? 0
+        let confidence: UInt64 = attribution.map { Self.code($0.confidence) } ?? 0
+        ids = SIMD8(owner.uid.map { UInt64($0) | 1 << 32 } ?? 0, owner.gid.map { UInt64($0) | 1 << 32 } ?? 0,
+                    owner.cgroupID ?? 0, owner.cgroupID == nil ? 0 : 1, confidence, processes, reason.0, reason.1)
+        references = SIMD8(user.0, user.1, group.0, group.1, path.0, path.1, unit.0, unit.1)
+    }
+
+    /// The 16 bytes of an optional String (its ABI on 64-bit platforms; a test checks the size).
+    @inline(__always)
+    static func bits(_ text: String?) -> (UInt64, UInt64) {
+        withUnsafeBytes(of: text) { raw in
+            // Unreachable on 64-bit platforms; a content hash keeps the fingerprint meaningful.
+            guard raw.count >= 16 else { return (UInt64(bitPattern: Int64(text.hashValue)), 1) }
+            return (raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self),
+                    raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        }
+    }
+
+    static func code(_ confidence: OwnerAttribution.Confidence) -> UInt64 {
+        switch confidence {
+        case .exact: 1
+        case .single: 2
+        case .candidates: 3
+        case .uid: 4
+        case .none: 5
+        }
+    }
 }

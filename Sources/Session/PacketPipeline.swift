@@ -19,6 +19,9 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
     private let source: any PacketSource
     private let engine: AttributionEngine
     private let sinks: [any PacketSink]
+    /// The sinks by what they read, split once so the per-packet loop asks nothing.
+    private let eventSinks: [any PacketSink]
+    private let factSinks: [any PacketSink]
     private let needs: SinkNeeds
     /// Stop handing out packets after this many (nil: no limit).
     public let eventLimit: UInt64?
@@ -38,6 +41,8 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         self.engine = engine
         self.sinks = sinks
         self.needs = sinks.map(\.needs).max() ?? .counters
+        eventSinks = sinks.filter { $0.needs == .events }
+        factSinks = sinks.filter { $0.needs == .facts }
         self.eventLimit = eventLimit
         self.clock = clock
     }
@@ -89,7 +94,7 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
                                                       now: batchMonotonicTime())
             let facts = PacketFacts(packet: packet, direction: direction, uid: uid, gid: source.gid,
                                     cgroupID: cgroupID, attribution: attribution)
-            for sink in sinks where sink.needs == .facts { sink.consume(facts) }
+            for sink in factSinks { sink.consume(facts) }
         case .events:
             emitEvent(source, packet: packet, direction: direction, cgroupID: cgroupID)
         }
@@ -99,21 +104,18 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
                            cgroupID: UInt64?) {
         let owner = engine.owner(packet, direction: direction, uid: source.uid, gid: source.gid,
                                  cgroupID: cgroupID, now: batchMonotonicTime())
+        if !factSinks.isEmpty {
+            let facts = PacketFacts(packet: packet, direction: direction, uid: source.uid, gid: source.gid,
+                                    cgroupID: cgroupID, attribution: owner.attribution)
+            for sink in factSinks { sink.consume(facts) }
+        }
         // Only a packet that becomes an event needs its metadata as a value.
         let metadata = self.source.metadata(of: source, receivedAt: batchReceiveTime())
         let event = PacketEvent(
             metadata: metadata, packet: packet, owner: owner,
             inputInterfaceName: metadata.inputInterface.flatMap { engine.interfaces.name(of: $0) },
             outputInterfaceName: metadata.outputInterface.flatMap { engine.interfaces.name(of: $0) })
-        for sink in sinks {
-            switch sink.needs {
-            case .events: sink.consume(event, payload: source.payload)
-            case .facts:
-                sink.consume(PacketFacts(packet: packet, direction: direction, uid: source.uid, gid: source.gid,
-                                         cgroupID: cgroupID, attribution: owner.attribution))
-            case .counters: break
-            }
-        }
+        for sink in eventSinks { sink.consume(event, payload: source.payload) }
     }
 
     public func endDatagram() -> ReceiveLoop.Ending? {

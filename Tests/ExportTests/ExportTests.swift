@@ -56,6 +56,25 @@ import Testing
         #expect(Array(lines[5]) + [UInt8(ascii: "\n")] == single)
     }
 
+    /// The stream encoder fingerprints owners by the 16 bytes of their optional strings.
+    @Test func anOptionalStringIsSixteenBytes() {
+        #expect(MemoryLayout<String?>.size == 16)
+    }
+
+    /// Owners equal in content but built separately (other string storage) encode the same.
+    @Test func equalOwnersFromOtherStorageEncodeTheSame() throws {
+        var first = Self.event()
+        first.cgroupPath = String(repeating: "/a", count: 20)
+        var second = Self.event()
+        second.cgroupPath = String(repeating: "/a", count: 10) + String(repeating: "/a", count: 10)
+        var encoder = JSONLines.Encoder()
+        var buffer = ByteBuffer()
+        encoder.append(first, to: &buffer)
+        encoder.append(second, to: &buffer)
+        let lines = buffer.bytes.split(separator: UInt8(ascii: "\n"))
+        #expect(lines.count == 2 && lines[0].elementsEqual(lines[1]))
+    }
+
     @Test func jsonHasExactlyTheDocumentedKeys() throws {
         let object = try Self.decode(Self.event())
         #expect(Set(object.keys) == Set(JSONLines.keys))
