@@ -31,6 +31,7 @@ public enum JSONLines {
         private var lastOwner: PacketOwner?
         private var lastFingerprint: OwnerFingerprint?
         private var ownerText: [UInt8] = []
+        private var repeated = RepeatedText()
 
         public init() {}
 
@@ -46,7 +47,7 @@ public enum JSONLines {
             secondText.withUnsafeBytes { out.write($0) }
             out.write(decimal: min(time.microseconds, 999_999), zeroPaddedTo: 6)
             out.write(UInt8(ascii: "Z"))
-            JSONLines.appendPacketKeys(event, to: &out)
+            JSONLines.appendPacketKeys(event, to: &out, memo: &repeated)
             let fingerprint = OwnerFingerprint(event.owner)
             if fingerprint != lastFingerprint {
                 ownerText.removeAll(keepingCapacity: true)
@@ -62,7 +63,8 @@ public enum JSONLines {
     }
 
     /// The keys after the time, up to `iface_out`.
-    static func appendPacketKeys(_ event: borrowing PacketEvent, to out: inout ByteBuffer) {
+    static func appendPacketKeys(_ event: borrowing PacketEvent, to out: inout ByteBuffer,
+                                 memo: inout RepeatedText) {
         let metadata = event.metadata
         let packet = event.packet
         out.write("\",\"dir\":\"")
@@ -81,7 +83,15 @@ public enum JSONLines {
         out.write(",\"seq\":")
         appendNumber(metadata.sequence.map(UInt64.init), to: &out)
         out.write(",\"prefix\":")
-        appendPrefix(metadata.prefix, to: &out)
+        if metadata.prefix != memo.prefix || !memo.hasPrefix {
+            memo.prefix = metadata.prefix
+            memo.hasPrefix = true
+            var fresh = ByteBuffer(capacity: 256)
+            appendPrefix(metadata.prefix, to: &fresh)
+            memo.prefixText.removeAll(keepingCapacity: true)
+            fresh.withBytes { memo.prefixText.append(contentsOf: $0) }
+        }
+        memo.prefixText.withUnsafeBytes { out.write($0) }
         out.write(",\"family\":\"")
         out.write(packet.family == .ipv4 ? "ipv4" : "ipv6")
         out.write("\",\"proto\":\"")
@@ -112,10 +122,31 @@ public enum JSONLines {
         appendString(packet.tcpFlags?.letters, to: &out)
         out.write(",\"len\":")
         out.write(decimal: UInt64(max(0, packet.totalLength)))
-        out.write(",\"iface_in\":")
-        appendString(event.inputInterfaceName, to: &out)
-        out.write(",\"iface_out\":")
-        appendString(event.outputInterfaceName, to: &out)
+        let names = SIMD4(OwnerFingerprint.bits(event.inputInterfaceName).0, OwnerFingerprint.bits(event.inputInterfaceName).1,
+                          OwnerFingerprint.bits(event.outputInterfaceName).0, OwnerFingerprint.bits(event.outputInterfaceName).1)
+        if memo.interfaceNames != names || memo.interfaces == nil {
+            // Kept alive with the bits, so equal bits keep meaning equal names.
+            memo.interfaces = (event.inputInterfaceName, event.outputInterfaceName)
+            memo.interfaceNames = names
+            var fresh = ByteBuffer(capacity: 128)
+            fresh.write(",\"iface_in\":")
+            appendString(event.inputInterfaceName, to: &fresh)
+            fresh.write(",\"iface_out\":")
+            appendString(event.outputInterfaceName, to: &fresh)
+            memo.interfacesText.removeAll(keepingCapacity: true)
+            fresh.withBytes { memo.interfacesText.append(contentsOf: $0) }
+        }
+        memo.interfacesText.withUnsafeBytes { out.write($0) }
+    }
+
+    /// Text that repeats from event to event (the log prefix, the interface names), encoded once.
+    struct RepeatedText {
+        var prefix: LogPrefix?
+        var hasPrefix = false
+        var prefixText: [UInt8] = []
+        var interfaces: (String?, String?)?
+        var interfaceNames = SIMD4<UInt64>()
+        var interfacesText: [UInt8] = []
     }
 
     /// The owner's keys, `uid` to `reason`.

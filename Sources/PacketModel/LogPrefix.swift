@@ -46,7 +46,18 @@ public struct LogPrefix: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { string }
 
+    /// Bytes past `length` are always zero (set once at init), so the whole storage compares.
     public static func == (lhs: LogPrefix, rhs: LogPrefix) -> Bool {
-        lhs.withBytes { left in rhs.withBytes { right in left.elementsEqual(right) } }
+        guard lhs.length == rhs.length else { return false }
+        return withUnsafeBytes(of: lhs.storage) { left in
+            withUnsafeBytes(of: rhs.storage) { right in
+                var differing: UInt64 = 0
+                for word in 0..<(left.count / 8) {
+                    differing |= left.load(fromByteOffset: word * 8, as: UInt64.self)
+                        ^ right.load(fromByteOffset: word * 8, as: UInt64.self)
+                }
+                return differing == 0
+            }
+        }
     }
 }

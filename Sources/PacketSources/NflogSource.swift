@@ -66,15 +66,15 @@ public final class NflogSource: PacketSource, @unchecked Sendable {
         metadata.time = receivedAt
         metadata.capturedLength = packet.payload.count
         // The message was validated when it was delivered: one walk reads the rest.
-        guard let record = NflogPacketView.record(ofValidatedMessage: packet.message) else { return metadata }
-        if let stamp = record.timestamp {
+        guard let fields = NflogPacketView.eventFields(ofValidatedMessage: packet.message) else { return metadata }
+        if let stamp = fields.timestamp {
             metadata.time = EventTime(seconds: stamp.seconds, microseconds: stamp.microseconds)
         }
-        metadata.sequence = record.sequence
-        metadata.inputInterface = record.inputInterface
-        metadata.outputInterface = record.outputInterface
-        metadata.mark = record.mark
-        metadata.prefix = record.rawPrefix
+        metadata.sequence = fields.sequence
+        metadata.inputInterface = fields.inputInterface
+        metadata.outputInterface = fields.outputInterface
+        metadata.mark = fields.mark
+        metadata.prefix = fields.prefix.flatMap(LogPrefix.init(bytes:))
         return metadata
     }
 

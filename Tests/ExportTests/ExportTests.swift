@@ -56,6 +56,24 @@ import Testing
         #expect(Array(lines[5]) + [UInt8(ascii: "\n")] == single)
     }
 
+    /// The prefix and interface names are encoded once while they repeat: a change shows at once.
+    @Test func streamEncoderFollowsPrefixAndInterfaceChanges() throws {
+        let plain = Self.event(prefix: "nfowner")
+        var classified = Self.event(prefix: "nfowner cg=42")
+        classified.inputInterfaceName = "veth0"
+        classified.outputInterfaceName = nil
+        let unprefixed = Self.event(prefix: nil)
+        var encoder = JSONLines.Encoder()
+        var buffer = ByteBuffer()
+        for event in [plain, plain, classified, unprefixed, classified, plain] { encoder.append(event, to: &buffer) }
+        let objects = try buffer.bytes.split(separator: UInt8(ascii: "\n")).map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0)) as? [String: Any])
+        }
+        #expect(objects.map { $0["prefix"] as? String } == ["nfowner", "nfowner", "nfowner cg=42", nil, "nfowner cg=42", "nfowner"])
+        #expect(objects.map { $0["iface_out"] as? String } == ["lo", "lo", nil, "lo", nil, "lo"])
+        #expect(objects.map { $0["iface_in"] as? String } == [nil, nil, "veth0", nil, "veth0", nil])
+    }
+
     /// The stream encoder fingerprints owners by the 16 bytes of their optional strings.
     @Test func anOptionalStringIsSixteenBytes() {
         #expect(MemoryLayout<String?>.size == 16)
