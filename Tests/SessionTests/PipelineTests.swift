@@ -171,6 +171,28 @@ struct PipelineHarness {
         #expect(harness.counters.source.received == 5)
     }
 
+    /// A queue source asks `decide`: without a policy the pipeline counts the packet like any
+    /// other and accepts it.
+    @Test func heldPacketsAreConsumedAndAccepted() {
+        let harness = PipelineHarness()
+        var record = NflogRecord()
+        record.family = 2
+        record.hook = 3
+        let batch = NflogPacketEncoder.encodeBatch([(record, Self.udpPacket)])
+        var verdicts: [PacketVerdict] = []
+        batch.withUnsafeBytes { bytes in
+            NflogBatchDecoder.forEachPacket(in: bytes, packet: { view in
+                verdicts.append(harness.pipeline.decide(UnsafeSourcePacket(
+                    origin: PacketOrigin(kind: .nfqueue, number: 7), payload: view.payload, family: view.family,
+                    hookNumber: view.hook, uid: 1000, gid: 1000, label: UnsafeRawBufferPointer(start: nil, count: 0),
+                    message: view.message)))
+            }, other: { _ in })
+        }
+        #expect(verdicts == [.accept])
+        #expect(harness.pipeline.counters.emitted == 1)
+        #expect(harness.pipeline.counters.withOwner == 1)
+    }
+
     @Test func errorRepliesAreReported() {
         let harness = PipelineHarness()
         let request = NflogConfigRequest.encode(group: 5, sequence: 9, .command(.bind))
