@@ -92,25 +92,18 @@ public enum JSONLines {
             fresh.withBytes { memo.prefixText.append(contentsOf: $0) }
         }
         memo.prefixText.withUnsafeBytes { out.write($0) }
-        out.write(",\"family\":\"")
-        out.write(packet.family == .ipv4 ? "ipv4" : "ipv6")
-        out.write("\",\"proto\":\"")
-        if let name = IPProtocolNames.name(for: packet.protocolNumber) {
-            var name = name
-            name.withUTF8 { out.write(UnsafeRawBufferPointer($0)) }
-        } else {
-            out.write(decimal: UInt64(packet.protocolNumber))
+        // The flow's keys (family … dport) repeat for every packet of the flow: encoded once.
+        let flow = RepeatedText.Flow(family: packet.family, protocolNumber: packet.protocolNumber,
+                                     source: packet.source, destination: packet.destination,
+                                     sourcePort: packet.sourcePort, destinationPort: packet.destinationPort)
+        if memo.flow != flow {
+            memo.flow = flow
+            var fresh = ByteBuffer(capacity: 256)
+            appendFlowKeys(packet, to: &fresh)
+            memo.flowText.removeAll(keepingCapacity: true)
+            fresh.withBytes { memo.flowText.append(contentsOf: $0) }
         }
-        out.write("\",\"proto_num\":")
-        out.write(decimal: UInt64(packet.protocolNumber))
-        out.write(",\"src\":\"")
-        appendAddress(packet.source, to: &out)
-        out.write("\",\"dst\":\"")
-        appendAddress(packet.destination, to: &out)
-        out.write("\",\"sport\":")
-        appendNumber(packet.sourcePort.map(UInt64.init), to: &out)
-        out.write(",\"dport\":")
-        appendNumber(packet.destinationPort.map(UInt64.init), to: &out)
+        memo.flowText.withUnsafeBytes { out.write($0) }
         let icmp = packet.icmp
         out.write(",\"icmp_type\":")
         appendNumber(icmp?.type.map(UInt64.init), to: &out)
@@ -139,8 +132,42 @@ public enum JSONLines {
         memo.interfacesText.withUnsafeBytes { out.write($0) }
     }
 
-    /// Text that repeats from event to event (the log prefix, the interface names), encoded once.
+    /// `family` to `dport`.
+    static func appendFlowKeys(_ packet: PacketSummary, to out: inout ByteBuffer) {
+        out.write(",\"family\":\"")
+        out.write(packet.family == .ipv4 ? "ipv4" : "ipv6")
+        out.write("\",\"proto\":\"")
+        if let name = IPProtocolNames.name(for: packet.protocolNumber) {
+            var name = name
+            name.withUTF8 { out.write(UnsafeRawBufferPointer($0)) }
+        } else {
+            out.write(decimal: UInt64(packet.protocolNumber))
+        }
+        out.write("\",\"proto_num\":")
+        out.write(decimal: UInt64(packet.protocolNumber))
+        out.write(",\"src\":\"")
+        appendAddress(packet.source, to: &out)
+        out.write("\",\"dst\":\"")
+        appendAddress(packet.destination, to: &out)
+        out.write("\",\"sport\":")
+        appendNumber(packet.sourcePort.map(UInt64.init), to: &out)
+        out.write(",\"dport\":")
+        appendNumber(packet.destinationPort.map(UInt64.init), to: &out)
+    }
+
+    /// Text that repeats from event to event (the flow's keys, the log prefix, the interface
+    /// names), encoded once.
     struct RepeatedText {
+        struct Flow: Equatable {
+            var family: IPFamily
+            var protocolNumber: UInt8
+            var source: IPAddress
+            var destination: IPAddress
+            var sourcePort: UInt16?
+            var destinationPort: UInt16?
+        }
+        var flow: Flow?
+        var flowText: [UInt8] = []
         var prefix: LogPrefix?
         var hasPrefix = false
         var prefixText: [UInt8] = []

@@ -111,11 +111,14 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         }
         // Only a packet that becomes an event needs its metadata as a value.
         let metadata = self.source.metadata(of: source, receivedAt: batchReceiveTime())
-        let event = PacketEvent(
+        // A var lives in memory, so each sink borrows it in place (a let was copied to a
+        // temporary for the call: ~600 instructions an event, measured).
+        var event = PacketEvent(
             metadata: metadata, packet: packet, owner: owner,
             inputInterfaceName: metadata.inputInterface.flatMap { engine.interfaces.name(of: $0) },
             outputInterfaceName: metadata.outputInterface.flatMap { engine.interfaces.name(of: $0) })
         for sink in eventSinks { sink.consume(event, payload: source.payload) }
+        _ = consume event
     }
 
     public func endDatagram() -> ReceiveLoop.Ending? {

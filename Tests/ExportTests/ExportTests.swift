@@ -74,6 +74,29 @@ import Testing
         #expect(objects.map { $0["iface_in"] as? String } == [nil, nil, "veth0", nil, "veth0", nil])
     }
 
+    /// A flow's keys are encoded once per run of packets of that flow: another flow shows at once.
+    @Test func streamEncoderFollowsFlowChanges() throws {
+        func event(_ source: IPAddress, _ sport: UInt16, _ dport: UInt16) -> PacketEvent {
+            var event = Self.event()
+            event.packet = PacketSummary(
+                family: { if case .v4 = source { return IPFamily.ipv4 } else { return IPFamily.ipv6 } }(), source: source, destination: source, protocolNumber: 17,
+                totalLength: 40, fragment: nil, transport: .udp(PortPair(source: sport, destination: dport)))
+            return event
+        }
+        let v6 = IPAddress.v6(high: 0x2001_0db8_0000_0000, low: 1)
+        let stream = [event(.v4(0x7F00_0001), 1, 2), event(.v4(0x7F00_0001), 1, 2), event(.v4(0x7F00_0001), 1, 3),
+                      event(v6, 1, 3), event(.v4(0x7F00_0001), 1, 2)]
+        var encoder = JSONLines.Encoder()
+        var buffer = ByteBuffer()
+        for item in stream { encoder.append(item, to: &buffer) }
+        let objects = try buffer.bytes.split(separator: UInt8(ascii: "\n")).map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0)) as? [String: Any])
+        }
+        #expect(objects.map { $0["dport"] as? Int } == [2, 2, 3, 3, 2])
+        #expect(objects.map { $0["src"] as? String } == ["127.0.0.1", "127.0.0.1", "127.0.0.1", "2001:db8::1", "127.0.0.1"])
+        #expect(objects.map { $0["family"] as? String } == ["ipv4", "ipv4", "ipv4", "ipv6", "ipv4"])
+    }
+
     /// The stream encoder fingerprints owners by the 16 bytes of their optional strings.
     @Test func anOptionalStringIsSixteenBytes() {
         #expect(MemoryLayout<String?>.size == 16)
