@@ -54,6 +54,12 @@ public final class AttributionEngine {
                            cgroupPath: cgroup?.path, unit: cgroup?.unit, attribution: attribution)
     }
 
+    /// The name of interface `index` (cached). A method, not the property from outside: a
+    /// mutating access to a class's property from another module is checked at run time.
+    public func interfaceName(of index: UInt32) -> String? {
+        interfaces.name(of: index)
+    }
+
     /// Forgets cached names (on reload).
     public func forgetNames() {
         names.forget()

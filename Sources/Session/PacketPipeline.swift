@@ -115,8 +115,8 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         // temporary for the call: ~600 instructions an event, measured).
         var event = PacketEvent(
             metadata: metadata, packet: packet, owner: owner,
-            inputInterfaceName: metadata.inputInterface.flatMap { engine.interfaces.name(of: $0) },
-            outputInterfaceName: metadata.outputInterface.flatMap { engine.interfaces.name(of: $0) })
+            inputInterfaceName: metadata.inputInterface.flatMap(engine.interfaceName(of:)),
+            outputInterfaceName: metadata.outputInterface.flatMap(engine.interfaceName(of:)))
         for sink in eventSinks { sink.consume(event, payload: source.payload) }
         _ = consume event
     }
