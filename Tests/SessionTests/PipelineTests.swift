@@ -171,6 +171,30 @@ struct PipelineHarness {
         #expect(harness.counters.source.received == 5)
     }
 
+    /// The pipeline updates one event in place: owners that change from packet to packet (and
+    /// back) must each come out whole, never with the previous packet's names.
+    @Test func changingOwnersComeOutRight() {
+        let harness = PipelineHarness()
+        func record(_ uid: UInt32?, _ gid: UInt32?, output: UInt32?) -> NflogRecord {
+            var record = NflogRecord()
+            record.family = 2
+            record.hook = 3
+            record.uid = uid
+            record.gid = gid
+            record.outputInterface = output
+            return record
+        }
+        harness.process(NflogPacketEncoder.encodeBatch([
+            (record(65534, 65534, output: 1), Self.udpPacket), (record(1000, 1000, output: 2), Self.udpPacket),
+            (record(nil, nil, output: nil), Self.udpPacket), (record(65534, 1000, output: 1), Self.udpPacket),
+        ]))
+        let events = harness.events
+        #expect(events.map(\.owner.uid) == [65534, 1000, nil, 65534])
+        #expect(events.map(\.owner.gid) == [65534, 1000, nil, 1000])
+        #expect(events.map(\.userName) == ["nobody", nil, nil, "nobody"])
+        #expect(events.map(\.outputInterfaceName) == ["lo", nil, nil, "lo"])
+    }
+
     /// A queue source asks `decide`: without a policy the pipeline counts the packet like any
     /// other and accepts it.
     @Test func heldPacketsAreConsumedAndAccepted() {
