@@ -30,10 +30,7 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
     /// batch was queued within the flush timeout of the first.
     /// The event handed to the sinks, updated in place packet after packet: an owner that does
     /// not change is not copied, retained or released again.
-    @exclusivity(unchecked) private var event = PacketEvent(
-        metadata: PacketMetadata(),
-        packet: PacketSummary(family: .ipv4, source: .v4(0), destination: .v4(0), protocolNumber: 0, totalLength: 0,
-                              fragment: nil, transport: .notFirstFragment))
+    @exclusivity(unchecked) private var event = PacketPipeline.emptyEvent
     @exclusivity(unchecked) private var receiveTime: EventTime?
     @exclusivity(unchecked) private var monotonicTime: UInt64?
     /// Set from another thread (SIGHUP) to drop cached names before the next datagram.
@@ -108,22 +105,33 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
 
     private func emitEvent(_ source: UnsafeSourcePacket, packet: PacketSummary, direction: Direction,
                            cgroupID: UInt64?) {
-        engine.update(&event.owner, packet: packet, direction: direction, uid: source.uid, gid: source.gid,
+        // Worked on as a local (swapped out of the stored property and back: no retain, no
+        // copy), so the sinks borrow it in place: passing the property itself made a copy.
+        var current = Self.emptyEvent
+        swap(&current, &event)
+        defer { swap(&current, &event) }
+        engine.update(&current.owner, packet: packet, direction: direction, uid: source.uid, gid: source.gid,
                       cgroupID: cgroupID, now: batchMonotonicTime())
         if !factSinks.isEmpty {
             let facts = PacketFacts(packet: packet, direction: direction, uid: source.uid, gid: source.gid,
-                                    cgroupID: cgroupID, attribution: event.owner.attribution)
+                                    cgroupID: cgroupID, attribution: current.owner.attribution)
             for sink in factSinks { sink.consume(facts) }
         }
         // Only a packet that becomes an event needs its metadata as a value.
-        event.metadata = self.source.metadata(of: source, receivedAt: batchReceiveTime())
-        event.packet = packet
-        let input = event.metadata.inputInterface.flatMap(engine.interfaceName(of:))
-        if event.inputInterfaceName != input { event.inputInterfaceName = input }
-        let output = event.metadata.outputInterface.flatMap(engine.interfaceName(of:))
-        if event.outputInterfaceName != output { event.outputInterfaceName = output }
-        for sink in eventSinks { sink.consume(event, payload: source.payload) }
+        current.metadata = self.source.metadata(of: source, receivedAt: batchReceiveTime())
+        current.packet = packet
+        let input = current.metadata.inputInterface.flatMap(engine.interfaceName(of:))
+        if current.inputInterfaceName != input { current.inputInterfaceName = input }
+        let output = current.metadata.outputInterface.flatMap(engine.interfaceName(of:))
+        if current.outputInterfaceName != output { current.outputInterfaceName = output }
+        for sink in eventSinks { sink.consume(current, payload: source.payload) }
     }
+
+    /// An event with nothing in it (no references: creating and dropping it costs nothing).
+    private static let emptyEvent = PacketEvent(
+        metadata: PacketMetadata(),
+        packet: PacketSummary(family: .ipv4, source: .v4(0), destination: .v4(0), protocolNumber: 0, totalLength: 0,
+                              fragment: nil, transport: .notFirstFragment))
 
     public func endDatagram() -> ReceiveLoop.Ending? {
         receiveTime = nil
