@@ -116,6 +116,8 @@ public struct NflogPacketView {
         public var mark: UInt32?
         /// The prefix up to its first NUL; nil when absent or empty.
         public var prefix: UnsafeRawBufferPointer?
+
+        public init() {}
     }
 
     /// The event fields of a message this type already validated: for the few packets that

@@ -30,6 +30,16 @@ public struct LogPrefix: Sendable, Equatable, CustomStringConvertible {
         self = made
     }
 
+    /// Whether the prefix is exactly `bytes` (as `init(bytes:)` would keep them).
+    @inlinable
+    public func equals(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let kept = min(bytes.count, Self.inlineCapacity)
+        guard kept == Int(length), kept > 0 else { return false }
+        return withBytes { mine in
+            mine.elementsEqual(UnsafeRawBufferPointer(rebasing: bytes[0..<kept]))
+        }
+    }
+
     /// Number of bytes.
     public var count: Int { Int(length) }
 

@@ -58,15 +58,14 @@ public final class NflogSource: PacketSource, @unchecked Sendable {
         })
     }
 
-    public func metadata(of packet: UnsafeSourcePacket, receivedAt: EventTime) -> PacketMetadata {
-        var metadata = PacketMetadata()
+    public func readMetadata(of packet: UnsafeSourcePacket, receivedAt: EventTime, into metadata: inout PacketMetadata) {
         metadata.origin = packet.origin
         metadata.family = packet.family
         metadata.hookNumber = packet.hookNumber
         metadata.time = receivedAt
         metadata.capturedLength = packet.payload.count
         // The message was validated when it was delivered: one walk reads the rest.
-        guard let fields = NflogPacketView.eventFields(ofValidatedMessage: packet.message) else { return metadata }
+        let fields = NflogPacketView.eventFields(ofValidatedMessage: packet.message) ?? NflogPacketView.EventFields()
         if let stamp = fields.timestamp {
             metadata.time = EventTime(seconds: stamp.seconds, microseconds: stamp.microseconds)
         }
@@ -74,8 +73,11 @@ public final class NflogSource: PacketSource, @unchecked Sendable {
         metadata.inputInterface = fields.inputInterface
         metadata.outputInterface = fields.outputInterface
         metadata.mark = fields.mark
-        metadata.prefix = fields.prefix.flatMap(LogPrefix.init(bytes:))
-        return metadata
+        if let bytes = fields.prefix {
+            if metadata.prefix?.equals(bytes) != true { metadata.prefix = LogPrefix(bytes: bytes) }
+        } else {
+            metadata.prefix = nil
+        }
     }
 
     public func recordWakeup() { counters.wakeups += 1 }

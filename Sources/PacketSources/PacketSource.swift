@@ -22,9 +22,10 @@ public protocol PacketSource: AnyObject {
 
     /// Decodes one datagram and hands each packet in it to `consumer`, counting as it goes.
     func process(datagram: UnsafeRawBufferPointer, into consumer: any PacketConsumer)
-    /// Everything the source knows of `packet` besides its bytes and owner, as a value (read
-    /// only for packets that become events). `receivedAt` is used when the kernel sent no time.
-    func metadata(of packet: UnsafeSourcePacket, receivedAt: EventTime) -> PacketMetadata
+    /// Writes into `metadata` everything the source knows of `packet` besides its bytes and
+    /// owner (read only for packets that become events); `receivedAt` is used when the kernel
+    /// sent no time. In place: the previous packet's prefix is kept when it is the same.
+    func readMetadata(of packet: UnsafeSourcePacket, receivedAt: EventTime, into metadata: inout PacketMetadata)
 
     /// Counts a wait for packets (in recv, or in a coalescing pause).
     func recordWakeup()

@@ -118,7 +118,7 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
             for sink in factSinks { sink.consume(facts) }
         }
         // Only a packet that becomes an event needs its metadata as a value.
-        current.metadata = self.source.metadata(of: source, receivedAt: batchReceiveTime())
+        self.source.readMetadata(of: source, receivedAt: batchReceiveTime(), into: &current.metadata)
         current.packet = packet
         let input = current.metadata.inputInterface.flatMap(engine.interfaceName(of:))
         if current.inputInterfaceName != input { current.inputInterfaceName = input }

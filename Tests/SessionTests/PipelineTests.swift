@@ -175,8 +175,9 @@ struct PipelineHarness {
     /// back) must each come out whole, never with the previous packet's names.
     @Test func changingOwnersComeOutRight() {
         let harness = PipelineHarness()
-        func record(_ uid: UInt32?, _ gid: UInt32?, output: UInt32?) -> NflogRecord {
+        func record(_ uid: UInt32?, _ gid: UInt32?, output: UInt32?, prefix: String? = nil) -> NflogRecord {
             var record = NflogRecord()
+            record.prefix = prefix
             record.family = 2
             record.hook = 3
             record.uid = uid
@@ -185,14 +186,18 @@ struct PipelineHarness {
             return record
         }
         harness.process(NflogPacketEncoder.encodeBatch([
-            (record(65534, 65534, output: 1), Self.udpPacket), (record(1000, 1000, output: 2), Self.udpPacket),
-            (record(nil, nil, output: nil), Self.udpPacket), (record(65534, 1000, output: 1), Self.udpPacket),
+            (record(65534, 65534, output: 1, prefix: "nfowner cg=5"), Self.udpPacket),
+            (record(1000, 1000, output: 2, prefix: "nfowner"), Self.udpPacket),
+            (record(nil, nil, output: nil), Self.udpPacket),
+            (record(65534, 1000, output: 1, prefix: "nfowner cg=5"), Self.udpPacket),
         ]))
         let events = harness.events
         #expect(events.map(\.owner.uid) == [65534, 1000, nil, 65534])
         #expect(events.map(\.owner.gid) == [65534, 1000, nil, 1000])
         #expect(events.map(\.userName) == ["nobody", nil, nil, "nobody"])
         #expect(events.map(\.outputInterfaceName) == ["lo", nil, nil, "lo"])
+        #expect(events.map { $0.metadata.prefix?.string } == ["nfowner cg=5", "nfowner", nil, "nfowner cg=5"])
+        #expect(events.map(\.cgroupID) == [5, nil, nil, 5])
     }
 
     /// A queue source asks `decide`: without a policy the pipeline counts the packet like any
