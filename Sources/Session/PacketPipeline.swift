@@ -105,29 +105,24 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
 
     private func emitEvent(_ source: UnsafeSourcePacket, packet: PacketSummary, direction: Direction,
                            cgroupID: UInt64?) {
-        // Worked on as a local (swapped out of the stored property and back: no retain, no
-        // copy), so the sinks borrow it in place: passing the property itself made a copy.
-        var current = Self.emptyEvent
-        swap(&current, &event)
-        defer { swap(&current, &event) }
-        engine.update(&current.owner, packet: packet, direction: direction, uid: source.uid, gid: source.gid,
+        engine.update(&event.owner, packet: packet, direction: direction, uid: source.uid, gid: source.gid,
                       cgroupID: cgroupID, now: batchMonotonicTime())
         if !factSinks.isEmpty {
             let facts = PacketFacts(packet: packet, direction: direction, uid: source.uid, gid: source.gid,
-                                    cgroupID: cgroupID, attribution: current.owner.attribution)
+                                    cgroupID: cgroupID, attribution: event.owner.attribution)
             for sink in factSinks { sink.consume(facts) }
         }
         // Only a packet that becomes an event needs its metadata as a value.
-        self.source.readMetadata(of: source, receivedAt: batchReceiveTime(), into: &current.metadata)
-        current.packet = packet
-        let input = current.metadata.inputInterface.flatMap(engine.interfaceName(of:))
-        if current.inputInterfaceName != input { current.inputInterfaceName = input }
-        let output = current.metadata.outputInterface.flatMap(engine.interfaceName(of:))
-        if current.outputInterfaceName != output { current.outputInterfaceName = output }
-        for sink in eventSinks { sink.consume(current, payload: source.payload) }
+        self.source.readMetadata(of: source, receivedAt: batchReceiveTime(), into: &event.metadata)
+        event.packet = packet
+        let input = event.metadata.inputInterface.flatMap(engine.interfaceName(of:))
+        if event.inputInterfaceName != input { event.inputInterfaceName = input }
+        let output = event.metadata.outputInterface.flatMap(engine.interfaceName(of:))
+        if event.outputInterfaceName != output { event.outputInterfaceName = output }
+        for sink in eventSinks { sink.consume(event, payload: source.payload) }
     }
 
-    /// An event with nothing in it (no references: creating and dropping it costs nothing).
+    /// An event with nothing in it yet.
     private static let emptyEvent = PacketEvent(
         metadata: PacketMetadata(),
         packet: PacketSummary(family: .ipv4, source: .v4(0), destination: .v4(0), protocolNumber: 0, totalLength: 0,
