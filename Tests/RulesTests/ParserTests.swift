@@ -65,16 +65,46 @@ import Testing
         #expect(StatusParsers.parseRuleCounters("counter packets comment \"nfowner log\"") == [])
     }
 
+    /// Every prefix of every recording (a file read while the kernel was writing it, a listing cut short):
+    /// no trap, and each parser either reads what the complete lines say, or throws `.unexpectedOutput`.
     @Test func everyPrefixOfTheRecordingsIsSafe() {
         for text in [Self.nflogText, Self.netlinkText, Self.listing] {
+            let fullCounters = StatusParsers.parseRuleCounters(text)
+            let fullHash = StatusParsers.parseInstalledHash(text)
             let bytes = Array(text.utf8)
             for end in 0...bytes.count {
                 let prefix = String(decoding: bytes[..<end], as: UTF8.self)
-                _ = try? StatusParsers.parseNflogInstances(prefix)
-                _ = try? StatusParsers.parseNetlinkSockets(prefix)
-                _ = StatusParsers.parseRuleCounters(prefix)
-                _ = StatusParsers.parseInstalledHash(prefix)
+                Self.expectPrefixResult(prefix, StatusParsers.parseNflogInstances)
+                Self.expectPrefixResult(prefix, StatusParsers.parseNetlinkSockets)
+                // Our rule's comment ends its line, so a cut rule is not ours yet: all counters or none.
+                let counters = StatusParsers.parseRuleCounters(prefix)
+                #expect(counters.isEmpty || counters == fullCounters, "prefix \(end) of \(text.prefix(20))…")
+                // The hash is read only when all 64 digits and the closing quote are there.
+                let hash = StatusParsers.parseInstalledHash(prefix)
+                #expect(hash == nil || hash == fullHash, "prefix \(end) of \(text.prefix(20))…")
             }
+        }
+    }
+
+    /// What a line parser must give for a prefix: the complete lines parse as they do alone, and the cut
+    /// last line adds at most one entry; or the parse throws `.unexpectedOutput` (a cut or foreign line).
+    static func expectPrefixResult<Entry: Equatable>(_ prefix: String,
+                                                     _ parse: (String) throws(RulesError) -> [Entry]) {
+        let completeLines = String(prefix[..<(prefix.lastIndex(of: "\n").map(prefix.index(after:)) ?? prefix.startIndex)])
+        let entries: [Entry]
+        do throws(RulesError) {
+            entries = try parse(prefix)
+        } catch {
+            #expect(error.code == .unexpectedOutput, "\(prefix): \(error)")
+            return
+        }
+        // The prefix parsed, so each of its lines did: its complete lines give the same entries or one fewer.
+        do throws(RulesError) {
+            let complete = try parse(completeLines)
+            #expect(entries.count == complete.count || entries.count == complete.count + 1, "\(prefix)")
+            #expect(Array(entries.prefix(complete.count)) == complete, "\(prefix)")
+        } catch {
+            Issue.record("the complete lines of a prefix that parsed did not: \(error)")
         }
     }
 
