@@ -76,17 +76,21 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // Shared by the kernel tests (RulesTests, AttributionTests, EndToEndTests): running commands
+        // and a network namespace per test. A library target (no tests of its own) under Tests/.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+
         .testTarget(name: "BinaryParsingTests", dependencies: ["BinaryParsing"]),
         .testTarget(name: "NetlinkWireTests", dependencies: ["NetlinkWire", "PacketModel"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "PacketParsingTests", dependencies: ["PacketParsing"]),
-        .testTarget(name: "RulesTests", dependencies: ["Rules", "PacketModel"]),
+        .testTarget(name: "RulesTests", dependencies: ["Rules", "PacketModel", "TestSupport"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration"]),
         .testTarget(name: "SetupTests", dependencies: ["Setup"]),
         .testTarget(name: "AccountingTests", dependencies: ["Accounting", "PacketModel"]),
-        .testTarget(name: "AttributionTests", dependencies: ["Attribution", "PacketModel"]),
+        .testTarget(name: "AttributionTests", dependencies: ["Attribution", "PacketModel", "TestSupport"]),
         .testTarget(name: "ExportTests", dependencies: ["Export", "PacketModel"]),
         .testTarget(name: "SessionTests", dependencies: ["Session", "PacketSources", "Sinks", "Attribution", "PacketModel"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["nfowner", "nfowner-traffic"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["nfowner", "nfowner-traffic", "TestSupport"]),
     ]
 )

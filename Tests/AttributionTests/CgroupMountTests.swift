@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import Attribution
 
@@ -116,9 +117,8 @@ import Testing
         defer { view.remove() }
         #expect(try run(["mount", "-t", "cgroup2", "none", view.path]).status == 0)
         defer { _ = try? run(["umount", view.path]) }
-        let namespace = "nfo-cgpath-\(getpid())"
-        #expect(try run(["ip", "netns", "add", namespace]).status == 0)
-        defer { _ = try? run(["ip", "netns", "del", namespace]) }
+        let namespace = try TestNamespace("cgpath")
+        defer { namespace.close() }
 
         let elsewhere = CgroupMount(mountPoint: view.path)
         // Same hierarchy, same ids.
@@ -128,11 +128,11 @@ import Testing
             rules += "  socket cgroupv2 level 1 \"\(mount.nftPath(forHierarchyPath: "/" + name))\" counter\n"
         }
         rules += " }\n}\n"
-        let result = try run(["nsenter", "--net=/run/netns/\(namespace)", "nft", "-f", "-"], input: rules)
+        let result = try run(["nsenter", "--net=\(namespace.path)", "nft", "-f", "-"], input: rules)
         #expect(result.status == 0, "\(result.output)\n\(rules)")
         // A path that does not resolve is refused (the check above is meaningful).
         let wrong = rules.replacingOccurrences(of: name, with: name + "-missing")
-        #expect(try run(["nsenter", "--net=/run/netns/\(namespace)", "nft", "-f", "-"], input: wrong).status != 0)
+        #expect(try run(["nsenter", "--net=\(namespace.path)", "nft", "-f", "-"], input: wrong).status != 0)
     }
 }
 

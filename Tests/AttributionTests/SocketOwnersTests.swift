@@ -3,6 +3,7 @@ import Testing
 import NetfilterSystem
 import NetlinkWire
 import PacketParsing
+import TestSupport
 @testable import Attribution
 
 // Recorded on kernel 6.18 inside a test namespace: a ping socket after sendto (unbound, so
@@ -224,12 +225,10 @@ struct SocketResolverNamespaceTests {
 
     @Test(.enabled(if: getuid() == 0, "needs root: creates a network namespace and enters it"))
     func resolvesRealSockets() throws {
-        let namespace = "nfo-sock-\(getpid())"
-        try #require(try run(["ip", "netns", "add", namespace]).status == 0)
-        defer { _ = try? run(["ip", "netns", "del", namespace]) }
-        let enter = ["nsenter", "--net=/run/netns/\(namespace)"]
-        _ = try run(enter + ["ip", "link", "set", "lo", "up"])
-        _ = try run(enter + ["sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"])
+        let namespace = try TestNamespace("sock")  // loopback up, unprivileged ping allowed
+        defer { namespace.close() }
+        let namespaceName = namespace.name
+        let enter = ["nsenter", "--net=\(namespace.path)"]
 
         let helper = Process()
         helper.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -276,7 +275,7 @@ struct SocketResolverNamespaceTests {
         let box = ResultBox()
         let thread = try DedicatedThread(name: "nfo-sock-test") {
             do {
-                try NetworkNamespace.enter(named: namespace)
+                try NetworkNamespace.enter(named: namespaceName)
                 let resolver = try SocketResolver()
                 for (name, packet) in cases {
                     box.resolutions[name] = try resolver.resolve(packet: packet, direction: .outbound)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// A cgroup subtree made for one test under the real cgroup2 root (found in mountinfo), removed
 /// by `close()` deepest first. Processes the test put in it must have exited by then.

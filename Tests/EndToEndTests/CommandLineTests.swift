@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The command line as a user meets it: help text (snapshotted: it is part of the product),

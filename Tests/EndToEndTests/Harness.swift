@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Every root end-to-end suite is nested here: they run one at a time (timing matters to
@@ -22,38 +23,12 @@ enum Harness {
     static let unprivilegedUID: UInt32 = 65534
     static let unprivilegedGID: UInt32 = 65534
 
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
+    typealias Result = CommandResult
 
     /// Runs a command to completion and captures its output.
     @discardableResult
     static func run(_ executable: String, _ arguments: [String], input: String? = nil) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        let inPipe = Pipe()
-        if input != nil { process.standardInput = inPipe } else { process.standardInput = FileHandle.nullDevice }
-        try process.run()
-        if let input {
-            inPipe.fileHandleForWriting.write(Data(input.utf8))
-            try inPipe.fileHandleForWriting.close()
-        }
-        // Read both pipes to the end before waiting, so a chatty child cannot block on a full pipe.
-        nonisolated(unsafe) var errData = Data()
-        let errReader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
-        errReader.start()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        while errReader.isExecuting || !errReader.isFinished { usleep(1000) }
-        return Result(status: process.terminationStatus,
-                      stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+        try Command.run(executable, arguments, input: input)
     }
 
     /// Parses `key=value key=value` lines (the monitor summary, the traffic tool's result line).
@@ -67,43 +42,8 @@ enum Harness {
     }
 }
 
-/// A network namespace made for one test, with loopback up and unprivileged ping allowed.
-/// Removed by `close()`; tests call it in `defer` so failures clean up too.
-final class TestNamespace {
-    let name: String
-    var path: String { "/run/netns/\(name)" }
-    private var closed = false
-
-    init(_ label: String) throws {
-        name = "nfo-\(label)-\(getpid())-\(UInt16.random(in: 0...UInt16.max))"
-        try Harness.run("/usr/bin/env", ["ip", "netns", "add", name]).check("ip netns add \(name)")
-        do {
-            try Harness.run("/usr/bin/env", ["ip", "-n", name, "link", "set", "lo", "up"]).check("lo up")
-            try exec(["sysctl", "-q", "-w", "net.ipv4.ping_group_range=0 2147483647"]).check("ping_group_range")
-        } catch {
-            close()
-            throw error
-        }
-    }
-
-    /// Runs a command inside the namespace (`nsenter --net`, which keeps /sys and cgroupfs).
-    @discardableResult
-    func exec(_ command: [String], input: String? = nil) throws -> Harness.Result {
-        try Harness.run("/usr/bin/env", ["nsenter", "--net=\(path)"] + command, input: input)
-    }
-
-    /// Joins this namespace and `peer` with a veth pair (`end` here, `peerEnd` there), gives each
-    /// end its address (with prefix length, e.g. "10.231.0.1/30") and brings both up. The pair
-    /// goes with the namespaces.
-    func connect(to peer: TestNamespace, end: String, address: String, peerEnd: String, peerAddress: String) throws {
-        try Harness.run("/usr/bin/env", ["ip", "link", "add", end, "netns", name, "type", "veth",
-                                          "peer", "name", peerEnd, "netns", peer.name]).check("veth")
-        try exec(["ip", "addr", "add", address, "dev", end]).check("addr")
-        try exec(["ip", "link", "set", end, "up"]).check("up")
-        try peer.exec(["ip", "addr", "add", peerAddress, "dev", peerEnd]).check("addr")
-        try peer.exec(["ip", "link", "set", peerEnd, "up"]).check("up")
-    }
-
+/// The end-to-end tests' additions to the shared namespace (TestSupport): the traffic generator.
+extension TestNamespace {
     /// Runs the traffic generator inside the namespace and returns its result line's keys.
     @discardableResult
     func traffic(_ arguments: [String], asUnprivileged: Bool = true) throws -> [String: String] {
@@ -123,18 +63,6 @@ final class TestNamespace {
                                "--address", "127.0.0.1", "--timeout", "10", "--accept", String(accept)],
                               waitForOutput: true)
     }
-
-    func nft(_ arguments: [String], input: String? = nil) throws -> Harness.Result {
-        try exec(["nft"] + arguments, input: input)
-    }
-
-    func close() {
-        guard !closed else { return }
-        closed = true
-        _ = try? Harness.run("/usr/bin/env", ["ip", "netns", "delete", name])
-    }
-
-    deinit { close() }
 }
 
 /// A helper process a test runs in the background; killed by PID on `stop()` or deinit.
@@ -162,21 +90,6 @@ final class BackgroundProcess {
     }
 
     deinit { stop() }
-}
-
-extension Harness.Result {
-    @discardableResult
-    func check(_ what: String) throws -> Harness.Result {
-        guard status == 0 else {
-            throw HarnessError("\(what) failed (exit \(status)): \(stderr)\(stdout)")
-        }
-        return self
-    }
-}
-
-struct HarnessError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }
 
 /// `nfowner monitor` running in the background, its stdout and stderr going to files.

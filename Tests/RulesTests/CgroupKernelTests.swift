@@ -2,6 +2,7 @@
 // traffic sent from processes moved into them, inside a namespace each test creates.
 
 import Foundation
+import TestSupport
 import Testing
 @testable import Rules
 
@@ -63,7 +64,7 @@ struct CgroupKernelTests {
     }
 
     @Test func nftClassifiesByDeepestCgroupAndUpdatesAtRuntime() throws {
-        let ns = try TestNamespace()
+        let ns = try TestNamespace("rulescg")
         defer { ns.close() }
         let cgroups = try TestCgroups()
         defer { cgroups.close() }
@@ -111,7 +112,7 @@ struct CgroupKernelTests {
     }
 
     @Test func iptablesClassifiesAndLeavesOtherChainsAlone() throws {
-        let ns = try TestNamespace()
+        let ns = try TestNamespace("rulescg")
         defer { ns.close() }
         let cgroups = try TestCgroups()
         defer { cgroups.close() }

@@ -1,28 +1,14 @@
 // Against the real kernel, inside a network namespace each test creates and always deletes.
 
 import Foundation
+import TestSupport
 import Testing
 @testable import Rules
 
-/// A fresh network namespace with loopback up; `close()` deletes it.
-struct TestNamespace {
-    let name: String
-
-    init() throws {
-        name = "nfo-rules-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let add = try Subprocess.run("/usr/sbin/ip", ["netns", "add", name])
-        guard add.status == 0 else { throw RulesError(.ioFailure, "ip netns add \(name): \(add.stderr)") }
-        _ = try Subprocess.run("/usr/bin/nsenter", ["--net=/run/netns/\(name)", "--", "/usr/sbin/ip", "link", "set", "lo", "up"])
-    }
-
-    func close() {
-        _ = try? Subprocess.run("/usr/sbin/ip", ["netns", "del", name])
-    }
-
+extension TestNamespace {
     /// Sends one UDP datagram to 127.0.0.1:9 from inside the namespace (bash's /dev/udp).
     func sendUDP() throws {
-        _ = try Subprocess.run("/usr/bin/nsenter", ["--net=/run/netns/\(name)", "--", "/bin/bash", "-c",
-                                                   "echo hello > /dev/udp/127.0.0.1/9"])
+        try exec(["/bin/bash", "-c", "echo hello > /dev/udp/127.0.0.1/9"]).check("send UDP in \(name)")
     }
 }
 
@@ -45,7 +31,7 @@ struct KernelTests {
         """
 
     @Test func installStatusRemoveLeavesOtherTablesAlone() throws {
-        let ns = try TestNamespace()
+        let ns = try TestNamespace("rules")
         defer { ns.close() }
         let runner = NftRunner(netns: ns.name)
         try runner.apply(script: Self.unrelated)
@@ -80,7 +66,7 @@ struct KernelTests {
     }
 
     @Test func countersCountLoggedPackets() throws {
-        let ns = try TestNamespace()
+        let ns = try TestNamespace("rules")
         defer { ns.close() }
         let runner = NftRunner(netns: ns.name)
         try runner.install(RulesetSpec())
@@ -97,7 +83,7 @@ struct KernelTests {
     }
 
     @Test func failedReplaceKeepsTheOldTable() throws {
-        let ns = try TestNamespace()
+        let ns = try TestNamespace("rules")
         defer { ns.close() }
         let runner = NftRunner(netns: ns.name)
         let old = RulesetSpec(group: 9)
@@ -115,7 +101,7 @@ struct KernelTests {
     }
 
     @Test func checkValidatesWithoutCommitting() throws {
-        let ns = try TestNamespace()
+        let ns = try TestNamespace("rules")
         defer { ns.close() }
         let runner = NftRunner(netns: ns.name)
         try runner.probeLogSupport()
@@ -129,7 +115,7 @@ struct KernelTests {
 
     @Test func statusFindsTheListeningProcess() throws {
         guard let python = Subprocess.locate("python3", candidates: ["/usr/bin/python3"]) else { return }
-        let ns = try TestNamespace()
+        let ns = try TestNamespace("rules")
         defer { ns.close() }
         let script = FileManager.default.temporaryDirectory.appendingPathComponent("nfo-bind-\(getpid()).py")
         try Self.binder.write(to: script, atomically: true, encoding: .utf8)
