@@ -8,7 +8,9 @@
 //      unchanged fd count proves nothing).
 // A hit is verified with one readlink of the remembered pid/fd, so a closed socket whose fd
 // now holds something else is not reported. A process that vanishes mid-scan is normal.
+// The reading of /proc itself is NetfilterSystem's `ProcessDescriptors`; this is the index.
 import Foundation
+import NetfilterSystem
 
 public final class SocketOwners: @unchecked Sendable {
     /// The procfs root ("/proc"; a fixture directory in tests).
@@ -90,22 +92,14 @@ public final class SocketOwners: @unchecked Sendable {
     }
 
     private func listPIDs() -> [Int32] {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: procRoot) else { return [] }
-        return names.compactMap { name in
-            guard let pid = Int32(name), pid > 0 else { return nil }
-            return pid
-        }.sorted()
+        ProcessDescriptors.pids(procRoot: procRoot)
     }
 
     /// Re-reads one process's fds; a vanished process is forgotten.
     private func scan(_ pid: Int32) {
         forget(pid)
-        let directory = "\(procRoot)/\(pid)/fd"
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
-        var sockets: [Int32: UInt64] = [:]
-        for name in names {
-            guard let fd = Int32(name), let inode = socketInode(pid: pid, fd: fd) else { continue }
-            sockets[fd] = inode
+        guard let sockets = ProcessDescriptors.socketInodes(pid: pid, procRoot: procRoot) else { return }
+        for (fd, inode) in sockets {
             holders[inode, default: []].insert(Holder(pid: pid, fd: fd))
         }
         scanned[pid] = sockets
@@ -120,14 +114,6 @@ public final class SocketOwners: @unchecked Sendable {
     }
 
     private func socketInode(pid: Int32, fd: Int32) -> UInt64? {
-        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(procRoot)/\(pid)/fd/\(fd)")
-        else { return nil }
-        return Self.parseSocketLink(target)
-    }
-
-    /// "socket:[307351]" → 307351; nil for anything else (files, pipes, anon inodes).
-    public static func parseSocketLink(_ target: String) -> UInt64? {
-        guard target.hasPrefix("socket:["), target.hasSuffix("]") else { return nil }
-        return UInt64(target.dropFirst(8).dropLast())
+        ProcessDescriptors.socketInode(pid: pid, fd: fd, procRoot: procRoot)
     }
 }

@@ -2,6 +2,7 @@
 // rules counted, and who listens on the NFLOG group.
 
 import Foundation
+import NetfilterSystem
 
 /// A process holding the NFLOG group's netlink socket.
 public struct NflogHolder: Sendable, Equatable {
@@ -177,7 +178,16 @@ extension NftRunner {
             $0.netlinkProtocol == NetlinkSocketEntry.netfilterProtocol && $0.portID == listener.portID
         }?.inode
         guard let inode else { return (listener, []) }
-        return (listener, ProcessScan.holders(ofSocketInode: inode, procRoot: procRoot))
+        let holders = ProcessDescriptors.holders(ofSocketInode: inode, procRoot: procRoot).map { pid in
+            NflogHolder(pid: pid, command: Self.command(of: pid, procRoot: procRoot))
+        }
+        return (listener, holders)
+    }
+
+    /// /proc/PID/comm, trimmed; "" when it could not be read (the process just exited).
+    private static func command(of pid: Int32, procRoot: String) -> String {
+        let comm = (try? String(contentsOfFile: "\(procRoot)/\(pid)/comm", encoding: .utf8)) ?? ""
+        return comm.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// The nfnetlink_log file exists only once the module is loaded: absent means no listeners.
@@ -188,27 +198,5 @@ extension NftRunner {
         } catch let error where error.code == .ioFailure && error.reason.contains("No such file") {
             return ""
         }
-    }
-}
-
-/// Finds processes by the sockets they hold.
-enum ProcessScan {
-    /// Every pid under `procRoot` with an fd that links to `socket:[inode]`, sorted. Processes
-    /// that vanish or deny access during the scan are skipped.
-    static func holders(ofSocketInode inode: UInt64, procRoot: String) -> [NflogHolder] {
-        let fm = FileManager.default
-        let target = "socket:[\(inode)]"
-        guard let entries = try? fm.contentsOfDirectory(atPath: procRoot) else { return [] }
-        var found: [NflogHolder] = []
-        for entry in entries {
-            guard let pid = Int32(entry), pid > 0 else { continue }
-            let fdDirectory = "\(procRoot)/\(entry)/fd"
-            guard let fds = try? fm.contentsOfDirectory(atPath: fdDirectory) else { continue }
-            let holds = fds.contains { (try? fm.destinationOfSymbolicLink(atPath: "\(fdDirectory)/\($0)")) == target }
-            guard holds else { continue }
-            let comm = (try? String(contentsOfFile: "\(procRoot)/\(entry)/comm", encoding: .utf8)) ?? ""
-            found.append(NflogHolder(pid: pid, command: comm.trimmingCharacters(in: .whitespacesAndNewlines)))
-        }
-        return found.sorted { $0.pid < $1.pid }
     }
 }

@@ -120,11 +120,11 @@ struct SocketOwnersTests {
     }
 
     @Test func parsesSocketLinks() {
-        #expect(SocketOwners.parseSocketLink("socket:[307351]") == 307351)
-        #expect(SocketOwners.parseSocketLink("pipe:[1]") == nil)
-        #expect(SocketOwners.parseSocketLink("socket:[]") == nil)
-        #expect(SocketOwners.parseSocketLink("socket:[12") == nil)
-        #expect(SocketOwners.parseSocketLink("/dev/null") == nil)
+        #expect(ProcessDescriptors.parseSocketLink("socket:[307351]") == 307351)
+        #expect(ProcessDescriptors.parseSocketLink("pipe:[1]") == nil)
+        #expect(ProcessDescriptors.parseSocketLink("socket:[]") == nil)
+        #expect(ProcessDescriptors.parseSocketLink("socket:[12") == nil)
+        #expect(ProcessDescriptors.parseSocketLink("/dev/null") == nil)
     }
 
     @Test func findsEveryHolder() throws {
@@ -139,6 +139,23 @@ struct SocketOwnersTests {
         #expect(owners.pids(forInode: 501) == [100])
         #expect(owners.pids(forInode: 999) == [])
         #expect(owners.pids(forInode: 0) == [])
+    }
+
+    /// The one-shot scan `rules status` uses (no index): the same answers, from the same fixture.
+    @Test func oneShotScanFindsEveryHolder() throws {
+        let root = try makeProc([
+            100: [0: "/dev/null", 3: "socket:[500]", 4: "socket:[501]"],
+            200: [5: "socket:[500]"],
+            300: [1: "pipe:[9]"],
+        ])
+        defer { root.remove() }
+        #expect(ProcessDescriptors.pids(procRoot: root.path) == [100, 200, 300])
+        #expect(ProcessDescriptors.holders(ofSocketInode: 500, procRoot: root.path) == [100, 200])
+        #expect(ProcessDescriptors.holders(ofSocketInode: 501, procRoot: root.path) == [100])
+        #expect(ProcessDescriptors.holders(ofSocketInode: 999, procRoot: root.path) == [])
+        #expect(ProcessDescriptors.socketInodes(pid: 100, procRoot: root.path) == [3: 500, 4: 501])
+        #expect(ProcessDescriptors.socketInodes(pid: 400, procRoot: root.path) == nil)
+        #expect(ProcessDescriptors.holders(ofSocketInode: 500, procRoot: root.path + "/missing") == [])
     }
 
     @Test func missesAreRateLimitedAndNewProcessesFound() throws {
