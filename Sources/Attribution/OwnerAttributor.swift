@@ -127,7 +127,7 @@ public final class OwnerAttributor {
             return OwnerAttribution(confidence: .uid, reason: "no cgroup known for the packet")
         }
         let candidates = table.processes(uid: uid, cgroupPath: nil, aliveAt: now, window: window)
-            .filter { entry in entry.cgroupPath.map { CgroupPath.isSame($0, orBelow: cgroupPath) } ?? false }
+            .filter { entry in entry.process.cgroupPath.map { CgroupPath.isSame($0, orBelow: cgroupPath) } ?? false }
         switch candidates.count {
         case 0:
             return OwnerAttribution(confidence: .uid, reason: "no process of uid \(uid) seen in \(cgroupPath)")
@@ -150,11 +150,11 @@ public final class OwnerAttributor {
     /// A socket holder the table does not know yet (it started between two event drains, or
     /// events are unavailable): read /proc directly; it is alive, it holds the socket.
     private func reference(_ pid: Int32) -> ProcessReference {
-        if let entry = table.process(pid: pid), entry.comm != nil { return reference(entry) }
+        if let entry = table.process(pid: pid), entry.process.comm != nil { return reference(entry) }
         return ProcessReference(pid: pid, comm: procFS.comm(pid), exe: procFS.exe(pid))
     }
 
     private func reference(_ entry: ProcessEntry) -> ProcessReference {
-        ProcessReference(pid: entry.pid, comm: entry.comm, exe: entry.exe)
+        ProcessReference(pid: entry.pid, comm: entry.process.comm, exe: entry.process.exe)
     }
 }

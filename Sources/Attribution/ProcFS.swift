@@ -184,13 +184,15 @@ public struct ProcFS: Sendable {
     }
 }
 
-/// Everything read about one process at one moment; fields are nil when they could not be read
-/// (the process exited part-way, or permissions).
+/// What /proc says about one process: everything `ProcFS.snapshot` read at one moment, or, as a
+/// `ProcessEntry`'s `process`, that kept current by process events. Fields are nil when they could
+/// not be read (the process exited part-way, or permissions).
 public struct ProcessSnapshot: Sendable, Equatable {
     public var pid: Int32
     public var ppid: Int32?
     public var comm: String?
     public var exe: String?
+    /// Arguments joined by spaces, at most `ProcFS.cmdlineLimit` bytes.
     public var cmdline: String?
     /// fsuid/fsgid: the ids a socket created now would carry.
     public var uid: UInt32?
@@ -198,6 +200,19 @@ public struct ProcessSnapshot: Sendable, Equatable {
     public var cgroupPath: String?
     /// Nanoseconds after boot.
     public var startTime: UInt64?
+
+    public init(pid: Int32, ppid: Int32? = nil, comm: String? = nil, exe: String? = nil, cmdline: String? = nil,
+                uid: UInt32? = nil, gid: UInt32? = nil, cgroupPath: String? = nil, startTime: UInt64? = nil) {
+        self.pid = pid
+        self.ppid = ppid
+        self.comm = comm
+        self.exe = exe
+        self.cmdline = cmdline
+        self.uid = uid
+        self.gid = gid
+        self.cgroupPath = cgroupPath
+        self.startTime = startTime
+    }
 }
 
 extension ProcFS {

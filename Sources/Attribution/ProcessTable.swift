@@ -11,21 +11,17 @@
 import NetfilterSystem
 import NetlinkWire
 
-/// One process as the table knows it.
+/// One process as the table knows it: what /proc says about a process (a `ProcessSnapshot`), kept
+/// current by process events, plus when it lived on the table's clock.
 public struct ProcessEntry: Sendable, Equatable {
-    public var pid: Int32
-    public var ppid: Int32?
-    public var comm: String?
-    public var exe: String?
-    /// Arguments joined by spaces, at most `ProcFS.cmdlineLimit` bytes.
-    public var cmdline: String?
-    /// fsuid: the uid a socket it creates carries (after a uid event: the new effective uid,
-    /// which the fsuid follows unless setfsuid was used).
-    public var uid: UInt32?
-    public var gid: UInt32?
-    /// cgroup v2 path ("/user.slice/…"), read at seed, fork and exec; moves are not reported
-    /// by the kernel, so a later move is seen only at the next exec or rescan.
-    public var cgroupPath: String?
+    /// pid, ppid, names, ids and cgroup: read from /proc at seed, fork and exec (for a fork whose
+    /// parent is known: the parent's, with the child's cgroup), then changed by comm, uid and gid
+    /// events. `uid` is the fsuid: the uid a socket it creates carries (after a uid event the new
+    /// effective uid, which the fsuid follows unless setfsuid was used). `cgroupPath` is re-read at
+    /// seed, fork and exec only; moves are not reported by the kernel, so a later move is seen at
+    /// the next exec or rescan. `process.startTime` is /proc's (ns after boot; nil when it was not
+    /// read), kept to tell a reused pid apart during rescans.
+    public var process: ProcessSnapshot
     /// Monotonic ns: the fork event's time, or for processes found by a /proc scan their start
     /// time after boot (clamped to the scan time).
     public var startTime: UInt64
@@ -34,23 +30,14 @@ public struct ProcessEntry: Sendable, Equatable {
     /// True when an exec was seen but /proc was already gone when it was read: `exe` and
     /// `cmdline` are then unknown (nil) and `comm` may still be the pre-exec name.
     public var missedExec: Bool = false
-    /// /proc/PID/stat start time (ns after boot), to tell a reused pid apart during rescans.
-    var procStartTime: UInt64?
 
-    public init(pid: Int32, ppid: Int32? = nil, comm: String? = nil, exe: String? = nil, cmdline: String? = nil,
-                uid: UInt32? = nil, gid: UInt32? = nil, cgroupPath: String? = nil, startTime: UInt64,
-                exitTime: UInt64? = nil) {
-        self.pid = pid
-        self.ppid = ppid
-        self.comm = comm
-        self.exe = exe
-        self.cmdline = cmdline
-        self.uid = uid
-        self.gid = gid
-        self.cgroupPath = cgroupPath
+    public init(process: ProcessSnapshot, startTime: UInt64, exitTime: UInt64? = nil) {
+        self.process = process
         self.startTime = startTime
         self.exitTime = exitTime
     }
+
+    public var pid: Int32 { process.pid }
 
     /// True when the process existed at some time in [time - window, time].
     public func isAlive(at time: UInt64, window: UInt64) -> Bool {
@@ -119,15 +106,13 @@ public final class ProcessTable {
         for pid in procFS.pids() {
             guard let snapshot = procFS.snapshot(pid) else { continue }  // vanished: normal
             seen.insert(pid)
-            if var known = alive[pid], known.procStartTime == nil || snapshot.startTime == nil
-                || known.procStartTime == snapshot.startTime {
-                known.update(from: snapshot, replacingMissing: false)
+            if var known = alive[pid], known.process.startTime == nil || snapshot.startTime == nil
+                || known.process.startTime == snapshot.startTime {
+                known.process.merge(snapshot, replacingMissing: false)
                 alive[pid] = known
             } else {
                 if alive[pid] != nil { markExited(pid, at: now) }  // the pid was reused
-                var entry = ProcessEntry(pid: pid, startTime: min(snapshot.startTime ?? now, now))
-                entry.update(from: snapshot, replacingMissing: true)
-                insertAlive(entry)
+                insertAlive(ProcessEntry(process: snapshot, startTime: min(snapshot.startTime ?? now, now)))
             }
         }
         for pid in alive.keys where !seen.contains(pid) { markExited(pid, at: now) }
@@ -147,22 +132,20 @@ public final class ProcessTable {
             guard childPID == childTGID else { return }  // a new thread, not a process
             // Inherit first: if the child is already gone, its parent's identity is the best
             // there is (a fork without exec runs the parent's program).
-            var entry = ProcessEntry(pid: childPID, startTime: time)
+            var entry = ProcessEntry(process: ProcessSnapshot(pid: childPID), startTime: time)
             if let parent = alive[parentTGID] {
-                entry.comm = parent.comm
-                entry.exe = parent.exe
-                entry.cmdline = parent.cmdline
-                entry.uid = parent.uid
-                entry.gid = parent.gid
-                entry.cgroupPath = parent.cgroupPath
+                // Names, ids and cgroup; not the parent's pid or /proc start time.
+                entry.process = parent.process
+                entry.process.pid = childPID
+                entry.process.startTime = nil
             }
-            entry.ppid = parentTGID
+            entry.process.ppid = parentTGID
             if alive[parentTGID] == nil {
-                if let snapshot = procFS.snapshot(childPID) { entry.update(from: snapshot, replacingMissing: false) }
+                if let snapshot = procFS.snapshot(childPID) { entry.process.merge(snapshot, replacingMissing: false) }
             } else if let cgroup = procFS.cgroupPath(childPID) {
                 // A fork copies the parent, except the cgroup (clone3 CLONE_INTO_CGROUP). Reading
                 // one file, not seven, keeps us quick for the exec event that usually follows.
-                entry.cgroupPath = cgroup
+                entry.process.cgroupPath = cgroup
             }
             if alive[childPID] != nil { markExited(childPID, at: time) }  // missed its exit
             insertAlive(entry)
@@ -175,29 +158,29 @@ public final class ProcessTable {
             let snapshot = procFS.snapshot(tgid)
             // After an exec the inherited exe and arguments are wrong: without fresh ones,
             // say "unknown" rather than name the parent's program.
-            entry.exe = exe
-            entry.cmdline = cmdline
+            entry.process.exe = exe
+            entry.process.cmdline = cmdline
             entry.missedExec = exe == nil
             if let snapshot {
-                entry.update(from: snapshot, replacingMissing: false)
-                entry.exe = exe ?? snapshot.exe
-                entry.cmdline = cmdline ?? snapshot.cmdline
-                entry.missedExec = entry.exe == nil
+                entry.process.merge(snapshot, replacingMissing: false)
+                entry.process.exe = exe ?? snapshot.exe
+                entry.process.cmdline = cmdline ?? snapshot.cmdline
+                entry.missedExec = entry.process.exe == nil
             }
             alive[tgid] = entry
         case .uid(let pid, let tgid, _, let effective):
             guard pid == tgid, var entry = alive[tgid] ?? unknown(tgid, at: time) else { return }
-            entry.uid = effective
+            entry.process.uid = effective
             retryMissedExec(&entry)
             alive[tgid] = entry
         case .gid(let pid, let tgid, _, let effective):
             guard pid == tgid, var entry = alive[tgid] ?? unknown(tgid, at: time) else { return }
-            entry.gid = effective
+            entry.process.gid = effective
             retryMissedExec(&entry)
             alive[tgid] = entry
         case .comm(let pid, let tgid, let comm):
             guard pid == tgid, var entry = alive[tgid] ?? unknown(tgid, at: time) else { return }
-            entry.comm = comm
+            entry.process.comm = comm
             retryMissedExec(&entry)
             alive[tgid] = entry
         case .exit(let pid, let tgid, _, _, _, _):
@@ -234,7 +217,7 @@ public final class ProcessTable {
     public func processes(uid: UInt32?, cgroupPath: String?, aliveAt time: UInt64,
                           window: UInt64) -> [ProcessEntry] {
         func matches(_ entry: ProcessEntry) -> Bool {
-            (uid == nil || entry.uid == uid) && (cgroupPath == nil || entry.cgroupPath == cgroupPath)
+            (uid == nil || entry.process.uid == uid) && (cgroupPath == nil || entry.process.cgroupPath == cgroupPath)
                 && entry.isAlive(at: time, window: window)
         }
         let living = alive.values.filter(matches).sorted { $0.pid < $1.pid }
@@ -247,8 +230,7 @@ public final class ProcessTable {
     private func unknown(_ pid: Int32, at time: UInt64) -> ProcessEntry? {
         counters.unknownProcess += 1
         guard let snapshot = procFS.snapshot(pid) else { return nil }
-        var entry = ProcessEntry(pid: pid, startTime: min(snapshot.startTime ?? time, time))
-        entry.update(from: snapshot, replacingMissing: true)
+        let entry = ProcessEntry(process: snapshot, startTime: min(snapshot.startTime ?? time, time))
         insertAlive(entry)
         return entry
     }
@@ -266,8 +248,8 @@ public final class ProcessTable {
     /// its next event (comm, setuid) arrives: try again then.
     private func retryMissedExec(_ entry: inout ProcessEntry) {
         guard entry.missedExec, let exe = procFS.exe(entry.pid) else { return }
-        entry.exe = exe
-        if entry.cmdline == nil { entry.cmdline = procFS.cmdline(entry.pid) }
+        entry.process.exe = exe
+        if entry.process.cmdline == nil { entry.process.cmdline = procFS.cmdline(entry.pid) }
         entry.missedExec = false
     }
 
@@ -277,7 +259,7 @@ public final class ProcessTable {
         // A move to another cgroup raises no process event, and a process often moves itself
         // right after fork (`echo $$ > cgroup.procs; exec …`). Until its parent reaps it the
         // exiting task is still in /proc: take its final cgroup now.
-        if let cgroup = procFS.cgroupPath(pid) { entry.cgroupPath = cgroup }
+        if let cgroup = procFS.cgroupPath(pid) { entry.process.cgroupPath = cgroup }
         exited.append(entry)
         while alive.count + exitedCount > capacity, exitedHead < exited.count {
             exitedHead += 1
@@ -297,21 +279,21 @@ public final class ProcessTable {
     }
 }
 
-extension ProcessEntry {
-    /// Overlays what `snapshot` read. With `replacingMissing`, fields it could not read become
-    /// nil; without, they keep their current value.
-    mutating func update(from snapshot: ProcessSnapshot, replacingMissing: Bool) {
+extension ProcessSnapshot {
+    /// Overlays what `newer` read (its pid is this one's). With `replacingMissing`, fields it could
+    /// not read become nil; without, they keep their current value.
+    mutating func merge(_ newer: ProcessSnapshot, replacingMissing: Bool) {
         func merge<T>(_ current: inout T?, _ new: T?) {
             if let new { current = new } else if replacingMissing { current = nil }
         }
-        merge(&ppid, snapshot.ppid)
-        merge(&comm, snapshot.comm)
-        merge(&exe, snapshot.exe)
-        merge(&cmdline, snapshot.cmdline)
-        merge(&uid, snapshot.uid)
-        merge(&gid, snapshot.gid)
-        merge(&cgroupPath, snapshot.cgroupPath)
-        merge(&procStartTime, snapshot.startTime)
+        merge(&ppid, newer.ppid)
+        merge(&comm, newer.comm)
+        merge(&exe, newer.exe)
+        merge(&cmdline, newer.cmdline)
+        merge(&uid, newer.uid)
+        merge(&gid, newer.gid)
+        merge(&cgroupPath, newer.cgroupPath)
+        merge(&startTime, newer.startTime)
     }
 }
 

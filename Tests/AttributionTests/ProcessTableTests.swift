@@ -123,21 +123,21 @@ struct ProcessTableTests {
         var now = 50 * second
         let table = ProcessTable(procFS: ProcFS(root: proc.root), gracePeriod: 30 * second, clock: { now })
         table.seed()
-        #expect(table.process(pid: 100)?.exe == "/usr/bin/bash")
+        #expect(table.process(pid: 100)?.process.exe == "/usr/bin/bash")
         #expect(table.process(pid: 100)?.startTime == 1 * second)
 
         // Fork: the child vanished before we could read it -> the parent's identity.
         table.apply(event(60 * second, .fork(parentPID: 100, parentTGID: 100, childPID: 200, childTGID: 200)))
         var child = try #require(table.process(pid: 200))
-        #expect(child.exe == "/usr/bin/bash" && child.uid == 1000 && child.ppid == 100)
-        #expect(child.cgroupPath == "/user.slice/session-1.scope" && child.startTime == 60 * second)
+        #expect(child.process.exe == "/usr/bin/bash" && child.process.uid == 1000 && child.process.ppid == 100)
+        #expect(child.process.cgroupPath == "/user.slice/session-1.scope" && child.startTime == 60 * second)
 
         // Exec read from /proc.
         try proc.add(pid: 200, comm: "curl", ppid: 100, cgroup: "/user.slice/session-1.scope", exe: "/usr/bin/curl",
                      cmdline: ["curl", "x"])
         table.apply(event(61 * second, .exec(pid: 200, tgid: 200)))
         child = try #require(table.process(pid: 200))
-        #expect(child.exe == "/usr/bin/curl" && child.comm == "curl" && child.cmdline == "curl x" && !child.missedExec)
+        #expect(child.process.exe == "/usr/bin/curl" && child.process.comm == "curl" && child.process.cmdline == "curl x" && !child.missedExec)
 
         // Exit keeps the entry, queryable for the window.
         proc.remove(pid: 200)
@@ -168,7 +168,7 @@ struct ProcessTableTests {
         table.apply(event(11 * second, .fork(parentPID: 100, parentTGID: 100, childPID: 101, childTGID: 101)))
         table.apply(event(11 * second + 1, .exec(pid: 101, tgid: 101)))
         let child = try #require(table.process(pid: 101))
-        #expect(child.exe == nil && child.missedExec && child.comm == "sh" && child.uid == 1000)
+        #expect(child.process.exe == nil && child.missedExec && child.process.comm == "sh" && child.process.uid == 1000)
     }
 
     @Test func threadsCommAndIDEvents() throws {
@@ -185,7 +185,7 @@ struct ProcessTableTests {
         table.apply(event(13 * second, .uid(pid: 100, tgid: 100, real: 1000, effective: 0)))
         table.apply(event(13 * second, .gid(pid: 100, tgid: 100, real: 1000, effective: 5)))
         let entry = try #require(table.process(pid: 100))
-        #expect(entry.comm == "renamed" && entry.uid == 0 && entry.gid == 5)
+        #expect(entry.process.comm == "renamed" && entry.process.uid == 0 && entry.process.gid == 5)
     }
 
     @Test func capEvictsOldestExitedFirstAndCounts() throws {
@@ -219,7 +219,7 @@ struct ProcessTableTests {
         now = 6 * second
         table.rescan()
         #expect(table.process(pid: 2)?.exitTime == 6 * second)
-        #expect(table.process(pid: 3)?.comm == "new")
+        #expect(table.process(pid: 3)?.process.comm == "new")
         #expect(table.counters.scans == 2)
     }
 
@@ -270,10 +270,10 @@ struct ProcessTableLiveTests {
         runUntil(table, source, seconds: 3) { table.process(pid: pid)?.exitTime != nil }
         process.waitUntilExit()
         let entry = try #require(table.process(pid: pid))
-        #expect(entry.exe == "/usr/bin/sleep" || entry.exe == "/bin/sleep")
-        #expect(entry.uid == getuid())
+        #expect(entry.process.exe == "/usr/bin/sleep" || entry.process.exe == "/bin/sleep")
+        #expect(entry.process.uid == getuid())
         let ours = ProcFS().cgroupPath(getpid())
-        #expect(entry.cgroupPath != nil && entry.cgroupPath == ours)
+        #expect(entry.process.cgroupPath != nil && entry.process.cgroupPath == ours)
         let exitTime = try #require(entry.exitTime)
         #expect(exitTime >= entry.startTime + 150_000_000)
         #expect(table.processes(uid: getuid(), cgroupPath: ours, aliveAt: exitTime + 1, window: 1_000_000)
@@ -301,11 +301,11 @@ struct ProcessTableLiveTests {
                 process.waitUntilExit()
             }
             runUntil(table, source, seconds: 2) { pids.allSatisfy { table.process(pid: $0)?.exitTime != nil } }
-            withExe = pids.filter { table.process(pid: $0)?.exe?.hasSuffix("/true") == true }.count
+            withExe = pids.filter { table.process(pid: $0)?.process.exe?.hasSuffix("/true") == true }.count
             seen = pids.filter { table.process(pid: $0) != nil }.count
             // The program's name survives the race (comm stays readable until the process is
             // reaped); the exe link does not. The count is reported, and must not fall to zero.
-            named = pids.filter { table.process(pid: $0)?.comm == "true" }.count
+            named = pids.filter { table.process(pid: $0)?.process.comm == "true" }.count
             print("proc connector, round \(round): \(seen)/20 short-lived /bin/true seen, \(withExe)/20 with exe, \(named)/20 with comm \"true\"; overruns \(source.overruns)")
             if seen == 20, named > 0, withExe > 0 { break }
         }
