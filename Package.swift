@@ -4,8 +4,14 @@
 // PacketParsing) into the core model (PacketModel), attributed to their owner (Attribution), and
 // handed to sinks (Sinks, with the encoders of Export and the totals of Accounting) by one
 // Session that monitor, trace and the daemon share. Rules generates the nftables side; Setup
-// turns the config file and the command line into a plan. Only NetfilterSystem imports the C
-// module or makes system calls (nfowner-traffic, a test tool, makes its own).
+// turns the config file and the command line into a plan.
+//
+// System calls: NetfilterSystem is the only target that imports the C module (CNetfilter) and the
+// only library that calls Glibc; processes (nft, nsenter) are started through its ChildProcess.
+// Outside it, two kinds of code reach the kernel: nfowner-traffic, the test tool, calls Glibc
+// itself for its TCP/UDP/ping/raw sockets, privilege drop and clock (reporting failures with
+// NetfilterSystem's SystemError); and Attribution (/proc, cgroupfs), Rules (/proc, nft's path)
+// and Configuration (the config file) read files through Foundation.
 import PackageDescription
 
 let package = Package(
@@ -30,7 +36,7 @@ let package = Package(
     targets: [
         // C boundary: libmnl and the kernel UAPI headers, in an include order that works.
         .systemLibrary(name: "CNetfilter", pkgConfig: "libmnl", providers: [.apt(["libmnl-dev"])]),
-        // The only Swift code that calls C or makes syscalls.
+        // The only library that calls C or Glibc (see the header for what else reaches the kernel).
         .target(name: "NetfilterSystem", dependencies: ["CNetfilter"]),
         // Bounds-checked reads over raw bytes, shared by every wire parser.
         .target(name: "BinaryParsing"),
@@ -72,7 +78,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Traffic generator for the end-to-end tests and benchmarks (sends as a chosen uid/gid).
+        // Makes its own socket calls (Glibc); NetfilterSystem gives it SystemError and Errno.
         .executableTarget(name: "nfowner-traffic", dependencies: [
+            "NetfilterSystem",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -19,6 +19,13 @@ public enum Directories {
         return UInt64(information.st_ino)
     }
 
+    /// The inode number of `path` when it is a directory; nil when it is missing or something else.
+    public static func directoryInode(_ path: String) -> UInt64? {
+        var information = stat()
+        guard stat(path, &information) == 0, information.st_mode & S_IFMT == S_IFDIR else { return nil }
+        return UInt64(information.st_ino)
+    }
+
     /// Writes `text` to an existing file (a cgroupfs control file), without creating it.
     public static func write(_ text: String, toExisting path: String) throws(SystemError) {
         let descriptor = open(path, O_WRONLY | O_CLOEXEC)

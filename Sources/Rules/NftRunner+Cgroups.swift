@@ -6,6 +6,7 @@
 // again and retry without it, a bounded number of times.
 
 import Foundation
+import NetfilterSystem
 
 extension NftRunner {
     /// Where nft resolves `socket cgroupv2` paths (it always prepends this, whatever the mount).
@@ -67,8 +68,6 @@ extension NftRunner {
     /// Whether nft would resolve `cgroup.nftPath` to `cgroup.id`: the directory exists and its
     /// inode is the id (a recreated cgroup of the same name has a new id and would be misfiled).
     static func cgroupPresent(_ cgroup: CgroupClassifier, root: String = nftCgroupRoot) -> Bool {
-        var info = stat()
-        guard stat(root + "/" + cgroup.nftPath, &info) == 0 else { return false }
-        return (info.st_mode & S_IFMT) == S_IFDIR && UInt64(info.st_ino) == cgroup.id
+        Directories.directoryInode(root + "/" + cgroup.nftPath) == cgroup.id
     }
 }

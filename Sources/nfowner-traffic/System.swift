@@ -1,8 +1,10 @@
 // The Glibc boundary of the traffic generator: sockets, addresses and the monotonic clock. Every libc call is
 // wrapped once here, errno is read right after the call, and EINTR is retried in one place, so the mode files
-// read as plain steps. This is a test tool, not the product, so it talks to Glibc directly instead of going
-// through NetfilterSystem.
+// read as plain steps. A failed call is NetfilterSystem's `SystemError` (errno + the call), its text
+// `Errno.describe`: the product's errno vocabulary. The calls themselves stay here: NetfilterSystem wraps what
+// the product needs (netlink, inotify, namespaces), not TCP/UDP/ping/raw sockets, and this is a test tool.
 import Glibc
+import NetfilterSystem
 
 /// The one error type of nfowner-traffic: a code tests can compare and a reason that names the cause and the fix.
 struct TrafficError: Error, CustomStringConvertible {
@@ -24,13 +26,9 @@ struct TrafficError: Error, CustomStringConvertible {
     var description: String { reason }
 }
 
-/// The text of an errno value, e.g. "Connection refused".
-func errnoText(_ code: Int32) -> String { String(cString: strerror(code)) }
-
-/// A failed system call's errno, as the error of a `Result`.
-struct Errno: Error, Equatable {
-    let code: Int32
-    var text: String { errnoText(code) }
+extension SystemError {
+    /// The errno's text alone, e.g. "Connection refused": the mode files say what they attempted themselves.
+    var text: String { Errno.describe(code) }
 }
 
 /// Errors a send may report without the run being broken: ECONNREFUSED (an ICMP port unreachable for an earlier
@@ -222,7 +220,7 @@ final class Socket {
         guard fd >= 0 else {
             let code = Glibc.errno
             throw TrafficError(.socket, "socket(\(family == AF_INET6 ? "AF_INET6" : "AF_INET"), type \(type), "
-                + "protocol \(proto)) failed: \(errnoText(code))", errno: code)
+                + "protocol \(proto)) failed: \(Errno.describe(code))", errno: code)
         }
     }
 
@@ -235,43 +233,43 @@ final class Socket {
         fd = -1
     }
 
-    func connect(_ address: SocketAddress) -> Result<Void, Errno> {
-        retryingEINTR { address.withSockaddr { Int(Glibc.connect(fd, $0, $1)) } }.map { _ in () }
+    func connect(_ address: SocketAddress) -> Result<Void, SystemError> {
+        retryingEINTR("connect") { address.withSockaddr { Int(Glibc.connect(fd, $0, $1)) } }.map { _ in () }
     }
 
-    func bind(_ address: SocketAddress) -> Result<Void, Errno> {
-        retryingEINTR { address.withSockaddr { Int(Glibc.bind(fd, $0, $1)) } }.map { _ in () }
+    func bind(_ address: SocketAddress) -> Result<Void, SystemError> {
+        retryingEINTR("bind") { address.withSockaddr { Int(Glibc.bind(fd, $0, $1)) } }.map { _ in () }
     }
 
-    func listen(backlog: Int32 = 128) -> Result<Void, Errno> {
-        retryingEINTR { Int(Glibc.listen(fd, backlog)) }.map { _ in () }
+    func listen(backlog: Int32 = 128) -> Result<Void, SystemError> {
+        retryingEINTR("listen") { Int(Glibc.listen(fd, backlog)) }.map { _ in () }
     }
 
-    func setOption(level: Int32, name: Int32, value: Int32) -> Result<Void, Errno> {
+    func setOption(level: Int32, name: Int32, value: Int32) -> Result<Void, SystemError> {
         var value = value
-        return retryingEINTR {
+        return retryingEINTR("setsockopt") {
             Int(setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size)))
         }.map { _ in () }
     }
 
     /// Bounds a blocking call (SO_SNDTIMEO bounds connect and send, SO_RCVTIMEO recv).
-    func setTimeout(_ name: Int32, nanoseconds: UInt64) -> Result<Void, Errno> {
+    func setTimeout(_ name: Int32, nanoseconds: UInt64) -> Result<Void, SystemError> {
         var tv = timeval(tv_sec: Int(nanoseconds / 1_000_000_000),
                          tv_usec: Int(nanoseconds % 1_000_000_000 / 1_000))
-        return retryingEINTR {
+        return retryingEINTR("setsockopt") {
             Int(setsockopt(fd, SOL_SOCKET, name, &tv, socklen_t(MemoryLayout<timeval>.size)))
         }.map { _ in () }
     }
 
     /// Sends on a connected socket; MSG_NOSIGNAL turns a closed TCP peer into EPIPE instead of SIGPIPE.
-    func send(_ bytes: ArraySlice<UInt8>) -> Result<Int, Errno> {
-        retryingEINTR {
+    func send(_ bytes: ArraySlice<UInt8>) -> Result<Int, SystemError> {
+        retryingEINTR("send") {
             bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         }
     }
 
-    func send(_ bytes: [UInt8], to address: SocketAddress) -> Result<Int, Errno> {
-        retryingEINTR {
+    func send(_ bytes: [UInt8], to address: SocketAddress) -> Result<Int, SystemError> {
+        retryingEINTR("sendto") {
             bytes.withUnsafeBytes { buffer in
                 address.withSockaddr { Glibc.sendto(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL), $0, $1) }
             }
@@ -279,19 +277,19 @@ final class Socket {
     }
 
     /// Receives one datagram (or stream chunk) into `buffer`; returns the byte count and the sender.
-    func receive(into buffer: inout [UInt8]) -> Result<(count: Int, from: SocketAddress), Errno> {
+    func receive(into buffer: inout [UInt8]) -> Result<(count: Int, from: SocketAddress), SystemError> {
         while true {
             let attempt = buffer.withUnsafeMutableBytes { bytes in
                 receiveAddress { Glibc.recvfrom(fd, bytes.baseAddress, bytes.count, 0, $0, $1) }
             }
             if attempt.result >= 0 { return .success((attempt.result, attempt.address)) }
             let code = Glibc.errno
-            if code != EINTR { return .failure(Errno(code: code)) }
+            if code != EINTR { return .failure(SystemError(code: code, operation: "recvfrom")) }
         }
     }
 
     /// Accepts one connection; returns nil when `deadline` (monotonic ns) passes first.
-    func accept(until deadline: UInt64) -> Result<(socket: Socket, peer: SocketAddress)?, Errno> {
+    func accept(until deadline: UInt64) -> Result<(socket: Socket, peer: SocketAddress)?, SystemError> {
         while true {
             switch waitReadable(until: deadline) {
             case .failure(let error): return .failure(error)
@@ -301,13 +299,13 @@ final class Socket {
             let attempt = receiveAddress { Int(Glibc.accept(fd, $0, $1)) }
             if attempt.result >= 0 { return .success((Socket(adopting: Int32(attempt.result)), attempt.address)) }
             let code = Glibc.errno
-            if code != EINTR { return .failure(Errno(code: code)) }
+            if code != EINTR { return .failure(SystemError(code: code, operation: "accept")) }
         }
     }
 
     /// Waits with poll until the socket is readable (true) or `deadline` (monotonic ns) passes (false).
     /// An error condition (POLLERR) counts as readable: the next receive reports it.
-    func waitReadable(until deadline: UInt64) -> Result<Bool, Errno> {
+    func waitReadable(until deadline: UInt64) -> Result<Bool, SystemError> {
         while true {
             let now = Monotonic.now()
             guard now < deadline else { return .success(false) }
@@ -319,7 +317,7 @@ final class Socket {
             if ready < 0 {
                 let code = Glibc.errno
                 if code == EINTR { continue }
-                return .failure(Errno(code: code))
+                return .failure(SystemError(code: code, operation: "poll"))
             }
         }
     }
@@ -333,12 +331,12 @@ final class Socket {
     func shutdownWrite() { _ = Glibc.shutdown(fd, Int32(SHUT_WR)) }
 
     /// Runs a call that returns -1 and sets errno on failure, retrying EINTR.
-    private func retryingEINTR(_ call: () -> Int) -> Result<Int, Errno> {
+    private func retryingEINTR(_ operation: String, _ call: () -> Int) -> Result<Int, SystemError> {
         while true {
             let result = call()
             if result >= 0 { return .success(result) }
             let code = Glibc.errno
-            if code != EINTR { return .failure(Errno(code: code)) }
+            if code != EINTR { return .failure(SystemError(code: code, operation: operation)) }
         }
     }
 }

@@ -2,6 +2,7 @@
 // machine-readable result line each mode prints at the end. Keys and examples: docs/traffic-generator.md.
 import ArgumentParser
 import Glibc
+import NetfilterSystem
 
 struct Traffic: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -60,7 +61,7 @@ struct CommonOptions: ParsableArguments {
 
     private func failure(_ call: String, _ code: Int32, hint: String?) -> TrafficError {
         let suffix = hint.map { " (\($0); running as uid \(getuid()))" } ?? ""
-        return TrafficError(.privileges, "cannot drop privileges: \(call) failed: \(errnoText(code))\(suffix)",
+        return TrafficError(.privileges, "cannot drop privileges: \(call) failed: \(Errno.describe(code))\(suffix)",
                             errno: code)
     }
 
@@ -75,7 +76,7 @@ struct ErrorTally {
     private(set) var count = 0
     private var warned: Set<Int32> = []
 
-    mutating func record(_ error: Errno, _ context: String, _ options: CommonOptions) {
+    mutating func record(_ error: SystemError, _ context: String, _ options: CommonOptions) {
         count += 1
         if warned.insert(error.code).inserted {
             options.warn("\(context): \(error.text) (counted in errors=, further ones not shown)")
