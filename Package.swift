@@ -26,6 +26,7 @@ let package = Package(
         .library(name: "Export", targets: ["Export"]),
         .library(name: "PacketSources", targets: ["PacketSources"]),
         .library(name: "Attribution", targets: ["Attribution"]),
+        .library(name: "Sinks", targets: ["Sinks"]),
         .library(name: "Session", targets: ["Session"]),
         .library(name: "Rules", targets: ["Rules"]),
     ],
