@@ -64,20 +64,21 @@ public struct PacketFacts {
     }
 }
 
-/// Why a sink could not take more packets.
-public struct SinkError: Error, Sendable, CustomStringConvertible {
-    public enum Code: Sendable, Equatable {
-        /// The reader went away (EPIPE): a normal end for `monitor | head`.
+/// Why a sink could not take more packets (the shared `DomainError` shape).
+public typealias SinkError = DomainError<SinkErrorCode>
+
+public struct SinkErrorCode: DomainErrorCode {
+    private enum Backing: String, Sendable {
         case outputClosed
         case writeFailed
     }
-    public var code: Code
-    public var reason: String
+    private let backing: Backing
+    private init(_ backing: Backing) { self.backing = backing }
 
-    public init(_ code: Code, _ reason: String) {
-        self.code = code
-        self.reason = reason
-    }
+    /// The reader went away (EPIPE): a normal end for `monitor | head`.
+    public static let outputClosed = SinkErrorCode(.outputClosed)
+    /// Writing failed otherwise (disk full, I/O error).
+    public static let writeFailed = SinkErrorCode(.writeFailed)
 
-    public var description: String { reason }
+    public var description: String { backing.rawValue }
 }
