@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "Attribution", targets: ["Attribution"]),
         .library(name: "Session", targets: ["Session"]),
         .library(name: "Rules", targets: ["Rules"]),
+        .library(name: "Capture", targets: ["Capture"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -53,6 +54,9 @@ let package = Package(
         .target(name: "Attribution", dependencies: ["NetfilterSystem", "NetlinkWire", "PacketParsing", "PacketModel"]),
         // Packet events -> text lines, JSON lines: pure encoders, no I/O.
         .target(name: "Export", dependencies: ["PacketModel", "PacketParsing"]),
+        // pcapng (owner in every packet's comment and a JSON custom option, Apple process blocks)
+        // and classic pcap: encoders and a bounds-checked reader, pure Swift, no I/O.
+        .target(name: "Capture", dependencies: ["BinaryParsing", "PacketModel", "PacketParsing"]),
         // Traffic totals keyed by protocol/remote endpoint, process, cgroup: value types, no I/O.
         .target(name: "Accounting", dependencies: ["PacketModel", "PacketParsing"]),
         // Sinks: where attributed packets go (text, JSON lines, trace totals). One protocol.
