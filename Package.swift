@@ -90,6 +90,7 @@ let package = Package(
         .testTarget(name: "AccountingTests", dependencies: ["Accounting", "PacketModel"]),
         .testTarget(name: "AttributionTests", dependencies: ["Attribution", "PacketModel"]),
         .testTarget(name: "ExportTests", dependencies: ["Export", "PacketModel"]),
+        .testTarget(name: "CaptureTests", dependencies: ["Capture", "PacketModel", "PacketParsing"]),
         .testTarget(name: "SessionTests", dependencies: ["Session", "PacketSources", "Sinks", "Attribution", "PacketModel"]),
         .testTarget(name: "EndToEndTests", dependencies: ["nfowner", "nfowner-traffic"]),
     ]

@@ -1,0 +1,222 @@
+import Capture
+import Foundation
+import PacketModel
+import Testing
+
+/// Writer → reader: what nfowner writes comes back, field by field.
+@Suite struct RoundTripTests {
+    @Test func pcapngRoundTrip() throws {
+        let (bytes, packets) = sampleFile()
+        var reader = try CaptureFileReader(bytes: bytes)
+        #expect(reader.format == .pcapng)
+        var records: [CaptureRecord] = []
+        while let record = try reader.next() { records.append(record) }
+        #expect(reader.sectionApplication == "nfowner")
+        #expect(records.count == packets.count)
+        #expect(reader.interfaces.map(\.name) == ["nflog:5 out", "nflog:5 in"])
+        #expect(reader.processes == [CaptureProcess(pid: 1234, name: "curl"), CaptureProcess(pid: 99, name: "my \"tool\"")])
+
+        for (record, packet) in zip(records, packets) {
+            let event = packet.event
+            #expect(record.data == packet.payload)
+            #expect(record.originalLength == event.packet.totalLength)
+            #expect(record.interface.linkType == 101)
+            #expect(record.interface.snapLength == 65535)
+            #expect(record.interface.name == "nflog:5 \(event.direction.rawValue)")
+            #expect(record.direction == event.direction)
+            #expect(record.time.eventTime == event.time)
+            #expect(record.comment == OwnerComment.text(for: event.owner))
+            #expect(record.ownerJSON == OwnerJSON.text(for: event.owner))
+            if let chosen = event.owner.attribution?.chosen {
+                #expect(record.process == CaptureProcess(pid: UInt32(chosen.pid), name: chosen.comm))
+            } else {
+                #expect(record.process == nil)
+                #expect(record.processIndex == nil)
+            }
+        }
+        #expect(records.map(\.processIndex) == [0, nil, nil, nil, 1, 0])
+        #expect(records[2].comments.isEmpty && records[2].customOptions.isEmpty)  // nothing known, nothing written
+    }
+
+    @Test func commentText() {
+        #expect(OwnerComment.text(for: Owners.alice)
+            == "uid=1000(alice) gid=1000(alice) cgroup=/user.slice/user-1000.slice/session-2.scope "
+            + "unit=session-2.scope pid=1234 comm=curl exe=/usr/bin/curl confidence=exact")
+        #expect(OwnerComment.text(for: Owners.nginx)
+            == "uid=33(www-data) gid=33(www-data) cgroup=/system.slice/nginx.service unit=nginx.service "
+            + #"candidates=700(nginx),701(nginx) confidence=candidates reason="several processes of the uid""#)
+        #expect(OwnerComment.text(for: Owners.uidOnly) == "uid=0 gid=0")
+        #expect(OwnerComment.text(for: Owners.oddName)
+            == #"uid="1001(bob smith)" pid=99 comm="my \"tool\"" exe="/opt/my tool/bin/tool" confidence=single"#)
+        #expect(OwnerComment.text(for: PacketOwner()) == nil)
+        #expect(OwnerComment.text(for: PacketOwner(cgroupID: 77)) == "cgroup_id=77")
+        // Control characters, backslashes and the empty string, each escaped or quoted.
+        #expect(OwnerComment.text(for: PacketOwner(unit: "a\tb\\c\u{1}\n")) == #"unit="a\tb\\c\x01\n""#)
+        #expect(OwnerComment.text(for: PacketOwner(unit: "")) == #"unit="""#)
+        #expect(OwnerComment.text(for: PacketOwner(unit: "a=b")) == "unit=a=b")
+    }
+
+    @Test func ownerJSON() throws {
+        let alice = try #require(OwnerJSON.text(for: Owners.alice))
+        #expect(alice == #"{"uid":1000,"gid":1000,"user":"alice","group_name":"alice","#
+            + #""cgroup":"/user.slice/user-1000.slice/session-2.scope","cgroup_id":4242,"unit":"session-2.scope","#
+            + #""pid":1234,"comm":"curl","exe":"/usr/bin/curl","confidence":"exact"}"#)
+        let nginx = try Self.object(OwnerJSON.text(for: Owners.nginx))
+        #expect(nginx["pid"] == nil)  // several candidates: no single process
+        let processes = try #require(nginx["processes"] as? [[String: Any]])
+        #expect(processes.map { $0["pid"] as? Int } == [700, 701])
+        #expect(nginx["reason"] as? String == "several processes of the uid")
+        let odd = try Self.object(OwnerJSON.text(for: Owners.oddName))
+        #expect(odd["comm"] as? String == "my \"tool\"")
+        #expect(odd["user"] as? String == "bob smith")
+        #expect(OwnerJSON.text(for: PacketOwner()) == nil)
+        #expect(OwnerJSON.text(for: PacketOwner(unit: "\u{1}")) == #"{"unit":"\u0001"}"#)
+    }
+
+    /// `text` parsed by Foundation's JSON parser: the option must be valid JSON, not just look it.
+    static func object(_ text: String?) throws -> [String: Any] {
+        let text = try #require(text)
+        return try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+    }
+
+    /// Packets longer than the snap length keep their first bytes and say how long they were.
+    @Test func snapLengthCutsPayload() throws {
+        let packet = TestPacket(Packets.ipv4(protocolNumber: 17, transport: Packets.udp(1, 2, payload: Array(repeating: 9, count: 100))),
+                                direction: .outbound)
+        var writer = PcapngWriter(snapLength: 64)
+        var bytes: [UInt8] = []
+        writer.append(packet.event, payload: packet.payload, to: &bytes)
+        let (records, error) = CaptureFileReader.readAll(bytes)
+        #expect(error == nil)
+        let record = try #require(records.first)
+        #expect(record.data == Array(packet.payload.prefix(64)))
+        #expect(record.originalLength == 128)
+        #expect(record.interface.snapLength == 64)
+    }
+
+    /// Declared interfaces get ids in declaration order, packets or not.
+    @Test func declaredInterfacesComeFirst() throws {
+        var writer = PcapngWriter(snapLength: 0)
+        var bytes: [UInt8] = []
+        let group = PacketOrigin(kind: .nflog, number: 5)
+        #expect(writer.declare(CaptureInterface(origin: group, direction: .inbound), to: &bytes) == 0)
+        #expect(writer.declare(CaptureInterface(origin: group, direction: .outbound), to: &bytes) == 1)
+        #expect(writer.declare(CaptureInterface(origin: group, direction: .inbound), to: &bytes) == 0)
+        let packet = TestPacket(Packets.ipv4(protocolNumber: 1, transport: Packets.icmpEcho()), direction: .outbound)
+        writer.append(packet.event, payload: packet.payload, to: &bytes)
+        let (records, error) = CaptureFileReader.readAll(bytes)
+        #expect(error == nil)
+        #expect(records.map(\.interfaceID) == [1])
+        #expect(records.first?.interface.snapLength == 0)
+    }
+
+    @Test func classicPcapRoundTrip() throws {
+        let (_, packets) = sampleFile()
+        let writer = PcapWriter(snapLength: 65535)
+        var bytes: [UInt8] = []
+        writer.appendFileHeader(to: &bytes)
+        for packet in packets { writer.append(packet.event, payload: packet.payload, to: &bytes) }
+        var reader = try CaptureFileReader(bytes: bytes)
+        #expect(reader.format == .pcap(.littleEndian, nanosecondTimestamps: false))
+        var records: [CaptureRecord] = []
+        while let record = try reader.next() { records.append(record) }
+        #expect(records.map(\.data) == packets.map(\.payload))
+        #expect(records.map(\.time.eventTime) == packets.map(\.event.time))
+        #expect(records.map(\.originalLength) == packets.map(\.event.packet.totalLength))
+        #expect(records.allSatisfy { $0.interface.linkType == 101 && $0.comment == nil && $0.direction == nil })
+    }
+
+    /// A big-endian, nanosecond pcap file (as a big-endian host writes it), built by hand.
+    @Test func bigEndianNanosecondPcap() throws {
+        let bytes: [UInt8] = [
+            0xA1, 0xB2, 0x3C, 0x4D,  // magic 0xA1B23C4D big-endian: nanoseconds
+            0x00, 0x02, 0x00, 0x04,  // version 2.4
+            0x00, 0x00, 0x00, 0x00,  // thiszone
+            0x00, 0x00, 0x00, 0x00,  // sigfigs
+            0x00, 0x00, 0xFF, 0xFF,  // snap length 65535
+            0x00, 0x00, 0x00, 0x65,  // LINKTYPE_RAW
+            0x00, 0x00, 0x00, 0x02,  // 2 s
+            0x3B, 0x9A, 0xC9, 0xFF,  // 999999999 ns
+            0x00, 0x00, 0x00, 0x02,  // captured 2
+            0x00, 0x00, 0x00, 0x30,  // original 48
+            0x45, 0x00,
+        ]
+        var reader = try CaptureFileReader(bytes: bytes)
+        #expect(reader.format == .pcap(.bigEndian, nanosecondTimestamps: true))
+        let record = try #require(try reader.next())
+        #expect(record.time == CaptureTime(seconds: 2, nanoseconds: 999_999_999))
+        #expect(record.data == [0x45, 0x00])
+        #expect(record.originalLength == 48)
+        #expect(record.interface.timestampResolution == 9)
+        #expect(try reader.next() == nil)
+    }
+
+    /// A big-endian pcapng section followed by a little-endian one, with a nanosecond
+    /// interface, an if_tsoffset and a block type nfowner does not know: built by hand.
+    @Test func bigEndianSectionAndUnknownBlocks() throws {
+        var bytes: [UInt8] = [
+            0x0A, 0x0D, 0x0D, 0x0A,  // SHB
+            0x00, 0x00, 0x00, 0x1C,  // length 28, big-endian
+            0x1A, 0x2B, 0x3C, 0x4D,  // byte-order magic, big-endian
+            0x00, 0x01, 0x00, 0x00,  // version 1.0
+            0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,  // section length -1
+            0x00, 0x00, 0x00, 0x1C,  // length again
+            0x00, 0x00, 0x00, 0x01,  // IDB
+            0x00, 0x00, 0x00, 0x28,  // length 40
+            0x00, 0x65, 0x00, 0x00,  // LINKTYPE_RAW, reserved
+            0x00, 0x00, 0x00, 0x00,  // snap length 0: no limit
+            0x00, 0x09, 0x00, 0x01,  // if_tsresol, length 1
+            0x09, 0x00, 0x00, 0x00,  // 10^-9: nanoseconds, 3 bytes of padding
+            0x00, 0x0E, 0x00, 0x08,  // if_tsoffset, length 8
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0A,  // +10 s
+            0x00, 0x00, 0x00, 0x28,  // length again (no opt_endofopt: allowed)
+            0x00, 0x00, 0x0B, 0xAD,  // an unknown block type 0xBAD
+            0x00, 0x00, 0x00, 0x10,  // length 16
+            0xDE, 0xAD, 0xBE, 0xEF,  // whatever it holds
+            0x00, 0x00, 0x00, 0x10,  // length again
+            0x00, 0x00, 0x00, 0x06,  // EPB
+            0x00, 0x00, 0x00, 0x24,  // length 36
+            0x00, 0x00, 0x00, 0x00,  // interface 0
+            0x00, 0x00, 0x00, 0x00,  // timestamp high
+            0x77, 0x35, 0x94, 0x01,  // timestamp low: 2000000001 ns
+            0x00, 0x00, 0x00, 0x03,  // captured 3
+            0x00, 0x00, 0x00, 0x03,  // original 3
+            0x60, 0x01, 0x02, 0x00,  // data, 1 byte of padding
+            0x00, 0x00, 0x00, 0x24,  // length again
+        ]
+        // Then a little-endian section: interfaces start over.
+        PcapngBlocks.appendSectionHeader(application: "other", to: &bytes)
+        PcapngBlocks.appendInterfaceDescription(linkType: 1, snapLength: 100, name: "eth0", to: &bytes)
+        [UInt8]([0x45]).withUnsafeBytes {
+            PcapngBlocks.appendEnhancedPacket(interfaceID: 0, timestamp: 5_000_001, originalLength: 60, data: $0,
+                                              options: PcapngBlocks.PacketOptions(direction: .inbound), to: &bytes)
+        }
+        let (records, error) = CaptureFileReader.readAll(bytes)
+        #expect(error == nil)
+        #expect(records.count == 2)
+        #expect(records.first?.time == CaptureTime(seconds: 12, nanoseconds: 1))
+        #expect(records.first?.data == [0x60, 0x01, 0x02])
+        #expect(records.first?.interface.timestampResolution == 9)
+        #expect(records.last?.time == CaptureTime(seconds: 5, nanoseconds: 1000))
+        #expect(records.last?.interface.name == "eth0")
+        #expect(records.last?.direction == .inbound)
+    }
+
+    /// if_tsresol in powers of two: 2^-10 s units.
+    @Test func binaryTimestampResolution() throws {
+        var bytes: [UInt8] = []
+        PcapngBlocks.appendSectionHeader(application: nil, to: &bytes)
+        // An IDB by hand: the writer never writes if_tsresol.
+        bytes += [0x01, 0, 0, 0, 0x1C, 0, 0, 0, 0x65, 0, 0, 0, 0, 0, 0, 0,
+                  0x09, 0, 0x01, 0, 0x8A, 0, 0, 0,  // if_tsresol 0x8A: 2^-10 s
+                  0x1C, 0, 0, 0]
+        [UInt8]([0x45]).withUnsafeBytes {
+            // 3 s and 512/1024 s.
+            PcapngBlocks.appendEnhancedPacket(interfaceID: 0, timestamp: 3 * 1024 + 512, originalLength: 1, data: $0,
+                                              options: PcapngBlocks.PacketOptions(), to: &bytes)
+        }
+        let (records, error) = CaptureFileReader.readAll(bytes)
+        #expect(error == nil)
+        #expect(records.first?.time == CaptureTime(seconds: 3, nanoseconds: 500_000_000))
+    }
+}
