@@ -354,8 +354,8 @@ public struct CaptureFileReader: Sendable {
     /// A timestamp in the interface's units, as seconds and nanoseconds, with if_tsoffset added
     /// (saturating at the epoch and at the end of UInt64 seconds).
     static func time(_ units: UInt64, _ interface: CaptureInterfaceDescription) -> CaptureTime {
-        // The resolution was validated when the interface was read.
-        let scale = TimestampScale(interface.timestampResolution) ?? TimestampScale(6)!
+        // The resolution was validated when the interface was read; microseconds otherwise.
+        let scale = TimestampScale(interface.timestampResolution) ?? .microseconds
         var time = scale.time(units)
         if interface.timestampOffset >= 0 {
             let (sum, overflow) = time.seconds.addingReportingOverflow(UInt64(interface.timestampOffset))
@@ -375,6 +375,15 @@ struct TimestampScale {
     let base: Base
     let exponent: Int
 
+    /// pcapng's default: 10^-6 s.
+    static let microseconds = TimestampScale(base: .decimal, exponent: 6)
+
+    private init(base: Base, exponent: Int) {
+        self.base = base
+        self.exponent = exponent
+    }
+
+    /// nil for resolutions whose units per second do not fit a UInt64.
     init?(_ resolution: UInt8) {
         if resolution & 0x80 == 0 {
             guard resolution <= 19 else { return nil }

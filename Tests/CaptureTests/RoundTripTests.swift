@@ -94,6 +94,51 @@ import Testing
         #expect(record.interface.snapLength == 64)
     }
 
+    /// Owners too long for a u16 option length: JSON first drops its process list (a cut would
+    /// not parse), and is left out when even that is too long; a comment is cut at a character.
+    /// The file reads either way.
+    @Test func ownerTooLongForAnOption() throws {
+        let longExe = "/" + String(repeating: "é", count: 3000)  // 6001 bytes of UTF-8
+        let processes = (0..<16).map { ProcessReference(pid: Int32($0), comm: "w", exe: longExe) }
+        let manyExes = PacketOwner(uid: 7, cgroupPath: "/" + String(repeating: "ü", count: 20_000),
+                                   attribution: OwnerAttribution(confidence: .candidates, processes: processes))
+        let longReason = PacketOwner(uid: 8, attribution: OwnerAttribution(confidence: .none,
+                                                                           reason: "a" + String(repeating: "ß", count: 40_000)))
+        var writer = PcapngWriter(snapLength: 0)
+        var bytes: [UInt8] = []
+        for owner in [manyExes, longReason] {
+            let packet = TestPacket(Packets.ipv4(protocolNumber: 1, transport: Packets.icmpEcho()), direction: .outbound,
+                                    owner: owner)
+            writer.append(packet.event, payload: packet.payload, to: &bytes)
+        }
+        let (records, error) = CaptureFileReader.readAll(bytes)
+        #expect(error == nil)
+        #expect(records.count == 2)
+        let first = try #require(records.first)
+        #expect(first.comment == OwnerComment.text(for: manyExes))  // about 40 kB: whole
+        let json = try Self.object(first.ownerJSON)
+        #expect(json["processes"] == nil)
+        #expect(json["uid"] as? Int == 7)
+
+        let second = try #require(records.last)
+        let comment = try #require(second.comment)
+        #expect(comment.utf8.count >= 65534 && comment.utf8.count <= 65535)  // cut where a "ß" starts or ends
+        #expect(try #require(OwnerComment.text(for: longReason)).hasPrefix(comment))
+        #expect(second.ownerJSON == nil)
+    }
+
+    /// Times no clock produces saturate instead of trapping.
+    @Test func extremeTimes() throws {
+        var packet = TestPacket(Packets.ipv4(protocolNumber: 1, transport: Packets.icmpEcho()), direction: .inbound)
+        packet.event.metadata.time = EventTime(seconds: .max, microseconds: .max)
+        var bytes: [UInt8] = []
+        var writer = PcapngWriter(snapLength: 0)
+        writer.append(packet.event, payload: packet.payload, to: &bytes)
+        PcapWriter(snapLength: 0).append(packet.event, payload: packet.payload, to: &bytes)  // must not trap either
+        let record = try #require(CaptureFileReader.readAll(bytes).records.first)
+        #expect(record.time == CaptureTime(seconds: UInt64.max / 1_000_000, nanoseconds: 551_615_000))
+    }
+
     /// Declared interfaces get ids in declaration order, packets or not.
     @Test func declaredInterfacesComeFirst() throws {
         var writer = PcapngWriter(snapLength: 0)
