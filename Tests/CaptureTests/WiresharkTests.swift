@@ -55,6 +55,28 @@ struct WiresharkTests {
         #expect(lines.contains { $0.hasPrefix("Number of interfaces in file:") && $0.hasSuffix(" 2") }, "\(info.stdout)")
     }
 
+    /// tshark 4.0 does not put the process block on the packet, but its file-format view
+    /// dissects the blocks themselves: the process blocks and each packet's reference to one.
+    /// Later versions renamed these fields (4.6 shows the process on the packet instead).
+    @Test(.enabled(if: Wireshark.fileViewHasDarwinFields, "this tshark's file view has no pcapng.darwin.* fields (4.0 has)"))
+    func tsharkFileViewShowsProcessBlocks() throws {
+        let (bytes, _) = sampleFile()
+        let directory = try Wireshark.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }  // cleanup only; asserts come before
+        let file = directory.appendingPathComponent("sample.pcapng")
+        try Data(bytes).write(to: file)
+
+        let tshark = try #require(Wireshark.tshark)
+        let fields = try Wireshark.run(tshark, ["-r", file.path, "-X", "read_format:MIME Files Format", "-T", "fields",
+                                                "-E", "separator=|", "-e", "pcapng.darwin.process_id",
+                                                "-e", "pcapng.darwin.process_name",
+                                                "-e", "pcapng.options.option.data.packet.darwin.dpeb_id"], in: directory)
+        #expect(fields.status == 0, "\(fields.stderr)")
+        #expect(Wireshark.complaints(fields.stderr).isEmpty, "\(fields.stderr)")
+        // The whole file is one "frame" in this view; its fields list every block's values.
+        #expect(fields.stdout == "1234,99|curl,my \"tool\"|0,1,0\n")
+    }
+
     /// The classic pcap writer's file, as tshark sees it.
     @Test func tsharkReadsClassicPcap() throws {
         let (_, packets) = sampleFile()
@@ -91,6 +113,19 @@ enum Wireshark {
             .map { "\($0)/\(name)" }
             .first { FileManager.default.isExecutableFile(atPath: $0) }
     }
+
+    /// Whether `tshark -G fields` lists the file-format view's Darwin process fields.
+    static let fileViewHasDarwinFields: Bool = {
+        guard let tshark else { return false }
+        do {
+            let directory = try temporaryDirectory()
+            defer { try? FileManager.default.removeItem(at: directory) }  // cleanup only
+            let fields = try run(tshark, ["-G", "fields"], in: directory)
+            return fields.stdout.contains("\tpcapng.darwin.process_id\t")
+        } catch {
+            return false
+        }
+    }()
 
     static func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("nfowner-capture-\(UUID().uuidString)")
