@@ -47,8 +47,8 @@ extension Array where Element == UInt8 {
     }
 }
 
-/// `length` rounded up to a multiple of 4; nil-free because callers pass lengths that came from
-/// a 16- or 32-bit field or from a buffer's count, far from Int's limit.
+/// `length` rounded up to a multiple of 4. Cannot overflow: callers pass lengths from a 16- or
+/// 32-bit field or a buffer's count, far below Int.max.
 @inline(__always)
 func paddedTo4(_ length: Int) -> Int {
     (length + 3) & ~3

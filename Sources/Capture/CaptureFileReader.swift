@@ -347,7 +347,7 @@ public struct CaptureFileReader: Sendable {
     /// add though the format says strings are not terminated, removed.
     private static func string(_ value: UnsafeRawBufferPointer) -> String {
         var end = value.count
-        while end > 0, value[end - 1] == 0 { end -= 1 }
+        while end > 0, value.byte(at: end - 1) == 0 { end -= 1 }
         return String(decoding: UnsafeRawBufferPointer(rebasing: value[0..<end]), as: UTF8.self)
     }
 

@@ -148,11 +148,14 @@ public enum PcapngBlocks {
 struct OptionList {
     var bytes: [UInt8] = []
 
+    /// Callers cut text to fit (`utf8Prefix`); a value that still exceeds the u16 length is cut
+    /// here rather than trapping.
     mutating func add(_ code: UInt16, _ value: [UInt8]) {
+        let length = min(value.count, PcapngBlocks.maximumOptionLength)
         bytes.appendLittleEndian(code)
-        bytes.appendLittleEndian(UInt16(value.count))
-        bytes.append(contentsOf: value)
-        bytes.appendPadding(after: value.count)
+        bytes.appendLittleEndian(UInt16(length))
+        bytes.append(contentsOf: value[0..<length])
+        bytes.appendPadding(after: length)
     }
 
     mutating func add(_ code: UInt16, littleEndian value: UInt32) {

@@ -76,13 +76,19 @@ import Testing
         #expect(failure.description.hasSuffix("after 5 complete packet records)"))
     }
 
-    /// Random byte changes and cuts of a valid file; a seeded generator so failures replay.
+    /// Random byte changes and cuts of valid files (nfowner's pcapng, a big-endian section, a
+    /// pcap file); a seeded generator so failures replay.
     @Test func mutationsNeverTrap() {
-        let (bytes, _) = sampleFile()
+        let (sample, packets) = sampleFile()
+        var pcap: [UInt8] = []
+        let writer = PcapWriter(snapLength: 0)
+        writer.appendFileHeader(to: &pcap)
+        for packet in packets { writer.append(packet.event, payload: packet.payload, to: &pcap) }
+        let seeds = [sample, mixedByteOrderFile(), pcap]
         var random = SplitMix64(state: 0x6361_7074_7572_65)
         var outcomes: [CaptureFileError.Code?: Int] = [:]
-        for _ in 0..<20_000 {
-            var mutated = bytes
+        for round in 0..<30_000 {
+            var mutated = seeds[round % seeds.count]
             for _ in 0..<Int.random(in: 1...6, using: &random) {
                 let index = Int.random(in: 0..<mutated.count, using: &random)
                 switch random.next() % 3 {

@@ -122,3 +122,47 @@ func sampleFile() -> (bytes: [UInt8], packets: [TestPacket]) {
     for packet in packets { writer.append(packet.event, payload: packet.payload, to: &bytes) }
     return (bytes, packets)
 }
+
+/// A big-endian pcapng section followed by a little-endian one, with a nanosecond interface,
+/// an if_tsoffset and a block type nfowner does not know: built by hand, as a big-endian
+/// machine's tool would write it. Two packets: 12 s + 1 ns (3 bytes), then 5.000001 s.
+func mixedByteOrderFile() -> [UInt8] {
+    var bytes: [UInt8] = [
+        0x0A, 0x0D, 0x0D, 0x0A,  // SHB
+        0x00, 0x00, 0x00, 0x1C,  // length 28, big-endian
+        0x1A, 0x2B, 0x3C, 0x4D,  // byte-order magic, big-endian
+        0x00, 0x01, 0x00, 0x00,  // version 1.0
+        0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,  // section length -1
+        0x00, 0x00, 0x00, 0x1C,  // length again
+        0x00, 0x00, 0x00, 0x01,  // IDB
+        0x00, 0x00, 0x00, 0x28,  // length 40
+        0x00, 0x65, 0x00, 0x00,  // LINKTYPE_RAW, reserved
+        0x00, 0x00, 0x00, 0x00,  // snap length 0: no limit
+        0x00, 0x09, 0x00, 0x01,  // if_tsresol, length 1
+        0x09, 0x00, 0x00, 0x00,  // 10^-9: nanoseconds, 3 bytes of padding
+        0x00, 0x0E, 0x00, 0x08,  // if_tsoffset, length 8
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0A,  // +10 s
+        0x00, 0x00, 0x00, 0x28,  // length again (no opt_endofopt: allowed)
+        0x00, 0x00, 0x0B, 0xAD,  // an unknown block type 0xBAD
+        0x00, 0x00, 0x00, 0x10,  // length 16
+        0xDE, 0xAD, 0xBE, 0xEF,  // whatever it holds
+        0x00, 0x00, 0x00, 0x10,  // length again
+        0x00, 0x00, 0x00, 0x06,  // EPB
+        0x00, 0x00, 0x00, 0x24,  // length 36
+        0x00, 0x00, 0x00, 0x00,  // interface 0
+        0x00, 0x00, 0x00, 0x00,  // timestamp high
+        0x77, 0x35, 0x94, 0x01,  // timestamp low: 2000000001 ns
+        0x00, 0x00, 0x00, 0x03,  // captured 3
+        0x00, 0x00, 0x00, 0x03,  // original 3
+        0x60, 0x01, 0x02, 0x00,  // data, 1 byte of padding
+        0x00, 0x00, 0x00, 0x24,  // length again
+    ]
+    // Then a little-endian section: interfaces start over.
+    PcapngBlocks.appendSectionHeader(application: "other", to: &bytes)
+    PcapngBlocks.appendInterfaceDescription(linkType: 1, snapLength: 100, name: "eth0", to: &bytes)
+    [UInt8]([0x45]).withUnsafeBytes {
+        PcapngBlocks.appendEnhancedPacket(interfaceID: 0, timestamp: 5_000_001, originalLength: 60, data: $0,
+                                          options: PcapngBlocks.PacketOptions(direction: .inbound), to: &bytes)
+    }
+    return bytes
+}
