@@ -58,6 +58,10 @@ public struct PcapngWriter: Sendable {
     /// owner, and encoding them is most of the cost of a packet.
     private var lastOwner: PacketOwner?
     private var lastOwnerOptions: [UInt8] = []
+    /// The last packet's interface and process with their ids, for the same reason: a run of
+    /// packets skips hashing a process name per packet.
+    private var lastInterface: (interface: CaptureInterface, id: UInt32)?
+    private var lastProcess: (process: ProcessReference, index: UInt32)?
 
     private struct ProcessKey: Hashable {
         var pid: Int32
@@ -105,10 +109,23 @@ public struct PcapngWriter: Sendable {
     public mutating func append(_ event: borrowing PacketEvent, payload: UnsafeRawBufferPointer,
                                 to out: inout [UInt8]) {
         let direction = event.direction
-        let interfaceID = declare(CaptureInterface(origin: event.metadata.origin, direction: direction), to: &out)
+        let interface = CaptureInterface(origin: event.metadata.origin, direction: direction)
+        let interfaceID: UInt32
+        if let last = lastInterface, last.interface == interface {
+            interfaceID = last.id
+        } else {
+            interfaceID = declare(interface, to: &out)
+            lastInterface = (interface, interfaceID)
+        }
         var processIndex: UInt32?
         if let chosen = event.owner.attribution?.chosen {
-            processIndex = index(of: chosen, to: &out)
+            if let last = lastProcess, last.process == chosen {
+                processIndex = last.index
+            } else {
+                let index = index(of: chosen, to: &out)
+                lastProcess = (chosen, index)
+                processIndex = index
+            }
         }
         if lastOwner != event.owner {
             lastOwnerOptions = Self.ownerOptions(for: event.owner)

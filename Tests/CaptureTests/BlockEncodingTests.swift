@@ -170,6 +170,25 @@ import Testing
         ])
     }
 
+    /// A run of packets from one process on one interface: its blocks once, then packets only,
+    /// each referring to the same process block.
+    @Test func runFromOneProcess() throws {
+        var writer = PcapngWriter(snapLength: 0)
+        var bytes: [UInt8] = []
+        for port in 40000..<40003 {
+            let packet = TestPacket(Packets.ipv4(protocolNumber: 6, transport: Packets.tcpSyn(port, 443)),
+                                    direction: .outbound, owner: Owners.alice)
+            writer.append(packet.event, payload: packet.payload, to: &bytes)
+        }
+        #expect(writer.processBlockCount == 1)
+        #expect(writer.interfaces.count == 1)
+        var reader = try CaptureFileReader(bytes: bytes)
+        var indexes: [UInt32?] = []
+        while let record = try reader.next() { indexes.append(record.processIndex) }
+        #expect(indexes == [0, 0, 0])
+        #expect(reader.processes == [CaptureProcess(pid: 1234, name: "curl")])
+    }
+
     @Test func interfaceNames() {
         #expect(CaptureInterface(origin: PacketOrigin(kind: .nflog, number: 5), direction: .outbound).name == "nflog:5 out")
         #expect(CaptureInterface(origin: PacketOrigin(kind: .nfqueue, number: 3), direction: .inbound).name == "nfqueue:3 in")
