@@ -40,6 +40,9 @@ public struct CaptureInterface: Sendable, Hashable {
 /// before anything, an interface's description before its first packet, a process block
 /// before the first packet that refers to it.
 ///
+/// One writer per file: its ids refer to blocks it has written, so a new file (rotation) needs a
+/// new writer, which starts with a new section header.
+///
 /// Memory: one entry per interface and per distinct (pid, process name) seen — the process
 /// table grows with the processes that sent traffic during the capture, as the file does.
 public struct PcapngWriter: Sendable {
