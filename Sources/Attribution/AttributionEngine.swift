@@ -54,6 +54,41 @@ public final class AttributionEngine {
                            cgroupPath: cgroup?.path, unit: cgroup?.unit, attribution: attribution)
     }
 
+    /// Brings `owner` up to date for this packet, writing only what differs from the packet
+    /// before — the steady state of a run (one owner for many packets) then copies and retains
+    /// nothing. Names and cgroup paths not known yet are looked up again (they may appear).
+    public func update(_ owner: inout PacketOwner, packet: PacketSummary, direction: Direction, uid: UInt32?,
+                       gid: UInt32?, cgroupID: UInt64?, now: UInt64) {
+        if owner.uid != uid || (uid != nil && owner.userName == nil) {
+            owner.uid = uid
+            owner.userName = uid.flatMap { names.userName(of: $0) }
+        }
+        if owner.gid != gid || (gid != nil && owner.groupName == nil) {
+            owner.gid = gid
+            owner.groupName = gid.flatMap { names.groupName(of: $0) }
+        }
+        let cgroup: CgroupNames.Entry?
+        if owner.cgroupID != cgroupID || (cgroupID != nil && owner.cgroupPath == nil) {
+            cgroup = cgroupID.flatMap { cgroups?.entry(forID: $0) }
+            owner.cgroupID = cgroupID
+            owner.cgroupPath = cgroup?.path
+            owner.unit = cgroup?.unit
+        }
+        guard let processes else {
+            owner.attribution = nil
+            return
+        }
+        let found = processes.attribute(packet: packet, direction: direction, uid: uid, cgroupPath: owner.cgroupPath,
+                                        now: now)
+        if owner.attribution != found { owner.attribution = found }
+    }
+
+    /// The name of interface `index` (cached). A method, not the property from outside: a
+    /// mutating access to a class's property from another module is checked at run time.
+    public func interfaceName(of index: UInt32) -> String? {
+        interfaces.name(of: index)
+    }
+
     /// Forgets cached names (on reload).
     public func forgetNames() {
         names.forget()

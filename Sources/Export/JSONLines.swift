@@ -27,8 +27,11 @@ public enum JSONLines {
     public struct Encoder {
         private var second: UInt64 = .max
         private var secondText: [UInt8] = []
+        /// The last owner encoded (kept, so the storage its fingerprint points at stays alive).
         private var lastOwner: PacketOwner?
+        private var lastFingerprint: OwnerFingerprint?
         private var ownerText: [UInt8] = []
+        private var repeated = RepeatedText()
 
         public init() {}
 
@@ -44,13 +47,15 @@ public enum JSONLines {
             secondText.withUnsafeBytes { out.write($0) }
             out.write(decimal: min(time.microseconds, 999_999), zeroPaddedTo: 6)
             out.write(UInt8(ascii: "Z"))
-            JSONLines.appendPacketKeys(event, to: &out)
-            if lastOwner != event.owner {
+            JSONLines.appendPacketKeys(event, to: &out, memo: &repeated)
+            let fingerprint = OwnerFingerprint(event.owner)
+            if fingerprint != lastFingerprint {
                 ownerText.removeAll(keepingCapacity: true)
                 var fresh = ByteBuffer(capacity: 1024)
                 JSONLines.appendOwnerKeys(event.owner, to: &fresh)
                 fresh.withBytes { ownerText.append(contentsOf: $0) }
                 lastOwner = event.owner
+                lastFingerprint = fingerprint
             }
             ownerText.withUnsafeBytes { out.write($0) }
             out.write("}\n")
@@ -58,19 +63,77 @@ public enum JSONLines {
     }
 
     /// The keys after the time, up to `iface_out`.
-    static func appendPacketKeys(_ event: borrowing PacketEvent, to out: inout ByteBuffer) {
+    static func appendPacketKeys(_ event: borrowing PacketEvent, to out: inout ByteBuffer,
+                                 memo: inout RepeatedText) {
         let metadata = event.metadata
         let packet = event.packet
         out.write("\",\"dir\":\"")
         out.write(metadata.direction == .inbound ? "in" : "out")
         out.write("\",\"hook\":")
-        appendString(metadata.hook?.rawValue, to: &out)
+        switch metadata.hook {
+        case .prerouting?: out.write("\"prerouting\"")
+        case .input?: out.write("\"input\"")
+        case .forward?: out.write("\"forward\"")
+        case .output?: out.write("\"output\"")
+        case .postrouting?: out.write("\"postrouting\"")
+        case nil: out.write("null")
+        }
         out.write(",\"group\":")
         out.write(decimal: UInt64(metadata.origin.number))
         out.write(",\"seq\":")
         appendNumber(metadata.sequence.map(UInt64.init), to: &out)
         out.write(",\"prefix\":")
-        appendPrefix(metadata.prefix, to: &out)
+        if metadata.prefix != memo.prefix || !memo.hasPrefix {
+            memo.prefix = metadata.prefix
+            memo.hasPrefix = true
+            var fresh = ByteBuffer(capacity: 256)
+            appendPrefix(metadata.prefix, to: &fresh)
+            memo.prefixText.removeAll(keepingCapacity: true)
+            fresh.withBytes { memo.prefixText.append(contentsOf: $0) }
+        }
+        memo.prefixText.withUnsafeBytes { out.write($0) }
+        // The flow's keys (family … dport) repeat for every packet of the flow: encoded once.
+        let flow = RepeatedText.Flow(family: packet.family, protocolNumber: packet.protocolNumber,
+                                     source: packet.source, destination: packet.destination,
+                                     sourcePort: packet.sourcePort, destinationPort: packet.destinationPort)
+        if memo.flow != flow {
+            memo.flow = flow
+            var fresh = ByteBuffer(capacity: 256)
+            appendFlowKeys(packet, to: &fresh)
+            memo.flowText.removeAll(keepingCapacity: true)
+            fresh.withBytes { memo.flowText.append(contentsOf: $0) }
+        }
+        memo.flowText.withUnsafeBytes { out.write($0) }
+        let icmp = packet.icmp
+        out.write(",\"icmp_type\":")
+        appendNumber(icmp?.type.map(UInt64.init), to: &out)
+        out.write(",\"icmp_code\":")
+        appendNumber(icmp?.code.map(UInt64.init), to: &out)
+        out.write(",\"icmp_id\":")
+        appendNumber(icmp?.echoIdentifier.map(UInt64.init), to: &out)
+        out.write(",\"tcp_flags\":")
+        appendString(packet.tcpFlags?.letters, to: &out)
+        out.write(",\"len\":")
+        out.write(decimal: UInt64(max(0, packet.totalLength)))
+        let names = SIMD4(OwnerFingerprint.bits(event.inputInterfaceName).0, OwnerFingerprint.bits(event.inputInterfaceName).1,
+                          OwnerFingerprint.bits(event.outputInterfaceName).0, OwnerFingerprint.bits(event.outputInterfaceName).1)
+        if memo.interfaceNames != names || memo.interfaces == nil {
+            // Kept alive with the bits, so equal bits keep meaning equal names.
+            memo.interfaces = (event.inputInterfaceName, event.outputInterfaceName)
+            memo.interfaceNames = names
+            var fresh = ByteBuffer(capacity: 128)
+            fresh.write(",\"iface_in\":")
+            appendString(event.inputInterfaceName, to: &fresh)
+            fresh.write(",\"iface_out\":")
+            appendString(event.outputInterfaceName, to: &fresh)
+            memo.interfacesText.removeAll(keepingCapacity: true)
+            fresh.withBytes { memo.interfacesText.append(contentsOf: $0) }
+        }
+        memo.interfacesText.withUnsafeBytes { out.write($0) }
+    }
+
+    /// `family` to `dport`.
+    static func appendFlowKeys(_ packet: PacketSummary, to out: inout ByteBuffer) {
         out.write(",\"family\":\"")
         out.write(packet.family == .ipv4 ? "ipv4" : "ipv6")
         out.write("\",\"proto\":\"")
@@ -90,21 +153,27 @@ public enum JSONLines {
         appendNumber(packet.sourcePort.map(UInt64.init), to: &out)
         out.write(",\"dport\":")
         appendNumber(packet.destinationPort.map(UInt64.init), to: &out)
-        let icmp = packet.icmp
-        out.write(",\"icmp_type\":")
-        appendNumber(icmp?.type.map(UInt64.init), to: &out)
-        out.write(",\"icmp_code\":")
-        appendNumber(icmp?.code.map(UInt64.init), to: &out)
-        out.write(",\"icmp_id\":")
-        appendNumber(icmp?.echoIdentifier.map(UInt64.init), to: &out)
-        out.write(",\"tcp_flags\":")
-        appendString(packet.tcpFlags?.letters, to: &out)
-        out.write(",\"len\":")
-        out.write(decimal: UInt64(max(0, packet.totalLength)))
-        out.write(",\"iface_in\":")
-        appendString(event.inputInterfaceName, to: &out)
-        out.write(",\"iface_out\":")
-        appendString(event.outputInterfaceName, to: &out)
+    }
+
+    /// Text that repeats from event to event (the flow's keys, the log prefix, the interface
+    /// names), encoded once.
+    struct RepeatedText {
+        struct Flow: Equatable {
+            var family: IPFamily
+            var protocolNumber: UInt8
+            var source: IPAddress
+            var destination: IPAddress
+            var sourcePort: UInt16?
+            var destinationPort: UInt16?
+        }
+        var flow: Flow?
+        var flowText: [UInt8] = []
+        var prefix: LogPrefix?
+        var hasPrefix = false
+        var prefixText: [UInt8] = []
+        var interfaces: (String?, String?)?
+        var interfaceNames = SIMD4<UInt64>()
+        var interfacesText: [UInt8] = []
     }
 
     /// The owner's keys, `uid` to `reason`.
@@ -255,4 +324,50 @@ public enum JSONLines {
         "uid", "gid", "user", "group_name", "cgroup", "unit", "cgroup_id",
         "pid", "comm", "exe", "processes", "confidence", "reason",
     ]
+}
+
+/// The bits of an owner: its ids, and its strings and process list by storage (pointer, count,
+/// flags). Equal fingerprints mean equal owners as long as the storage is alive — the encoder
+/// keeps the owner it fingerprinted; unequal ones may still be equal owners (a string rebuilt
+/// elsewhere), which only costs encoding them again. Comparing 16 words is far cheaper than
+/// comparing strings.
+struct OwnerFingerprint: Equatable {
+    var ids: SIMD8<UInt64>
+    var references: SIMD8<UInt64>
+
+    @inline(__always)
+    init(_ owner: borrowing PacketOwner) {
+        let user = Self.bits(owner.userName), group = Self.bits(owner.groupName)
+        let path = Self.bits(owner.cgroupPath), unit = Self.bits(owner.unit)
+        let attribution = owner.attribution
+        let reason = Self.bits(attribution?.reason)
+        let processes: UInt64 = attribution.map { list in
+            list.processes.withUnsafeBufferPointer { UInt64(UInt(bitPattern: $0.baseAddress)) ^ UInt64($0.count) << 48 }
+        } ?? 0
+        let confidence: UInt64 = attribution.map { Self.code($0.confidence) } ?? 0
+        ids = SIMD8(owner.uid.map { UInt64($0) | 1 << 32 } ?? 0, owner.gid.map { UInt64($0) | 1 << 32 } ?? 0,
+                    owner.cgroupID ?? 0, owner.cgroupID == nil ? 0 : 1, confidence, processes, reason.0, reason.1)
+        references = SIMD8(user.0, user.1, group.0, group.1, path.0, path.1, unit.0, unit.1)
+    }
+
+    /// The 16 bytes of an optional String (its ABI on 64-bit platforms; a test checks the size).
+    @inline(__always)
+    static func bits(_ text: String?) -> (UInt64, UInt64) {
+        withUnsafeBytes(of: text) { raw in
+            // Unreachable on 64-bit platforms; a content hash keeps the fingerprint meaningful.
+            guard raw.count >= 16 else { return (UInt64(bitPattern: Int64(text.hashValue)), 1) }
+            return (raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self),
+                    raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        }
+    }
+
+    static func code(_ confidence: OwnerAttribution.Confidence) -> UInt64 {
+        switch confidence {
+        case .exact: 1
+        case .single: 2
+        case .candidates: 3
+        case .uid: 4
+        case .none: 5
+        }
+    }
 }

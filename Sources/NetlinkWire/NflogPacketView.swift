@@ -107,50 +107,47 @@ public struct NflogPacketView {
         }
     }
 
-    /// The record of a message this type already validated (one walk instead of validating
-    /// again and then reading): for the few packets that become events. Still never reads out
-    /// of bounds — the walk is the checked one — but does not report malformations; nil when
-    /// the message has no nfgenmsg.
-    public static func record(ofValidatedMessage message: UnsafeRawBufferPointer) -> NflogRecord? {
+    /// What an event needs from a message beyond the hot fields, read in one walk.
+    public struct EventFields {
+        public var timestamp: NflogTimestamp?
+        public var sequence: UInt32?
+        public var inputInterface: UInt32?
+        public var outputInterface: UInt32?
+        public var mark: UInt32?
+        /// The prefix up to its first NUL; nil when absent or empty.
+        public var prefix: UnsafeRawBufferPointer?
+
+        public init() {}
+    }
+
+    /// The event fields of a message this type already validated: for the few packets that
+    /// become events, one walk over raw attribute numbers instead of validating again and then
+    /// building a whole record. Still never reads out of bounds (the cursor is the checked one)
+    /// but reports no malformation; nil when the message has no nfgenmsg.
+    public static func eventFields(ofValidatedMessage message: UnsafeRawBufferPointer) -> EventFields? {
         let fixedEnd = NetlinkMessageHeader.size + NfgenMessage.size
-        guard let family = message.byte(at: NetlinkMessageHeader.size),
-              let group = message.bigEndianUInt16(at: NetlinkMessageHeader.size + 2),
-              let attributes = message.suffix(from: fixedEnd) else { return nil }
-        var record = NflogRecord()
-        record.family = family
-        record.group = group
-        var hardwareHeaderLength: Int?
-        var hardwareHeaderBytes: Int?
-        try? forEachAttribute(in: attributes, baseOffset: 0) { type, value, _ in
-            switch NflogAttributeType(rawValue: type) {
-            case .packetHeader?:
-                record.hardwareProtocol = value.bigEndianUInt16(at: 0) ?? 0
-                record.hook = value.byte(at: 2) ?? 0
-            case .uid?: record.uid = value.bigEndianUInt32(at: 0)
-            case .gid?: record.gid = value.bigEndianUInt32(at: 0)
-            case .sequence?: record.sequence = value.bigEndianUInt32(at: 0)
-            case .payload?: record.capturedLength = value.count
-            case .prefix?:
+        guard let attributes = message.suffix(from: fixedEnd) else { return nil }
+        var fields = EventFields()
+        var cursor = AttributeCursor(area: attributes, baseOffset: 0)
+        while case let attribute?? = try? cursor.next() {
+            let value = attribute.value
+            switch attribute.type {
+            case NflogAttributeType.sequence.rawValue: fields.sequence = value.bigEndianUInt32(at: 0)
+            case NflogAttributeType.inputInterface.rawValue: fields.inputInterface = value.bigEndianUInt32(at: 0)
+            case NflogAttributeType.outputInterface.rawValue: fields.outputInterface = value.bigEndianUInt32(at: 0)
+            case NflogAttributeType.mark.rawValue: fields.mark = value.bigEndianUInt32(at: 0)
+            case NflogAttributeType.timestamp.rawValue:
+                if let seconds = value.bigEndianUInt64(at: 0), let microseconds = value.bigEndianUInt64(at: 8) {
+                    fields.timestamp = NflogTimestamp(seconds: seconds, microseconds: microseconds)
+                }
+            case NflogAttributeType.prefix.rawValue:
                 // The kernel sends the prefix with its NUL; up to the first NUL is what was configured.
-                record.rawPrefix = LogPrefix(bytes: value.prefixBeforeFirstZeroByte())
-            case .mark?: record.mark = value.bigEndianUInt32(at: 0)
-            case .globalSequence?: record.globalSequence = value.bigEndianUInt32(at: 0)
-            case .inputInterface?: record.inputInterface = value.bigEndianUInt32(at: 0)
-            case .outputInterface?: record.outputInterface = value.bigEndianUInt32(at: 0)
-            case .physicalInputInterface?: record.physicalInputInterface = value.bigEndianUInt32(at: 0)
-            case .physicalOutputInterface?: record.physicalOutputInterface = value.bigEndianUInt32(at: 0)
-            case .timestamp?:
-                record.timestamp = NflogTimestamp(seconds: value.bigEndianUInt64(at: 0) ?? 0,
-                                                  microseconds: value.bigEndianUInt64(at: 8) ?? 0)
-            case .hardwareAddress?: record.hardwareAddress = Self.hardwareAddress(value)
-            case .hardwareType?: record.hardwareType = value.bigEndianUInt16(at: 0)
-            case .hardwareHeaderLength?: hardwareHeaderLength = value.bigEndianUInt16(at: 0).map(Int.init)
-            case .hardwareHeader?: hardwareHeaderBytes = value.count
+                let characters = value.prefixBeforeFirstZeroByte()
+                fields.prefix = characters.isEmpty ? nil : characters
             default: break
             }
         }
-        record.hardwareHeaderLength = hardwareHeaderLength ?? hardwareHeaderBytes
-        return record
+        return fields
     }
 
     /// Everything the message carries, as a value that outlives the buffer.

@@ -30,6 +30,16 @@ public struct LogPrefix: Sendable, Equatable, CustomStringConvertible {
         self = made
     }
 
+    /// Whether the prefix is exactly `bytes` (as `init(bytes:)` would keep them).
+    @inlinable
+    public func equals(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let kept = min(bytes.count, Self.inlineCapacity)
+        guard kept == Int(length), kept > 0 else { return false }
+        return withBytes { mine in
+            mine.elementsEqual(UnsafeRawBufferPointer(rebasing: bytes[0..<kept]))
+        }
+    }
+
     /// Number of bytes.
     public var count: Int { Int(length) }
 
@@ -46,7 +56,18 @@ public struct LogPrefix: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { string }
 
+    /// Bytes past `length` are always zero (set once at init), so the whole storage compares.
     public static func == (lhs: LogPrefix, rhs: LogPrefix) -> Bool {
-        lhs.withBytes { left in rhs.withBytes { right in left.elementsEqual(right) } }
+        guard lhs.length == rhs.length else { return false }
+        return withUnsafeBytes(of: lhs.storage) { left in
+            withUnsafeBytes(of: rhs.storage) { right in
+                var differing: UInt64 = 0
+                for word in 0..<(left.count / 8) {
+                    differing |= left.load(fromByteOffset: word * 8, as: UInt64.self)
+                        ^ right.load(fromByteOffset: word * 8, as: UInt64.self)
+                }
+                return differing == 0
+            }
+        }
     }
 }

@@ -13,6 +13,7 @@ public struct PacketEvent: Sendable {
     public var inputInterfaceName: String?
     public var outputInterfaceName: String?
 
+    @inlinable
     public init(metadata: PacketMetadata, packet: PacketSummary, owner: PacketOwner = PacketOwner(),
                 inputInterfaceName: String? = nil, outputInterfaceName: String? = nil) {
         self.metadata = metadata
@@ -68,6 +69,7 @@ public struct PacketOrigin: Sendable, Equatable {
     /// The NFLOG group, NFQUEUE queue number or file interface (the JSON key `group`).
     public var number: UInt16
 
+    @inlinable
     public init(kind: Kind, number: UInt16) {
         self.kind = kind
         self.number = number
@@ -95,11 +97,14 @@ public struct PacketMetadata: Sendable, Equatable {
     /// Bytes of the packet the source captured (at most the snap length).
     public var capturedLength: Int = 0
 
+    @inlinable
     public init() {}
 
+    @inlinable
     public var hook: Hook? { Hook(family: family, number: hookNumber) }
 
     /// From the hook; without one (netdev, a file), a packet with only an input interface arrived.
+    @inlinable
     public var direction: Direction {
         hook?.direction ?? (inputInterface != nil && outputInterface == nil ? .inbound : .outbound)
     }
@@ -122,6 +127,7 @@ public struct PacketOwner: Sendable, Equatable {
     /// The process(es) behind the packet; nil when owner resolution is off.
     public var attribution: OwnerAttribution?
 
+    @inlinable
     public init(uid: UInt32? = nil, gid: UInt32? = nil, userName: String? = nil, groupName: String? = nil,
                 cgroupID: UInt64? = nil, cgroupPath: String? = nil, unit: String? = nil,
                 attribution: OwnerAttribution? = nil) {
@@ -140,6 +146,7 @@ public struct PacketOwner: Sendable, Equatable {
 public struct EventTime: Sendable, Equatable, Comparable {
     public var seconds: UInt64
     public var microseconds: UInt64
+    @inlinable
     public init(seconds: UInt64, microseconds: UInt64) {
         self.seconds = seconds
         self.microseconds = microseconds

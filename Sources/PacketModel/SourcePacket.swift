@@ -39,3 +39,14 @@ public struct UnsafeSourcePacket {
         Hook(family: family, number: hookNumber)?.direction ?? .outbound
     }
 }
+
+/// What a queue source (NFQUEUE) tells the kernel to do with a packet it holds.
+public enum PacketVerdict: Sendable, Equatable {
+    /// Let it go on (NF_ACCEPT).
+    case accept
+    /// Drop it silently (NF_DROP).
+    case drop
+    /// Drop it and tell the sender at once (a TCP reset or an ICMP unreachable, sent by a rule
+    /// the verdict's mark selects).
+    case reject
+}

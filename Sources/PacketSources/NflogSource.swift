@@ -58,24 +58,26 @@ public final class NflogSource: PacketSource, @unchecked Sendable {
         })
     }
 
-    public func metadata(of packet: UnsafeSourcePacket, receivedAt: EventTime) -> PacketMetadata {
-        var metadata = PacketMetadata()
+    public func readMetadata(of packet: UnsafeSourcePacket, receivedAt: EventTime, into metadata: inout PacketMetadata) {
         metadata.origin = packet.origin
         metadata.family = packet.family
         metadata.hookNumber = packet.hookNumber
         metadata.time = receivedAt
         metadata.capturedLength = packet.payload.count
         // The message was validated when it was delivered: one walk reads the rest.
-        guard let record = NflogPacketView.record(ofValidatedMessage: packet.message) else { return metadata }
-        if let stamp = record.timestamp {
+        let fields = NflogPacketView.eventFields(ofValidatedMessage: packet.message) ?? NflogPacketView.EventFields()
+        if let stamp = fields.timestamp {
             metadata.time = EventTime(seconds: stamp.seconds, microseconds: stamp.microseconds)
         }
-        metadata.sequence = record.sequence
-        metadata.inputInterface = record.inputInterface
-        metadata.outputInterface = record.outputInterface
-        metadata.mark = record.mark
-        metadata.prefix = record.rawPrefix
-        return metadata
+        metadata.sequence = fields.sequence
+        metadata.inputInterface = fields.inputInterface
+        metadata.outputInterface = fields.outputInterface
+        metadata.mark = fields.mark
+        if let bytes = fields.prefix {
+            if metadata.prefix?.equals(bytes) != true { metadata.prefix = LogPrefix(bytes: bytes) }
+        } else {
+            metadata.prefix = nil
+        }
     }
 
     public func recordWakeup() { counters.wakeups += 1 }

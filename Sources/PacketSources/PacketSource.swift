@@ -22,9 +22,10 @@ public protocol PacketSource: AnyObject {
 
     /// Decodes one datagram and hands each packet in it to `consumer`, counting as it goes.
     func process(datagram: UnsafeRawBufferPointer, into consumer: any PacketConsumer)
-    /// Everything the source knows of `packet` besides its bytes and owner, as a value (read
-    /// only for packets that become events). `receivedAt` is used when the kernel sent no time.
-    func metadata(of packet: UnsafeSourcePacket, receivedAt: EventTime) -> PacketMetadata
+    /// Writes into `metadata` everything the source knows of `packet` besides its bytes and
+    /// owner (read only for packets that become events); `receivedAt` is used when the kernel
+    /// sent no time. In place: the previous packet's prefix is kept when it is the same.
+    func readMetadata(of packet: UnsafeSourcePacket, receivedAt: EventTime, into metadata: inout PacketMetadata)
 
     /// Counts a wait for packets (in recv, or in a coalescing pause).
     func recordWakeup()
@@ -37,13 +38,26 @@ public protocol PacketSource: AnyObject {
 }
 
 /// What a source feeds: the session's pipeline, or a test's collector.
+///
+/// A copying source (NFLOG) calls `consume`; a queue source (NFQUEUE) calls `decide` and gives
+/// the kernel the verdict it returns, so one consumer serves both.
 public protocol PacketConsumer: AnyObject {
     /// One packet; the view is valid only during the call.
     func consume(_ packet: UnsafeSourcePacket)
+    /// One packet held by the kernel until this returns: consume it and say what becomes of it.
+    func decide(_ packet: UnsafeSourcePacket) -> PacketVerdict
     /// Called after every datagram: where output is flushed. An ending stops the receive loop.
     func endDatagram() -> ReceiveLoop.Ending?
     /// True once the consumer wants no more packets (an event limit was reached).
     var isFinished: Bool { get }
+}
+
+extension PacketConsumer {
+    /// Without a policy every held packet is accepted (the observing consumers).
+    public func decide(_ packet: UnsafeSourcePacket) -> PacketVerdict {
+        consume(packet)
+        return .accept
+    }
 }
 
 /// A source's loss and traffic accounting, the first half of the summary line.

@@ -19,12 +19,18 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
     private let source: any PacketSource
     private let engine: AttributionEngine
     private let sinks: [any PacketSink]
+    /// The sinks by what they read, split once so the per-packet loop asks nothing.
+    private let eventSinks: [any PacketSink]
+    private let factSinks: [any PacketSink]
     private let needs: SinkNeeds
     /// Stop handing out packets after this many (nil: no limit).
     public let eventLimit: UInt64?
     private let clock: () -> EventTime
     /// One receive time per datagram: NFLOG has no timestamp at output, and every message in a
     /// batch was queued within the flush timeout of the first.
+    /// The event handed to the sinks, updated in place packet after packet: an owner that does
+    /// not change is not copied, retained or released again.
+    @exclusivity(unchecked) private var event = PacketPipeline.emptyEvent
     @exclusivity(unchecked) private var receiveTime: EventTime?
     @exclusivity(unchecked) private var monotonicTime: UInt64?
     /// Set from another thread (SIGHUP) to drop cached names before the next datagram.
@@ -38,6 +44,8 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         self.engine = engine
         self.sinks = sinks
         self.needs = sinks.map(\.needs).max() ?? .counters
+        eventSinks = sinks.filter { $0.needs == .events }
+        factSinks = sinks.filter { $0.needs == .facts }
         self.eventLimit = eventLimit
         self.clock = clock
     }
@@ -89,7 +97,7 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
                                                       now: batchMonotonicTime())
             let facts = PacketFacts(packet: packet, direction: direction, uid: uid, gid: source.gid,
                                     cgroupID: cgroupID, attribution: attribution)
-            for sink in sinks where sink.needs == .facts { sink.consume(facts) }
+            for sink in factSinks { sink.consume(facts) }
         case .events:
             emitEvent(source, packet: packet, direction: direction, cgroupID: cgroupID)
         }
@@ -97,29 +105,38 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
 
     private func emitEvent(_ source: UnsafeSourcePacket, packet: PacketSummary, direction: Direction,
                            cgroupID: UInt64?) {
-        let owner = engine.owner(packet, direction: direction, uid: source.uid, gid: source.gid,
-                                 cgroupID: cgroupID, now: batchMonotonicTime())
-        // Only a packet that becomes an event needs its metadata as a value.
-        let metadata = self.source.metadata(of: source, receivedAt: batchReceiveTime())
-        let event = PacketEvent(
-            metadata: metadata, packet: packet, owner: owner,
-            inputInterfaceName: metadata.inputInterface.flatMap { engine.interfaces.name(of: $0) },
-            outputInterfaceName: metadata.outputInterface.flatMap { engine.interfaces.name(of: $0) })
-        for sink in sinks {
-            switch sink.needs {
-            case .events: sink.consume(event, payload: source.payload)
-            case .facts:
-                sink.consume(PacketFacts(packet: packet, direction: direction, uid: source.uid, gid: source.gid,
-                                         cgroupID: cgroupID, attribution: owner.attribution))
-            case .counters: break
-            }
+        engine.update(&event.owner, packet: packet, direction: direction, uid: source.uid, gid: source.gid,
+                      cgroupID: cgroupID, now: batchMonotonicTime())
+        if !factSinks.isEmpty {
+            let facts = PacketFacts(packet: packet, direction: direction, uid: source.uid, gid: source.gid,
+                                    cgroupID: cgroupID, attribution: event.owner.attribution)
+            for sink in factSinks { sink.consume(facts) }
         }
+        // Only a packet that becomes an event needs its metadata as a value.
+        self.source.readMetadata(of: source, receivedAt: batchReceiveTime(), into: &event.metadata)
+        event.packet = packet
+        let input = event.metadata.inputInterface.flatMap(engine.interfaceName(of:))
+        if event.inputInterfaceName != input { event.inputInterfaceName = input }
+        let output = event.metadata.outputInterface.flatMap(engine.interfaceName(of:))
+        if event.outputInterfaceName != output { event.outputInterfaceName = output }
+        for sink in eventSinks { sink.consume(event, payload: source.payload) }
     }
+
+    /// An event with nothing in it yet.
+    private static let emptyEvent = PacketEvent(
+        metadata: PacketMetadata(),
+        packet: PacketSummary(family: .ipv4, source: .v4(0), destination: .v4(0), protocolNumber: 0, totalLength: 0,
+                              fragment: nil, transport: .notFirstFragment))
 
     public func endDatagram() -> ReceiveLoop.Ending? {
         receiveTime = nil
         monotonicTime = nil
-        if namesStale.exchange(false, ordering: .acquiring) { engine.forgetNames() }
+        if namesStale.exchange(false, ordering: .acquiring) {
+            engine.forgetNames()
+            event.owner = PacketOwner()
+            event.inputInterfaceName = nil
+            event.outputInterfaceName = nil
+        }
         let snapshot = SessionCounters(source: source.counters, pipeline: counters)
         published.withLock { $0 = snapshot }
         for sink in sinks {

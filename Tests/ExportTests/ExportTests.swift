@@ -56,6 +56,66 @@ import Testing
         #expect(Array(lines[5]) + [UInt8(ascii: "\n")] == single)
     }
 
+    /// The prefix and interface names are encoded once while they repeat: a change shows at once.
+    @Test func streamEncoderFollowsPrefixAndInterfaceChanges() throws {
+        let plain = Self.event(prefix: "nfowner")
+        var classified = Self.event(prefix: "nfowner cg=42")
+        classified.inputInterfaceName = "veth0"
+        classified.outputInterfaceName = nil
+        let unprefixed = Self.event(prefix: nil)
+        var encoder = JSONLines.Encoder()
+        var buffer = ByteBuffer()
+        for event in [plain, plain, classified, unprefixed, classified, plain] { encoder.append(event, to: &buffer) }
+        let objects = try buffer.bytes.split(separator: UInt8(ascii: "\n")).map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0)) as? [String: Any])
+        }
+        #expect(objects.map { $0["prefix"] as? String } == ["nfowner", "nfowner", "nfowner cg=42", nil, "nfowner cg=42", "nfowner"])
+        #expect(objects.map { $0["iface_out"] as? String } == ["lo", "lo", nil, "lo", nil, "lo"])
+        #expect(objects.map { $0["iface_in"] as? String } == [nil, nil, "veth0", nil, "veth0", nil])
+    }
+
+    /// A flow's keys are encoded once per run of packets of that flow: another flow shows at once.
+    @Test func streamEncoderFollowsFlowChanges() throws {
+        func event(_ source: IPAddress, _ sport: UInt16, _ dport: UInt16) -> PacketEvent {
+            var event = Self.event()
+            event.packet = PacketSummary(
+                family: { if case .v4 = source { return IPFamily.ipv4 } else { return IPFamily.ipv6 } }(), source: source, destination: source, protocolNumber: 17,
+                totalLength: 40, fragment: nil, transport: .udp(PortPair(source: sport, destination: dport)))
+            return event
+        }
+        let v6 = IPAddress.v6(high: 0x2001_0db8_0000_0000, low: 1)
+        let stream = [event(.v4(0x7F00_0001), 1, 2), event(.v4(0x7F00_0001), 1, 2), event(.v4(0x7F00_0001), 1, 3),
+                      event(v6, 1, 3), event(.v4(0x7F00_0001), 1, 2)]
+        var encoder = JSONLines.Encoder()
+        var buffer = ByteBuffer()
+        for item in stream { encoder.append(item, to: &buffer) }
+        let objects = try buffer.bytes.split(separator: UInt8(ascii: "\n")).map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0)) as? [String: Any])
+        }
+        #expect(objects.map { $0["dport"] as? Int } == [2, 2, 3, 3, 2])
+        #expect(objects.map { $0["src"] as? String } == ["127.0.0.1", "127.0.0.1", "127.0.0.1", "2001:db8::1", "127.0.0.1"])
+        #expect(objects.map { $0["family"] as? String } == ["ipv4", "ipv4", "ipv4", "ipv6", "ipv4"])
+    }
+
+    /// The stream encoder fingerprints owners by the 16 bytes of their optional strings.
+    @Test func anOptionalStringIsSixteenBytes() {
+        #expect(MemoryLayout<String?>.size == 16)
+    }
+
+    /// Owners equal in content but built separately (other string storage) encode the same.
+    @Test func equalOwnersFromOtherStorageEncodeTheSame() throws {
+        var first = Self.event()
+        first.cgroupPath = String(repeating: "/a", count: 20)
+        var second = Self.event()
+        second.cgroupPath = String(repeating: "/a", count: 10) + String(repeating: "/a", count: 10)
+        var encoder = JSONLines.Encoder()
+        var buffer = ByteBuffer()
+        encoder.append(first, to: &buffer)
+        encoder.append(second, to: &buffer)
+        let lines = buffer.bytes.split(separator: UInt8(ascii: "\n"))
+        #expect(lines.count == 2 && lines[0].elementsEqual(lines[1]))
+    }
+
     @Test func jsonHasExactlyTheDocumentedKeys() throws {
         let object = try Self.decode(Self.event())
         #expect(Set(object.keys) == Set(JSONLines.keys))

@@ -33,4 +33,15 @@ import Testing
         record.prefix = nil
         #expect(record.rawPrefix == nil)
     }
+
+    @Test func equalsComparesWithRawBytes() {
+        let prefix = LogPrefix("nfowner cg=1")
+        let same = Array("nfowner cg=1".utf8), other = Array("nfowner cg=2".utf8), shorter = Array("nfowner".utf8)
+        same.withUnsafeBytes { #expect(prefix?.equals($0) == true) }
+        other.withUnsafeBytes { #expect(prefix?.equals($0) == false) }
+        shorter.withUnsafeBytes { #expect(prefix?.equals($0) == false) }
+        let long = Array(repeating: UInt8(ascii: "x"), count: 200)
+        let cut = long.withUnsafeBytes { LogPrefix(bytes: $0) }
+        long.withUnsafeBytes { #expect(cut?.equals($0) == true) }  // cut at the inline capacity, as init does
+    }
 }

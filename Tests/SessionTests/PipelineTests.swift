@@ -171,6 +171,57 @@ struct PipelineHarness {
         #expect(harness.counters.source.received == 5)
     }
 
+    /// The pipeline updates one event in place: owners that change from packet to packet (and
+    /// back) must each come out whole, never with the previous packet's names.
+    @Test func changingOwnersComeOutRight() {
+        let harness = PipelineHarness()
+        func record(_ uid: UInt32?, _ gid: UInt32?, output: UInt32?, prefix: String? = nil) -> NflogRecord {
+            var record = NflogRecord()
+            record.prefix = prefix
+            record.family = 2
+            record.hook = 3
+            record.uid = uid
+            record.gid = gid
+            record.outputInterface = output
+            return record
+        }
+        harness.process(NflogPacketEncoder.encodeBatch([
+            (record(65534, 65534, output: 1, prefix: "nfowner cg=5"), Self.udpPacket),
+            (record(1000, 1000, output: 2, prefix: "nfowner"), Self.udpPacket),
+            (record(nil, nil, output: nil), Self.udpPacket),
+            (record(65534, 1000, output: 1, prefix: "nfowner cg=5"), Self.udpPacket),
+        ]))
+        let events = harness.events
+        #expect(events.map(\.owner.uid) == [65534, 1000, nil, 65534])
+        #expect(events.map(\.owner.gid) == [65534, 1000, nil, 1000])
+        #expect(events.map(\.userName) == ["nobody", nil, nil, "nobody"])
+        #expect(events.map(\.outputInterfaceName) == ["lo", nil, nil, "lo"])
+        #expect(events.map { $0.metadata.prefix?.string } == ["nfowner cg=5", "nfowner", nil, "nfowner cg=5"])
+        #expect(events.map(\.cgroupID) == [5, nil, nil, 5])
+    }
+
+    /// A queue source asks `decide`: without a policy the pipeline counts the packet like any
+    /// other and accepts it.
+    @Test func heldPacketsAreConsumedAndAccepted() {
+        let harness = PipelineHarness()
+        var record = NflogRecord()
+        record.family = 2
+        record.hook = 3
+        let batch = NflogPacketEncoder.encodeBatch([(record, Self.udpPacket)])
+        var verdicts: [PacketVerdict] = []
+        batch.withUnsafeBytes { bytes in
+            NflogBatchDecoder.forEachPacket(in: bytes, packet: { view in
+                verdicts.append(harness.pipeline.decide(UnsafeSourcePacket(
+                    origin: PacketOrigin(kind: .nfqueue, number: 7), payload: view.payload, family: view.family,
+                    hookNumber: view.hook, uid: 1000, gid: 1000, label: UnsafeRawBufferPointer(start: nil, count: 0),
+                    message: view.message)))
+            }, other: { _ in })
+        }
+        #expect(verdicts == [.accept])
+        #expect(harness.pipeline.counters.emitted == 1)
+        #expect(harness.pipeline.counters.withOwner == 1)
+    }
+
     @Test func errorRepliesAreReported() {
         let harness = PipelineHarness()
         let request = NflogConfigRequest.encode(group: 5, sequence: 9, .command(.bind))

@@ -1,0 +1,36 @@
+import Export
+import Testing
+
+@Suite struct ByteBufferTests {
+    /// Every run length through each copy path (bytewise, 4-, 8-byte overlapping, memcpy), at
+    /// every alignment, across growth from a tiny buffer.
+    @Test func writesEveryLengthExactly() {
+        let source = (0..<200).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+        var expected: [UInt8] = []
+        var buffer = ByteBuffer(capacity: 1)
+        for length in 0...40 {
+            for start in 0..<3 {
+                let run = Array(source[start..<(start + length)])
+                run.withUnsafeBytes { buffer.write($0) }
+                expected += run
+            }
+        }
+        let count = buffer.count
+        #expect(count == expected.count)
+        #expect(buffer.bytes == expected)
+    }
+
+    @Test func decimalsAndLiterals() {
+        var buffer = ByteBuffer(capacity: 4)
+        buffer.write(decimal: 0)
+        buffer.write(",")
+        buffer.write(decimal: UInt64.max)
+        buffer.write(",")
+        buffer.write(decimal: 42, zeroPaddedTo: 6)
+        buffer.write(",\"a fairly long literal key\":")
+        #expect(String(decoding: buffer.bytes, as: UTF8.self) == "0,18446744073709551615,000042,\"a fairly long literal key\":")
+        buffer.removeAll()
+        let emptied = buffer.isEmpty
+        #expect(emptied)
+    }
+}
