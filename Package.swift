@@ -60,7 +60,7 @@ let package = Package(
         // Traffic totals keyed by protocol/remote endpoint, process, cgroup: value types, no I/O.
         .target(name: "Accounting", dependencies: ["PacketModel", "PacketParsing"]),
         // Sinks: where attributed packets go (text, JSON lines, trace totals). One protocol.
-        .target(name: "Sinks", dependencies: ["PacketModel", "PacketParsing", "Export", "Accounting", "NetfilterSystem"]),
+        .target(name: "Sinks", dependencies: ["PacketModel", "PacketParsing", "Export", "Accounting", "Capture", "NetfilterSystem"]),
         // Config file + command line -> the ruleset (with discovered cgroups) and NFLOG settings.
         .target(name: "Setup", dependencies: [
             "Configuration", "Rules", "Attribution", "PacketSources", "NetfilterSystem",
@@ -73,6 +73,7 @@ let package = Package(
         ]),
         .executableTarget(name: "nfowner", dependencies: [
             "Session", "Setup", "Sinks", "Rules", "NetfilterSystem", "Attribution", "Configuration", "PacketModel",
+            "Capture", "Export", "PacketParsing",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Traffic generator for the end-to-end tests and benchmarks (sends as a chosen uid/gid).
