@@ -17,7 +17,8 @@ struct CaptureCommand: ParsableCommand {
             cgroup, unit, process) as a comment Wireshark shows and as JSON in a custom option, and \
             processes as Apple process-information blocks (see docs/capture.md). The file is \
             written once per received batch, whole blocks only: after a crash or SIGKILL it is \
-            readable up to the last batch. Rules are handled as by `monitor`.
+            readable up to the last batch. Rules are handled as by `monitor`. Packets are cut \
+            at --snaplen (default 128 bytes: the headers); --snaplen 65535 keeps them whole.
 
             --proto and --unit filter in nfowner (the ruleset still logs everything it selects); \
             --unit matches the systemd unit in the packet's cgroup path exactly.
