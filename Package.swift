@@ -92,7 +92,9 @@ let package = Package(
         .testTarget(name: "AttributionTests", dependencies: ["Attribution", "PacketModel"]),
         .testTarget(name: "ExportTests", dependencies: ["Export", "PacketModel"]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "PacketModel", "PacketParsing"]),
-        .testTarget(name: "SessionTests", dependencies: ["Session", "PacketSources", "Sinks", "Attribution", "PacketModel"]),
+        .testTarget(name: "SessionTests", dependencies: [
+            "Session", "PacketSources", "Sinks", "Attribution", "PacketModel", "PacketParsing", "Capture",
+        ]),
         .testTarget(name: "EndToEndTests", dependencies: ["nfowner", "nfowner-traffic"]),
     ]
 )

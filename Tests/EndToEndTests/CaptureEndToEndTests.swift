@@ -156,6 +156,24 @@ extension EndToEnd {
             let capinfos = try Self.tool(["capinfos", file.path])
             #expect(capinfos.status == 0, "capinfos: \(capinfos.stderr)")
         }
+
+        @Test func durationEndsAClassicPcapCapture() throws {
+            let file = directory.appendingPathComponent("timed.pcap").path
+            let started = Date()
+            let capture = try RunningCapture(["-w", file, "--netns", namespace.name, "--duration", "1", "--format", "pcap"],
+                                             directory: directory)
+            try namespace.traffic(["udp", "--to", "127.0.0.1", "--port", "9230", "--count", "2", "--size", "32"])
+            capture.waitForExit(timeout: 10)
+            #expect(capture.status == 0, "capture: \(capture.stderr)")
+            let elapsed = Date().timeIntervalSince(started)
+            #expect(elapsed >= 1 && elapsed < 8, "--duration 1 ended after \(elapsed) s")
+            let tshark = try Self.tool(["tshark", "-r", file, "-T", "fields", "-e", "ip.proto", "-e", "udp.dstport"])
+            #expect(tshark.status == 0, "tshark: \(tshark.stderr)")
+            #expect(tshark.stdout.split(separator: "\n").filter { $0 == "17\t9230" }.count == 2)
+            let read = try Harness.run(Harness.nfowner, ["capture", "--read", file])
+            #expect(read.status == 0)
+            #expect(read.stdout.split(separator: "\n").filter { $0.contains(":9230") }.count == 2, "\(read.stdout)")
+        }
     }
 }
 
