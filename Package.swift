@@ -29,6 +29,7 @@ let package = Package(
         .library(name: "Sinks", targets: ["Sinks"]),
         .library(name: "Session", targets: ["Session"]),
         .library(name: "Rules", targets: ["Rules"]),
+        .library(name: "Capture", targets: ["Capture"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -60,10 +61,13 @@ let package = Package(
         .target(name: "Attribution", dependencies: ["NetfilterSystem", "NetlinkWire", "PacketParsing", "PacketModel"]),
         // Packet events -> text lines, JSON lines: pure encoders, no I/O.
         .target(name: "Export", dependencies: ["PacketModel", "PacketParsing"]),
+        // pcapng (owner in every packet's comment and a JSON custom option, Apple process blocks)
+        // and classic pcap: encoders and a bounds-checked reader, pure Swift, no I/O.
+        .target(name: "Capture", dependencies: ["BinaryParsing", "PacketModel", "PacketParsing"]),
         // Traffic totals keyed by protocol/remote endpoint, process, cgroup: value types, no I/O.
         .target(name: "Accounting", dependencies: ["PacketModel", "PacketParsing"]),
         // Sinks: where attributed packets go (text, JSON lines, trace totals). One protocol.
-        .target(name: "Sinks", dependencies: ["PacketModel", "PacketParsing", "Export", "Accounting", "NetfilterSystem"]),
+        .target(name: "Sinks", dependencies: ["PacketModel", "PacketParsing", "Export", "Accounting", "Capture", "NetfilterSystem"]),
         // Config file + command line -> the ruleset (with discovered cgroups) and NFLOG settings.
         .target(name: "Setup", dependencies: [
             "Configuration", "Rules", "Attribution", "PacketSources", "NetfilterSystem",
@@ -76,6 +80,7 @@ let package = Package(
         ]),
         .executableTarget(name: "nfowner", dependencies: [
             "Session", "Setup", "Sinks", "Rules", "NetfilterSystem", "Attribution", "Configuration", "PacketModel",
+            "Capture", "Export", "PacketParsing",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Traffic generator for the end-to-end tests and benchmarks (sends as a chosen uid/gid).
@@ -99,7 +104,10 @@ let package = Package(
         .testTarget(name: "AccountingTests", dependencies: ["Accounting", "PacketModel"]),
         .testTarget(name: "AttributionTests", dependencies: ["Attribution", "PacketModel", "TestSupport"]),
         .testTarget(name: "ExportTests", dependencies: ["Export", "PacketModel"]),
-        .testTarget(name: "SessionTests", dependencies: ["Session", "PacketSources", "Sinks", "Attribution", "PacketModel"]),
+        .testTarget(name: "CaptureTests", dependencies: ["Capture", "PacketModel", "PacketParsing"]),
+        .testTarget(name: "SessionTests", dependencies: [
+            "Session", "PacketSources", "Sinks", "Attribution", "PacketModel", "PacketParsing", "Capture",
+        ]),
         .testTarget(name: "EndToEndTests", dependencies: ["nfowner", "nfowner-traffic", "TestSupport"]),
     ]
 )

@@ -8,6 +8,8 @@
 #            write(2), without the file system's)
 #   json     nfowner monitor --format json --no-rules > FILE   (owner resolution on: the default; the
 #            file is in the run's work directory under /tmp and removed after each run)
+#   capture  nfowner capture -w FILE --no-rules   (pcapng with each packet's owner as comment and JSON
+#            option; the file in the work directory, removed after each run like json's)
 #   tcpdump  tcpdump -i nflog:N -w /dev/null
 # all measured in one run, in a network namespace of our own, with the same nft table logging the
 # sender's UDP datagrams at OUTPUT; then (NFO_BENCH_NFQUEUE=1) the C NFQUEUE accept-all reference alone.
@@ -18,14 +20,14 @@
 # kernel drops from the Drops column of /proc/net/netlink for the consumer's socket (counts batches),
 # and the deficit = datagrams sent × log rules − messages received (the check that needs no trust).
 #
-# Run as root: sudo bench/nflog.sh      (≈ 5 min with the defaults)
+# Run as root: sudo bench/nflog.sh      (≈ 6 min with the defaults)
 # Environment knobs (defaults in brackets):
 #   NFO_BENCH_REPS [3], NFO_BENCH_DURATION [3] s per run, NFO_BENCH_GROUP [42], NFO_BENCH_RATE [200000]
 #   NFO_BENCH_CASES ["max-64 max-1400 max-64-x8 rate-64"]
 #       <max|rate>-<payload bytes>[-x<log rules>][-f<flows>]: -f sends datagram i to 127.0.0.(i mod flows)
 #       (nfowner-traffic udp --flows), so with flows > datagrams every message is a new flow for the
 #       owner resolution: rate-64-f10000000 against rate-64 gives its cost per new flow.
-#   NFO_BENCH_CONSUMERS ["c c-paced none none-unpaced json-null json tcpdump"], NFO_BENCH_NFQUEUE [1]
+#   NFO_BENCH_CONSUMERS ["c c-paced none none-unpaced json-null json capture tcpdump"], NFO_BENCH_NFQUEUE [1]
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -35,7 +37,7 @@ DURATION=${NFO_BENCH_DURATION:-3}
 GROUP=${NFO_BENCH_GROUP:-42}
 RATE=${NFO_BENCH_RATE:-200000}
 read -r -a CASES <<<"${NFO_BENCH_CASES:-max-64 max-1400 max-64-x8 rate-64}"
-read -r -a CONSUMERS <<<"${NFO_BENCH_CONSUMERS:-c c-paced none none-unpaced json-null json tcpdump}"
+read -r -a CONSUMERS <<<"${NFO_BENCH_CONSUMERS:-c c-paced none none-unpaced json-null json capture tcpdump}"
 NFQUEUE=${NFO_BENCH_NFQUEUE:-1}
 QUEUE_NUM=$((GROUP + 1))
 SINK_PORT=9
@@ -113,6 +115,8 @@ start_consumer() {
                   </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
         json) "$NFOWNER" monitor --format json --no-rules --group "$GROUP" --netns "$NS" \
                   </dev/null >"$WORK/events.json" 2>"$WORK/consumer.err" & ;;
+        capture) "$NFOWNER" capture -w "$WORK/capture.pcapng" --no-rules --group "$GROUP" --netns "$NS" \
+                  </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
         tcpdump) nsenter --net="$NSFILE" "$TCPDUMP" -n -i "nflog:$GROUP" -w /dev/null \
                   </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
         *) die "unknown consumer '$consumer'" ;;
@@ -136,7 +140,7 @@ stop_consumer() {
     kill -KILL "$CONSUMER_PID" 2>/dev/null || true
     wait "$CONSUMER_PID" 2>/dev/null || true
     CONSUMER_PID=""
-    rm -f "$WORK/events.json"
+    rm -f "$WORK/events.json" "$WORK/capture.pcapng"
     # Wait for the kernel to release the group, so the next consumer can bind it.
     for _ in $(seq 50); do [[ -z $(group_portid) ]] && break; sleep 0.1; done
 }
@@ -277,7 +281,7 @@ for line in open(raw).read().splitlines()[1:]:
 
 names = {"c": "C reference (libmnl)", "c-paced": "C reference, 2 ms wake coalescing",
          "none": "nfowner --format none", "none-unpaced": "nfowner --format none --coalesce-us 0",
-         "json-null": "nfowner --format json > /dev/null", "json": "nfowner --format json > file", "tcpdump": "tcpdump -w /dev/null"}
+         "json-null": "nfowner --format json > /dev/null", "json": "nfowner --format json > file", "capture": "nfowner capture -w file (pcapng)", "tcpdump": "tcpdump -w /dev/null"}
 def describe(case):
     parts = case.split("-")
     pace = "max rate" if parts[0] == "max" else f"{int(rate) // 1000}k pkt/s"

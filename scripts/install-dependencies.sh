@@ -2,9 +2,10 @@
 # Installs what nfowner needs on Debian/Ubuntu: the libmnl headers it builds against, nftables
 # (the nft command it installs its rules with), iptables, and the tools the tests use
 # (iproute2 for namespaces, util-linux for nsenter and setpriv, procps for sysctl, ping and curl
-# for the trace tests). Idempotent.
+# for the trace tests, tshark and wireshark-common (capinfos) to check the pcapng files nfowner
+# writes). Idempotent.
 set -euo pipefail
-packages=(libmnl-dev nftables iptables iproute2 util-linux procps pkg-config iputils-ping curl)
+packages=(libmnl-dev nftables iptables iproute2 util-linux procps pkg-config iputils-ping curl tshark wireshark-common)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -19,5 +20,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-dependencies: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# wireshark-common asks whether non-root users may capture (a setuid dumpcap): nfowner only
+# reads files with tshark, so no.
+echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,165 @@
+import Capture
+import NetfilterSystem
+import PacketModel
+
+/// Packets with their owners into a pcapng (or classic pcap) file, or stdout for `-w -`.
+///
+/// Each packet is encoded into a buffer; `flush` (once per received batch) writes the buffer —
+/// whole blocks only — in one write(2), so a capture killed with SIGKILL is readable up to its
+/// last complete block. With rotation, a file that has reached `rotateBytes` is closed after the
+/// batch and renamed FILE → FILE.1 → … → FILE.<count-1> (the oldest dropped); each file is a
+/// complete capture with its own header.
+public final class CaptureSink: PacketSink {
+    public enum FileFormat: String, Sendable, CaseIterable {
+        case pcapng
+        case pcap
+    }
+
+    /// Which packets go into the file: every field that is set must match.
+    public struct Filter: Sendable {
+        /// IP protocol numbers (empty: any).
+        public var protocols: Set<UInt8> = []
+        /// systemd units, by exact name (empty: any); packets without a unit never match.
+        public var units: Set<String> = []
+
+        public init(protocols: Set<UInt8> = [], units: Set<String> = []) {
+            self.protocols = protocols
+            self.units = units
+        }
+
+        public func matches(_ event: borrowing PacketEvent) -> Bool {
+            if !protocols.isEmpty && !protocols.contains(event.packet.protocolNumber) { return false }
+            if !units.isEmpty {
+                guard let unit = event.owner.unit, units.contains(unit) else { return false }
+            }
+            return true
+        }
+    }
+
+    /// Where the file goes: a path, or nil for stdout.
+    public let path: String?
+    public let format: FileFormat
+    public let snapLength: UInt32
+    public let filter: Filter
+    /// Stop after this many packets written (the session is asked to stop through `onLimit`).
+    public let limit: UInt64?
+    /// Rotate when the current file holds at least this many bytes (nil: never).
+    public let rotateBytes: Int?
+    /// Files kept with rotation: FILE and FILE.1 … FILE.<rotateCount-1>.
+    public let rotateCount: Int
+    /// Called (once) when `limit` packets have been written.
+    public var onLimit: () -> Void = {}
+
+    public private(set) var packetsWritten: UInt64 = 0
+    public private(set) var filesStarted = 0
+
+    private var file: OutputFile?
+    private var output: OutputDescriptor = .standardOutput
+    private var pcapng: PcapngWriter
+    private var bytesInFile = 0
+    @exclusivity(unchecked) private var buffer: [UInt8] = []
+    private var pendingError: SinkError?
+    private var limitReported = false
+    private let flushThreshold = 1 << 20
+
+    public init(path: String?, format: FileFormat = .pcapng, snapLength: UInt32 = 0, filter: Filter = Filter(),
+                limit: UInt64? = nil, rotateBytes: Int? = nil, rotateCount: Int = 1) {
+        self.path = path
+        self.format = format
+        self.snapLength = snapLength
+        self.filter = filter
+        self.limit = limit
+        self.rotateBytes = rotateBytes
+        self.rotateCount = max(1, rotateCount)
+        pcapng = PcapngWriter(snapLength: snapLength)
+        buffer.reserveCapacity(flushThreshold + 65536)
+    }
+
+    public var needs: SinkNeeds { .events }
+
+    /// Opens the file and writes its header, so even a capture that sees no packet is a valid file.
+    public func start() throws(SinkError) {
+        try startFile()
+        try flush()
+    }
+
+    public func consume(_ event: borrowing PacketEvent, payload: UnsafeRawBufferPointer) {
+        if let limit, packetsWritten >= limit { return }
+        guard filter.matches(event) else { return }
+        switch format {
+        case .pcapng: pcapng.append(event, payload: payload, to: &buffer)
+        case .pcap: PcapWriter(snapLength: snapLength).append(event, payload: payload, to: &buffer)
+        }
+        packetsWritten += 1
+        if buffer.count >= flushThreshold, pendingError == nil {
+            do throws(SinkError) { try flush() } catch { pendingError = error }
+        }
+    }
+
+    public func flush() throws(SinkError) {
+        if let pendingError { throw pendingError }
+        if !buffer.isEmpty {
+            defer { buffer.removeAll(keepingCapacity: true) }
+            do { try output.write(buffer) } catch {
+                throw error.code == Errno.brokenPipe
+                    ? SinkError(.outputClosed, "the output was closed")
+                    : SinkError(.writeFailed, "cannot write the capture: \(error)")
+            }
+            bytesInFile += buffer.count
+        }
+        if let rotateBytes, path != nil, bytesInFile >= rotateBytes, limit.map({ packetsWritten < $0 }) ?? true {
+            try rotate()
+        }
+        if let limit, packetsWritten >= limit, !limitReported {
+            limitReported = true
+            onLimit()
+        }
+    }
+
+    public func finish() {
+        if pendingError == nil { try? flush() }
+        file?.close()
+    }
+
+    /// The name of the `index`th file of a rotation: FILE, FILE.1, FILE.2 …
+    public static func rotatedName(_ path: String, _ index: Int) -> String {
+        index == 0 ? path : "\(path).\(index)"
+    }
+
+    private func startFile() throws(SinkError) {
+        if let path {
+            do { file = try OutputFile(path: path) } catch {
+                throw SinkError(.writeFailed, "cannot create the capture file: \(error)")
+            }
+            output = file?.descriptor ?? .standardOutput
+        }
+        filesStarted += 1
+        bytesInFile = 0
+        switch format {
+        case .pcapng:
+            pcapng = PcapngWriter(snapLength: snapLength)
+            pcapng.appendSectionHeader(to: &buffer)
+        case .pcap: PcapWriter(snapLength: snapLength).appendFileHeader(to: &buffer)
+        }
+    }
+
+    /// FILE.<n-2> → FILE.<n-1>, …, FILE → FILE.1, then a new FILE.
+    private func rotate() throws(SinkError) {
+        guard let path else { return }
+        file?.close()
+        do {
+            if rotateCount == 1 {
+                try OutputFile.remove(path)
+            } else {
+                for index in stride(from: rotateCount - 2, through: 0, by: -1) {
+                    let from = Self.rotatedName(path, index)
+                    do { try OutputFile.rename(from, to: Self.rotatedName(path, index + 1)) } catch
+                        where error.code == Errno.notFound {}
+                }
+            }
+        } catch {
+            throw SinkError(.writeFailed, "cannot rotate the capture: \(error)")
+        }
+        try startFile()
+    }
+}
