@@ -77,7 +77,7 @@ public enum ConfigLoader {
 /// The file's layout: tables and their keys, in the order they are validated and documented.
 enum Schema {
     static let tables: [(name: String, keys: [String])] = [
-        ("nflog", ["groups", "snaplen", "queue_threshold", "flush_timeout", "receive_buffer", "coalesce_us"]),
+        ("nflog", ["groups", "snaplen", "queue_threshold", "flush_timeout", "receive_buffer", "coalesce_us", "new_flow_seconds"]),
         ("hooks", ["input"]),
         ("select", ["users", "groups", "cgroups"]),
         ("cgroups", ["levels", "follow"]),
@@ -119,6 +119,9 @@ private struct Reader {
             if let coalesce = try integer(nflog, path + ["coalesce_us"],
                                           Int(coalesceRange.lowerBound)...Int(coalesceRange.upperBound)) {
                 config.nflog.coalesceMicroseconds = UInt32(truncatingIfNeeded: coalesce)
+            }
+            if let seconds = try integer(nflog, path + ["new_flow_seconds"], 0...3600) {
+                config.nflog.newFlowSeconds = UInt32(truncatingIfNeeded: seconds)
             }
         }
         if let hooks = try table("hooks", in: root), let input = try bool(hooks, ["hooks", "input"]) {

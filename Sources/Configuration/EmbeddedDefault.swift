@@ -31,6 +31,10 @@ extension NfownerConfig {
     # batch cost half a consumer's CPU; 2000 (2 ms) saves most of that for at most 2 ms more
     # delay. 0 wakes for each batch.
     coalesce_us = 2000
+    # Deliver each flow's first packet at once (it flushes the pending batch), so a sender that
+    # exits right after sending is looked up while its socket exists; later packets of the flow
+    # are batched for this many seconds, 0 to 3600 (0 batches everything). Match --flow-lifetime.
+    new_flow_seconds = 2
 
     [hooks]
     # Also log packets arriving for local sockets. Outgoing packets are always logged.

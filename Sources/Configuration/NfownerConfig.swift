@@ -38,6 +38,11 @@ public struct NfownerConfig: Sendable, Equatable {
         /// batch queued meanwhile, 0…100000 (0: wake for each batch). Default 2000 (2 ms): about
         /// half the CPU per packet at high rates, for at most 2 ms more delay.
         public var coalesceMicroseconds: UInt32
+        /// Seconds the kernel remembers a flow whose first packet it delivered at once (queue
+        /// threshold 1), 0…3600; 0 batches every packet. Default 2: short-lived senders are looked
+        /// up while their socket exists, and a long flow comes at once again about when the
+        /// monitor's cached owner expires (`--flow-lifetime`).
+        public var newFlowSeconds: UInt32
 
         public static let defaultGroups: [UInt16] = [5]
         public static let defaultSnaplen: UInt32 = 128
@@ -45,6 +50,7 @@ public struct NfownerConfig: Sendable, Equatable {
         public static let defaultFlushTimeout: UInt32 = 10
         public static let defaultReceiveBuffer = 8 << 20
         public static let defaultCoalesceMicroseconds: UInt32 = 2_000
+        public static let defaultNewFlowSeconds: UInt32 = 2
         /// What `coalesce_us` and `--coalesce-us` accept: up to 0.1 s, the default flush timeout.
         public static let coalesceMicrosecondsRange: ClosedRange<UInt32> = 0...100_000
 
@@ -52,13 +58,15 @@ public struct NfownerConfig: Sendable, Equatable {
                     queueThreshold: UInt16 = Nflog.defaultQueueThreshold,
                     flushTimeout: UInt32 = Nflog.defaultFlushTimeout,
                     receiveBuffer: Int = Nflog.defaultReceiveBuffer,
-                    coalesceMicroseconds: UInt32 = Nflog.defaultCoalesceMicroseconds) {
+                    coalesceMicroseconds: UInt32 = Nflog.defaultCoalesceMicroseconds,
+                    newFlowSeconds: UInt32 = Nflog.defaultNewFlowSeconds) {
             self.groups = groups
             self.snaplen = snaplen
             self.queueThreshold = queueThreshold
             self.flushTimeout = flushTimeout
             self.receiveBuffer = receiveBuffer
             self.coalesceMicroseconds = coalesceMicroseconds
+            self.newFlowSeconds = newFlowSeconds
         }
     }
 

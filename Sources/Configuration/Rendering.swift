@@ -56,6 +56,7 @@ extension NfownerConfig {
             "flush_timeout = \(nflog.flushTimeout)  # 1/100 s",
             "receive_buffer = \(nflog.receiveBuffer)  # bytes (SO_RCVBUFFORCE)",
             "coalesce_us = \(nflog.coalesceMicroseconds)  # µs between reads under load; 0 = every batch",
+            "new_flow_seconds = \(nflog.newFlowSeconds)  # a flow's first packet at once, then batched this long; 0 = off",
             "",
             "[hooks]",
             "input = \(hooks.input)  # also log packets arriving for local sockets",

@@ -61,6 +61,14 @@ public enum NftScriptRenderer {
             let comment = NftScriptRenderer.hashCommentPrefix + (try contentHash(ruleset))
             lines.append("\tcomment \(try quoted(comment, what: "table comment", maxBytes: NftText.maxCommentBytes))")
         }
+        for set in ruleset.flowSets {
+            lines.append("\tset \(try NftText.validateIdentifier(set.name, what: "set name")) {")
+            lines.append("\t\ttypeof \(flowKey(set.family))")
+            lines.append("\t\tsize \(set.size)")
+            lines.append("\t\tflags dynamic,timeout")
+            lines.append("\t\ttimeout \(set.timeoutSeconds)s")
+            lines.append("\t}")
+        }
         for map in ruleset.maps {
             lines.append("\tmap \(try NftText.validateIdentifier(map.name, what: "map name")) {")
             lines.append("\t\ttypeof socket cgroupv2 level \(map.level) : verdict")
@@ -92,6 +100,8 @@ public enum NftScriptRenderer {
             switch match {
             case .socketUID(let ids): words.append("meta skuid " + (try idSet(ids, what: "uid")))
             case .socketGID(let ids): words.append("meta skgid " + (try idSet(ids, what: "gid")))
+            case .flowNotIn(let set):
+                words.append("\(flowKey(set.family)) != @\(try NftText.validateIdentifier(set.name, what: "set name"))")
             }
         }
         for statement in rule.statements {
@@ -109,6 +119,8 @@ public enum NftScriptRenderer {
                 words.append("goto \(try NftText.validateIdentifier(chain, what: "chain name"))")
             case .accept:
                 words.append("accept")
+            case .addFlow(let set):
+                words.append("add @\(try NftText.validateIdentifier(set.name, what: "set name")) { \(flowKey(set.family)) }")
             }
         }
         if let comment = rule.comment {
@@ -121,6 +133,13 @@ public enum NftScriptRenderer {
     static func element(_ element: VerdictMap.Element) throws(RulesError) -> String {
         "\(try quoted(element.key, what: "cgroup path", maxBytes: CgroupClassifier.maxPathBytes)) : goto "
             + (try NftText.validateIdentifier(element.chain, what: "chain name"))
+    }
+
+    /// A flow as nft's concatenation (see `FlowSet`). `th` reads the transport header of any
+    /// protocol; a packet too short for it makes the lookup fail, and the rule with it.
+    static func flowKey(_ family: FlowSet.Family) -> String {
+        let ip = family == .ipv4 ? "ip" : "ip6"
+        return "\(ip) saddr . \(ip) daddr . meta l4proto . th sport . th dport"
     }
 
     /// `1000` or `{ 1000, 1001 }` (an anonymous set: any of them). Sorted and deduplicated, so

@@ -11,13 +11,17 @@ public struct Ruleset: Sendable, Equatable {
 
     public var family: Family
     public var tableName: String
+    /// Sets of recently delivered flows (see `FlowSet`), rendered before the chains.
+    public var flowSets: [FlowSet]
     /// Verdict maps, rendered before the chains that look them up.
     public var maps: [VerdictMap]
     public var chains: [Chain]
 
-    public init(family: Family = .inet, tableName: String, maps: [VerdictMap] = [], chains: [Chain]) {
+    public init(family: Family = .inet, tableName: String, flowSets: [FlowSet] = [], maps: [VerdictMap] = [],
+                chains: [Chain]) {
         self.family = family
         self.tableName = tableName
+        self.flowSets = flowSets
         self.maps = maps
         self.chains = chains
     }
@@ -35,11 +39,37 @@ public struct Ruleset: Sendable, Equatable {
             group: spec.group, snaplen: spec.snaplen, queueThreshold: spec.queueThreshold)
     }
 
-    /// The two rules of a cgroup's chain: count and log with its prefix, then accept, which ends
+    /// The flow sets `spec` asks for: one per address family, or none when new flows are batched.
+    static func flowSets(_ spec: RulesetSpec) -> [FlowSet] {
+        guard spec.newFlowSeconds > 0 else { return [] }
+        return FlowSet.Family.allCases.map {
+            FlowSet(family: $0, size: RulesetSpec.newFlowSetSize, timeoutSeconds: spec.newFlowSeconds)
+        }
+    }
+
+    /// The rules that log a packet with `log`'s prefix. Batched alone: count and log. With new
+    /// flows delivered at once, each family's first rule catches a flow the kernel has not sent
+    /// within `newFlowSeconds`: it remembers the flow, logs it with queue threshold 1 — which
+    /// flushes the group's whole pending batch, so order is kept — and accepts (this table only),
+    /// so the packet is not logged twice; every later packet of the flow is batched. When a flow
+    /// set is full, adding fails, the rule stops there and the packet is batched like the rest.
+    static func logRules(_ spec: RulesetSpec, matches: [Match], log: LogStatement) -> [Rule] {
+        var rules: [Rule] = []
+        for set in flowSets(spec) {
+            var immediate = log
+            immediate.queueThreshold = 1
+            rules.append(Rule(matches: matches + [.flowNotIn(set)],
+                              statements: [.addFlow(set), .counter, .log(immediate), .accept],
+                              comment: Rule.logRuleComment))
+        }
+        rules.append(Rule(matches: matches, statements: [.counter, .log(log)], comment: Rule.logRuleComment))
+        return rules
+    }
+
+    /// The rules of a cgroup's chain: count and log with its prefix, then accept, which ends
     /// this packet's walk through nfowner's base chain only (other tables' chains still see it).
     static func cgroupChainRules(_ cgroup: CgroupClassifier, spec: RulesetSpec) -> [Rule] {
-        [Rule(matches: [], statements: [.counter, .log(logStatement(spec, cgroup: cgroup.id))], comment: Rule.logRuleComment),
-         Rule(matches: [], statements: [.accept])]
+        logRules(spec, matches: [], log: logStatement(spec, cgroup: cgroup.id)) + [Rule(matches: [], statements: [.accept])]
     }
 
     /// The ruleset for `spec`: one base chain per hook holding a single rule — optional uid/gid
@@ -50,11 +80,12 @@ public struct Ruleset: Sendable, Equatable {
         var matches: [Match] = []
         if !spec.uids.isEmpty { matches.append(.socketUID(spec.uids)) }
         if !spec.gids.isEmpty { matches.append(.socketGID(spec.gids)) }
-        let logRule = Rule(matches: matches, statements: [.counter, .log(Self.logStatement(spec))], comment: Rule.logRuleComment)
+        let flowSets = Self.flowSets(spec)
         guard spec.classifiesCgroups else {
+            let rules = Self.logRules(spec, matches: matches, log: Self.logStatement(spec))
             self.init(
-                tableName: spec.tableName,
-                chains: spec.hooks.map { Chain(name: $0.rawValue, hook: $0, priority: spec.priority, rules: [logRule]) })
+                tableName: spec.tableName, flowSets: flowSets,
+                chains: spec.hooks.map { Chain(name: $0.rawValue, hook: $0, priority: spec.priority, rules: rules) })
             return
         }
         // Classification: every base chain goes to one `classify` chain, after the uid/gid
@@ -71,11 +102,11 @@ public struct Ruleset: Sendable, Equatable {
         // Deepest level first: the first map that knows one of the packet's ancestors names its
         // deepest known cgroup. Each lookup is O(1) in the number of cgroups.
         let lookups = levels.map { Rule(matches: [], statements: [.cgroupVerdictMap(level: $0, map: Self.mapName(level: $0))]) }
-        let fallback = Rule(matches: [], statements: [.counter, .log(Self.logStatement(spec))], comment: Rule.logRuleComment)
-        chains.append(Chain(regular: Self.classifyChainName, rules: lookups + (spec.logsUnclassified ? [fallback] : [])))
+        let fallback = Self.logRules(spec, matches: [], log: Self.logStatement(spec))
+        chains.append(Chain(regular: Self.classifyChainName, rules: lookups + (spec.logsUnclassified ? fallback : [])))
         let entry = Rule(matches: matches, statements: [.goto(Self.classifyChainName)])
         chains += spec.hooks.map { Chain(name: $0.rawValue, hook: $0, priority: spec.priority, rules: [entry]) }
-        self.init(tableName: spec.tableName, maps: maps, chains: chains)
+        self.init(tableName: spec.tableName, flowSets: flowSets, maps: maps, chains: chains)
     }
 }
 
@@ -147,6 +178,8 @@ public enum Match: Sendable, Equatable {
     case socketUID([UInt32])
     /// The owning socket's gid (`meta skgid`). Packets without a full socket never match.
     case socketGID([UInt32])
+    /// A packet of `set`'s address family whose flow is not in the set (`<flow key> != @set`).
+    case flowNotIn(FlowSet)
 }
 
 /// Something a rule does to a matching packet.
@@ -162,6 +195,38 @@ public enum Statement: Sendable, Equatable {
     case goto(String)
     /// Ends the packet's walk through this table's base chain (`accept`).
     case accept
+    /// Remembers the packet's flow in `set` (`add @set { <flow key> }`); the rule stops here
+    /// when the set is full.
+    case addFlow(FlowSet)
+}
+
+/// A set of flows whose first packet was delivered at once, each remembered for
+/// `timeoutSeconds` (nft `set … { flags dynamic,timeout }`), so that only a flow's first packet
+/// in that time bypasses batching. Kept in nfowner's own table: no conntrack is needed (a
+/// `ct state new` match would turn conntrack on in a namespace that did not use it, and matches
+/// every packet of a one-way UDP stream, which conntrack calls new until a reply is seen).
+///
+/// A flow is the address pair, the protocol and the two 16-bit words at the start of the
+/// transport header: the ports for TCP, UDP, SCTP and UDP-Lite; type, code and checksum for
+/// ICMP (so each echo request is a flow of its own, as each ping usually is a process of its own).
+public struct FlowSet: Sendable, Equatable {
+    public enum Family: String, Sendable, CaseIterable {
+        case ipv4, ipv6
+    }
+
+    public var family: Family
+    /// The most flows remembered; when full, new flows are batched like the rest.
+    public var size: Int
+    public var timeoutSeconds: UInt32
+
+    public init(family: Family, size: Int, timeoutSeconds: UInt32) {
+        self.family = family
+        self.size = size
+        self.timeoutSeconds = timeoutSeconds
+    }
+
+    /// `new_flows_v4`, `new_flows_v6`.
+    public var name: String { family == .ipv4 ? "new_flows_v4" : "new_flows_v6" }
 }
 
 /// The NFLOG statement's parameters.

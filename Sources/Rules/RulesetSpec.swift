@@ -57,6 +57,12 @@ public struct RulesetSpec: Sendable, Equatable {
     /// Whether packets in none of `cgroups` are logged too (with the plain prefix). False makes
     /// `cgroups` a selector: only their packets (and their descendants') are logged.
     public var logsUnclassified: Bool
+    /// Seconds a flow's first packet is remembered after it was delivered at once (queue
+    /// threshold 1), 0…3600; 0 batches every packet. Default 2, the monitor's flow lifetime: a
+    /// short-lived sender is looked up while its socket still exists (a batch waits up to the
+    /// flush timeout, by when a one-shot sender has exited), and a long flow is delivered at
+    /// once again about when the monitor's cached owner expires. See `FlowSet`.
+    public var newFlowSeconds: UInt32
 
     public static let defaultTableName = "nfowner"
     public static let defaultGroup: UInt16 = 5
@@ -64,6 +70,11 @@ public struct RulesetSpec: Sendable, Equatable {
     public static let defaultQueueThreshold: UInt16 = 64
     public static let defaultPrefix = "nfowner"
     public static let defaultPriority: Int32 = 100
+    public static let defaultNewFlowSeconds: UInt32 = 2
+    public static let newFlowSecondsRange: ClosedRange<UInt32> = 0...3600
+    /// Flows remembered per address family (about 100 bytes of kernel memory each, so at most
+    /// ≈ 6.5 MiB per family); beyond it new flows are batched.
+    public static let newFlowSetSize = 65_536
 
     public init(
         tableName: String = RulesetSpec.defaultTableName,
@@ -77,7 +88,8 @@ public struct RulesetSpec: Sendable, Equatable {
         hooks: [Hook] = [.output],
         cgroups: [CgroupClassifier] = [],
         cgroupLevels: [Int] = [],
-        logsUnclassified: Bool = true
+        logsUnclassified: Bool = true,
+        newFlowSeconds: UInt32 = RulesetSpec.defaultNewFlowSeconds
     ) {
         self.tableName = tableName
         self.group = group
@@ -91,6 +103,7 @@ public struct RulesetSpec: Sendable, Equatable {
         self.cgroups = cgroups
         self.cgroupLevels = cgroupLevels
         self.logsUnclassified = logsUnclassified
+        self.newFlowSeconds = newFlowSeconds
     }
 
     /// Whether the ruleset classifies by cgroup (verdict maps and per-cgroup chains).
@@ -109,6 +122,9 @@ public struct RulesetSpec: Sendable, Equatable {
         }
         guard !hooks.isEmpty else {
             throw RulesError(.invalidSpec, "no hook selected: nfowner needs at least one (output)")
+        }
+        guard Self.newFlowSecondsRange.contains(newFlowSeconds) else {
+            throw RulesError(.invalidSpec, "new-flow memory of \(newFlowSeconds) s is out of range 0…3600 (0 batches every packet)")
         }
         guard Set(hooks).count == hooks.count else {
             throw RulesError(.invalidSpec, "a hook is listed twice: \(hooks.map(\.rawValue).joined(separator: ", "))")

@@ -112,8 +112,8 @@ public enum StatusParsers {
         return entries
     }
 
-    /// The counters of every rule carrying nfowner's log-rule comment in an `nft list table`
-    /// listing, with the chain each is in. Rules without a `counter packets N bytes M` are skipped.
+    /// The counters of every chain's rules carrying nfowner's log-rule comment in an `nft list
+    /// table` listing, summed per chain (in listing order). Rules without a `counter packets N bytes M` are skipped.
     public static func parseRuleCounters(_ listing: String) -> [RuleCounters] {
         var result: [RuleCounters] = []
         var chain = ""
@@ -129,7 +129,13 @@ public enum StatusParsers {
                   words[at + 1] == "packets", let packets = UInt64(words[at + 2]),
                   words[at + 3] == "bytes", let bytes = UInt64(words[at + 4])
             else { continue }
-            result.append(RuleCounters(chain: chain, packets: packets, bytes: bytes))
+            // A chain logs with up to three rules (a new flow per family, then the rest): one sum.
+            if let last = result.indices.last, result[last].chain == chain {
+                result[last].packets &+= packets
+                result[last].bytes &+= bytes
+            } else {
+                result.append(RuleCounters(chain: chain, packets: packets, bytes: bytes))
+            }
         }
         return result
     }

@@ -32,6 +32,8 @@ public struct Overrides: Sendable {
     public var group: UInt16?
     public var snaplen: UInt32?
     public var queueThreshold: UInt16?
+    /// `--new-flow-seconds` (0: `--batch-new-flows`).
+    public var newFlowSeconds: UInt32?
     public var flushTimeout: UInt32?
     public var receiveBuffer: Int?
     /// Selectors from the command line replace the config's of the same kind when non-empty.
@@ -68,6 +70,7 @@ public enum Planner {
         spec.group = nflog.groups.first ?? RulesetSpec.defaultGroup
         spec.snaplen = nflog.copyRange
         spec.queueThreshold = overrides.queueThreshold ?? config.nflog.queueThreshold
+        spec.newFlowSeconds = overrides.newFlowSeconds ?? config.nflog.newFlowSeconds
         spec.hooks = (overrides.input ?? config.hooks.input) ? [.output, .input] : [.output]
 
         let commandLineUsers = overrides.uids.map(Principal.id) + overrides.userNames.map(Principal.name)

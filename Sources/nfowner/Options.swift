@@ -35,6 +35,13 @@ struct RulesetOptions: ParsableArguments {
         valueName: "packets"))
     var queueThreshold: UInt16?
 
+    @Option(name: .customLong("new-flow-seconds"), help: ArgumentHelp(
+        "Deliver each flow's first packet at once, so a sender that exits right after sending is "
+            + "looked up while its socket exists; later packets of the flow are batched for this many "
+            + "seconds (0-3600; 0 batches everything; nftables backend only). Default: 2.",
+        valueName: "seconds"))
+    var newFlowSeconds: UInt32?
+
     @Option(name: .customLong("uid"), help: ArgumentHelp(
         "Only log packets whose socket owner has this uid (repeatable: any of them).", valueName: "uid"))
     var uids: [UInt32] = []
@@ -65,6 +72,7 @@ struct RulesetOptions: ParsableArguments {
         overrides.group = group
         overrides.snaplen = snaplen
         overrides.queueThreshold = queueThreshold
+        overrides.newFlowSeconds = newFlowSeconds
         overrides.uids = uids
         overrides.userNames = users
         overrides.groups = groups

@@ -77,9 +77,14 @@ struct RulesCommand: ParsableCommand {
                     let vanished = try NftRunner().installSkippingVanished(spec)
                     for cgroup in vanished { note("cgroup \(cgroup.hierarchyPath) vanished before installing; left out") }
                     note("installed table inet \(spec.tableName): logging \(hooks(spec)) to NFLOG group \(spec.group)"
-                         + cgroupSummary(spec))
+                         + cgroupSummary(spec) + newFlowSummary(spec))
                 case .iptables:
                     try IptablesRunner().install(spec, families: IptablesFamily.allCases)
+                    if spec.newFlowSeconds > 0 {
+                        note("iptables has no per-flow memory in nfowner's chains: every packet is batched, "
+                             + "so short-lived senders may be gone when looked up (the nft backend delivers "
+                             + "each flow's first packet at once)")
+                    }
                     note("installed iptables chains \(IptablesRenderer.chains(spec).joined(separator: ", ")) "
                          + "(IPv4 and IPv6): logging \(hooks(spec)) to NFLOG group \(spec.group)" + cgroupSummary(spec))
                 }
@@ -146,4 +151,8 @@ private func hooks(_ spec: RulesetSpec) -> String {
 private func cgroupSummary(_ spec: RulesetSpec) -> String {
     guard spec.classifiesCgroups else { return "" }
     return "; \(spec.cgroups.count) cgroup(s) classified at level(s) \(spec.cgroupLevels.map(String.init).joined(separator: ","))"
+}
+
+private func newFlowSummary(_ spec: RulesetSpec) -> String {
+    spec.newFlowSeconds > 0 ? "; each new flow's first packet at once" : ""
 }

@@ -36,7 +36,7 @@ extension EndToEnd {
         @Test func udpOverIPv4IsAttributedToItsSender() throws {
             let sent = try namespace.traffic(["udp", "--to", "127.0.0.1", "--port", "9101", "--count", "3", "--size", "64"])
             #expect(sent["sent"] == "3")
-            let found = events { $0.int("dport") == 9101 && $0.string("proto") == "udp" }
+            let found = events(where: { $0.int("dport") == 9101 && $0.string("proto") == "udp" }, atLeast: 3)
             #expect(found.count == 3)
             for event in found {
                 #expect(event.int("uid") == nobody)

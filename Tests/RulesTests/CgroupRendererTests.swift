@@ -9,7 +9,8 @@ import Testing
                                     hierarchyPath: "/system.slice/nginx.service")
 
     @Test func classificationGolden() throws {
-        let spec = RulesetSpec(uids: [0], hooks: [.output, .input], cgroups: [Self.b, Self.a], cgroupLevels: [3])
+        let spec = RulesetSpec(uids: [0], hooks: [.output, .input], cgroups: [Self.b, Self.a], cgroupLevels: [3],
+                               newFlowSeconds: 0)
         let definition = try NftScriptRenderer.definition(Ruleset(spec: spec), withHashComment: false)
         #expect(definition == """
             table inet nfowner {
@@ -59,10 +60,13 @@ import Testing
 
     @Test func runtimeScripts() throws {
         let spec = RulesetSpec(cgroupLevels: [1, 2])
+        let log = #"log prefix "nfowner cg=97" group 5 snaplen 128"#
         #expect(try NftScriptRenderer.addCgroups([Self.b], spec: spec) == """
             # nfowner: adds 1 cgroup(s) to inet nfowner in one transaction.
             add chain inet nfowner cg_97
             flush chain inet nfowner cg_97
+            add rule inet nfowner cg_97 \(RendererTests.newFlowRule(.ipv4, log: log))
+            add rule inet nfowner cg_97 \(RendererTests.newFlowRule(.ipv6, log: log))
             add rule inet nfowner cg_97 counter log prefix "nfowner cg=97" group 5 snaplen 128 queue-threshold 64 comment "nfowner log"
             add rule inet nfowner cg_97 accept
             add element inet nfowner cgroups_l2 { "unified/system.slice/nginx.service" : goto cg_97 }

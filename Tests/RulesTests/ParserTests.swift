@@ -30,6 +30,39 @@ import Testing
 
         """
 
+    /// `nft list table inet nfowner` of a ruleset delivering new flows at once (nft 1.0.6): three
+    /// logging rules in one chain.
+    static let newFlowListing = """
+        table inet nfowner {
+        \tcomment "nfowner ruleset sha256=7e8915af8c40176bd10cd3f54635b090544b5eddfa43f0886663f57b5e5e8f55"
+        \tset new_flows_v4 {
+        \t\ttype ipv4_addr . ipv4_addr . inet_proto . inet_service . inet_service
+        \t\tsize 65536
+        \t\tflags dynamic,timeout
+        \t\ttimeout 2s
+        \t}
+
+        \tchain output {
+        \t\ttype filter hook output priority 100; policy accept;
+        \t\tip saddr . ip daddr . meta l4proto . th sport . th dport != @new_flows_v4 add @new_flows_v4 { ip saddr . ip daddr . meta l4proto . th sport . th dport } counter packets 3 bytes 180 log prefix "nfowner" group 5 snaplen 128 queue-threshold 1 accept comment "nfowner log"
+        \t\tip6 saddr . ip6 daddr . meta l4proto . th sport . th dport != @new_flows_v6 add @new_flows_v6 { ip6 saddr . ip6 daddr . meta l4proto . th sport . th dport } counter packets 1 bytes 80 log prefix "nfowner" group 5 snaplen 128 queue-threshold 1 accept comment "nfowner log"
+        \t\tcounter packets 40 bytes 4000 log prefix "nfowner" group 5 snaplen 128 queue-threshold 64 comment "nfowner log"
+        \t}
+        }
+
+        """
+
+    @Test func countersOfOneChainAreSummed() {
+        #expect(StatusParsers.parseRuleCounters(Self.newFlowListing) == [RuleCounters(chain: "output", packets: 44, bytes: 4260)])
+        #expect(StatusParsers.parseInstalledHash(Self.newFlowListing) == RendererTests.defaultHash)
+        // Cut anywhere: never a trap, and never more than the whole listing counts.
+        let bytes = Array(Self.newFlowListing.utf8)
+        for end in 0...bytes.count {
+            let counters = StatusParsers.parseRuleCounters(String(decoding: bytes[..<end], as: UTF8.self))
+            #expect(counters.isEmpty || (counters.count == 1 && counters[0].packets <= 44 && counters[0].bytes <= 4260))
+        }
+    }
+
     @Test func parsesNflogInstances() throws {
         let instances = try StatusParsers.parseNflogInstances(Self.nflogText)
         #expect(instances == [
@@ -57,7 +90,9 @@ import Testing
 
     @Test func parsesCountersAndHash() {
         #expect(StatusParsers.parseRuleCounters(Self.listing) == [RuleCounters(chain: "output", packets: 12, bytes: 1008)])
-        #expect(StatusParsers.parseInstalledHash(Self.listing) == RendererTests.defaultHash)
+        // A table installed before new flows were delivered at once: the old default's hash.
+        #expect(StatusParsers.parseInstalledHash(Self.listing)
+                == "002434bf2e4273eb7821232f054f61ea0e15d794b3037d0eb85e875927ccd668")
         #expect(StatusParsers.parseInstalledHash("table inet nfowner {\n}\n") == nil)
         #expect(StatusParsers.parseInstalledHash("\tcomment \"nfowner ruleset sha256=abc\"") == nil)
         // A rule without our comment is someone else's; a truncated counter is skipped, never a trap.

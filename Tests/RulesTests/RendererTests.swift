@@ -3,7 +3,7 @@ import Testing
 
 @Suite struct RendererTests {
     /// sha256sum of the default definition without its comment line (computed with coreutils).
-    static let defaultHash = "002434bf2e4273eb7821232f054f61ea0e15d794b3037d0eb85e875927ccd668"
+    static let defaultHash = "7e8915af8c40176bd10cd3f54635b090544b5eddfa43f0886663f57b5e5e8f55"
 
     @Test func defaultSpecGolden() throws {
         let script = try NftScriptRenderer.install(RulesetSpec())
@@ -13,8 +13,22 @@ import Testing
             delete table inet nfowner
             table inet nfowner {
             \tcomment "nfowner ruleset sha256=\(Self.defaultHash)"
+            \tset new_flows_v4 {
+            \t\ttypeof ip saddr . ip daddr . meta l4proto . th sport . th dport
+            \t\tsize 65536
+            \t\tflags dynamic,timeout
+            \t\ttimeout 2s
+            \t}
+            \tset new_flows_v6 {
+            \t\ttypeof ip6 saddr . ip6 daddr . meta l4proto . th sport . th dport
+            \t\tsize 65536
+            \t\tflags dynamic,timeout
+            \t\ttimeout 2s
+            \t}
             \tchain output {
             \t\ttype filter hook output priority 100; policy accept;
+            \t\t\(Self.newFlowRule(.ipv4, log: #"log prefix "nfowner" group 5 snaplen 128"#))
+            \t\t\(Self.newFlowRule(.ipv6, log: #"log prefix "nfowner" group 5 snaplen 128"#))
             \t\tcounter log prefix "nfowner" group 5 snaplen 128 queue-threshold 64 comment "nfowner log"
             \t}
             }
@@ -23,9 +37,30 @@ import Testing
         #expect(try NftScriptRenderer.contentHash(RulesetSpec()) == Self.defaultHash)
     }
 
+    /// A family's first rule with new flows delivered at once: `matches` then the flow-set
+    /// lookup, remember, count, log with threshold 1, accept.
+    static func newFlowRule(_ family: FlowSet.Family, matches: String = "", log: String) -> String {
+        let ip = family == .ipv4 ? "ip" : "ip6"
+        let set = family == .ipv4 ? "new_flows_v4" : "new_flows_v6"
+        let key = "\(ip) saddr . \(ip) daddr . meta l4proto . th sport . th dport"
+        return "\(matches)\(key) != @\(set) add @\(set) { \(key) } counter \(log) queue-threshold 1 accept comment \"nfowner log\""
+    }
+
+    @Test func newFlowRulesRepeatTheSelectorsAndTheSetTimeout() throws {
+        let spec = RulesetSpec(uids: [1000], newFlowSeconds: 30)
+        let definition = try NftScriptRenderer.definition(Ruleset(spec: spec), withHashComment: false)
+        let log = #"log prefix "nfowner" group 5 snaplen 128"#
+        #expect(definition.contains("\t\ttimeout 30s\n"))
+        #expect(definition.contains("\t\t" + Self.newFlowRule(.ipv4, matches: "meta skuid 1000 ", log: log) + "\n"))
+        #expect(definition.contains("\t\t" + Self.newFlowRule(.ipv6, matches: "meta skuid 1000 ", log: log) + "\n"))
+        #expect(definition.contains("\t\tmeta skuid 1000 counter \(log) queue-threshold 64 comment \"nfowner log\"\n"))
+        let outOfRange = #expect(throws: RulesError.self) { try Ruleset(spec: RulesetSpec(newFlowSeconds: 3601)) }
+        #expect(outOfRange?.code == .invalidSpec)
+    }
+
     @Test func uidAndGidSelectorsGolden() throws {
         let spec = RulesetSpec(group: 7, snaplen: 96, queueThreshold: 0, prefix: "web: ",
-                               uids: [1001, 1000, 1001], gids: [100], priority: -5)
+                               uids: [1001, 1000, 1001], gids: [100], priority: -5, newFlowSeconds: 0)
         let definition = try NftScriptRenderer.definition(Ruleset(spec: spec), withHashComment: false)
         #expect(definition == """
             table inet nfowner {
@@ -47,7 +82,8 @@ import Testing
     @Test(arguments: [
         RulesetSpec(group: 6), RulesetSpec(snaplen: 129), RulesetSpec(queueThreshold: 21),
         RulesetSpec(prefix: "nfownerx"), RulesetSpec(uids: [0]), RulesetSpec(gids: [0]),
-        RulesetSpec(priority: 101), RulesetSpec(tableName: "nfowner2"),
+        RulesetSpec(priority: 101), RulesetSpec(tableName: "nfowner2"), RulesetSpec(newFlowSeconds: 0),
+        RulesetSpec(newFlowSeconds: 3),
     ])
     func hashChangesWithEveryField(spec: RulesetSpec) throws {
         #expect(try NftScriptRenderer.contentHash(spec) != Self.defaultHash)
