@@ -4,6 +4,8 @@
 #   c-paced  the same program with nfowner's wake coalescing (2 ms), for a like-for-like comparison
 #   none     nfowner monitor --format none --no-rules   (decode, parse, names, counters; no output)
 #   none-unpaced  the same with --coalesce-us 0 (wakes for each batch, as the reference does)
+#   none-500 the same with --coalesce-us 500 (the pause that keeps a new flow's delay p99 under 1 ms
+#            at 200k packets/s: bench/newflows.sh)
 #   json-null  nfowner monitor --format json --no-rules > /dev/null   (the JSON sink's own cost: encode and
 #            write(2), without the file system's)
 #   json     nfowner monitor --format json --no-rules > FILE   (owner resolution on: the default; the
@@ -110,6 +112,8 @@ start_consumer() {
         none) "$NFOWNER" monitor --format none --no-rules --group "$GROUP" --netns "$NS" \
                   </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
         none-unpaced) "$NFOWNER" monitor --format none --no-rules --group "$GROUP" --netns "$NS" --coalesce-us 0 \
+                  </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
+        none-500) "$NFOWNER" monitor --format none --no-rules --group "$GROUP" --netns "$NS" --coalesce-us 500 \
                   </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
         json-null) "$NFOWNER" monitor --format json --no-rules --group "$GROUP" --netns "$NS" \
                   </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
@@ -280,7 +284,7 @@ for line in open(raw).read().splitlines()[1:]:
     runs.setdefault(case, {}).setdefault(consumer, []).append(r)
 
 names = {"c": "C reference (libmnl)", "c-paced": "C reference, 2 ms wake coalescing",
-         "none": "nfowner --format none", "none-unpaced": "nfowner --format none --coalesce-us 0",
+         "none": "nfowner --format none", "none-unpaced": "nfowner --format none --coalesce-us 0", "none-500": "nfowner --format none --coalesce-us 500",
          "json-null": "nfowner --format json > /dev/null", "json": "nfowner --format json > file", "capture": "nfowner capture -w file (pcapng)", "tcpdump": "tcpdump -w /dev/null"}
 def describe(case):
     parts = case.split("-")

@@ -101,8 +101,10 @@ public final class OwnerAttributor {
             }
             return OwnerAttribution(confidence: .none, reason: "no socket: kernel-generated")
         }
-        // 1. The socket itself, while it exists.
-        if let found = try? sockets?.resolve(packet: packet, direction: direction) {
+        // 1. The socket itself, while it exists. A holder the index does not know yet is looked
+        // for first among the newest processes of the uid (a new socket most often is theirs).
+        let newest = { [table] in table.newestAlive(uid: uid, limit: SocketOwners.likelyHolderLimit).map(\.pid) }
+        if let found = try? sockets?.resolve(packet: packet, direction: direction, likelyHolders: newest) {
             var owned = found.sockets.filter { $0.uid == uid && !$0.pids.isEmpty }
             if owned.isEmpty, let socket = found.sockets.first(where: { $0.uid == uid && $0.inode != 0 }),
                let sockets, !rebuiltFor.contains(socket.inode) {
@@ -110,8 +112,7 @@ public final class OwnerAttributor {
                 // rate-limited): rebuild once for this inode rather than settle for candidates.
                 rebuiltFor.insert(socket.inode)
                 if rebuiltFor.count > 4096 { rebuiltFor.removeAll() }
-                sockets.owners.rebuild()
-                let pids = sockets.owners.pids(forInode: socket.inode)
+                let pids = sockets.owners.rebuild(finding: socket.inode)
                 if !pids.isEmpty { owned = [ResolvedSocket(uid: socket.uid, inode: socket.inode, cgroupID: socket.cgroupID, state: socket.state, pids: pids)] }
             }
             let pids = Array(Set(owned.flatMap(\.pids))).sorted()

@@ -225,6 +225,11 @@ public final class ProcessTable {
         return living + gone
     }
 
+    /// Up to `limit` live processes of `uid`, the most recently started first.
+    public func newestAlive(uid: UInt32, limit: Int) -> [ProcessEntry] {
+        Array(alive.values.filter { $0.process.uid == uid }.sorted { $0.startTime > $1.startTime }.prefix(limit))
+    }
+
     // MARK: - Internals
 
     private func unknown(_ pid: Int32, at time: UInt64) -> ProcessEntry? {

@@ -1,8 +1,11 @@
 // Socket inode → the processes holding it, from the /proc/PID/fd symbolic links
 // ("socket:[307351]"). One inode can be held by several processes (fork, fd passing).
 //
-// Reading every process's fds costs a readlink per fd, so the index is kept between lookups
-// and refreshed only on a miss, in two stages, at most once per `minimumRescanInterval`:
+// Reading every process's fds costs a readlink per fd (≈ 3 ms for all of a small host's), so the
+// index is kept between lookups and refreshed only on a miss: first the few likely holders —
+// the processes that held the last new sockets found, then those the caller names (the newest
+// processes of the socket's uid) — each one's fds re-read, at any rate; then, at most once per
+// `minimumRescanInterval`, in two stages:
 //   1. processes not seen before (a new socket most often belongs to a new process);
 //   2. if still missing, every other process (fd numbers are reused, so an old process's
 //      unchanged fd count proves nothing).
@@ -30,6 +33,13 @@ public final class SocketOwners: @unchecked Sendable {
 
     /// Refreshes done so far (for tests and counters).
     public private(set) var refreshes = 0
+    /// Misses answered by re-reading a likely holder's fds, without a refresh.
+    public private(set) var likelyHolderHits = 0
+    /// Processes that held the latest sockets found by a scan, newest first: a process that opens
+    /// one socket (a client, a resolver) often opens the next.
+    private var recentHolders: [Int32] = []
+    /// How many likely holders are read before falling back to a refresh.
+    public static let likelyHolderLimit = 16
 
     public init(procRoot: String = "/proc", minimumRescanInterval: Double = 0.05,
                 now: @escaping () -> Double = SocketOwners.monotonicSeconds) {
@@ -43,11 +53,13 @@ public final class SocketOwners: @unchecked Sendable {
     }
 
     /// The pids holding socket `inode`, ascending; empty when none is found (the socket is
-    /// gone, owned by the kernel, or the refresh is rate-limited right now).
-    public func pids(forInode inode: UInt64) -> [Int32] {
+    /// gone, owned by the kernel, or the refresh is rate-limited right now). `likelyHolders`,
+    /// asked only when the index does not know the inode, names processes to read first.
+    public func pids(forInode inode: UInt64, likelyHolders: () -> [Int32] = { [] }) -> [Int32] {
         guard inode != 0 else { return [] }
         let verified = verifiedPIDs(inode)
         if !verified.isEmpty { return verified }
+        if let found = scanLikelyHolders(inode, named: likelyHolders) { return found }
         let time = now()
         guard time - lastRefresh >= minimumRescanInterval else { return [] }
         lastRefresh = time
@@ -57,9 +69,31 @@ public final class SocketOwners: @unchecked Sendable {
         for pid in scanned.keys where !alive.contains(pid) { forget(pid) }
         let fresh = Set(listed.filter { scanned[$0] == nil })
         for pid in fresh { scan(pid) }
-        if let found = holders[inode], !found.isEmpty { return Self.sortedPIDs(found) }
+        if let found = holders[inode], !found.isEmpty { return remembered(Self.sortedPIDs(found)) }
         for pid in listed where !fresh.contains(pid) { scan(pid) }
-        return Self.sortedPIDs(holders[inode] ?? [])
+        return remembered(Self.sortedPIDs(holders[inode] ?? []))
+    }
+
+    /// Re-reads the recent holders' and then the named processes' fds, up to
+    /// `likelyHolderLimit` processes, until one holds `inode`; nil when none does.
+    private func scanLikelyHolders(_ inode: UInt64, named: () -> [Int32]) -> [Int32]? {
+        var tried = Set<Int32>()
+        for pid in recentHolders + named() where tried.count < Self.likelyHolderLimit {
+            guard tried.insert(pid).inserted else { continue }
+            scan(pid)
+            if let found = holders[inode], !found.isEmpty {
+                likelyHolderHits += 1
+                return remembered(Self.sortedPIDs(found))
+            }
+        }
+        return nil
+    }
+
+    /// Puts `pids` first among the recent holders (at most 8 are kept) and returns them.
+    private func remembered(_ pids: [Int32]) -> [Int32] {
+        guard !pids.isEmpty else { return pids }
+        recentHolders = Array((pids + recentHolders.filter { !pids.contains($0) }).prefix(8))
+        return pids
     }
 
     /// Rebuilds the whole index now, ignoring the rate limit.
@@ -69,6 +103,12 @@ public final class SocketOwners: @unchecked Sendable {
         lastRefresh = now()
         refreshes += 1
         for pid in listPIDs() { scan(pid) }
+    }
+
+    /// `rebuild()`, then the holders of `inode` (remembered as recent holders).
+    public func rebuild(finding inode: UInt64) -> [Int32] {
+        rebuild()
+        return remembered(Self.sortedPIDs(holders[inode] ?? []))
     }
 
     private static func sortedPIDs(_ set: Set<Holder>) -> [Int32] {
