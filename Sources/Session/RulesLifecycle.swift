@@ -27,6 +27,9 @@ final class RulesLifecycle {
     private let report: (String) -> Void
     /// Whether the table is deleted when the run ends.
     private(set) var removesAtExit = false
+    /// The installer the table's comment must still name for it to be deleted at exit (a
+    /// `rules install` meanwhile replaces the table, and then it stays); nil: delete regardless.
+    private var removableInstaller: TableInstaller?
     /// What a cgroup follower keeps current: the spec restricted to the levels whose maps the
     /// table has, with the cgroups now in them. Nil: nothing to follow.
     private(set) var followSpec: RulesetSpec?
@@ -67,6 +70,7 @@ final class RulesLifecycle {
             let vanished = try runner.installSkippingVanished(spec, installer: installer)
             for cgroup in vanished { report("cgroup \(cgroup.hierarchyPath) vanished before installing; left out") }
             removesAtExit = !keepOnExit
+            if case .monitor = installer { removableInstaller = installer }
             followSpec = wantsFollow ? spec : nil
             let cgroups = spec.classifiesCgroups ? ", \(spec.cgroups.count - vanished.count) cgroup(s) classified" : ""
             report((keepOnExit
@@ -84,6 +88,7 @@ final class RulesLifecycle {
             throw SessionError(decision.refusal(table: table, command: stamp.command()) ?? "\(table) is in use")
         }
         removesAtExit = decision.removesAtExit
+        removableInstaller = installed.comment?.installer
         let logsLike = installed.logsLike(spec)
         if !logsLike {
             report("warning: \(table) is already installed with other settings than these options (group, snaplen, "
@@ -136,7 +141,18 @@ final class RulesLifecycle {
     /// Removes the table if this run installed it, or adopted a stale monitor's, and may not keep it.
     func finish() {
         guard removesAtExit else { return }
-        do { try runner.remove(spec) } catch {
+        do {
+            if let removableInstaller {
+                guard let installed = try runner.inspectInstalled(name: spec.tableName) else { return }
+                let installer = installed.comment?.installer
+                guard installer == removableInstaller else {
+                    report("left \(table) installed: it was replaced meanwhile, now installed by "
+                           + (installer?.description ?? TableInstaller.rulesInstall.description))
+                    return
+                }
+            }
+            try runner.remove(spec)
+        } catch {
             report("could not remove \(table): \(error); remove it with `nfowner rules remove`")
         }
     }

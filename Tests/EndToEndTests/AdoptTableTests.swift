@@ -91,5 +91,20 @@ extension EndToEnd {
             #expect(first.process.terminationStatus == 0)
             #expect(try namespace.nft(["list", "table", "inet", "nfowner"]).status != 0)
         }
+
+        @Test func aTableRulesInstallReplacedUnderARunningMonitorStaysAfterIt() throws {
+            let namespace = try TestNamespace("adoptrep")
+            defer { namespace.close() }
+            let monitor = try RunningMonitor(["--format", "none", "--netns", namespace.name])
+            #expect(monitor.stderr.contains("installed table inet nfowner for this run; it is removed on exit"))
+            try Harness.run(Harness.nfowner, ["rules", "install", "--netns", namespace.name]).check("rules install")
+            monitor.stop()
+            #expect(monitor.process.terminationStatus == 0)
+            #expect(monitor.stderr.contains("left table inet nfowner installed: it was replaced meanwhile, now installed by "
+                                            + "`nfowner rules install`"))
+            let listing = try namespace.nft(["list", "table", "inet", "nfowner"]).check("table still installed").stdout
+            #expect(listing.contains(" by=rules-install\""))
+            try Harness.run(Harness.nfowner, ["rules", "remove", "--netns", namespace.name]).check("rules remove")
+        }
     }
 }
