@@ -68,6 +68,42 @@ extension NftScriptRenderer {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// One transaction that makes an adopted table's maps at `spec`'s levels hold exactly
+    /// `cgroups`: each cgroup's chain is created (or emptied) and filled first, then each map is
+    /// flushed and refilled, then the chains `staleChains` (ids of cgroups no longer there, found
+    /// in the table's listing) are deleted; the caller passes only chains no remaining element
+    /// refers to (maps of levels outside `spec` are not flushed). Throws like `addCgroups`.
+    public static func resyncCgroups(_ cgroups: [CgroupClassifier], deletingChains staleChains: [UInt64],
+                                     spec: RulesetSpec) throws(RulesError) -> String {
+        let table = try updateTable(spec, cgroups)
+        let sorted = cgroups.sorted { $0.id < $1.id }
+        var lines = ["# nfowner: sets the cgroups of \(table) (levels \(spec.mapLevels.map(String.init).joined(separator: ","))) in one transaction."]
+        for cgroup in sorted {
+            let chain = "\(table) \(cgroup.chainName)"
+            lines.append("add chain \(chain)")
+            lines.append("flush chain \(chain)")
+            for rule in Ruleset.cgroupChainRules(cgroup, spec: spec) {
+                lines.append("add rule \(chain) \(try render(rule))")
+            }
+        }
+        for level in spec.mapLevels {
+            let map = "\(table) \(Ruleset.mapName(level: level))"
+            lines.append("flush map \(map)")
+            let atLevel = sorted.filter { $0.level == level }
+            if !atLevel.isEmpty {
+                var elements: [String] = []
+                for cgroup in atLevel { elements.append(try element(.init(key: cgroup.nftPath, chain: cgroup.chainName))) }
+                lines.append("add element \(map) { " + elements.joined(separator: ", ") + " }")
+            }
+        }
+        let keptIDs = Set(cgroups.map(\.id))
+        for id in Set(staleChains).subtracting(keptIDs).sorted() {
+            lines.append("add chain \(table) cg_\(id)")
+            lines.append("delete chain \(table) cg_\(id)")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
     /// `inet NAME` after validating the spec and that every cgroup renders and has a map.
     private static func updateTable(_ spec: RulesetSpec, _ cgroups: [CgroupClassifier]) throws(RulesError) -> String {
         try spec.validate()

@@ -17,12 +17,12 @@ extension NftRunner {
     /// Installs `spec` like `install`, leaving out cgroups whose directory is gone (or now has
     /// another id: it was removed and recreated). Returns the cgroups left out.
     @discardableResult
-    public func installSkippingVanished(_ spec: RulesetSpec) throws(RulesError) -> [CgroupClassifier] {
+    public func installSkippingVanished(_ spec: RulesetSpec, installer: TableInstaller? = nil) throws(RulesError) -> [CgroupClassifier] {
         try retryingVanished(spec.cgroups) { (present: [CgroupClassifier]) throws(RulesError) in
             var reduced = spec
             reduced.cgroups = present
             reduced.cgroupLevels = spec.mapLevels  // keep every map, even if its cgroups vanished
-            return try NftScriptRenderer.install(reduced)
+            return try NftScriptRenderer.install(reduced, installer: installer)
         }
     }
 
@@ -44,6 +44,17 @@ extension NftRunner {
             let presentIDs = Set(present.map(\.id))
             let alsoGone = live.filter { !presentIDs.contains($0.id) }
             return try NftScriptRenderer.removeCgroups(removed + alsoGone, keeping: present, spec: spec)
+        }
+    }
+
+    /// Makes the maps of `spec`'s levels in an installed (adopted) table hold exactly `cgroups`
+    /// (those of them still present), each with its chain, and deletes the chains `staleChains`
+    /// (ids): one transaction. Returns the cgroups left out because they vanished.
+    @discardableResult
+    public func resyncCgroups(_ cgroups: [CgroupClassifier], deletingChains staleChains: [UInt64],
+                              spec: RulesetSpec) throws(RulesError) -> [CgroupClassifier] {
+        try retryingVanished(cgroups) { (present: [CgroupClassifier]) throws(RulesError) in
+            try NftScriptRenderer.resyncCgroups(present, deletingChains: staleChains, spec: spec)
         }
     }
 

@@ -36,9 +36,11 @@ public struct NftRunner: Sendable {
     }
 
     /// `nft list table inet NAME`, or nil when there is no such table. Other failures throw.
-    public func listTable(name: String) throws(RulesError) -> String? {
+    /// `terse` (`nft -t`) leaves out set and map elements: nft 1.0.6 resolves each cgroup id in
+    /// them back to a path by walking cgroupfs, which is slow with many cgroups.
+    public func listTable(name: String, terse: Bool = false) throws(RulesError) -> String? {
         let table = try NftText.validateIdentifier(name, what: "table name")
-        let result = try runNft(["list", "table", "inet", table])
+        let result = try runNft((terse ? ["-t"] : []) + ["list", "table", "inet", table])
         if result.status == 0 { return result.stdout }
         // nft reports a missing table as ENOENT ("Error: No such file or directory").
         if result.stderr.contains("No such file or directory") { return nil }
@@ -67,9 +69,10 @@ public struct NftRunner: Sendable {
 
     // MARK: nfowner operations
 
-    /// Installs or replaces nfowner's table for `spec` atomically.
-    public func install(_ spec: RulesetSpec) throws(RulesError) {
-        try apply(script: NftScriptRenderer.install(spec))
+    /// Installs or replaces nfowner's table for `spec` atomically, recording `installer` in its
+    /// comment.
+    public func install(_ spec: RulesetSpec, installer: TableInstaller? = nil) throws(RulesError) {
+        try apply(script: NftScriptRenderer.install(spec, installer: installer))
     }
 
     /// Deletes nfowner's table; returns whether it existed.

@@ -15,20 +15,21 @@ public enum NftScriptRenderer {
     /// Start of the table comment that carries the content hash.
     public static let hashCommentPrefix = "nfowner ruleset sha256="
 
-    /// The script `nft -f` runs to install (or replace) nfowner's table for `spec`.
+    /// The script `nft -f` runs to install (or replace) nfowner's table for `spec`, recording
+    /// `installer` in the table comment (nil: none, the format before installers were recorded).
     /// Throws `.invalidSpec`/`.unsafeText` when the spec cannot be rendered safely.
-    public static func install(_ spec: RulesetSpec) throws(RulesError) -> String {
-        try install(Ruleset(spec: spec))
+    public static func install(_ spec: RulesetSpec, installer: TableInstaller? = nil) throws(RulesError) -> String {
+        try install(Ruleset(spec: spec), installer: installer)
     }
 
     /// The script that installs (or replaces) `ruleset`'s table atomically.
-    public static func install(_ ruleset: Ruleset) throws(RulesError) -> String {
+    public static func install(_ ruleset: Ruleset, installer: TableInstaller? = nil) throws(RulesError) -> String {
         let table = try tableReference(ruleset)
         return """
             # nfowner: replaces \(table) in one transaction; no other table is touched.
             \(table)
             delete \(table)
-            \(try definition(ruleset, withHashComment: true))
+            \(try definition(ruleset, withHashComment: true, installer: installer))
             """
     }
 
@@ -54,11 +55,13 @@ public enum NftScriptRenderer {
         SHA256.hexDigest(Array(try definition(ruleset, withHashComment: false).utf8))
     }
 
-    /// `table inet NAME { … }` followed by a newline; with the hash comment when asked.
-    public static func definition(_ ruleset: Ruleset, withHashComment: Bool) throws(RulesError) -> String {
+    /// `table inet NAME { … }` followed by a newline; with the hash comment (see `TableComment`)
+    /// when asked.
+    public static func definition(_ ruleset: Ruleset, withHashComment: Bool,
+                                  installer: TableInstaller? = nil) throws(RulesError) -> String {
         var lines = ["\(try tableReference(ruleset)) {"]
         if withHashComment {
-            let comment = NftScriptRenderer.hashCommentPrefix + (try contentHash(ruleset))
+            let comment = TableComment(hash: try contentHash(ruleset), installer: installer).text
             lines.append("\tcomment \(try quoted(comment, what: "table comment", maxBytes: NftText.maxCommentBytes))")
         }
         for set in ruleset.flowSets {

@@ -41,9 +41,18 @@ public struct RulesStatus: Sendable, Equatable, CustomStringConvertible {
     /// Processes holding the listener's socket (more than one after fork or fd passing; empty
     /// when the socket could not be traced to a process).
     public var listenerProcesses: [NflogHolder]
+    /// Who installed the table, from its comment; nil when not installed or not recorded (an
+    /// older comment: treated as `rules install`).
+    public var installer: TableInstaller?
+    /// For a table a monitor installed for its run: whether that monitor (same pid and start
+    /// time) still runs. Nil otherwise.
+    public var installerRunning: Bool?
 
     public init(tableName: String, netns: String?, installed: Bool, installedHash: String?, expectedHash: String,
-                counters: [RuleCounters], group: UInt16, listener: NflogInstance?, listenerProcesses: [NflogHolder]) {
+                counters: [RuleCounters], group: UInt16, listener: NflogInstance?, listenerProcesses: [NflogHolder],
+                installer: TableInstaller? = nil, installerRunning: Bool? = nil) {
+        self.installer = installer
+        self.installerRunning = installerRunning
         self.tableName = tableName
         self.netns = netns
         self.installed = installed
@@ -77,6 +86,7 @@ public struct RulesStatus: Sendable, Equatable, CustomStringConvertible {
             lines.append("table inet \(tableName)\(place): installed, but differs from this configuration "
                 + "(run `nfowner rules install` to replace it)")
         }
+        if installed { lines.append("  installed by " + installerText) }
         for counter in counters {
             lines.append("  chain \(counter.chain): \(counter.packets) packets, \(counter.bytes) bytes logged")
         }
@@ -90,6 +100,19 @@ public struct RulesStatus: Sendable, Equatable, CustomStringConvertible {
             lines.append("NFLOG group \(group): no listener (logged packets are discarded; start `nfowner monitor`)")
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// "`nfowner rules install`", "monitor pid 812 (running; it removes the table when it exits)", ….
+    public var installerText: String {
+        guard let installer else { return "`nfowner rules install` (not recorded: an older nfowner)" }
+        switch (installer, installerRunning) {
+        case (.monitor, true?):
+            return installer.description + " (running; it removes the table when it exits)"
+        case (.monitor, _):
+            return installer.description + " (not running; the next monitor adopts the table and removes it on exit)"
+        default:
+            return installer.description + " (stays installed until `nfowner rules remove`)"
+        }
     }
 
     /// `key=value` lines, stable keys, for scripts.
@@ -109,6 +132,11 @@ public struct RulesStatus: Sendable, Equatable, CustomStringConvertible {
             ("listener_pids", listenerProcesses.map { String($0.pid) }.joined(separator: ",")),
         ]
         if let listener { pairs.append(("listener_queued", String(listener.queueLength))) }
+        pairs.append(("installer", installed ? (installer?.keyword ?? "rules-install") : ""))
+        if case .monitor(let stamp)? = installer {
+            pairs.append(("installer_pid", String(stamp.pid)))
+            pairs.append(("installer_running", String(installerRunning ?? false)))
+        }
         return pairs.map { "\($0.0)=\($0.1)" }.joined(separator: "\n") + "\n"
     }
 
@@ -129,7 +157,18 @@ public struct RulesStatus: Sendable, Equatable, CustomStringConvertible {
             + "\"installed\":\(installed),\"current\":\(current),\"state\":\(Self.jsonQuoted(state)),"
             + "\"installed_hash\":\(string(installedHash)),\"expected_hash\":\(Self.jsonQuoted(expectedHash)),"
             + "\"counters\":[\(counterItems.joined(separator: ","))],\"packets\":\(totalPackets),\"bytes\":\(totalBytes),"
-            + "\"group\":\(group),\"listener\":\(listenerJSON)}"
+            + "\"group\":\(group),\"listener\":\(listenerJSON),\"installer\":\(installerJSON)}"
+    }
+
+    private var installerJSON: String {
+        guard installed else { return "null" }
+        var fields = ["\"by\":" + Self.jsonQuoted(installer?.keyword ?? "rules-install")]
+        if case .monitor(let stamp)? = installer {
+            fields.append("\"pid\":\(stamp.pid)")
+            fields.append("\"start_ticks\":\(stamp.startTicks)")
+            fields.append("\"running\":\(installerRunning ?? false)")
+        }
+        return "{" + fields.joined(separator: ",") + "}"
     }
 
     static func jsonQuoted(_ text: String) -> String {
@@ -159,11 +198,14 @@ extension NftRunner {
         let expected = try NftScriptRenderer.contentHash(spec)
         let listing = try listTable(name: spec.tableName)
         let (listener, holders) = try nflogListener(group: spec.group, procRoot: procRoot)
+        let installer = listing.flatMap(TableComment.find(inListing:))?.installer
+        var running: Bool? = nil
+        if case .monitor(let stamp)? = installer { running = stamp.isRunning(procRoot: procRoot) }
         return RulesStatus(
             tableName: spec.tableName, netns: netns, installed: listing != nil,
             installedHash: listing.flatMap(StatusParsers.parseInstalledHash), expectedHash: expected,
             counters: listing.map(StatusParsers.parseRuleCounters) ?? [], group: spec.group,
-            listener: listener, listenerProcesses: holders)
+            listener: listener, listenerProcesses: holders, installer: installer, installerRunning: running)
     }
 
     /// The NFLOG instance bound to `group` in this runner's namespace and the processes holding

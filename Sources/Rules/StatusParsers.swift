@@ -140,24 +140,9 @@ public enum StatusParsers {
         return result
     }
 
-    /// The content hash from the table comment `comment "nfowner ruleset sha256=HEX"`, or nil
-    /// when the listing has no such comment (a table nfowner did not write, or an old format).
+    /// The content hash from the table comment `comment "nfowner ruleset sha256=HEX[ by=…]"`, or
+    /// nil when the listing has no such comment (a table nfowner did not write, or an old format).
     public static func parseInstalledHash(_ listing: String) -> String? {
-        let opener = "comment \"" + NftScriptRenderer.hashCommentPrefix
-        for rawLine in listing.split(separator: "\n") {
-            let line = rawLine.trimmingPrefix(while: { $0 == " " || $0 == "\t" })
-            guard line.hasPrefix(opener) else { continue }
-            let rest = line.dropFirst(opener.count)
-            let hex = rest.prefix(while: { $0.isHexDigit })
-            guard hex.count == 64, rest.dropFirst(64).first == "\"" else { return nil }
-            return String(hex)
-        }
-        return nil
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingPrefix(while predicate: (Character) -> Bool) -> Substring {
-        self[(firstIndex(where: { !predicate($0) }) ?? endIndex)...]
+        TableComment.find(inListing: listing)?.hash
     }
 }

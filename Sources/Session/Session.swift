@@ -75,7 +75,8 @@ public final class Session: @unchecked Sendable {
         let source = try openSource(&plan)
         var spec = plan.spec
         spec.group = plan.nflog.groups.first ?? spec.group
-        let rules = RulesLifecycle(spec: spec, policy: options.rules, report: report)
+        let rules = RulesLifecycle(spec: spec, policy: options.rules,
+                                   wantsFollow: plan.follow && plan.cgroupMount != nil, report: report)
         do { try rules.start() } catch {
             source.close()
             throw error
@@ -83,12 +84,14 @@ public final class Session: @unchecked Sendable {
         defer { rules.finish() }
 
         var follower: CgroupFollower?
-        if rules.owned, plan.follow, spec.classifiesCgroups, let mount = plan.cgroupMount {
+        if let followSpec = rules.followSpec, let mount = plan.cgroupMount {
             do {
+                let levels = Set(followSpec.cgroupLevels)
                 let watcher = try CgroupWatcher(mountPoint: mount.mountPoint,
-                                                maxLevel: max(spec.cgroupLevels.max() ?? 1, 1))
+                                                maxLevel: max(followSpec.cgroupLevels.max() ?? 1, 1))
                 follower = CgroupFollower(
-                    watcher: watcher, runner: rules.runner, spec: spec, classifies: plan.classifies,
+                    watcher: watcher, runner: rules.runner, spec: followSpec,
+                    classifies: { [plan] in levels.contains($0.level) && plan.classifies($0) },
                     classifier: { Planner.classifier(for: $0, mount: mount) },
                     wakeup: followerWakeup, report: report)
             } catch {

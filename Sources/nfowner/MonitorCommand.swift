@@ -13,7 +13,10 @@ struct MonitorCommand: ParsableCommand {
             Reads packets from NFLOG and prints one line (or JSON object) per packet. Unless \
             --no-rules is given, nfowner installs its own nftables table (`table inet nfowner`, \
             logging the OUTPUT hook) for the run when none is installed, and removes it on exit; \
-            other tables are never touched. Stop with Ctrl-C: a summary line goes to stderr, e.g.
+            other tables are never touched. A table `nfowner rules install` put there is used, with \
+            cgroups followed in it, and stays installed; one left by a monitor that is no longer \
+            running is adopted the same way and removed on exit. Stop with Ctrl-C: a summary line \
+            goes to stderr, e.g.
               received=120 lost=0 enobufs=0 parse_errors=0 emitted=120 ...
 
             With cgroup discovery on (the default; see `nfowner config show`), each packet also \

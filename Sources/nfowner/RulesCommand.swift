@@ -45,7 +45,7 @@ struct RulesCommand: ParsableCommand {
             do {
                 switch backend {
                 case .nft:
-                    print(try NftScriptRenderer.install(plan.spec), terminator: "")
+                    print(try NftScriptRenderer.install(plan.spec, installer: .rulesInstall), terminator: "")
                 case .iptables:
                     let families = family.map { [$0] } ?? IptablesFamily.allCases
                     for (index, family) in families.enumerated() {
@@ -74,7 +74,7 @@ struct RulesCommand: ParsableCommand {
             do {
                 switch backend {
                 case .nft:
-                    let vanished = try NftRunner().installSkippingVanished(spec)
+                    let vanished = try NftRunner().installSkippingVanished(spec, installer: .rulesInstall)
                     for cgroup in vanished { note("cgroup \(cgroup.hierarchyPath) vanished before installing; left out") }
                     note("installed table inet \(spec.tableName): logging \(hooks(spec)) to NFLOG group \(spec.group)"
                          + cgroupSummary(spec) + newFlowSummary(spec))
