@@ -63,21 +63,32 @@ public struct InstalledTable: Sendable, Equatable {
     }
 
     /// Whether every log rule in the table logs the way `spec` would: the same group, snaplen and
-    /// queue threshold, and the prefix `spec.prefix` (the fallback) or `spec.prefix cg=<id>`. A
-    /// follower adds chains that log like `spec`; in a table that logs otherwise they would not
-    /// match their neighbours (or reach another group). False when the table has no log rule.
+    /// queue threshold, each flow's first packet delivered at once or not alike (the table then
+    /// has the flow sets a follower's new chains look up), and the prefix `spec.prefix` (the
+    /// fallback) or `spec.prefix cg=<id>`. A follower adds chains that log like `spec`; in a table
+    /// that logs otherwise they would not match their neighbours, reach another group, or name a
+    /// set that is not there. False when the table has no log rule.
     public func logsLike(_ spec: RulesetSpec) -> Bool {
-        guard !logStatements.isEmpty,
-              let expected = try? NftScriptRenderer.render(Rule(matches: [], statements: [.log(Ruleset.logStatement(spec))]))
-        else { return false }
-        let (_, expectedTail) = Self.split(expected)
+        var expectedTails: Set<Substring> = []
+        for rule in Ruleset.logRules(spec, matches: [], log: Ruleset.logStatement(spec)) {
+            guard let text = try? NftScriptRenderer.render(Rule(matches: [], statements: rule.statements.filter {
+                if case .log = $0 { return true }
+                if case .accept = $0 { return true }
+                return false
+            })) else { return false }
+            expectedTails.insert(Self.split(text).tail)
+        }
+        guard !logStatements.isEmpty else { return false }
         let classifiedStart = String(CgroupClassifier.logPrefix(id: 0, prefix: spec.prefix).dropLast())  // "nfowner cg="
-        return logStatements.allSatisfy { statement in
+        var seenTails: Set<Substring> = []
+        let prefixesMatch = logStatements.allSatisfy { statement in
             let (prefix, tail) = Self.split(statement)
-            guard let prefix, tail == expectedTail else { return false }
+            guard let prefix, expectedTails.contains(tail) else { return false }
+            seenTails.insert(tail)
             return prefix == spec.prefix
                 || (prefix.hasPrefix(classifiedStart) && ClassificationPrefix.cgroupID(fromPrefix: prefix) != nil)
         }
+        return prefixesMatch && seenTails == expectedTails
     }
 
     /// `log prefix "P" group …` → ("P", " group …"); (nil, "") when there is no closing quote.

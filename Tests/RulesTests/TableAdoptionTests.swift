@@ -189,7 +189,14 @@ import Testing
         #expect(table.mapLevels == [2, 1])
         #expect(table.cgroupChains == [614])
         #expect(table.logStatements.count == 2)
-        #expect(table.logsLike(RulesetSpec(cgroupLevels: [1, 2])))
+        #expect(table.logsLike(RulesetSpec(cgroupLevels: [1, 2], newFlowSeconds: 0)))
+        // This table batches every packet: chains that deliver new flows at once would name a
+        // flow set it does not have.
+        #expect(!table.logsLike(RulesetSpec(cgroupLevels: [1, 2])))
+        let newFlows = InstalledTable.parse(listing: ParserTests.newFlowListing)
+        #expect(newFlows.logStatements.count == 3)
+        #expect(newFlows.logsLike(RulesetSpec()))
+        #expect(!newFlows.logsLike(RulesetSpec(newFlowSeconds: 0)))
         #expect(!table.logsLike(RulesetSpec(group: 6)))
         #expect(!table.logsLike(RulesetSpec(snaplen: 200)))
         #expect(!table.logsLike(RulesetSpec(queueThreshold: 0)))
@@ -207,7 +214,8 @@ import Testing
         let a = CgroupClassifier(id: 81, level: 1, nftPath: "unified/system.slice", hierarchyPath: "/system.slice")
         let b = CgroupClassifier(id: 97, level: 2, nftPath: "unified/system.slice/x", hierarchyPath: "/system.slice/x")
         let script = try NftScriptRenderer.resyncCgroups([b, a], deletingChains: [614, 81],
-                                                         spec: RulesetSpec(cgroups: [a, b], cgroupLevels: [1, 2, 3]))
+                                                         spec: RulesetSpec(cgroups: [a, b], cgroupLevels: [1, 2, 3],
+                                                                           newFlowSeconds: 0))
         #expect(script == """
             # nfowner: sets the cgroups of inet nfowner (levels 3,2,1) in one transaction.
             add chain inet nfowner cg_81
