@@ -34,5 +34,10 @@ extern int setns(int fd, int nstype);
 extern int pthread_setname_np(pthread_t thread, const char *name);
 static inline void nfowner_name_thread(pthread_t thread, const char *name) { (void)pthread_setname_np(thread, name); }
 static inline int nfowner_enter_network_namespace(int fd) { return setns(fd, 0x40000000 /* CLONE_NEWNET */); }
+/* ppoll is _GNU_SOURCE too: poll with a nanosecond timeout (NULL: none), no signal mask change. */
+extern int ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *timeout, const sigset_t *sigmask);
+static inline int nfowner_poll_nanoseconds(struct pollfd *fds, nfds_t nfds, const struct timespec *timeout) {
+    return ppoll(fds, nfds, timeout, NULL);
+}
 
 #endif

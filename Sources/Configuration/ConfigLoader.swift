@@ -77,7 +77,7 @@ public enum ConfigLoader {
 /// The file's layout: tables and their keys, in the order they are validated and documented.
 enum Schema {
     static let tables: [(name: String, keys: [String])] = [
-        ("nflog", ["groups", "snaplen", "queue_threshold", "flush_timeout", "receive_buffer", "coalesce_us", "new_flow_seconds"]),
+        ("nflog", ["groups", "snaplen", "queue_threshold", "flush_timeout", "receive_buffer", "coalesce_us", "new_flow_seconds", "new_flow_group"]),
         ("hooks", ["input"]),
         ("select", ["users", "groups", "cgroups"]),
         ("cgroups", ["levels", "follow"]),
@@ -122,6 +122,13 @@ private struct Reader {
             }
             if let seconds = try integer(nflog, path + ["new_flow_seconds"], 0...3600) {
                 config.nflog.newFlowSeconds = UInt32(truncatingIfNeeded: seconds)
+            }
+            if let group = try integer(nflog, path + ["new_flow_group"], 0...65535) {
+                guard !config.nflog.groups.contains(UInt16(group)) else {
+                    throw error(.duplicate, path + ["new_flow_group"],
+                                "nflog.new_flow_group \(group) is also in nflog.groups; new flows need a group of their own")
+                }
+                config.nflog.newFlowGroup = UInt16(truncatingIfNeeded: group)
             }
         }
         if let hooks = try table("hooks", in: root), let input = try bool(hooks, ["hooks", "input"]) {

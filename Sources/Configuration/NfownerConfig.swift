@@ -43,6 +43,18 @@ public struct NfownerConfig: Sendable, Equatable {
         /// up while their socket exists, and a long flow comes at once again about when the
         /// monitor's cached owner expires (`--flow-lifetime`).
         public var newFlowSeconds: UInt32
+        /// The NFLOG group each flow's first packet goes to, read on a socket of its own; nil:
+        /// the first group after the first of `groups` that is not one of them (6 by default).
+        /// Must not be one of `groups`.
+        public var newFlowGroup: UInt16?
+
+        /// `newFlowGroup`, or its default.
+        public var effectiveNewFlowGroup: UInt16 {
+            if let newFlowGroup { return newFlowGroup }
+            var candidate = groups.first ?? Nflog.defaultGroups[0]
+            repeat { candidate &+= 1 } while groups.contains(candidate)
+            return candidate
+        }
 
         public static let defaultGroups: [UInt16] = [5]
         public static let defaultSnaplen: UInt32 = 128
@@ -59,7 +71,7 @@ public struct NfownerConfig: Sendable, Equatable {
                     flushTimeout: UInt32 = Nflog.defaultFlushTimeout,
                     receiveBuffer: Int = Nflog.defaultReceiveBuffer,
                     coalesceMicroseconds: UInt32 = Nflog.defaultCoalesceMicroseconds,
-                    newFlowSeconds: UInt32 = Nflog.defaultNewFlowSeconds) {
+                    newFlowSeconds: UInt32 = Nflog.defaultNewFlowSeconds, newFlowGroup: UInt16? = nil) {
             self.groups = groups
             self.snaplen = snaplen
             self.queueThreshold = queueThreshold
@@ -67,6 +79,7 @@ public struct NfownerConfig: Sendable, Equatable {
             self.receiveBuffer = receiveBuffer
             self.coalesceMicroseconds = coalesceMicroseconds
             self.newFlowSeconds = newFlowSeconds
+            self.newFlowGroup = newFlowGroup
         }
     }
 

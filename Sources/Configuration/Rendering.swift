@@ -57,6 +57,7 @@ extension NfownerConfig {
             "receive_buffer = \(nflog.receiveBuffer)  # bytes (SO_RCVBUFFORCE)",
             "coalesce_us = \(nflog.coalesceMicroseconds)  # µs between reads under load; 0 = every batch",
             "new_flow_seconds = \(nflog.newFlowSeconds)  # a flow's first packet at once, then batched this long; 0 = off",
+        ] + (nflog.newFlowGroup.map { ["new_flow_group = \($0)  # NFLOG group of new flows' first packets"] } ?? []) + [
             "",
             "[hooks]",
             "input = \(hooks.input)  # also log packets arriving for local sockets",

@@ -92,6 +92,23 @@ public struct PollSet: ~Copyable {
         return ready > 0
     }
 
+    /// Waits up to `nanoseconds` (nil: forever) until a descriptor is readable. Unlike `wait`,
+    /// a signal ends the wait (the receive loop is stopped that way): returns false on timeout
+    /// and on interruption alike.
+    public mutating func waitInterruptibly(nanoseconds: UInt64?) throws(SystemError) -> Bool {
+        for index in entries.indices { entries[index].revents = 0 }
+        var timeout = timespec(tv_sec: Int((nanoseconds ?? 0) / 1_000_000_000),
+                               tv_nsec: Int((nanoseconds ?? 0) % 1_000_000_000))
+        let ready = nanoseconds == nil
+            ? nfowner_poll_nanoseconds(entries.baseAddress, nfds_t(entries.count), nil)
+            : nfowner_poll_nanoseconds(entries.baseAddress, nfds_t(entries.count), &timeout)
+        if ready < 0 {
+            if Errno.current == EINTR { return false }
+            throw SystemError(code: Errno.current, operation: "ppoll")
+        }
+        return ready > 0
+    }
+
     /// Whether `descriptor` was readable at the last `wait`.
     public func isReady(_ descriptor: Int32) -> Bool {
         entries.contains { $0.fd == descriptor && $0.revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 }

@@ -28,6 +28,9 @@ public final class NflogSource: PacketSource, @unchecked Sendable {
         return subscription.socket
     }
 
+    /// The new-flow group's socket (see `NflogSettings.newFlowGroup`).
+    public var urgentSocket: NetlinkSocket? { subscription?.newFlowSocket }
+
     public var settings: NflogSettings { subscription?.settings ?? NflogSettings() }
 
     public var receiveBufferSize: Int { max(256 << 10, Int(settings.netlinkBufferSize) * 2) }

@@ -18,13 +18,21 @@ public struct NflogSettings: Sendable, Equatable {
     /// Under load, the receive thread wakes at most once per this many microseconds and reads
     /// every batch queued meanwhile (0: wake for each batch). See `WakeCoalescer`.
     public var coalesceMicroseconds: UInt32 = 2_000
+    /// The group each flow's first packet is logged to (the ruleset's `newFlowGroup`), or nil.
+    /// Bound on a socket of its own with queue threshold 1, read before the others and watched
+    /// during a coalescing pause, so a new flow's owner is looked up at once while the bulk
+    /// stays batched. Must not be one of `groups`.
+    public var newFlowGroup: UInt16?
 
     public init() {}
 }
 
-/// An NFLOG socket bound to our groups and configured; unbinds on `close()`.
+/// An NFLOG socket bound to our groups and configured, and one for the new-flow group when
+/// there is one; unbinds on `close()`.
 public final class NflogSubscription: @unchecked Sendable {
     public let socket: NetlinkSocket
+    /// Bound to `settings.newFlowGroup` alone.
+    public let newFlowSocket: NetlinkSocket?
     public let settings: NflogSettings
     private var nextSequence: UInt32 = 1
 
@@ -32,29 +40,52 @@ public final class NflogSubscription: @unchecked Sendable {
     /// to each so that a failure names its cause (group taken, not root, no nfnetlink_log).
     public init(settings: NflogSettings) throws(SourceError) {
         self.settings = settings
+        if let group = settings.newFlowGroup, settings.groups.contains(group) {
+            throw SourceError.invalidSettings("NFLOG group \(group) cannot carry new flows: it is also read for the "
+                                              + "rest of the traffic; choose another new-flow group")
+        }
+        let socket = try Self.openSocket(receiveBuffer: settings.socketReceiveBuffer)
+        self.socket = socket
+        do {
+            newFlowSocket = settings.newFlowGroup == nil ? nil
+                : try Self.openSocket(receiveBuffer: settings.socketReceiveBuffer)
+        } catch {
+            socket.close()
+            throw error
+        }
+        do {
+            for group in settings.groups {
+                try bind(group: group, on: socket, queueThreshold: settings.queueThreshold)
+            }
+            if let group = settings.newFlowGroup, let newFlowSocket {
+                try bind(group: group, on: newFlowSocket, queueThreshold: 1)
+            }
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    private static func openSocket(receiveBuffer: Int) throws(SourceError) -> NetlinkSocket {
+        let socket: NetlinkSocket
         do {
             socket = try NetlinkSocket(protocol: NetlinkSocket.netfilterProtocol)
         } catch {
             throw SourceError.openSocket(error)
         }
         do {
-            try socket.setReceiveBufferSize(settings.socketReceiveBuffer, force: true)
+            try socket.setReceiveBufferSize(receiveBuffer, force: true)
         } catch where error.code == Errno.permissionDenied {
             // Without CAP_NET_ADMIN, fall back to the capped size; binding will explain the rest.
-            _ = try? socket.setReceiveBufferSize(settings.socketReceiveBuffer, force: false)
+            _ = try? socket.setReceiveBufferSize(receiveBuffer, force: false)
         } catch {
             socket.close()
             throw SourceError.openSocket(error)
         }
-        do {
-            for group in settings.groups { try bind(group: group) }
-        } catch {
-            socket.close()
-            throw error
-        }
+        return socket
     }
 
-    private func bind(group: UInt16) throws(SourceError) {
+    private func bind(group: UInt16, on socket: NetlinkSocket, queueThreshold: UInt32) throws(SourceError) {
         // One message: the kernel applies the bind and then the settings to the new instance,
         // so no packet is delivered with default (full-size) copy settings.
         let sequence = takeSequence()
@@ -63,10 +94,10 @@ public final class NflogSubscription: @unchecked Sendable {
             .copyMode(.packet, range: settings.copyRange),
             .bufferSize(settings.netlinkBufferSize),
             .flushTimeout(settings.flushTimeout),
-            .queueThreshold(settings.queueThreshold),
+            .queueThreshold(queueThreshold),
             .flags(.sequence),
         ])
-        let code = try exchange(request, sequence: sequence, what: "bind NFLOG group \(group)")
+        let code = try exchange(request, on: socket, sequence: sequence, what: "bind NFLOG group \(group)")
         guard code != 0 else { return }
         throw SourceError.bind(group: group, errno: code, holders: [])
     }
@@ -74,7 +105,8 @@ public final class NflogSubscription: @unchecked Sendable {
     /// Sends `request` and waits for the kernel's NLMSG_ERROR answer with our sequence number.
     /// Returns the errno (0 = acknowledged). Packets that arrive meanwhile are dropped: this runs
     /// before the ruleset that feeds them is installed.
-    private func exchange(_ request: [UInt8], sequence: UInt32, what: String) throws(SourceError) -> Int32 {
+    private func exchange(_ request: [UInt8], on socket: NetlinkSocket, sequence: UInt32,
+                          what: String) throws(SourceError) -> Int32 {
         do {
             try socket.send(request)
         } catch {
@@ -116,11 +148,15 @@ public final class NflogSubscription: @unchecked Sendable {
         return nextSequence
     }
 
-    /// Unbinds every group (best effort) and closes the socket.
+    /// Unbinds every group (best effort) and closes the sockets.
     public func close() {
         for group in settings.groups {
             _ = try? socket.send(NflogConfigRequest.encode(group: group, sequence: takeSequence(), .command(.unbind)))
         }
         socket.close()
+        if let newFlowSocket, let group = settings.newFlowGroup {
+            _ = try? newFlowSocket.send(NflogConfigRequest.encode(group: group, sequence: takeSequence(), .command(.unbind)))
+            newFlowSocket.close()
+        }
     }
 }

@@ -10,6 +10,9 @@ import PacketModel
 public protocol PacketSource: AnyObject {
     /// The socket the receive loop reads.
     var socket: NetlinkSocket { get }
+    /// A second socket whose datagrams must not wait for a coalescing pause (each flow's first
+    /// packet): read before `socket`, and watched during a pause. Nil: none.
+    var urgentSocket: NetlinkSocket? { get }
     /// Bytes the loop's receive buffer needs: a smaller one truncates batches (MSG_TRUNC).
     var receiveBufferSize: Int { get }
     /// Under load, wake at most once per this many microseconds (0: wake for each datagram).

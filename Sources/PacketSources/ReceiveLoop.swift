@@ -30,6 +30,12 @@ public final class ReceiveLoop: @unchecked Sendable {
     private let buffer: UnsafeMutableRawBufferPointer
     /// Under load, wake at most once per interval (`NflogSettings.coalesceMicroseconds`).
     private var coalescer: WakeCoalescer
+    /// With an urgent socket: the urgent socket alone (watched during a pause), and both (the
+    /// wait when idle, instead of a blocking recv on the main socket).
+    private var urgentOnly: PollSet
+    private var either: PollSet
+    /// When a pause an urgent datagram interrupted is due to end (monotonic ns), nil otherwise.
+    private var pauseDeadline: UInt64?
 
     public init(source: any PacketSource, consumer: any PacketConsumer, signals: TerminationSignals?,
                 wakeup: WakeupEvent, reload: (() -> Void)? = nil, tick: (() -> Void)? = nil) {
@@ -42,6 +48,9 @@ public final class ReceiveLoop: @unchecked Sendable {
         buffer = .allocate(byteCount: source.receiveBufferSize, alignment: 8)
         coalescer = WakeCoalescer(intervalMicroseconds: source.coalesceMicroseconds,
                                   receiveBufferBytes: source.socketReceiveBufferBytes)
+        let urgent = source.urgentSocket.map { [$0.descriptor] } ?? []
+        urgentOnly = PollSet(urgent)
+        either = PollSet([source.socket.descriptor] + urgent)
     }
 
     deinit { buffer.deallocate() }
@@ -101,11 +110,24 @@ public final class ReceiveLoop: @unchecked Sendable {
     /// blocking; when nothing is and the loop is under load (see `WakeCoalescer`), the thread
     /// sleeps out the rest of the interval since its last wakeup (batches collect in the socket
     /// buffer meanwhile) instead of blocking in recv, which would wake it for the very next batch.
+    ///
+    /// With an urgent socket (each flow's first packet, `PacketSource.urgentSocket`), that socket
+    /// is read first, a pause watches it (an urgent datagram ends the sleep, is handled, and the
+    /// pause resumes until its end: the bulk still waits), and an idle loop polls both sockets.
     private func receiveNext() throws(SystemError) -> NetlinkSocket.Received? {
         let socket = source.socket
+        if let urgent = source.urgentSocket {
+            let first = try urgent.receive(into: buffer, nonBlocking: true)
+            if first != .wouldBlock { return first }
+            if let deadline = pauseDeadline { return try pauseWatchingUrgent(until: deadline) }
+        }
         guard coalescer.isEnabled else {
             source.recordWakeup()
-            return try socket.receiveWaiting(into: buffer)
+            guard source.urgentSocket != nil else { return try socket.receiveWaiting(into: buffer) }
+            let queued = try socket.receive(into: buffer, nonBlocking: true)
+            if queued != .wouldBlock { return queued }
+            _ = try either.waitInterruptibly(nanoseconds: tickNanoseconds)
+            return nil
         }
         let queued = try socket.receive(into: buffer, nonBlocking: true)
         guard queued == .wouldBlock else {
@@ -113,10 +135,17 @@ public final class ReceiveLoop: @unchecked Sendable {
             return queued
         }
         source.recordWakeup()
-        let pause = coalescer.remainingPause(at: WallClock.monotonicNanoseconds())
+        let now = WallClock.monotonicNanoseconds()
+        let pause = coalescer.remainingPause(at: now)
         if pause > 0 {
+            if source.urgentSocket != nil { return try pauseWatchingUrgent(until: now + pause) }
             ThreadInterrupter.sleep(nanoseconds: pause)
             coalescer.woke(at: WallClock.monotonicNanoseconds(), endingPause: true)
+            return nil
+        }
+        if source.urgentSocket != nil {
+            _ = try either.waitInterruptibly(nanoseconds: tickNanoseconds)
+            coalescer.woke(at: WallClock.monotonicNanoseconds(), endingPause: false)
             return nil
         }
         let received = try socket.receiveWaiting(into: buffer)
@@ -124,6 +153,22 @@ public final class ReceiveLoop: @unchecked Sendable {
         if received != nil { coalescer.recordRead() }
         return received
     }
+
+    /// Sleeps until `deadline` unless the urgent socket becomes readable first; then the pause is
+    /// remembered, to resume once the urgent datagrams are handled.
+    private func pauseWatchingUrgent(until deadline: UInt64) throws(SystemError) -> NetlinkSocket.Received? {
+        let now = WallClock.monotonicNanoseconds()
+        if now < deadline, try urgentOnly.waitInterruptibly(nanoseconds: deadline - now) {
+            pauseDeadline = deadline
+            return nil
+        }
+        pauseDeadline = nil
+        coalescer.woke(at: WallClock.monotonicNanoseconds(), endingPause: true)
+        return nil
+    }
+
+    /// How long an idle wait lasts before the housekeeping tick (nil: no tick, wait for packets).
+    private var tickNanoseconds: UInt64? { tick == nil ? nil : UInt64(tickMilliseconds) * 1_000_000 }
 
     /// The stop the watcher asked for, if any.
     private func requestedStop() -> Ending? {
@@ -180,17 +225,20 @@ public final class ReceiveLoop: @unchecked Sendable {
         _ = receiveAvailable(limit: 1024)
     }
 
-    /// Receives up to `limit` datagrams without blocking; returns an ending if one occurred.
+    /// Receives up to `limit` datagrams from each socket without blocking; returns an ending if
+    /// one occurred.
     private func receiveAvailable(limit: Int) -> Ending? {
-        for _ in 0..<limit {
-            let received: NetlinkSocket.Received
-            do {
-                received = try source.socket.receive(into: buffer, nonBlocking: true)
-            } catch {
-                return .failed(SourceError.receive(error).description)
+        for socket in [source.urgentSocket, source.socket].compactMap({ $0 }) {
+            for _ in 0..<limit {
+                let received: NetlinkSocket.Received
+                do {
+                    received = try socket.receive(into: buffer, nonBlocking: true)
+                } catch {
+                    return .failed(SourceError.receive(error).description)
+                }
+                if received == .wouldBlock { break }
+                if let ending = handle(received) { return ending }
             }
-            if received == .wouldBlock { return nil }
-            if let ending = handle(received) { return ending }
         }
         return nil
     }

@@ -8,6 +8,8 @@ public enum SourceError: Error, Sendable, CustomStringConvertible {
     case bind(group: UInt16, errno: Int32, holders: [String])
     case noAnswer(what: String)
     case receive(SystemError)
+    /// Settings that contradict each other (the reason says which, and what to change).
+    case invalidSettings(String)
 
     public var description: String {
         switch self {
@@ -35,6 +37,8 @@ public enum SourceError: Error, Sendable, CustomStringConvertible {
             return "cannot \(what): the kernel did not answer within 2 s"
         case .receive(let error):
             return "receiving NFLOG messages failed: \(error)"
+        case .invalidSettings(let reason):
+            return reason
         }
     }
 }

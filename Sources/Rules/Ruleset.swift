@@ -57,6 +57,7 @@ public struct Ruleset: Sendable, Equatable {
         var rules: [Rule] = []
         for set in flowSets(spec) {
             var immediate = log
+            immediate.group = spec.newFlowGroup ?? log.group
             immediate.queueThreshold = 1
             rules.append(Rule(matches: matches + [.flowNotIn(set)],
                               statements: [.addFlow(set), .counter, .log(immediate), .accept],

@@ -63,6 +63,9 @@ public struct RulesetSpec: Sendable, Equatable {
     /// flush timeout, by when a one-shot sender has exited), and a long flow is delivered at
     /// once again about when the monitor's cached owner expires. See `FlowSet`.
     public var newFlowSeconds: UInt32
+    /// The NFLOG group a flow's first packet is logged to; nil: `group`. A group of its own lets
+    /// the monitor read new flows at once while it lets the bulk collect (`NflogSettings`).
+    public var newFlowGroup: UInt16?
 
     public static let defaultTableName = "nfowner"
     public static let defaultGroup: UInt16 = 5
@@ -89,7 +92,8 @@ public struct RulesetSpec: Sendable, Equatable {
         cgroups: [CgroupClassifier] = [],
         cgroupLevels: [Int] = [],
         logsUnclassified: Bool = true,
-        newFlowSeconds: UInt32 = RulesetSpec.defaultNewFlowSeconds
+        newFlowSeconds: UInt32 = RulesetSpec.defaultNewFlowSeconds,
+        newFlowGroup: UInt16? = nil
     ) {
         self.tableName = tableName
         self.group = group
@@ -104,6 +108,7 @@ public struct RulesetSpec: Sendable, Equatable {
         self.cgroupLevels = cgroupLevels
         self.logsUnclassified = logsUnclassified
         self.newFlowSeconds = newFlowSeconds
+        self.newFlowGroup = newFlowGroup
     }
 
     /// Whether the ruleset classifies by cgroup (verdict maps and per-cgroup chains).

@@ -75,6 +75,7 @@ public final class Session: @unchecked Sendable {
         let source = try openSource(&plan)
         var spec = plan.spec
         spec.group = plan.nflog.groups.first ?? spec.group
+        if spec.newFlowGroup != nil { spec.newFlowGroup = plan.nflog.newFlowGroup }
         let rules = RulesLifecycle(spec: spec, policy: options.rules,
                                    wantsFollow: plan.follow && plan.cgroupMount != nil, report: report)
         do { try rules.start() } catch {
@@ -165,15 +166,27 @@ public final class Session: @unchecked Sendable {
         var settings = plan.nflog
         let first = settings.groups.first ?? 5
         var lastError: SourceError?
+        // With a new-flow group, groups are taken in pairs (bulk, then new flows).
+        let step: UInt16 = settings.newFlowGroup == nil ? 1 : 2
         for offset in 0..<max(1, options.groupSearch) {
-            if options.groupSearch > 1 { settings.groups = [first &+ UInt16(offset)] }
+            if options.groupSearch > 1 {
+                settings.groups = [first &+ UInt16(offset) &* step]
+                if settings.newFlowGroup != nil { settings.newFlowGroup = first &+ UInt16(offset) &* step &+ 1 }
+            }
             do {
                 let source = try NflogSource(settings: settings)
                 plan.nflog = settings
                 return source
             } catch {
                 lastError = error
-                guard case .bind(_, let errno, _) = error, errno == Errno.permissionDenied else { break }
+                guard case .bind(let group, let errno, _) = error, errno == Errno.permissionDenied else { break }
+                if group == settings.newFlowGroup, options.groupSearch <= 1 {
+                    let holders = ((try? NftRunner().nflogListener(group: group).processes) ?? []).map(\.description)
+                    let who = holders.isEmpty ? "" : " (" + holders.joined(separator: ", ") + ")"
+                    throw SessionError("cannot bind NFLOG group \(group) for new flows: another process already holds "
+                                       + "it\(who); set nflog.new_flow_group to a free group, or --new-flow-seconds 0 "
+                                       + "to batch new flows with the rest")
+                }
             }
         }
         if case .bind(let group, let errno, _)? = lastError, errno == Errno.permissionDenied, ProcessIdentity.isRoot {

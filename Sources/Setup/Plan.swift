@@ -71,6 +71,19 @@ public enum Planner {
         spec.snaplen = nflog.copyRange
         spec.queueThreshold = overrides.queueThreshold ?? config.nflog.queueThreshold
         spec.newFlowSeconds = overrides.newFlowSeconds ?? config.nflog.newFlowSeconds
+        if spec.newFlowSeconds > 0 {
+            // A group of its own, derived from the one the rules log to (--group moves both).
+            var groups = config.nflog
+            groups.groups = nflog.groups
+            if overrides.group != nil { groups.newFlowGroup = nil }
+            let newFlowGroup = groups.effectiveNewFlowGroup
+            guard !nflog.groups.contains(newFlowGroup) else {
+                throw SetupError("NFLOG group \(newFlowGroup) is both a group to read and the new-flow group; "
+                                 + "set nflog.new_flow_group to another one, or new_flow_seconds = 0")
+            }
+            spec.newFlowGroup = newFlowGroup
+            nflog.newFlowGroup = newFlowGroup
+        }
         spec.hooks = (overrides.input ?? config.hooks.input) ? [.output, .input] : [.output]
 
         let commandLineUsers = overrides.uids.map(Principal.id) + overrides.userNames.map(Principal.name)

@@ -44,6 +44,17 @@ private func failure(_ text: String, sourceLocation: SourceLocation = #_sourceLo
 }
 
 @Suite struct EveryKey {
+    @Test func theNewFlowGroupIsAGroupOfItsOwn() throws {
+        #expect(NfownerConfig().nflog.effectiveNewFlowGroup == 6)
+        #expect(NfownerConfig.Nflog(groups: [7, 8, 10]).effectiveNewFlowGroup == 9)
+        #expect(NfownerConfig.Nflog(groups: [65535]).effectiveNewFlowGroup == 0)
+        let error = #expect(throws: ConfigError.self) {
+            try parse("[nflog]\ngroups = [5, 6]\nnew_flow_group = 6\n")
+        }
+        #expect(error?.code == .duplicate)
+        #expect(error?.line == 3)
+    }
+
     @Test func everyKeyIsRead() throws {
         let config = try parse("""
             [nflog]
@@ -53,6 +64,8 @@ private func failure(_ text: String, sourceLocation: SourceLocation = #_sourceLo
             flush_timeout = 6000
             receive_buffer = 65536
             coalesce_us = 0
+            new_flow_seconds = 30
+            new_flow_group = 9
             [hooks]
             input = true
             [select]
@@ -65,7 +78,7 @@ private func failure(_ text: String, sourceLocation: SourceLocation = #_sourceLo
             """)
         #expect(config.nflog == NfownerConfig.Nflog(groups: [7, 0, 65535], snaplen: 65535, queueThreshold: 1,
                                                     flushTimeout: 6000, receiveBuffer: 65536,
-                                                    coalesceMicroseconds: 0))
+                                                    coalesceMicroseconds: 0, newFlowSeconds: 30, newFlowGroup: 9))
         #expect(config.hooks.input)
         #expect(config.select.users == [.name("alice"), .id(1000), .id(0)])
         #expect(config.select.groups == [.name("wheel"), .id(4_294_967_294)])

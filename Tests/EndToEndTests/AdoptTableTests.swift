@@ -78,12 +78,13 @@ extension EndToEnd {
             defer { namespace.close() }
             let first = try RunningMonitor(["--format", "none", "--netns", namespace.name])
             let firstPID = first.process.processIdentifier
-            // Another group, so binding succeeds and the table is what stops it.
+            // Other groups (the first monitor reads 5, and 6 for new flows), so binding succeeds and the
+            // table is what stops it.
             #expect(throws: (any Error).self) {
-                _ = try RunningMonitor(["--format", "none", "--netns", namespace.name, "--group", "6"])
+                _ = try RunningMonitor(["--format", "none", "--netns", namespace.name, "--group", "7"])
             }
             let result = try Harness.run(Harness.nfowner, ["monitor", "--format", "none", "--netns", namespace.name,
-                                                           "--group", "6", "--count", "1"])
+                                                           "--group", "7", "--count", "1"])
             #expect(result.status != 0)
             #expect(result.stderr.contains("another monitor still running holds it (pid \(firstPID) nfowner)"))
             #expect(result.stderr.contains("kill \(firstPID)"))

@@ -42,6 +42,25 @@ import Testing
         #expect(!script.contains("evil"))
     }
 
+    @Test func newFlowsGoToAGroupOfTheirOwnThatFollowsTheGroup() throws {
+        let defaults = try Self.plan()
+        #expect(defaults.spec.newFlowSeconds == 2)
+        #expect(defaults.spec.newFlowGroup == 6)
+        #expect(defaults.nflog.newFlowGroup == 6)
+        var overrides = Overrides()
+        overrides.group = 20
+        #expect(try Self.plan(NfownerConfig(), overrides).nflog.newFlowGroup == 21)
+        overrides.newFlowSeconds = 0
+        let batched = try Self.plan(NfownerConfig(), overrides)
+        #expect(batched.spec.newFlowGroup == nil)
+        #expect(batched.nflog.newFlowGroup == nil)
+        var config = NfownerConfig()
+        config.nflog.newFlowGroup = 5
+        overrides = Overrides()
+        overrides.group = 5
+        #expect(try Self.plan(config, overrides).nflog.newFlowGroup == 6)  // --group re-derives it
+    }
+
     @Test func commandLineOverridesTheFile() throws {
         var config = NfownerConfig()
         config.nflog.groups = [7, 8]
