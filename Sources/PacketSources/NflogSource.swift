@@ -87,5 +87,8 @@ public final class NflogSource: PacketSource, @unchecked Sendable {
     public func recordOverrun() { counters.enobufs += 1 }
     public func recordTruncatedDatagram() { counters.truncatedBatches += 1 }
 
+    /// Unbinding a group flushes the batch the kernel was still collecting to our socket.
+    public func stopDelivery() { subscription?.unbind() }
+
     public func close() { subscription?.close() }
 }

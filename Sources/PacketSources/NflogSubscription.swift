@@ -35,6 +35,7 @@ public final class NflogSubscription: @unchecked Sendable {
     public let newFlowSocket: NetlinkSocket?
     public let settings: NflogSettings
     private var nextSequence: UInt32 = 1
+    private var unbound = false
 
     /// Opens the socket and binds and configures every group, waiting for the kernel's answer
     /// to each so that a failure names its cause (group taken, not root, no nfnetlink_log).
@@ -148,15 +149,23 @@ public final class NflogSubscription: @unchecked Sendable {
         return nextSequence
     }
 
-    /// Unbinds every group (best effort) and closes the sockets.
-    public func close() {
+    /// Unbinds every group (best effort; once). The kernel then flushes each group's pending
+    /// batch to the socket — before `send` returns — and sends nothing more.
+    public func unbind() {
+        guard !unbound else { return }
+        unbound = true
         for group in settings.groups {
             _ = try? socket.send(NflogConfigRequest.encode(group: group, sequence: takeSequence(), .command(.unbind)))
         }
-        socket.close()
         if let newFlowSocket, let group = settings.newFlowGroup {
             _ = try? newFlowSocket.send(NflogConfigRequest.encode(group: group, sequence: takeSequence(), .command(.unbind)))
-            newFlowSocket.close()
         }
+    }
+
+    /// Unbinds (unless done already) and closes the sockets.
+    public func close() {
+        unbind()
+        socket.close()
+        newFlowSocket?.close()
     }
 }

@@ -36,6 +36,9 @@ public protocol PacketSource: AnyObject {
     func recordOverrun()
     /// Counts a datagram larger than the receive buffer (MSG_TRUNC): its tail was lost.
     func recordTruncatedDatagram()
+    /// Asks the kernel to hand over what it still holds and to send no more (stopping: the loop
+    /// then drains the sockets, so the summary covers every packet logged until now).
+    func stopDelivery()
     /// Unsubscribes and closes the socket.
     func close()
 }

@@ -90,6 +90,7 @@ public final class ReceiveLoop: @unchecked Sendable {
         while true {
             if consumer.isFinished { return .countReached }
             if let ending = requestedStop() {
+                source.stopDelivery()
                 drainAvailable()
                 return ending
             }
@@ -219,8 +220,8 @@ public final class ReceiveLoop: @unchecked Sendable {
         tick()
     }
 
-    /// Reads whatever is queued without blocking (used before exiting on a signal so the
-    /// summary covers what the kernel had already delivered).
+    /// Reads whatever is queued without blocking (used before exiting on a signal, after
+    /// `stopDelivery`, so the summary covers what the kernel had logged).
     private func drainAvailable() {
         _ = receiveAvailable(limit: 1024)
     }
