@@ -10,6 +10,9 @@ public protocol PacketAttributing: AnyObject {
     /// Resolves the packet's owner (or finds it cached) like `attribute`, for a caller that
     /// shows nothing (`--format none`): the same work, minus handing out the result.
     func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64)
+    /// Flows whose owner's cgroup (the named process's own) differs from the packet's classified
+    /// cgroup: the summary line's `cgroup_corrections`. Read by the receive thread.
+    var cgroupCorrections: Int { get }
 }
 
 extension PacketAttributing {
@@ -17,6 +20,8 @@ extension PacketAttributing {
                         now: UInt64) {
         _ = attribute(packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
     }
+
+    public var cgroupCorrections: Int { 0 }
 }
 
 extension OwnerAttributor: PacketAttributing {}
@@ -51,10 +56,13 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
     /// missing (no connector: periodic scans; no sock_diag: no exact matches).
     /// `exitGrace`: how long exited processes stay attributable, in nanoseconds.
     /// `flowLifetime` (nanoseconds) and `maximumFlows`: the flow cache's, see `FlowCache`.
+    /// `cgroupMountPoint`: the cgroup2 mount, to find the id of a process's own cgroup (nil: such
+    /// ids are reported as unknown).
     public init(events: ProcessEventSource, flushTimeout: UInt32,
                 exitGrace: UInt64 = ProcessTable.defaultGracePeriod,
                 flowLifetime: UInt64 = FlowCache.defaultLifetime,
                 maximumFlows: Int = FlowCache.defaultMaximumFlows,
+                cgroupMountPoint: String? = nil,
                 report: (String) -> Void) {
         if case .rescan(let reason) = events.mode { report(reason) }
         let table = ProcessTable(gracePeriod: exitGrace)
@@ -68,7 +76,8 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
         self.table = table
         self.events = events
         attributor = OwnerAttributor(table: table, sockets: sockets, flushTimeoutHundredths: flushTimeout,
-                                     flowLifetime: flowLifetime, maximumFlows: maximumFlows)
+                                     flowLifetime: flowLifetime, maximumFlows: maximumFlows,
+                                     cgroupID: cgroupMountPoint.map { CgroupIDs.lookup(mountPoint: $0) })
         // Before resolving a new flow (under the lock, from `attribute`): apply the process
         // events still queued, so no packet is attributed before its sender's exec was seen.
         attributor.beforeResolving = { [table, events] in table.drain(events) }
@@ -109,6 +118,9 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
                                        cgroupPath: cgroupPath, now: now)
         }
     }
+
+    /// Written under the lock by the receive thread, which is also the reader.
+    public var cgroupCorrections: Int { attributor.cgroupCorrections }
 
     /// Periodic work (from the receive loop's tick): expire exited processes and stale flows;
     /// without process events, rescan /proc.

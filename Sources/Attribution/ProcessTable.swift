@@ -45,6 +45,13 @@ public struct ProcessEntry: Sendable, Equatable {
         guard let exitTime else { return true }
         return exitTime >= time.subtractingClamped(window)
     }
+
+    /// True when the process started or exited within [time - window, time] (or exited since):
+    /// what a sender whose socket is gone looks like when nothing narrows it down (no cgroup).
+    /// A long-running process that neither started nor ended around the packet is not one.
+    public func startedOrExited(around time: UInt64, window: UInt64) -> Bool {
+        startTime >= time.subtractingClamped(window) || exitTime.map { $0 >= time.subtractingClamped(window) } == true
+    }
 }
 
 /// The process table. Not thread-safe: the monitor keeps it behind a lock (`OwnerResolution`),
@@ -223,6 +230,29 @@ public final class ProcessTable {
         let living = alive.values.filter(matches).sorted { $0.pid < $1.pid }
         let gone = exited[exitedHead...].filter(matches).sorted { $0.pid < $1.pid }
         return living + gone
+    }
+
+    /// `entries` without those that are an ancestor of another of them: a parent waiting for its
+    /// child (a shell running ping) did not send the child's packet. Ancestry follows the ppid
+    /// recorded at fork, through the entries themselves and the live processes of the table, up
+    /// to 64 levels; a step stops at an unknown pid or at a "parent" younger than its child (a
+    /// reused pid). A parent that sent too is dropped all the same: the rule prefers leaves.
+    public func leaves(of entries: [ProcessEntry]) -> [ProcessEntry] {
+        guard entries.count > 1 else { return entries }
+        var byPID: [Int32: ProcessEntry] = [:]
+        for entry in entries where byPID[entry.pid] == nil { byPID[entry.pid] = entry }
+        var ancestors = Set<Int32>()
+        for entry in entries {
+            var child = entry
+            var depth = 0
+            while depth < 64, let ppid = child.process.ppid, ppid > 0, ppid != child.pid,
+                  let parent = byPID[ppid] ?? alive[ppid], parent.startTime <= child.startTime {
+                if byPID[ppid] != nil, !ancestors.insert(ppid).inserted { break }  // the rest is marked
+                child = parent
+                depth += 1
+            }
+        }
+        return entries.filter { !ancestors.contains($0.pid) }
     }
 
     // MARK: - Internals

@@ -5,6 +5,9 @@ public struct OwnerAttribution: Sendable, Hashable {
         case exact
         /// One process of the packet's uid was alive in its cgroup at packet time.
         case single
+        /// Several were, all running one executable: the program is known, not the process
+        /// (`named` has no pid). `processes` lists them.
+        case program
         /// Several were: all are listed (bounded).
         case candidates
         /// Only the uid is known (no cgroup, or no process matched).
@@ -16,25 +19,57 @@ public struct OwnerAttribution: Sendable, Hashable {
     public var confidence: Confidence
     /// Why the confidence is not higher, e.g. "no socket: kernel-generated".
     public var reason: String?
-    /// The processes behind the packet: the socket's holders (exact) or the candidates.
+    /// The processes behind the packet: the socket's holders (exact), the candidates (single,
+    /// program, candidates).
     public var processes: [ProcessReference]
+    /// The cgroup of the named process (exact, single) or of every candidate of a program, from
+    /// the process table; nil when the processes do not share one or it is not known. The owner's
+    /// cgroup is this one, not the ruleset's classification (which is only the nearest classified
+    /// ancestor of the socket's cgroup).
+    public var cgroup: ProcessCgroup?
 
-    public init(confidence: Confidence, reason: String? = nil, processes: [ProcessReference] = []) {
+    public init(confidence: Confidence, reason: String? = nil, processes: [ProcessReference] = [],
+                cgroup: ProcessCgroup? = nil) {
         self.confidence = confidence
         self.reason = reason
         self.processes = processes
+        self.cgroup = cgroup
     }
 
     /// The process named in `pid`/`comm`/`exe`: only when there is exactly one answer.
     public var chosen: ProcessReference? {
         switch confidence {
         case .exact, .single: processes.first
+        case .program, .candidates, .uid, .none: nil
+        }
+    }
+
+    /// What `pid`, `comm` and `exe` say: one process (exact, single), or one program without a
+    /// pid (program: the first listed process, which has the program's exe when any has one);
+    /// nil otherwise.
+    public var named: NamedProcess? {
+        switch confidence {
+        case .exact, .single: processes.first.map { NamedProcess(pid: $0.pid, comm: $0.comm, exe: $0.exe) }
+        case .program: processes.first.map { NamedProcess(pid: nil, comm: $0.comm, exe: $0.exe) }
         case .candidates, .uid, .none: nil
         }
     }
 
     /// At most this many candidates are listed.
     public static let maximumListed = 16
+}
+
+/// The event's `pid`, `comm` and `exe`: a process, or a program (`pid` nil).
+public struct NamedProcess: Sendable, Equatable {
+    public var pid: Int32?
+    public var comm: String?
+    public var exe: String?
+
+    public init(pid: Int32?, comm: String?, exe: String?) {
+        self.pid = pid
+        self.comm = comm
+        self.exe = exe
+    }
 }
 
 public struct ProcessReference: Sendable, Equatable, Hashable {
@@ -46,5 +81,23 @@ public struct ProcessReference: Sendable, Equatable, Hashable {
         self.pid = pid
         self.comm = comm
         self.exe = exe
+    }
+}
+
+/// A process's own cgroup (/proc/PID/cgroup), as an owner reports it.
+public struct ProcessCgroup: Sendable, Hashable {
+    /// Relative to the cgroup2 root, like /proc/PID/cgroup; the root cgroup is "/".
+    public var path: String
+    /// The systemd unit or scope in the path, if any.
+    public var unit: String?
+    /// Its id (the directory's inode); nil when it was not looked up (the path is the ruleset's
+    /// classified cgroup, whose id the packet carries) or could not be (the cgroup is gone, or
+    /// there is no cgroup2 mount).
+    public var id: UInt64?
+
+    public init(path: String, unit: String?, id: UInt64?) {
+        self.path = path
+        self.unit = unit
+        self.id = id
     }
 }

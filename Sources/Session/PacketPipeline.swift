@@ -137,6 +137,8 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
             event.inputInterfaceName = nil
             event.outputInterfaceName = nil
         }
+        // Once per datagram, not per packet: the corrections are counted when flows are resolved.
+        if let processes = engine.processes { counters.cgroupCorrections = processes.cgroupCorrections }
         let snapshot = SessionCounters(source: source.counters, pipeline: counters)
         published.withLock { $0 = snapshot }
         for sink in sinks {
