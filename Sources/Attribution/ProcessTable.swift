@@ -153,27 +153,36 @@ public final class ProcessTable {
                 // A fork copies the parent, except the cgroup (clone3 CLONE_INTO_CGROUP). Reading
                 // one file, not seven, keeps us quick for the exec event that usually follows.
                 entry.process.cgroupPath = cgroup
+            } else if let cgroup = procFS.cgroupPath(parentTGID) {
+                // The child is gone already (a one-shot program, reaped): it was where its parent
+                // is — more likely than where the parent was at its own exec, since moves raise
+                // no event and a shell often moves itself (`echo $$ > cgroup.procs`) first.
+                entry.process.cgroupPath = cgroup
+                alive[parentTGID]?.process.cgroupPath = cgroup
             }
             if alive[childPID] != nil { markExited(childPID, at: time) }  // missed its exit
             insertAlive(entry)
         case .exec(_, let tgid):
             guard var entry = alive[tgid] ?? unknown(tgid, at: time) else { return }
             // exe first: a short-lived program loses it (its mm) first when it exits, while
-            // comm, status and cgroup stay readable until it is reaped.
+            // status (comm, ids) and cgroup stay readable until it is reaped. Only what an exec
+            // can change is read (not stat: pid, ppid and start time stay), four files: a burst
+            // of one-shot programs is read faster than they are reaped.
             let exe = procFS.exe(tgid)
+            let status = procFS.status(tgid)
+            let cgroup = procFS.cgroupPath(tgid)
             let cmdline = procFS.cmdline(tgid)
-            let snapshot = procFS.snapshot(tgid)
-            // After an exec the inherited exe and arguments are wrong: without fresh ones,
-            // say "unknown" rather than name the parent's program.
+            // After an exec the inherited exe, arguments and comm are wrong: without fresh ones,
+            // say "unknown" rather than name the parent's program (comm is kept: see docs).
             entry.process.exe = exe
             entry.process.cmdline = cmdline
             entry.missedExec = exe == nil
-            if let snapshot {
-                entry.process.merge(snapshot, replacingMissing: false)
-                entry.process.exe = exe ?? snapshot.exe
-                entry.process.cmdline = cmdline ?? snapshot.cmdline
-                entry.missedExec = entry.process.exe == nil
+            if let status, status.tgid == nil || status.tgid == tgid {
+                if let name = status.name { entry.process.comm = name }
+                if let uid = status.uid?.filesystem { entry.process.uid = uid }
+                if let gid = status.gid?.filesystem { entry.process.gid = gid }
             }
+            if let cgroup { entry.process.cgroupPath = cgroup }
             alive[tgid] = entry
         case .uid(let pid, let tgid, _, let effective):
             guard pid == tgid, var entry = alive[tgid] ?? unknown(tgid, at: time) else { return }

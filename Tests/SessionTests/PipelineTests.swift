@@ -244,6 +244,11 @@ struct PipelineHarness {
         let traced = counters.summaryLine(durationSeconds: nil, groups: [30001])
         #expect(!traced.contains("duration_s"))
         #expect(traced.hasSuffix(" wakeups=0 cgroups_added=2 cgroups_removed=0 cgroup_update_failures=0"))
+        // With owner resolution: cgroup_corrections after every other key, the command's own too.
+        counters.pipeline.cgroupCorrections = 4
+        let resolved = counters.summaryLine(durationSeconds: nil, groups: [30001], suffix: " exit_status=0")
+        #expect(resolved.hasSuffix(" cgroup_update_failures=0 exit_status=0 cgroup_corrections=4"))
+        #expect(resolved.hasPrefix(traced))
     }
 
     /// IPv4 UDP 127.0.0.1:40000 → 127.0.0.1:9999 with 4 payload bytes.
