@@ -208,6 +208,21 @@ public final class ProcessTable {
         evictExpired(now: time)
     }
 
+    /// Applies a batch of events in order, skipping an exec when the same process execs again
+    /// later in the batch (nsenter → the program, a shell's `exec`): the later one reads and
+    /// replaces everything the earlier would have read, and a burst of one-shot programs is
+    /// read before they are reaped only if no read is wasted.
+    public func apply(_ events: [ProcEvent]) {
+        var lastExec: [Int32: Int] = [:]
+        for (index, event) in events.enumerated() {
+            if case .exec(_, let tgid) = event.kind { lastExec[tgid] = index }
+        }
+        for (index, event) in events.enumerated() {
+            if case .exec(_, let tgid) = event.kind, let last = lastExec[tgid], last > index { continue }
+            apply(event)
+        }
+    }
+
     /// Drops exited entries whose grace period ended before `now` (monotonic ns).
     public func evictExpired(now: UInt64) {
         while exitedHead < exited.count, let exitTime = exited[exitedHead].exitTime,

@@ -101,6 +101,27 @@ import Testing
         #expect(world.table.process(pid: 100)?.process.cgroupPath == Self.scope)
     }
 
+    /// A batch with two execs of one process (nsenter → the program) ends as the second left it.
+    @Test func aBatchEndsWithTheLastExecsProgram() throws {
+        let world = try World { proc in
+            try proc.add(pid: 100, comm: "bash", cgroup: Self.scope, exe: "/usr/bin/bash")
+        }
+        defer { world.remove() }
+        try world.proc.add(pid: 200, comm: "ping", ppid: 100, cgroup: Self.scope, exe: "/usr/bin/ping")
+        world.table.apply([
+            ProcEvent(timestamp: Self.t0, kind: .fork(parentPID: 100, parentTGID: 100, childPID: 200, childTGID: 200)),
+            ProcEvent(timestamp: Self.t0 + 1, kind: .exec(pid: 200, tgid: 200)),
+            ProcEvent(timestamp: Self.t0 + 2, kind: .exec(pid: 200, tgid: 200)),
+            ProcEvent(timestamp: Self.t0 + 3, kind: .exit(pid: 200, tgid: 200, exitCode: 0, exitSignal: 17,
+                                                           parentPID: 100, parentTGID: 100)),
+        ])
+        let entry = try #require(world.table.process(pid: 200))
+        #expect(entry.process.exe == "/usr/bin/ping")
+        #expect(entry.process.comm == "ping")
+        #expect(entry.exitTime == Self.t0 + 3)
+        #expect(!entry.missedExec)
+    }
+
     @Test func childrenOfOneExecutableAreAProgramWithoutAPid() throws {
         let exe = "/usr/local/bin/nfowner-traffic"
         let world = try World { proc in
