@@ -31,6 +31,8 @@ public final class OwnerAttributor {
     /// How long before the receive time a packet may have been sent: the NFLOG flush timeout
     /// plus scheduling slack. A process that exited before that cannot have sent it.
     private let window: UInt64
+    /// How far back to look when nobody was alive within `window`: `window` + 250 ms.
+    private let lateWindow: UInt64
     private let flows: FlowCache
     /// Packets whose flow was not cached: each cost one resolution.
     @exclusivity(unchecked) public private(set) var lookups = 0
@@ -54,6 +56,7 @@ public final class OwnerAttributor {
         self.sockets = sockets
         self.cgroupID = cgroupID
         window = UInt64(flushTimeoutHundredths) * 10_000_000 + 20_000_000
+        lateWindow = window + 250_000_000
         flows = FlowCache(lifetime: flowLifetime, maximumFlows: maximumFlows)
     }
 
@@ -151,15 +154,24 @@ public final class OwnerAttributor {
         // 2. Who of that uid could have sent it: in its cgroup, or without one, those that
         //    started or exited around the packet (a daemon that has run for hours and still
         //    runs would have its socket found).
-        let alive = table.processes(uid: uid, cgroupPath: nil, aliveAt: now, window: window)
-        let pool: [ProcessEntry]
-        let scope: String
-        if let cgroupPath {
-            pool = alive.filter { entry in entry.process.cgroupPath.map { CgroupPath.isSame($0, orBelow: cgroupPath) } ?? false }
-            scope = "in \(cgroupPath)"
-        } else {
-            pool = alive.filter { $0.startedOrExited(around: now, window: window) }
-            scope = "started or exited at packet time (no cgroup known for the packet)"
+        //    A packet read later than the window allows (the receive thread was not scheduled
+        //    in time: its receive time is all nfowner knows) finds nobody there; then, and only
+        //    then, the search reaches `lateWindow` back and the reason says so.
+        func alive(within window: UInt64) -> [ProcessEntry] {
+            let alive = table.processes(uid: uid, cgroupPath: nil, aliveAt: now, window: window)
+            if let cgroupPath {
+                return alive.filter { entry in
+                    entry.process.cgroupPath.map { CgroupPath.isSame($0, orBelow: cgroupPath) } ?? false
+                }
+            }
+            return alive.filter { $0.startedOrExited(around: now, window: window) }
+        }
+        var pool = alive(within: window)
+        var scope = cgroupPath.map { "in \($0)" } ?? "started or exited at packet time (no cgroup known for the packet)"
+        let late = pool.isEmpty
+        if late {
+            pool = alive(within: lateWindow)
+            scope += ", none within \(window / 1_000_000) ms but within \(lateWindow / 1_000_000) ms (the packet was read late)"
         }
         guard !pool.isEmpty else {
             return OwnerAttribution(confidence: .uid, reason: cgroupPath.map { "no process of uid \(uid) seen in \($0)" }
@@ -170,7 +182,7 @@ public final class OwnerAttributor {
         let shared = Self.sharedCgroup(of: candidates)
         if candidates.count == 1 {
             return OwnerAttribution(confidence: .single,
-                                    reason: cgroupPath == nil ? "the only process of uid \(uid) \(scope)" : nil,
+                                    reason: cgroupPath == nil || late ? "the only process of uid \(uid) \(scope)" : nil,
                                     processes: [reference(candidates[0])], cgroup: shared)
         }
         if let program = Self.sameProgram(candidates) {

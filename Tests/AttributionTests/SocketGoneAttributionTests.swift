@@ -194,8 +194,13 @@ import Testing
         // The root cgroup is "/", with its id; not a correction (nothing was classified).
         #expect(found.cgroup == ProcessCgroup(path: "/", unit: nil, id: 1))
         #expect(world.attributor.cgroupCorrections == 0)
-        // A second later curl is outside the window: only long-running processes are left.
-        let later = world.attribute(port: 40_003, cgroupPath: nil, at: Self.t0 + Self.second)
+        // Read 200 ms later (the window is 120 ms): nobody in the window, curl within 370 ms.
+        let late = world.attribute(port: 40_003, cgroupPath: nil, at: Self.t0 + 200 * Self.ms)
+        #expect(late.confidence == .single)
+        #expect(late.named?.exe == "/usr/bin/curl")
+        #expect(late.reason == "the only process of uid 1000 started or exited at packet time (no cgroup known for the packet), none within 120 ms but within 370 ms (the packet was read late)")
+        // A second later curl is outside both: only long-running processes are left.
+        let later = world.attribute(port: 40_004, cgroupPath: nil, at: Self.t0 + Self.second)
         #expect(later.confidence == .uid)
     }
 
