@@ -43,6 +43,8 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
     private var thread: DedicatedThread?
     private var lastRescan = WallClock.monotonicNanoseconds()
     private static let rescanInterval: UInt64 = 1_000_000_000
+    /// The process-event thread's niceness (the default is 0).
+    static let eventThreadNiceness: Int32 = -10
 
     /// Subscribes to process events. Call it BEFORE entering another network namespace: the
     /// kernel's process connector exists only in the initial one (elsewhere the subscription is
@@ -84,6 +86,12 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
         stop = try? WakeupEvent()
         if let descriptor = events.descriptor, let stop {
             thread = try? DedicatedThread(name: "nfowner-procs") { [self] in
+                // A one-shot program's exe and comm can be read only until it is reaped, often a
+                // millisecond after it exits; a burst of them on a busy machine outruns a reader
+                // of ordinary priority (40 senders at once on 2 cores lost some). The thread
+                // sleeps until events come and then reads a few /proc files per event. Without
+                // CAP_SYS_NICE it stays at the default.
+                try? DedicatedThread.setCurrentNiceness(Self.eventThreadNiceness)
                 while let ready = try? waitReadable([descriptor, stop.descriptor], timeoutMilliseconds: -1),
                       !ready.contains(stop.descriptor) {
                     lock.withLock { _ in table.drain(events) }

@@ -18,6 +18,8 @@
 #include <grp.h>
 #include <errno.h>
 #include <unistd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <linux/netlink.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -34,5 +36,10 @@ extern int setns(int fd, int nstype);
 extern int pthread_setname_np(pthread_t thread, const char *name);
 static inline void nfowner_name_thread(pthread_t thread, const char *name) { (void)pthread_setname_np(thread, name); }
 static inline int nfowner_enter_network_namespace(int fd) { return setns(fd, 0x40000000 /* CLONE_NEWNET */); }
+/* setpriority(PRIO_PROCESS, tid, nice) for the calling thread only: Linux applies a process
+ * priority to the one task (thread) a tid names. Returns 0 or -1 with errno. */
+static inline int nfowner_set_thread_niceness(int niceness) {
+    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), niceness);
+}
 
 #endif

@@ -48,6 +48,8 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         factSinks = sinks.filter { $0.needs == .facts }
         self.eventLimit = eventLimit
         self.clock = clock
+        // The summary line has `cgroup_corrections` whenever owners are resolved, from the start.
+        if engine.processes != nil { counters.cgroupCorrections = 0 }
     }
 
     public static func wallClock() -> EventTime {

@@ -114,6 +114,27 @@ struct PipelineHarness {
         }
     }
 
+    /// `cgroup_corrections` is the attributor's count, on the line from the start whenever owners
+    /// are resolved, and absent when they are not.
+    @Test func cgroupCorrectionsComeFromTheAttributor() throws {
+        final class CorrectingAttributor: PacketAttributing {
+            var cgroupCorrections = 0
+            func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
+                           now: UInt64) -> OwnerAttribution {
+                cgroupCorrections += 1
+                return OwnerAttribution(confidence: .uid)
+            }
+        }
+        let attributor = CorrectingAttributor()
+        let harness = PipelineHarness(sink: CollectingSink(needs: .events), processes: attributor)
+        #expect(harness.counters.summaryLine(durationSeconds: nil, groups: [5]).hasSuffix(" cgroup_corrections=0"))
+        harness.process(try Self.fixture("batch-5-udp4.bin"))
+        #expect(harness.counters.summaryLine(durationSeconds: nil, groups: [5]).hasSuffix(" cgroup_corrections=5"))
+        let unresolved = PipelineHarness()
+        unresolved.process(try Self.fixture("batch-5-udp4.bin"))
+        #expect(!unresolved.counters.summaryLine(durationSeconds: nil, groups: [5]).contains("cgroup_corrections"))
+    }
+
     @Test func recordedKernelPacketWithoutOwner() throws {
         let harness = PipelineHarness()
         harness.process(try Self.fixture("icmp-unreachable-kernel.bin"))
