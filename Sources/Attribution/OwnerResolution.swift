@@ -33,12 +33,20 @@ extension OwnerAttributor: PacketAttributing {}
 /// until its parent reaps it, often a millisecond after exit. Reading them on the receive thread
 /// lost that race whenever a batch of packets was being processed or formatted. The table sits
 /// behind a lock; the receive thread also drains pending events itself before resolving a new
-/// flow, so a packet is never attributed before its sender's exec was applied.
+/// flow, so a packet is never attributed before its sender's exec was applied. The /proc reads
+/// an event needs are made before that lock is taken (`ProcessTable.readAhead`): a resolution
+/// holding it must not delay them.
 public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
     private let table: ProcessTable
     private let events: ProcessEventSource
     private let attributor: OwnerAttributor
+    /// Guards the table (and the attributor, which reads it).
     private let lock = Mutex(())
+    /// Serializes draining the event source (read, read /proc ahead, apply) so batches are
+    /// applied in order; taken before `lock`, never while holding it. /proc is read under this
+    /// one only: a resolution holding `lock` does not delay the reads, which race the reaping
+    /// of short-lived programs.
+    private let drainLock = Mutex(())
     private let stop: WakeupEvent?
     private var thread: DedicatedThread?
     private var lastRescan = WallClock.monotonicNanoseconds()
@@ -80,9 +88,6 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
         attributor = OwnerAttributor(table: table, sockets: sockets, flushTimeoutHundredths: flushTimeout,
                                      flowLifetime: flowLifetime, maximumFlows: maximumFlows,
                                      cgroupID: cgroupMountPoint.map { CgroupIDs.lookup(mountPoint: $0) })
-        // Before resolving a new flow (under the lock, from `attribute`): apply the process
-        // events still queued, so no packet is attributed before its sender's exec was seen.
-        attributor.beforeResolving = { [table, events] in table.drain(events) }
         stop = try? WakeupEvent()
         if let descriptor = events.descriptor, let stop {
             thread = try? DedicatedThread(name: "nfowner-procs") { [self] in
@@ -94,7 +99,7 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
                 try? DedicatedThread.setCurrentNiceness(Self.eventThreadNiceness)
                 while let ready = try? waitReadable([descriptor, stop.descriptor], timeoutMilliseconds: -1),
                       !ready.contains(stop.descriptor) {
-                    lock.withLock { _ in table.drain(events) }
+                    drainEvents()
                 }
             }
         }
@@ -121,9 +126,27 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
     /// table the event thread updates (queued events are applied first: see `init`).
     private func resolveNewFlow(_ key: FlowKey, packet: PacketSummary, direction: Direction, uid: UInt32?,
                                 cgroupPath: String?, now: UInt64) -> OwnerAttribution {
-        lock.withLock { _ in
+        // First the process events still queued, so no packet is attributed before its
+        // sender's exec was seen.
+        drainEvents()
+        return lock.withLock { _ in
             attributor.resolveAndCache(key, packet: packet, direction: direction, uid: uid,
                                        cgroupPath: cgroupPath, now: now)
+        }
+    }
+
+    /// Applies the queued process events: reads them and what they need from /proc without the
+    /// table's lock, then applies them under it (re-seeding after lost events). From the event
+    /// thread, and from the receive thread before it resolves a flow.
+    private func drainEvents() {
+        drainLock.withLock { _ in
+            let batch = events.read()
+            let reads = table.readAhead(batch)
+            let overrun = events.takeOverrun()
+            lock.withLock { _ in
+                table.apply(batch, reads: reads)
+                if overrun { table.seed() }
+            }
         }
     }
 
