@@ -54,14 +54,18 @@ public final class AttributionEngine {
         var owner = PacketOwner(uid: uid, gid: gid, userName: uid.flatMap { names.userName(of: $0) },
                                 groupName: gid.flatMap { names.groupName(of: $0) }, cgroupID: cgroupID,
                                 cgroupPath: cgroup?.path, unit: cgroup?.unit, attribution: attribution)
-        Self.setCgroup(of: &owner, classifiedID: cgroupID, classified: cgroup)
+        Self.setCgroup(of: &owner, classifiedID: cgroupID, classifiedPath: cgroup?.path, classifiedUnit: cgroup?.unit)
         return owner
     }
 
-    /// The classified cgroup (from the log prefix) of the packet before, and its entry: `update`
-    /// looks the path up again only when the id changes (or it was not known yet). nil: nothing
-    /// remembered (a new run, or after `forgetNames`).
-    @exclusivity(unchecked) private var classified: (id: UInt64?, entry: CgroupNames.Entry?)?
+    // The classified cgroup (from the log prefix) of the packet before: `update` looks its path
+    // up again only when the id changes (or the path was not known yet). Plain stored values, not
+    // an optional tuple or an `Entry`: they are read for every packet, and copying strings costs
+    // retains. `classifiedKnown` is false before the first packet and after `forgetNames`.
+    @exclusivity(unchecked) private var classifiedKnown = false
+    @exclusivity(unchecked) private var classifiedID: UInt64?
+    @exclusivity(unchecked) private var classifiedPath: String?
+    @exclusivity(unchecked) private var classifiedUnit: String?
 
     /// Brings `owner` up to date for this packet, writing only what differs from the packet
     /// before — the steady state of a run (one owner for many packets) then copies and retains
@@ -79,15 +83,18 @@ public final class AttributionEngine {
             owner.groupName = gid.flatMap { names.groupName(of: $0) }
         }
         var cgroupStale = false
-        if classified == nil || classified?.id != cgroupID || (cgroupID != nil && classified?.entry == nil) {
-            classified = (cgroupID, cgroupID.flatMap { cgroups?.entry(forID: $0) })
+        if !classifiedKnown || classifiedID != cgroupID || (cgroupID != nil && classifiedPath == nil) {
+            let entry = cgroupID.flatMap { cgroups?.entry(forID: $0) }
+            classifiedKnown = true
+            classifiedID = cgroupID
+            classifiedPath = entry?.path
+            classifiedUnit = entry?.unit
             cgroupStale = true
         }
-        let entry = classified?.entry
         if let processes {
-            let found = processes.attribute(packet: packet, direction: direction, uid: uid, cgroupPath: entry?.path,
+            let found = processes.attribute(packet: packet, direction: direction, uid: uid, cgroupPath: classifiedPath,
                                             now: now)
-            if owner.attribution != found {
+            if owner.attribution.map({ !$0.isSame(as: found) }) ?? true {
                 owner.attribution = found
                 cgroupStale = true
             }
@@ -95,22 +102,25 @@ public final class AttributionEngine {
             owner.attribution = nil
             cgroupStale = true
         }
-        if cgroupStale { Self.setCgroup(of: &owner, classifiedID: cgroupID, classified: entry) }
+        if cgroupStale {
+            Self.setCgroup(of: &owner, classifiedID: cgroupID, classifiedPath: classifiedPath, classifiedUnit: classifiedUnit)
+        }
     }
 
     /// The owner's cgroup: the attribution's (the process's own) when it has one, else the
     /// classified one. The id stays consistent with the path: the packet's id when the process is
     /// in the classified cgroup itself, else the id looked up for the process's cgroup (nil when
     /// that failed: a path with a wrong id would be worse than no id).
-    static func setCgroup(of owner: inout PacketOwner, classifiedID: UInt64?, classified: CgroupNames.Entry?) {
+    static func setCgroup(of owner: inout PacketOwner, classifiedID: UInt64?, classifiedPath: String?,
+                          classifiedUnit: String?) {
         if let own = owner.attribution?.cgroup {
             owner.cgroupPath = own.path
             owner.unit = own.unit
-            owner.cgroupID = own.path == classified?.path ? classifiedID : own.id
+            owner.cgroupID = own.path == classifiedPath ? classifiedID : own.id
         } else {
             owner.cgroupID = classifiedID
-            owner.cgroupPath = classified?.path
-            owner.unit = classified?.unit
+            owner.cgroupPath = classifiedPath
+            owner.unit = classifiedUnit
         }
     }
 
@@ -122,7 +132,7 @@ public final class AttributionEngine {
 
     /// Forgets cached names (on reload).
     public func forgetNames() {
-        classified = nil
+        classifiedKnown = false
         names.forget()
         interfaces.forget()
     }

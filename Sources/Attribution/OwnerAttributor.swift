@@ -104,11 +104,10 @@ public final class OwnerAttributor {
         lookups += 1
         beforeResolving?()
         var result = resolve(packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
-        if var own = result.cgroup, own.path != cgroupPath {
+        if let own = result.cgroup, own.path != cgroupPath {
             // The process's cgroup is not the classified one (or the packet was not classified).
             if cgroupPath != nil { cgroupCorrections += 1 }
-            own.id = cgroupID?(own.path)
-            result.cgroup = own
+            result.cgroup = ProcessCgroup(path: own.path, unit: own.unit, id: cgroupID?(own.path))
         }
         flows.insert(key, result, now: now)
         return result
