@@ -99,6 +99,35 @@ for kind in ("held", "closed"):
           f"exact_pid={exact}/{len(ports)} exe_named={named}/{len(ports)}")
 EOF
 
+# --- The kernel's side: what the flow-set lookup costs the sender. One UDP flow at max rate, no
+# reader (logged packets are discarded at the group), nfowner's ruleset with each mode; sender ns
+# per datagram = its elapsed time ÷ datagrams sent (one core spent sending, so this is its CPU).
+# Mode "ct": the conntrack alternative (`ct state new` to the new-flow group), for comparison; it
+# turns conntrack on in the namespace, and a one-way UDP stream is "new" for every packet.
+for rep in $(seq "${NFO_BENCH_COST_REPS:-3}"); do
+    for mode in "${MODES[@]}" ct; do
+        in_ns nft flush ruleset
+        if [[ $mode == ct ]]; then
+            in_ns nft -f - <<EOF
+table inet nfoct {
+	chain output {
+		type filter hook output priority 100; policy accept;
+		ct state new log prefix "nfowner" group 6 snaplen 128 queue-threshold 1 accept
+		log prefix "nfowner" group 5 snaplen 128 queue-threshold 64
+	}
+}
+EOF
+        else
+            "$NFOWNER" rules install --netns "$NS" --no-cgroups --new-flow-seconds "$mode" >/dev/null 2>&1
+        fi
+        out=$(in_ns "$TRAFFIC" udp --to 127.0.0.1 --port "$SINK_PORT" --max --duration 2 --quiet)
+        sent=$(grep -o ' sent=[0-9]*' <<<"$out" | cut -d= -f2)
+        elapsed=$(grep -o ' elapsed_ns=[0-9]*' <<<"$out" | cut -d= -f2)
+        echo "sender new_flow_seconds=$mode rep $rep: $(awk -v e="$elapsed" -v s="$sent" 'BEGIN { printf "%.0f", e / s }') ns/datagram"
+    done
+done
+in_ns nft flush ruleset
+
 for mode in "${MODES[@]}"; do
     for load in "${LOADS[@]}"; do
         label="new_flow_seconds=$mode load=${load}pps"

@@ -45,18 +45,33 @@ public final class AttributionEngine {
         return (cgroup, attribution)
     }
 
-    /// Everything known of the packet's owner, names included.
+    /// Everything known of the packet's owner, names included. The cgroup is the named
+    /// process's own when the attribution has one (see `OwnerAttribution.cgroup`), else the
+    /// ruleset's classification.
     public func owner(_ packet: PacketSummary, direction: Direction, uid: UInt32?, gid: UInt32?,
                                cgroupID: UInt64?, now: UInt64) -> PacketOwner {
         let (cgroup, attribution) = attribution(packet, direction: direction, uid: uid, cgroupID: cgroupID, now: now)
-        return PacketOwner(uid: uid, gid: gid, userName: uid.flatMap { names.userName(of: $0) },
-                           groupName: gid.flatMap { names.groupName(of: $0) }, cgroupID: cgroupID,
-                           cgroupPath: cgroup?.path, unit: cgroup?.unit, attribution: attribution)
+        var owner = PacketOwner(uid: uid, gid: gid, userName: uid.flatMap { names.userName(of: $0) },
+                                groupName: gid.flatMap { names.groupName(of: $0) }, cgroupID: cgroupID,
+                                cgroupPath: cgroup?.path, unit: cgroup?.unit, attribution: attribution)
+        Self.setCgroup(of: &owner, classifiedID: cgroupID, classifiedPath: cgroup?.path, classifiedUnit: cgroup?.unit)
+        return owner
     }
+
+    // The classified cgroup (from the log prefix) of the packet before: `update` looks its path
+    // up again only when the id changes (or the path was not known yet). Plain stored values, not
+    // an optional tuple or an `Entry`: they are read for every packet, and copying strings costs
+    // retains. `classifiedKnown` is false before the first packet and after `forgetNames`.
+    @exclusivity(unchecked) private var classifiedKnown = false
+    @exclusivity(unchecked) private var classifiedID: UInt64?
+    @exclusivity(unchecked) private var classifiedPath: String?
+    @exclusivity(unchecked) private var classifiedUnit: String?
 
     /// Brings `owner` up to date for this packet, writing only what differs from the packet
     /// before — the steady state of a run (one owner for many packets) then copies and retains
     /// nothing. Names and cgroup paths not known yet are looked up again (they may appear).
+    /// The owner's cgroup is rewritten only when the classification or the attribution changed:
+    /// a packet of a cached flow costs no more than before.
     public func update(_ owner: inout PacketOwner, packet: PacketSummary, direction: Direction, uid: UInt32?,
                        gid: UInt32?, cgroupID: UInt64?, now: UInt64) {
         if owner.uid != uid || (uid != nil && owner.userName == nil) {
@@ -67,20 +82,46 @@ public final class AttributionEngine {
             owner.gid = gid
             owner.groupName = gid.flatMap { names.groupName(of: $0) }
         }
-        let cgroup: CgroupNames.Entry?
-        if owner.cgroupID != cgroupID || (cgroupID != nil && owner.cgroupPath == nil) {
-            cgroup = cgroupID.flatMap { cgroups?.entry(forID: $0) }
-            owner.cgroupID = cgroupID
-            owner.cgroupPath = cgroup?.path
-            owner.unit = cgroup?.unit
+        var cgroupStale = false
+        if !classifiedKnown || classifiedID != cgroupID || (cgroupID != nil && classifiedPath == nil) {
+            let entry = cgroupID.flatMap { cgroups?.entry(forID: $0) }
+            classifiedKnown = true
+            classifiedID = cgroupID
+            classifiedPath = entry?.path
+            classifiedUnit = entry?.unit
+            cgroupStale = true
         }
-        guard let processes else {
+        if let processes {
+            let found = processes.attribute(packet: packet, direction: direction, uid: uid, cgroupPath: classifiedPath,
+                                            now: now)
+            if owner.attribution.map({ !$0.isSame(as: found) }) ?? true {
+                owner.attribution = found
+                cgroupStale = true
+            }
+        } else if owner.attribution != nil {
             owner.attribution = nil
-            return
+            cgroupStale = true
         }
-        let found = processes.attribute(packet: packet, direction: direction, uid: uid, cgroupPath: owner.cgroupPath,
-                                        now: now)
-        if owner.attribution != found { owner.attribution = found }
+        if cgroupStale {
+            Self.setCgroup(of: &owner, classifiedID: cgroupID, classifiedPath: classifiedPath, classifiedUnit: classifiedUnit)
+        }
+    }
+
+    /// The owner's cgroup: the attribution's (the process's own) when it has one, else the
+    /// classified one. The id stays consistent with the path: the packet's id when the process is
+    /// in the classified cgroup itself, else the id looked up for the process's cgroup (nil when
+    /// that failed: a path with a wrong id would be worse than no id).
+    static func setCgroup(of owner: inout PacketOwner, classifiedID: UInt64?, classifiedPath: String?,
+                          classifiedUnit: String?) {
+        if let own = owner.attribution?.cgroup {
+            owner.cgroupPath = own.path
+            owner.unit = own.unit
+            owner.cgroupID = own.path == classifiedPath ? classifiedID : own.id
+        } else {
+            owner.cgroupID = classifiedID
+            owner.cgroupPath = classifiedPath
+            owner.unit = classifiedUnit
+        }
     }
 
     /// The name of interface `index` (cached). A method, not the property from outside: a
@@ -91,6 +132,7 @@ public final class AttributionEngine {
 
     /// Forgets cached names (on reload).
     public func forgetNames() {
+        classifiedKnown = false
         names.forget()
         interfaces.forget()
     }

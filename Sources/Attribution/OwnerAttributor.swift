@@ -6,10 +6,18 @@ import PacketParsing
 ///
 /// 1. exact — the packet's socket still exists (TCP/UDP through sock_diag; ping and raw sockets
 ///    through /proc/net): the processes holding it;
-/// 2. single / candidates — the processes of the packet's uid alive in its cgroup at packet time
-///    (from the process table, which keeps exited processes for a grace period);
+/// 2. single / program / candidates — the socket is gone: the processes of the packet's uid alive
+///    at packet time (from the process table, which keeps exited processes for a grace period)
+///    in its cgroup, or, when no cgroup is known for the packet, those that started or exited
+///    around it; parents of other candidates are dropped (leaves win), and candidates that all
+///    run one executable name the program (`program`, no pid);
 /// 3. uid — only the uid is known;
 /// 4. none — no owner, with the reason.
+///
+/// An answer that names a process (exact, single) or a program whose processes share a cgroup
+/// carries that cgroup (`OwnerAttribution.cgroup`): the process's own, which the owner reports
+/// instead of the ruleset's classification. When the two differ the flow counts as a cgroup
+/// correction.
 ///
 /// Each flow is resolved once and cached for the flow lifetime (in a `FlowCache`, bounded to a
 /// maximum number of flows), so a bulk transfer costs one lookup.
@@ -23,20 +31,32 @@ public final class OwnerAttributor {
     /// How long before the receive time a packet may have been sent: the NFLOG flush timeout
     /// plus scheduling slack. A process that exited before that cannot have sent it.
     private let window: UInt64
+    /// How far back to look when nobody was alive within `window`: `window` + 250 ms.
+    private let lateWindow: UInt64
     private let flows: FlowCache
     /// Packets whose flow was not cached: each cost one resolution.
     @exclusivity(unchecked) public private(set) var lookups = 0
     /// Packets answered from the flow cache.
     @exclusivity(unchecked) public private(set) var cacheHits = 0
+    /// Resolutions (flows, not packets) whose answer's cgroup — the named process's own — differs
+    /// from the cgroup the ruleset classified the packet into.
+    public private(set) var cgroupCorrections = 0
+    /// The id of the cgroup at a hierarchy path ("/" for the root); nil when unknown. Asked only
+    /// for a process's cgroup that is not the packet's classified one, once per resolution.
+    private let cgroupID: ((String) -> UInt64?)?
 
     /// `flowLifetime` in nanoseconds: how long a resolved flow is answered from the cache.
     /// `maximumFlows`: the most flows cached at once (it bounds the cache's memory).
+    /// `cgroupID`: the id of a cgroup path (see `CgroupIDs`), nil to report such ids as unknown.
     public init(table: ProcessTable, sockets: SocketResolver?, flushTimeoutHundredths: UInt32,
                 flowLifetime: UInt64 = FlowCache.defaultLifetime,
-                maximumFlows: Int = FlowCache.defaultMaximumFlows) {
+                maximumFlows: Int = FlowCache.defaultMaximumFlows,
+                cgroupID: ((String) -> UInt64?)? = nil) {
         self.table = table
         self.sockets = sockets
+        self.cgroupID = cgroupID
         window = UInt64(flushTimeoutHundredths) * 10_000_000 + 20_000_000
+        lateWindow = window + 250_000_000
         flows = FlowCache(lifetime: flowLifetime, maximumFlows: maximumFlows)
     }
 
@@ -83,7 +103,12 @@ public final class OwnerAttributor {
                                 cgroupPath: String?, now: UInt64) -> OwnerAttribution {
         lookups += 1
         beforeResolving?()
-        let result = resolve(packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
+        var result = resolve(packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
+        if let own = result.cgroup, own.path != cgroupPath {
+            // The process's cgroup is not the classified one (or the packet was not classified).
+            if cgroupPath != nil { cgroupCorrections += 1 }
+            result.cgroup = ProcessCgroup(path: own.path, unit: own.unit, id: cgroupID?(own.path))
+        }
         flows.insert(key, result, now: now)
         return result
     }
@@ -118,27 +143,95 @@ public final class OwnerAttributor {
             let pids = Array(Set(owned.flatMap(\.pids))).sorted()
             if !pids.isEmpty {
                 let processes = pids.prefix(OwnerAttribution.maximumListed).map(reference)
-                return OwnerAttribution(confidence: found.sockets.count == 1 ? .exact : .candidates,
-                                        reason: found.sockets.count == 1 ? nil : "\(found.sockets.count) sockets match",
-                                        processes: Array(processes))
+                guard found.sockets.count == 1 else {
+                    return OwnerAttribution(confidence: .candidates, reason: "\(found.sockets.count) sockets match",
+                                            processes: Array(processes))
+                }
+                return OwnerAttribution(confidence: .exact, processes: Array(processes),
+                                        cgroup: pids.first.flatMap(cgroup(ofPID:)))
             }
         }
-        // 2. Who of that uid was in that cgroup when the packet left.
-        guard let cgroupPath else {
-            return OwnerAttribution(confidence: .uid, reason: "no cgroup known for the packet")
+        // 2. Who of that uid could have sent it: in its cgroup, or without one, those that
+        //    started or exited around the packet (a daemon that has run for hours and still
+        //    runs would have its socket found).
+        //    A packet read later than the window allows (the receive thread was not scheduled
+        //    in time: its receive time is all nfowner knows) finds nobody there; then, and only
+        //    then, the search reaches `lateWindow` back and the reason says so.
+        func alive(within window: UInt64) -> [ProcessEntry] {
+            let alive = table.processes(uid: uid, cgroupPath: nil, aliveAt: now, window: window)
+            if let cgroupPath {
+                return alive.filter { entry in
+                    entry.process.cgroupPath.map { CgroupPath.isSame($0, orBelow: cgroupPath) } ?? false
+                }
+            }
+            return alive.filter { $0.startedOrExited(around: now, window: window) }
         }
-        let candidates = table.processes(uid: uid, cgroupPath: nil, aliveAt: now, window: window)
-            .filter { entry in entry.process.cgroupPath.map { CgroupPath.isSame($0, orBelow: cgroupPath) } ?? false }
-        switch candidates.count {
-        case 0:
-            return OwnerAttribution(confidence: .uid, reason: "no process of uid \(uid) seen in \(cgroupPath)")
-        case 1:
-            return OwnerAttribution(confidence: .single, processes: [reference(candidates[0])])
-        default:
-            return OwnerAttribution(confidence: .candidates,
-                                    reason: "\(candidates.count) processes of uid \(uid) in \(cgroupPath)",
-                                    processes: candidates.prefix(OwnerAttribution.maximumListed).map(reference))
+        var pool = alive(within: window)
+        var scope = cgroupPath.map { "in \($0)" } ?? "started or exited at packet time (no cgroup known for the packet)"
+        let late = pool.isEmpty
+        if late {
+            pool = alive(within: lateWindow)
+            scope += ", none within \(window / 1_000_000) ms but within \(lateWindow / 1_000_000) ms (the packet was read late)"
         }
+        guard !pool.isEmpty else {
+            return OwnerAttribution(confidence: .uid, reason: cgroupPath.map { "no process of uid \(uid) seen in \($0)" }
+                                    ?? "no cgroup known for the packet")
+        }
+        // A parent waiting for its child (sh → ping) did not send the child's packet.
+        let candidates = table.leaves(of: pool)
+        let shared = Self.sharedCgroup(of: candidates)
+        if candidates.count == 1 {
+            return OwnerAttribution(confidence: .single,
+                                    reason: cgroupPath == nil || late ? "the only process of uid \(uid) \(scope)" : nil,
+                                    processes: [reference(candidates[0])], cgroup: shared)
+        }
+        if let program = Self.sameProgram(candidates) {
+            let listed = [program] + candidates.lazy.filter { $0.pid != program.pid }.prefix(OwnerAttribution.maximumListed - 1)
+            return OwnerAttribution(confidence: .program,
+                                    reason: "\(candidates.count) processes of uid \(uid) \(scope), all running \(program.process.exe ?? program.process.comm ?? "one program")",
+                                    processes: listed.map(reference), cgroup: shared)
+        }
+        return OwnerAttribution(confidence: .candidates,
+                                reason: "\(candidates.count) processes of uid \(uid) \(scope)",
+                                processes: candidates.prefix(OwnerAttribution.maximumListed).map(reference))
+    }
+
+    /// The entry that names the program every one of `entries` runs, or nil when they run more
+    /// than one (or nothing tells them apart from that). Same program: every entry whose exe is
+    /// known has the same exe, and every entry whose exe is unknown (an exec the table read too
+    /// late: exe is then nil, never the parent's) has the comm of one of those — the name the
+    /// exec set. When no entry's exe is known, the same comm for all is taken as one program
+    /// (exe then unknown). Entries without exe or comm make no program.
+    static func sameProgram(_ entries: [ProcessEntry]) -> ProcessEntry? {
+        guard let first = entries.first(where: { $0.process.exe != nil }) ?? entries.first else { return nil }
+        if let exe = first.process.exe {
+            var comms = Set<String>()
+            for entry in entries {
+                if let other = entry.process.exe {
+                    guard other == exe else { return nil }
+                    if let comm = entry.process.comm { comms.insert(comm) }
+                }
+            }
+            let unknownMatch = entries.allSatisfy { entry in
+                entry.process.exe != nil || entry.process.comm.map(comms.contains) == true
+            }
+            return unknownMatch ? first : nil
+        }
+        guard let comm = first.process.comm, entries.allSatisfy({ $0.process.comm == comm }) else { return nil }
+        return first
+    }
+
+    /// The cgroup all of `entries` are in, when they agree and it is known.
+    static func sharedCgroup(of entries: [ProcessEntry]) -> ProcessCgroup? {
+        guard let path = entries.first?.process.cgroupPath,
+              entries.allSatisfy({ $0.process.cgroupPath == path }) else { return nil }
+        return ProcessCgroup(path: path, unit: SystemdUnit.name(forCgroupPath: path), id: nil)
+    }
+
+    /// The cgroup of a socket holder: the table's (read at fork, exec and exit), else /proc's.
+    private func cgroup(ofPID pid: Int32) -> ProcessCgroup? {
+        guard let path = table.process(pid: pid)?.process.cgroupPath ?? procFS.cgroupPath(pid) else { return nil }
+        return ProcessCgroup(path: path, unit: SystemdUnit.name(forCgroupPath: path), id: nil)
     }
 
     /// Drops expired flows (a bounded part of the cache per call) and expired processes;

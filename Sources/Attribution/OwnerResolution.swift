@@ -10,6 +10,9 @@ public protocol PacketAttributing: AnyObject {
     /// Resolves the packet's owner (or finds it cached) like `attribute`, for a caller that
     /// shows nothing (`--format none`): the same work, minus handing out the result.
     func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64)
+    /// Flows whose owner's cgroup (the named process's own) differs from the packet's classified
+    /// cgroup: the summary line's `cgroup_corrections`. Read by the receive thread.
+    var cgroupCorrections: Int { get }
 }
 
 extension PacketAttributing {
@@ -17,6 +20,8 @@ extension PacketAttributing {
                         now: UInt64) {
         _ = attribute(packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
     }
+
+    public var cgroupCorrections: Int { 0 }
 }
 
 extension OwnerAttributor: PacketAttributing {}
@@ -28,16 +33,26 @@ extension OwnerAttributor: PacketAttributing {}
 /// until its parent reaps it, often a millisecond after exit. Reading them on the receive thread
 /// lost that race whenever a batch of packets was being processed or formatted. The table sits
 /// behind a lock; the receive thread also drains pending events itself before resolving a new
-/// flow, so a packet is never attributed before its sender's exec was applied.
+/// flow, so a packet is never attributed before its sender's exec was applied. The /proc reads
+/// an event needs are made before that lock is taken (`ProcessTable.readAhead`): a resolution
+/// holding it must not delay them.
 public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
     private let table: ProcessTable
     private let events: ProcessEventSource
     private let attributor: OwnerAttributor
+    /// Guards the table (and the attributor, which reads it).
     private let lock = Mutex(())
+    /// Serializes draining the event source (read, read /proc ahead, apply) so batches are
+    /// applied in order; taken before `lock`, never while holding it. /proc is read under this
+    /// one only: a resolution holding `lock` does not delay the reads, which race the reaping
+    /// of short-lived programs.
+    private let drainLock = Mutex(())
     private let stop: WakeupEvent?
     private var thread: DedicatedThread?
     private var lastRescan = WallClock.monotonicNanoseconds()
     private static let rescanInterval: UInt64 = 1_000_000_000
+    /// The process-event thread's niceness (the default is 0).
+    static let eventThreadNiceness: Int32 = -10
 
     /// Subscribes to process events. Call it BEFORE entering another network namespace: the
     /// kernel's process connector exists only in the initial one (elsewhere the subscription is
@@ -51,10 +66,13 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
     /// missing (no connector: periodic scans; no sock_diag: no exact matches).
     /// `exitGrace`: how long exited processes stay attributable, in nanoseconds.
     /// `flowLifetime` (nanoseconds) and `maximumFlows`: the flow cache's, see `FlowCache`.
+    /// `cgroupMountPoint`: the cgroup2 mount, to find the id of a process's own cgroup (nil: such
+    /// ids are reported as unknown).
     public init(events: ProcessEventSource, flushTimeout: UInt32,
                 exitGrace: UInt64 = ProcessTable.defaultGracePeriod,
                 flowLifetime: UInt64 = FlowCache.defaultLifetime,
                 maximumFlows: Int = FlowCache.defaultMaximumFlows,
+                cgroupMountPoint: String? = nil,
                 report: (String) -> Void) {
         if case .rescan(let reason) = events.mode { report(reason) }
         let table = ProcessTable(gracePeriod: exitGrace)
@@ -68,16 +86,20 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
         self.table = table
         self.events = events
         attributor = OwnerAttributor(table: table, sockets: sockets, flushTimeoutHundredths: flushTimeout,
-                                     flowLifetime: flowLifetime, maximumFlows: maximumFlows)
-        // Before resolving a new flow (under the lock, from `attribute`): apply the process
-        // events still queued, so no packet is attributed before its sender's exec was seen.
-        attributor.beforeResolving = { [table, events] in table.drain(events) }
+                                     flowLifetime: flowLifetime, maximumFlows: maximumFlows,
+                                     cgroupID: cgroupMountPoint.map { CgroupIDs.lookup(mountPoint: $0) })
         stop = try? WakeupEvent()
         if let descriptor = events.descriptor, let stop {
             thread = try? DedicatedThread(name: "nfowner-procs") { [self] in
+                // A one-shot program's exe and comm can be read only until it is reaped, often a
+                // millisecond after it exits; a burst of them on a busy machine outruns a reader
+                // of ordinary priority (40 senders at once on 2 cores lost some). The thread
+                // sleeps until events come and then reads a few /proc files per event. Without
+                // CAP_SYS_NICE it stays at the default.
+                try? DedicatedThread.setCurrentNiceness(Self.eventThreadNiceness)
                 while let ready = try? waitReadable([descriptor, stop.descriptor], timeoutMilliseconds: -1),
                       !ready.contains(stop.descriptor) {
-                    lock.withLock { _ in table.drain(events) }
+                    drainEvents()
                 }
             }
         }
@@ -104,11 +126,32 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
     /// table the event thread updates (queued events are applied first: see `init`).
     private func resolveNewFlow(_ key: FlowKey, packet: PacketSummary, direction: Direction, uid: UInt32?,
                                 cgroupPath: String?, now: UInt64) -> OwnerAttribution {
-        lock.withLock { _ in
+        // First the process events still queued, so no packet is attributed before its
+        // sender's exec was seen.
+        drainEvents()
+        return lock.withLock { _ in
             attributor.resolveAndCache(key, packet: packet, direction: direction, uid: uid,
                                        cgroupPath: cgroupPath, now: now)
         }
     }
+
+    /// Applies the queued process events: reads them and what they need from /proc without the
+    /// table's lock, then applies them under it (re-seeding after lost events). From the event
+    /// thread, and from the receive thread before it resolves a flow.
+    private func drainEvents() {
+        drainLock.withLock { _ in
+            let batch = events.read()
+            let reads = table.readAhead(batch)
+            let overrun = events.takeOverrun()
+            lock.withLock { _ in
+                table.apply(batch, reads: reads)
+                if overrun { table.seed() }
+            }
+        }
+    }
+
+    /// Written under the lock by the receive thread, which is also the reader.
+    public var cgroupCorrections: Int { attributor.cgroupCorrections }
 
     /// Periodic work (from the receive loop's tick): expire exited processes and stale flows;
     /// without process events, rescan /proc.

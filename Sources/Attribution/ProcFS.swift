@@ -49,10 +49,17 @@ public struct ProcFS: Sendable {
 
     /// Parses /proc/PID/status ("Key:\tvalue" lines). Unknown keys and malformed values are
     /// left out (nil), never fatal.
+    /// Stops after the five fields it reads (they come first, within ~10 of ~60 lines): the
+    /// process table reads status at every exec, racing the reaping of short-lived programs.
     public static func parseStatus(_ text: String) -> Status {
         var status = Status()
-        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
-            guard let colon = line.firstIndex(of: ":") else { continue }
+        var rest = Substring(text)
+        while !rest.isEmpty {
+            if status.name != nil, status.tgid != nil, status.ppid != nil, status.uid != nil, status.gid != nil { break }
+            let end = rest.utf8.firstIndex(of: UInt8(ascii: "\n")) ?? rest.endIndex
+            let line = rest[..<end]
+            rest = end == rest.endIndex ? rest[end...] : rest[rest.utf8.index(after: end)...]
+            guard let colon = line.utf8.firstIndex(of: UInt8(ascii: ":")) else { continue }
             let key = line[..<colon]
             let value = line[line.index(after: colon)...]
             switch key {

@@ -166,7 +166,7 @@ extension ProcessTable {
     /// Applies every waiting event of `source`, re-seeding from /proc after an overrun.
     /// Call it before handling each NFLOG batch.
     public func drain(_ source: ProcessEventSource) {
-        for event in source.read() { apply(event) }
+        apply(source.read())
         if source.takeOverrun() { seed() }
     }
 }

@@ -45,6 +45,13 @@ public struct ProcessEntry: Sendable, Equatable {
         guard let exitTime else { return true }
         return exitTime >= time.subtractingClamped(window)
     }
+
+    /// True when the process started or exited within [time - window, time] (or exited since):
+    /// what a sender whose socket is gone looks like when nothing narrows it down (no cgroup).
+    /// A long-running process that neither started nor ended around the packet is not one.
+    public func startedOrExited(around time: UInt64, window: UInt64) -> Bool {
+        startTime >= time.subtractingClamped(window) || exitTime.map { $0 >= time.subtractingClamped(window) } == true
+    }
 }
 
 /// The process table. Not thread-safe: the monitor keeps it behind a lock (`OwnerResolution`),
@@ -126,6 +133,90 @@ public final class ProcessTable {
     /// (the process already exited: normal for short-lived ones) is handled as documented
     /// on each case, never as an error.
     public func apply(_ event: ProcEvent) {
+        apply(event, reads: read(for: event))
+    }
+
+    /// What applying an event reads from /proc, read ahead of applying it (`readAhead`): the
+    /// reads race the reaping of short-lived programs, and read ahead they need no lock on the
+    /// table, which the receive thread holds while it resolves a flow.
+    public struct ProcReads: Sendable {
+        /// exec: /proc/PID/exe. Read first: a program loses it (its mm) first when it exits.
+        var exe: String?
+        /// exec: status (comm, fs ids), readable until the process is reaped.
+        var status: ProcFS.Status?
+        /// exec and exit: the process's cgroup; fork: the child's.
+        var cgroup: String?
+        /// exec: the arguments.
+        var cmdline: String?
+        /// fork, when the child's cgroup could not be read (it is gone already): the parent's.
+        var parentCgroup: String?
+    }
+
+    /// Reads, for each event of `events`, what `apply(_:reads:)` will need from /proc (nil for
+    /// an event that needs nothing, or an exec that a later exec of the same process in the
+    /// batch supersedes). Touches no table state (only the immutable `ProcFS`): callers run it
+    /// without the lock that guards the table.
+    public func readAhead(_ events: [ProcEvent]) -> [ProcReads?] {
+        let superseded = Self.supersededExecs(events)
+        return events.indices.map { index in superseded.contains(index) ? nil : read(for: events[index]) }
+    }
+
+    /// Applies a batch of events in order, with what `readAhead` read for them (nil: read now).
+    /// An exec followed by another exec of the same process in the batch (nsenter → the
+    /// program, a shell's `exec`) is skipped: the later one reads and replaces everything the
+    /// earlier would have, and a burst of one-shot programs is read before they are reaped only
+    /// if no read is wasted.
+    public func apply(_ events: [ProcEvent], reads: [ProcReads?]? = nil) {
+        let superseded = Self.supersededExecs(events)
+        for (index, event) in events.enumerated() where !superseded.contains(index) {
+            let ahead = reads.flatMap { $0.indices.contains(index) ? $0[index] : nil }
+            apply(event, reads: ahead ?? read(for: event))
+        }
+    }
+
+    /// Indices of execs that a later exec of the same process in `events` supersedes.
+    static func supersededExecs(_ events: [ProcEvent]) -> Set<Int> {
+        var lastExec: [Int32: Int] = [:]
+        var superseded = Set<Int>()
+        for (index, event) in events.enumerated() {
+            guard case .exec(_, let tgid) = event.kind else { continue }
+            if let earlier = lastExec[tgid] { superseded.insert(earlier) }
+            lastExec[tgid] = index
+        }
+        return superseded
+    }
+
+    /// The /proc reads `event` needs, now; nil when it needs none.
+    private func read(for event: ProcEvent) -> ProcReads? {
+        switch event.kind {
+        case .fork(_, let parentTGID, let childPID, let childTGID):
+            guard childPID == childTGID else { return nil }
+            // A fork copies the parent, except the cgroup (clone3 CLONE_INTO_CGROUP). Reading
+            // one file, not seven, keeps us quick for the exec event that usually follows.
+            var reads = ProcReads(cgroup: procFS.cgroupPath(childPID))
+            // The child is gone already (a one-shot program, reaped): it was where its parent
+            // is — more likely than where the parent was at its own exec, since moves raise no
+            // event and a shell often moves itself (`echo $$ > cgroup.procs`) first.
+            if reads.cgroup == nil { reads.parentCgroup = procFS.cgroupPath(parentTGID) }
+            return reads
+        case .exec(_, let tgid):
+            // exe first: a short-lived program loses it (its mm) first when it exits, while
+            // status (comm, ids) and cgroup stay readable until it is reaped. Only what an exec
+            // can change is read (not stat: pid, ppid and start time stay), four files.
+            let exe = procFS.exe(tgid)
+            return ProcReads(exe: exe, status: procFS.status(tgid), cgroup: procFS.cgroupPath(tgid),
+                             cmdline: procFS.cmdline(tgid))
+        case .exit(let pid, let tgid, _, _, _, _):
+            // A move to another cgroup raises no process event: until its parent reaps it the
+            // exiting task is still in /proc, with its final cgroup.
+            guard pid == tgid else { return nil }
+            return ProcReads(cgroup: procFS.cgroupPath(tgid))
+        case .uid, .gid, .comm, .acknowledgement, .other:
+            return nil
+        }
+    }
+
+    private func apply(_ event: ProcEvent, reads: ProcReads?) {
         let time = event.timestamp
         switch event.kind {
         case .fork(_, let parentTGID, let childPID, let childTGID):
@@ -142,31 +233,27 @@ public final class ProcessTable {
             entry.process.ppid = parentTGID
             if alive[parentTGID] == nil {
                 if let snapshot = procFS.snapshot(childPID) { entry.process.merge(snapshot, replacingMissing: false) }
-            } else if let cgroup = procFS.cgroupPath(childPID) {
-                // A fork copies the parent, except the cgroup (clone3 CLONE_INTO_CGROUP). Reading
-                // one file, not seven, keeps us quick for the exec event that usually follows.
+            } else if let cgroup = reads?.cgroup {
                 entry.process.cgroupPath = cgroup
+            } else if let cgroup = reads?.parentCgroup {
+                entry.process.cgroupPath = cgroup
+                alive[parentTGID]?.process.cgroupPath = cgroup
             }
             if alive[childPID] != nil { markExited(childPID, at: time) }  // missed its exit
             insertAlive(entry)
         case .exec(_, let tgid):
             guard var entry = alive[tgid] ?? unknown(tgid, at: time) else { return }
-            // exe first: a short-lived program loses it (its mm) first when it exits, while
-            // comm, status and cgroup stay readable until it is reaped.
-            let exe = procFS.exe(tgid)
-            let cmdline = procFS.cmdline(tgid)
-            let snapshot = procFS.snapshot(tgid)
-            // After an exec the inherited exe and arguments are wrong: without fresh ones,
-            // say "unknown" rather than name the parent's program.
-            entry.process.exe = exe
-            entry.process.cmdline = cmdline
-            entry.missedExec = exe == nil
-            if let snapshot {
-                entry.process.merge(snapshot, replacingMissing: false)
-                entry.process.exe = exe ?? snapshot.exe
-                entry.process.cmdline = cmdline ?? snapshot.cmdline
-                entry.missedExec = entry.process.exe == nil
+            // After an exec the inherited exe, arguments and comm are wrong: without fresh ones,
+            // say "unknown" rather than name the parent's program (comm is kept: see docs).
+            entry.process.exe = reads?.exe
+            entry.process.cmdline = reads?.cmdline
+            entry.missedExec = reads?.exe == nil
+            if let status = reads?.status, status.tgid == nil || status.tgid == tgid {
+                if let name = status.name { entry.process.comm = name }
+                if let uid = status.uid?.filesystem { entry.process.uid = uid }
+                if let gid = status.gid?.filesystem { entry.process.gid = gid }
             }
+            if let cgroup = reads?.cgroup { entry.process.cgroupPath = cgroup }
             alive[tgid] = entry
         case .uid(let pid, let tgid, _, let effective):
             guard pid == tgid, var entry = alive[tgid] ?? unknown(tgid, at: time) else { return }
@@ -185,7 +272,7 @@ public final class ProcessTable {
             alive[tgid] = entry
         case .exit(let pid, let tgid, _, _, _, _):
             guard pid == tgid else { return }  // a thread ended
-            markExited(tgid, at: time)
+            markExited(tgid, at: time, finalCgroup: reads?.cgroup)
         case .acknowledgement, .other:
             return
         }
@@ -230,6 +317,29 @@ public final class ProcessTable {
         Array(alive.values.filter { $0.process.uid == uid }.sorted { $0.startTime > $1.startTime }.prefix(limit))
     }
 
+    /// `entries` without those that are an ancestor of another of them: a parent waiting for its
+    /// child (a shell running ping) did not send the child's packet. Ancestry follows the ppid
+    /// recorded at fork, through the entries themselves and the live processes of the table, up
+    /// to 64 levels; a step stops at an unknown pid or at a "parent" younger than its child (a
+    /// reused pid). A parent that sent too is dropped all the same: the rule prefers leaves.
+    public func leaves(of entries: [ProcessEntry]) -> [ProcessEntry] {
+        guard entries.count > 1 else { return entries }
+        var byPID: [Int32: ProcessEntry] = [:]
+        for entry in entries where byPID[entry.pid] == nil { byPID[entry.pid] = entry }
+        var ancestors = Set<Int32>()
+        for entry in entries {
+            var child = entry
+            var depth = 0
+            while depth < 64, let ppid = child.process.ppid, ppid > 0, ppid != child.pid,
+                  let parent = byPID[ppid] ?? alive[ppid], parent.startTime <= child.startTime {
+                if byPID[ppid] != nil, !ancestors.insert(ppid).inserted { break }  // the rest is marked
+                child = parent
+                depth += 1
+            }
+        }
+        return entries.filter { !ancestors.contains($0.pid) }
+    }
+
     // MARK: - Internals
 
     private func unknown(_ pid: Int32, at time: UInt64) -> ProcessEntry? {
@@ -258,13 +368,14 @@ public final class ProcessTable {
         entry.missedExec = false
     }
 
-    private func markExited(_ pid: Int32, at time: UInt64) {
+    /// `finalCgroup`: the cgroup read for its exit event (nil: read it now).
+    private func markExited(_ pid: Int32, at time: UInt64, finalCgroup: String? = nil) {
         guard var entry = alive.removeValue(forKey: pid) else { return }
         entry.exitTime = max(time, entry.startTime)
         // A move to another cgroup raises no process event, and a process often moves itself
         // right after fork (`echo $$ > cgroup.procs; exec …`). Until its parent reaps it the
         // exiting task is still in /proc: take its final cgroup now.
-        if let cgroup = procFS.cgroupPath(pid) { entry.process.cgroupPath = cgroup }
+        if let cgroup = finalCgroup ?? procFS.cgroupPath(pid) { entry.process.cgroupPath = cgroup }
         exited.append(entry)
         while alive.count + exitedCount > capacity, exitedHead < exited.count {
             exitedHead += 1

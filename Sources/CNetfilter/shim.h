@@ -18,6 +18,8 @@
 #include <grp.h>
 #include <errno.h>
 #include <unistd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <linux/netlink.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -38,6 +40,11 @@ static inline int nfowner_enter_network_namespace(int fd) { return setns(fd, 0x4
 extern int ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *timeout, const sigset_t *sigmask);
 static inline int nfowner_poll_nanoseconds(struct pollfd *fds, nfds_t nfds, const struct timespec *timeout) {
     return ppoll(fds, nfds, timeout, NULL);
+}
+/* setpriority(PRIO_PROCESS, tid, nice) for the calling thread only: Linux applies a process
+ * priority to the one task (thread) a tid names. Returns 0 or -1 with errno. */
+static inline int nfowner_set_thread_niceness(int niceness) {
+    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), niceness);
 }
 
 #endif

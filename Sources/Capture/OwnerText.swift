@@ -20,7 +20,8 @@ import PacketModel
 ///
 /// Keys: `uid` (with the user name in parentheses when known; `user` when only the name is),
 /// `gid` (likewise; `group`), `cgroup` (the path; `cgroup_id` when only the id is known),
-/// `unit`, `pid`, `comm`, `exe` (the process when there is exactly one answer),
+/// `unit`, `pid`, `comm`, `exe` (the process when there is exactly one answer; `comm` and `exe`
+/// without `pid` for a program),
 /// `candidates` (`pid(comm),pid(comm),…` when there are several), `confidence`, `reason`.
 public enum OwnerComment {
     /// The comment for `owner`, or nil when nothing about it is known (no comment is written).
@@ -50,6 +51,11 @@ public enum OwnerComment {
                 if let comm = chosen.comm { fields.add("comm", comm) }
                 if let exe = chosen.exe { fields.add("exe", exe) }
             } else if !attribution.processes.isEmpty {
+                // A program (no pid) names its comm and exe before the processes running it.
+                if attribution.confidence == .program, let named = attribution.named {
+                    if let comm = named.comm { fields.add("comm", comm) }
+                    if let exe = named.exe { fields.add("exe", exe) }
+                }
                 let list = attribution.processes.map { process in
                     process.comm.map { "\(process.pid)(\($0))" } ?? "\(process.pid)"
                 }
@@ -125,10 +131,10 @@ public enum OwnerJSON {
         if let unit = owner.unit { object.string("unit", unit) }
         if let attribution = owner.attribution {
             let chosen = attribution.chosen
-            if let chosen {
-                object.signed("pid", Int64(chosen.pid))
-                if let comm = chosen.comm { object.string("comm", comm) }
-                if let exe = chosen.exe { object.string("exe", exe) }
+            if let named = attribution.named {
+                if let pid = named.pid { object.signed("pid", Int64(pid)) }
+                if let comm = named.comm { object.string("comm", comm) }
+                if let exe = named.exe { object.string("exe", exe) }
             }
             let listSaysMore = chosen.map { attribution.processes != [$0] } ?? !attribution.processes.isEmpty
             if includingProcesses, listSaysMore {

@@ -196,13 +196,14 @@ public enum JSONLines {
     }
 
     static func appendAttribution(_ attribution: OwnerAttribution?, to out: inout ByteBuffer) {
-        let chosen = attribution?.chosen
+        // One process (exact, single), or a program without a pid (program).
+        let named = attribution?.named
         out.write(",\"pid\":")
-        appendNumber(chosen.map { UInt64($0.pid) }, to: &out)
+        appendNumber(named?.pid.map { UInt64($0) }, to: &out)
         out.write(",\"comm\":")
-        appendString(chosen?.comm, to: &out)
+        appendString(named?.comm, to: &out)
         out.write(",\"exe\":")
-        appendString(chosen?.exe, to: &out)
+        appendString(named?.exe, to: &out)
         out.write(",\"processes\":")
         if let processes = attribution?.processes {
             out.write(UInt8(ascii: "["))
@@ -368,6 +369,7 @@ struct OwnerFingerprint: Equatable {
         case .candidates: 3
         case .uid: 4
         case .none: 5
+        case .program: 6
         }
     }
 }

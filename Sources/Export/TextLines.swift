@@ -69,10 +69,14 @@ public enum TextLines {
         return family == .ipv6 ? "[\(address)]:\(port)" : "\(address):\(port)"
     }
 
-    /// `comm[pid]` when one process is known, `N processes` for candidates, else "-".
+    /// `comm[pid]` when one process is known, `comm[*]` for a program (several processes of one
+    /// executable: any of their pids), `N processes` for candidates, else "-".
     static func process(_ attribution: OwnerAttribution?) -> String {
         guard let attribution else { return "-" }
         if let chosen = attribution.chosen { return printable("\(chosen.comm ?? "?")[\(chosen.pid)]") }
+        if attribution.confidence == .program, let named = attribution.named {
+            return printable("\(named.comm ?? "?")[*]")
+        }
         if attribution.confidence == .candidates { return "\(attribution.processes.count) processes" }
         return "-"
     }

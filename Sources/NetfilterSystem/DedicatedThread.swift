@@ -23,6 +23,14 @@ public final class DedicatedThread: @unchecked Sendable {
         nfowner_name_thread(handle, String(name.prefix(15)))
     }
 
+    /// Sets the calling thread's niceness (-20…19; lower runs sooner). Below 0 needs
+    /// CAP_SYS_NICE (root has it); throws what setpriority(2) reports.
+    public static func setCurrentNiceness(_ niceness: Int32) throws(SystemError) {
+        guard nfowner_set_thread_niceness(niceness) == 0 else {
+            throw SystemError(code: errno, operation: "set thread niceness \(niceness)")
+        }
+    }
+
     /// Waits for the thread to finish.
     public func join() {
         pthread_join(handle, nil)

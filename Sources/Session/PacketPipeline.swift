@@ -48,6 +48,8 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         factSinks = sinks.filter { $0.needs == .facts }
         self.eventLimit = eventLimit
         self.clock = clock
+        // The summary line has `cgroup_corrections` whenever owners are resolved, from the start.
+        if engine.processes != nil { counters.cgroupCorrections = 0 }
     }
 
     public static func wallClock() -> EventTime {
@@ -137,6 +139,8 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
             event.inputInterfaceName = nil
             event.outputInterfaceName = nil
         }
+        // Once per datagram, not per packet: the corrections are counted when flows are resolved.
+        if let processes = engine.processes { counters.cgroupCorrections = processes.cgroupCorrections }
         let snapshot = SessionCounters(source: source.counters, pipeline: counters)
         published.withLock { $0 = snapshot }
         for sink in sinks {

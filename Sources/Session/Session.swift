@@ -107,7 +107,8 @@ public final class Session: @unchecked Sendable {
         if let processEvents, let settings = options.processes {
             owners = OwnerResolution(events: processEvents, flushTimeout: plan.nflog.flushTimeout,
                                      exitGrace: settings.exitGrace, flowLifetime: settings.flowLifetime,
-                                     maximumFlows: settings.maximumFlows, report: report)
+                                     maximumFlows: settings.maximumFlows,
+                                     cgroupMountPoint: plan.cgroupMount?.mountPoint, report: report)
         }
         let engine = AttributionEngine(cgroups: plan.cgroupMount.flatMap { CgroupNames(mountPoint: $0.mountPoint) },
                                        processes: owners)
@@ -154,8 +155,8 @@ public final class Session: @unchecked Sendable {
         let outcome = Outcome(ending: ending, counters: counters, durationSeconds: seconds,
                               groups: plan.nflog.groups)
         let line = counters.summaryLine(durationSeconds: options.summaryHasDuration ? seconds : nil,
-                                        groups: plan.nflog.groups)
-        try? OutputDescriptor.standardError.write(line + options.summarySuffix() + "\n")
+                                        groups: plan.nflog.groups, suffix: options.summarySuffix())
+        try? OutputDescriptor.standardError.write(line + "\n")
         if case .failed(let reason) = ending { throw SessionError(reason) }
         return outcome
     }

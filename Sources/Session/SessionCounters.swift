@@ -11,6 +11,9 @@ public struct PipelineCounters: Sendable, Equatable {
     public var bytes: UInt64 = 0
     /// Packets that carried an owner uid.
     public var withOwner: UInt64 = 0
+    /// Flows (resolutions, not packets) whose owner's cgroup — the named process's own — differs
+    /// from the cgroup the ruleset classified the packet into; nil when owner resolution is off.
+    public var cgroupCorrections: Int?
 
     public init() {}
 }
@@ -32,8 +35,10 @@ public struct SessionCounters: Sendable, Equatable {
     }
 
     /// e.g. `received=12 lost=0 enobufs=0 parse_errors=0 emitted=12 ...`; `durationSeconds`
-    /// nil leaves `duration_s` out (a trace, whose length is the command's).
-    public func summaryLine(durationSeconds: Double?, groups: [UInt16]) -> String {
+    /// nil leaves `duration_s` out (a trace, whose length is the command's). `suffix`: the
+    /// command's own keys (`" exit_status=0"`), which came last before keys added since
+    /// (`cgroup_corrections`), and keep their place.
+    public func summaryLine(durationSeconds: Double?, groups: [UInt16], suffix: String = "") -> String {
         let groupList = groups.map(String.init).joined(separator: ",")
         var line = "received=\(source.received) lost=\(source.lost) enobufs=\(source.enobufs) "
             + "parse_errors=\(source.malformed + pipeline.parseErrors) emitted=\(pipeline.emitted) "
@@ -46,6 +51,10 @@ public struct SessionCounters: Sendable, Equatable {
         if let follower {
             line += " cgroups_added=\(follower.added) cgroups_removed=\(follower.removed) "
                 + "cgroup_update_failures=\(follower.failures)"
+        }
+        line += suffix
+        if let corrections = pipeline.cgroupCorrections {
+            line += " cgroup_corrections=\(corrections)"
         }
         return line
     }

@@ -50,6 +50,8 @@ public struct PacketFacts {
     public var direction: Direction
     public var uid: UInt32?
     public var gid: UInt32?
+    /// The cgroup the ruleset classified the packet into (the log prefix's id). The named
+    /// process's own cgroup, which events report instead, is `attribution?.cgroup`.
     public var cgroupID: UInt64?
     public var attribution: OwnerAttribution?
 

@@ -22,6 +22,10 @@ struct BurstExit: ParsableCommand {
     @Option(help: "Payload bytes.")
     var size: Int = 64
 
+    @Option(name: .customLong("send-at"),
+            help: "CLOCK_MONOTONIC time (ns) to send at: the socket is opened first, then the tool sleeps until then (at once when it has passed), so processes started one after another send together.")
+    var sendAt: UInt64?
+
     func validate() throws {
         guard (0...65_507).contains(size) else { throw ValidationError("--size must be 0…65507 bytes") }
     }
@@ -31,6 +35,7 @@ struct BurstExit: ParsableCommand {
         try common.dropPrivileges()
         let start = Monotonic.now()
         let socket = try connectedUDPSocket(to: destination)
+        if let sendAt { Monotonic.sleep(until: sendAt) }
         var errors = ErrorTally()
         let n = try sendCountingSoftErrors(patternPayload(size: size), on: socket, to: destination,
                                            errors: &errors, options: common)

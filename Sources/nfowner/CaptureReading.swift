@@ -153,7 +153,12 @@ enum OwnerCommentParser {
             }
         }
         if let confidence {
-            let processes = pid.map { [ProcessReference(pid: $0, comm: comm, exe: exe)] } ?? candidates
+            var processes = pid.map { [ProcessReference(pid: $0, comm: comm, exe: exe)] } ?? candidates
+            // A program: its comm and exe are the first listed process's (see OwnerAttribution.named).
+            if confidence == .program, !processes.isEmpty {
+                processes[0].comm = comm ?? processes[0].comm
+                processes[0].exe = exe ?? processes[0].exe
+            }
             owner.attribution = OwnerAttribution(confidence: confidence, reason: reason, processes: processes)
         }
         return owner

@@ -56,6 +56,22 @@ import Testing
         #expect(OwnerComment.text(for: PacketOwner(unit: "a=b")) == "unit=a=b")
     }
 
+    /// A program: comm and exe without a pid, then the processes running it.
+    @Test func programCommentAndJSON() throws {
+        let owner = PacketOwner(uid: 0, cgroupPath: "/", attribution: OwnerAttribution(
+            confidence: .program, reason: "2 processes",
+            processes: [ProcessReference(pid: 21, comm: "ping", exe: "/usr/bin/ping"),
+                        ProcessReference(pid: 22, comm: "ping", exe: "/usr/bin/ping")]))
+        #expect(OwnerComment.text(for: owner)
+            == #"uid=0 cgroup=/ comm=ping exe=/usr/bin/ping candidates=21(ping),22(ping) confidence=program reason="2 processes""#)
+        let json = try Self.object(OwnerJSON.text(for: owner))
+        #expect(json["pid"] == nil)
+        #expect(json["comm"] as? String == "ping")
+        #expect(json["exe"] as? String == "/usr/bin/ping")
+        #expect((json["processes"] as? [[String: Any]])?.map { $0["pid"] as? Int } == [21, 22])
+        #expect(json["confidence"] as? String == "program")
+    }
+
     @Test func ownerJSON() throws {
         let alice = try #require(OwnerJSON.text(for: Owners.alice))
         #expect(alice == #"{"uid":1000,"gid":1000,"user":"alice","group_name":"alice","#

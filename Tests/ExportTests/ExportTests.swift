@@ -208,6 +208,38 @@ import Testing
         #expect(off["confidence"] is NSNull)
     }
 
+    /// A program: `pid` null, `comm` and `exe` the program's, the processes listed; no new key.
+    @Test func programFields() throws {
+        var event = Self.event()
+        event.attribution = OwnerAttribution(
+            confidence: .program, reason: "3 processes of uid 1000 in /a.slice, all running /usr/bin/ping",
+            processes: [ProcessReference(pid: 21, comm: "ping", exe: "/usr/bin/ping"),
+                        ProcessReference(pid: 22, comm: "ping", exe: "/usr/bin/ping"),
+                        ProcessReference(pid: 23, comm: "ping", exe: nil)])
+        let program = try Self.decode(event)
+        #expect(program["pid"] is NSNull)
+        #expect(program["comm"] as? String == "ping")
+        #expect(program["exe"] as? String == "/usr/bin/ping")
+        #expect(program["confidence"] as? String == "program")
+        #expect((program["processes"] as? [[String: Any]])?.compactMap { $0["pid"] as? Int } == [21, 22, 23])
+        #expect(Set(program.keys) == Set(JSONLines.keys))
+        var out: [UInt8] = []
+        TextLines.append(event, to: &out)
+        #expect(String(decoding: out, as: UTF8.self).contains(" ping[*] "))
+
+        // The stream encoder tells a program from the single process of the same list apart.
+        var single = event
+        single.attribution?.confidence = .single
+        var encoder = JSONLines.Encoder()
+        var buffer = ByteBuffer()
+        for next in [event, single, event] { encoder.append(next, to: &buffer) }
+        let objects = try buffer.bytes.split(separator: UInt8(ascii: "\n")).map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0)) as? [String: Any])
+        }
+        #expect(objects.map { $0["pid"] as? Int } == [nil, 21, nil])
+        #expect(objects.map { $0["confidence"] as? String } == ["program", "single", "program"])
+    }
+
     @Test func hostileStringsAreEscaped() throws {
         let nasty = "a\"b\\c\nd\u{01}e\u{7F}é"
         let object = try Self.decode(Self.event(prefix: nasty, user: "x\ty"))

@@ -114,6 +114,27 @@ struct PipelineHarness {
         }
     }
 
+    /// `cgroup_corrections` is the attributor's count, on the line from the start whenever owners
+    /// are resolved, and absent when they are not.
+    @Test func cgroupCorrectionsComeFromTheAttributor() throws {
+        final class CorrectingAttributor: PacketAttributing {
+            var cgroupCorrections = 0
+            func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
+                           now: UInt64) -> OwnerAttribution {
+                cgroupCorrections += 1
+                return OwnerAttribution(confidence: .uid)
+            }
+        }
+        let attributor = CorrectingAttributor()
+        let harness = PipelineHarness(sink: CollectingSink(needs: .events), processes: attributor)
+        #expect(harness.counters.summaryLine(durationSeconds: nil, groups: [5]).hasSuffix(" cgroup_corrections=0"))
+        harness.process(try Self.fixture("batch-5-udp4.bin"))
+        #expect(harness.counters.summaryLine(durationSeconds: nil, groups: [5]).hasSuffix(" cgroup_corrections=5"))
+        let unresolved = PipelineHarness()
+        unresolved.process(try Self.fixture("batch-5-udp4.bin"))
+        #expect(!unresolved.counters.summaryLine(durationSeconds: nil, groups: [5]).contains("cgroup_corrections"))
+    }
+
     @Test func recordedKernelPacketWithoutOwner() throws {
         let harness = PipelineHarness()
         harness.process(try Self.fixture("icmp-unreachable-kernel.bin"))
@@ -244,6 +265,11 @@ struct PipelineHarness {
         let traced = counters.summaryLine(durationSeconds: nil, groups: [30001])
         #expect(!traced.contains("duration_s"))
         #expect(traced.hasSuffix(" wakeups=0 cgroups_added=2 cgroups_removed=0 cgroup_update_failures=0"))
+        // With owner resolution: cgroup_corrections after every other key, the command's own too.
+        counters.pipeline.cgroupCorrections = 4
+        let resolved = counters.summaryLine(durationSeconds: nil, groups: [30001], suffix: " exit_status=0")
+        #expect(resolved.hasSuffix(" cgroup_update_failures=0 exit_status=0 cgroup_corrections=4"))
+        #expect(resolved.hasPrefix(traced))
     }
 
     /// IPv4 UDP 127.0.0.1:40000 → 127.0.0.1:9999 with 4 payload bytes.
