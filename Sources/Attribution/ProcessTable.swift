@@ -30,6 +30,9 @@ public struct ProcessEntry: Sendable, Equatable {
     /// True when an exec was seen but /proc was already gone when it was read: `exe` and
     /// `cmdline` are then unknown (nil) and `comm` may still be the pre-exec name.
     public var missedExec: Bool = false
+    /// True from a fork seen as an event until the process's first exec: it still runs its
+    /// parent's program — most often a shell about to exec the next command.
+    public var forkedWithoutExec: Bool = false
 
     public init(process: ProcessSnapshot, startTime: UInt64, exitTime: UInt64? = nil) {
         self.process = process
@@ -231,6 +234,7 @@ public final class ProcessTable {
                 entry.process.startTime = nil
             }
             entry.process.ppid = parentTGID
+            entry.forkedWithoutExec = true
             if alive[parentTGID] == nil {
                 if let snapshot = procFS.snapshot(childPID) { entry.process.merge(snapshot, replacingMissing: false) }
             } else if let cgroup = reads?.cgroup {
@@ -247,6 +251,7 @@ public final class ProcessTable {
             // say "unknown" rather than name the parent's program (comm is kept: see docs).
             entry.process.exe = reads?.exe
             entry.process.cmdline = reads?.cmdline
+            entry.forkedWithoutExec = false
             entry.missedExec = reads?.exe == nil
             if let status = reads?.status, status.tgid == nil || status.tgid == tgid {
                 if let name = status.name { entry.process.comm = name }
@@ -337,7 +342,12 @@ public final class ProcessTable {
                 depth += 1
             }
         }
-        return entries.filter { !ancestors.contains($0.pid) }
+        let leaves = entries.filter { !ancestors.contains($0.pid) }
+        // A fork of a waiting parent that has not exec'd yet is that parent's program about to
+        // become the next command (sh → sh → perl): it loses like its parent, unless nobody
+        // else is left.
+        let programs = leaves.filter { !($0.forkedWithoutExec && $0.process.ppid.map(ancestors.contains) == true) }
+        return programs.isEmpty ? leaves : programs
     }
 
     // MARK: - Internals

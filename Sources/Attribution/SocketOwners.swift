@@ -55,11 +55,16 @@ public final class SocketOwners: @unchecked Sendable {
     /// The pids holding socket `inode`, ascending; empty when none is found (the socket is
     /// gone, owned by the kernel, or the refresh is rate-limited right now). `likelyHolders`,
     /// asked only when the index does not know the inode, names processes to read first.
-    public func pids(forInode inode: UInt64, likelyHolders: () -> [Int32] = { [] }) -> [Int32] {
+    /// `refreshing` false: never scan /proc at large (the caller only wants to know whether a
+    /// holder is known cheaply; a refresh costs milliseconds that every packet queued behind
+    /// this one would wait).
+    public func pids(forInode inode: UInt64, likelyHolders: () -> [Int32] = { [] },
+                     refreshing: Bool = true) -> [Int32] {
         guard inode != 0 else { return [] }
         let verified = verifiedPIDs(inode)
         if !verified.isEmpty { return verified }
         if let found = scanLikelyHolders(inode, named: likelyHolders) { return found }
+        guard refreshing else { return [] }
         let time = now()
         guard time - lastRefresh >= minimumRescanInterval else { return [] }
         lastRefresh = time

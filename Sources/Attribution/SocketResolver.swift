@@ -84,9 +84,10 @@ public final class SocketResolver: @unchecked Sendable {
     /// ICMP errors), closed ports, a later fragment (no ports), or a packet too short to have
     /// ports. A TIME_WAIT socket is returned (inode 0, no pids, `isTimeWait`) so the caller can
     /// say "no socket: time-wait". Throws only when a lookup itself failed. `likelyHolders`
-    /// names processes to read first when a socket's holder is not indexed (see `SocketOwners`).
-    public func resolve(packet: PacketSummary, direction: Direction,
-                        likelyHolders: () -> [Int32] = { [] }) throws(SocketLookupError) -> SocketResolution? {
+    /// names processes to read first when a socket's holder is not indexed (see `SocketOwners`);
+    /// `refreshing` false never scans /proc at large for it (see `SocketOwners.pids`).
+    public func resolve(packet: PacketSummary, direction: Direction, likelyHolders: () -> [Int32] = { [] },
+                        refreshing: Bool = true) throws(SocketLookupError) -> SocketResolution? {
         let (localAddress, remoteAddress) = direction == .outbound
             ? (packet.source, packet.destination) : (packet.destination, packet.source)
         let ports: (source: UInt16?, destination: UInt16?)
@@ -103,12 +104,13 @@ public final class SocketResolver: @unchecked Sendable {
             ports = (pair.source, pair.destination)
         case .icmp(let info), .icmpv6(let info):
             return try resolveICMP(packet: packet, info: info, local: localAddress, remote: remoteAddress,
-                                   likelyHolders: likelyHolders)
+                                   likelyHolders: likelyHolders, refreshing: refreshing)
         case .notFirstFragment:
             return nil
         case .sctp, .gre, .esp, .ah, .other:
             return try resolveRaw(family: packet.family, protocolNumber: packet.protocolNumber,
-                                  local: localAddress, remote: remoteAddress, likelyHolders: likelyHolders)
+                                  local: localAddress, remote: remoteAddress, likelyHolders: likelyHolders,
+                                  refreshing: refreshing)
         }
         guard let sourcePort = ports.source, let destinationPort = ports.destination else { return nil }
         let (localPort, remotePort) = direction == .outbound
@@ -119,33 +121,35 @@ public final class SocketResolver: @unchecked Sendable {
         else { return nil }
         let inode = UInt64(info.inode)
         let socket = ResolvedSocket(uid: info.uid, inode: inode, cgroupID: info.cgroupID, state: info.state,
-                                    pids: owners.pids(forInode: inode, likelyHolders: likelyHolders))
+                                    pids: owners.pids(forInode: inode, likelyHolders: likelyHolders,
+                                                      refreshing: refreshing))
         return SocketResolution(source: .sockDiag, sockets: [socket])
     }
 
     private func resolveICMP(packet: PacketSummary, info: ICMPInfo, local: IPAddress, remote: IPAddress,
-                             likelyHolders: () -> [Int32]) throws(SocketLookupError) -> SocketResolution? {
+                             likelyHolders: () -> [Int32], refreshing: Bool) throws(SocketLookupError) -> SocketResolution? {
         if let echoID = info.echoIdentifier {
             let rows = try procNet.lookupPing(family: packet.family, localAddress: local, echoID: echoID)
             if !rows.isEmpty {
-                return SocketResolution(source: .procNetPing, sockets: rows.map { resolved($0, likelyHolders) })
+                return SocketResolution(source: .procNetPing,
+                                        sockets: rows.map { resolved($0, likelyHolders, refreshing) })
             }
         }
         // Echo from a raw ICMP socket (setuid ping), or an ICMP message a raw socket built.
         return try resolveRaw(family: packet.family, protocolNumber: packet.protocolNumber,
-                              local: local, remote: remote, likelyHolders: likelyHolders)
+                              local: local, remote: remote, likelyHolders: likelyHolders, refreshing: refreshing)
     }
 
     private func resolveRaw(family: IPFamily, protocolNumber: UInt8, local: IPAddress, remote: IPAddress,
-                            likelyHolders: () -> [Int32]) throws(SocketLookupError) -> SocketResolution? {
+                            likelyHolders: () -> [Int32], refreshing: Bool) throws(SocketLookupError) -> SocketResolution? {
         let rows = try procNet.lookupRaw(family: family, protocolNumber: protocolNumber,
                                          localAddress: local, remoteAddress: remote)
         guard !rows.isEmpty else { return nil }
-        return SocketResolution(source: .procNetRaw, sockets: rows.map { resolved($0, likelyHolders) })
+        return SocketResolution(source: .procNetRaw, sockets: rows.map { resolved($0, likelyHolders, refreshing) })
     }
 
-    private func resolved(_ row: ProcNetSocketRow, _ likelyHolders: () -> [Int32]) -> ResolvedSocket {
+    private func resolved(_ row: ProcNetSocketRow, _ likelyHolders: () -> [Int32], _ refreshing: Bool) -> ResolvedSocket {
         ResolvedSocket(uid: row.uid, inode: row.inode, cgroupID: nil, state: row.state,
-                       pids: owners.pids(forInode: row.inode, likelyHolders: likelyHolders))
+                       pids: owners.pids(forInode: row.inode, likelyHolders: likelyHolders, refreshing: refreshing))
     }
 }

@@ -13,6 +13,8 @@ public protocol PacketSource: AnyObject {
     /// A second socket whose datagrams must not wait for a coalescing pause (each flow's first
     /// packet): read before `socket`, and watched during a pause. Nil: none.
     var urgentSocket: NetlinkSocket? { get }
+    /// The origin number (NFLOG group) of what `urgentSocket` delivers, nil when there is none.
+    var urgentOrigin: UInt16? { get }
     /// Bytes the loop's receive buffer needs: a smaller one truncates batches (MSG_TRUNC).
     var receiveBufferSize: Int { get }
     /// Under load, wake at most once per this many microseconds (0: wake for each datagram).

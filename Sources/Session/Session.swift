@@ -128,7 +128,13 @@ public final class Session: @unchecked Sendable {
         let started = WallClock.monotonicNanoseconds()
         nonisolated(unsafe) var ending = ReceiveLoop.Ending.stopRequested
         do {
-            let receiver = try DedicatedThread(name: "nfowner-recv") { ending = loop.run() }
+            let receiver = try DedicatedThread(name: "nfowner-recv") {
+                // A flow's first packet is resolved while its sender still runs only if this
+                // thread gets a CPU at once; on a busy host at niceness 0 the sender often exits
+                // (and the shell starts the next program) first. Best effort: not root, no change.
+                try? DedicatedThread.setCurrentNiceness(Self.receiveThreadNiceness)
+                ending = loop.run()
+            }
             do {
                 try onReady(Ready(groups: plan.nflog.groups, followsCgroups: follower != nil,
                                   stop: { [loop] in loop.requestStop() }))
@@ -160,6 +166,9 @@ public final class Session: @unchecked Sendable {
         if case .failed(let reason) = ending { throw SessionError(reason) }
         return outcome
     }
+
+    /// The receive thread's niceness (the process event thread's too: see `OwnerResolution`).
+    static let receiveThreadNiceness: Int32 = -10
 
     /// Binds the plan's group, or with `groupSearch` > 1 the first free one from it; on a bind
     /// refused because the group is taken, says who holds it.

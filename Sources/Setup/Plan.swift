@@ -145,6 +145,10 @@ public enum Planner {
                                hooks: input ? [.output, .input] : [.output],
                                cgroups: [classifier(for: cgroup, mount: mount)], cgroupLevels: [cgroup.level])
         spec.logsUnclassified = false
+        // Each flow's first packet on the next group, read at once (see `NflogSettings.newFlowGroup`):
+        // the trace then looks for its sender among the processes alive just before it.
+        spec.newFlowGroup = group &+ 1
+        nflog.newFlowGroup = group &+ 1
         return Plan(spec: spec, nflog: nflog, cgroupMount: mount, follow: false, selection: [cgroup])
     }
 

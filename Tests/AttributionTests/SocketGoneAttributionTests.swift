@@ -71,6 +71,30 @@ import Testing
         #expect(found.named == NamedProcess(pid: 200, comm: "ping", exe: "/usr/bin/ping"))
     }
 
+    /// sh runs ping, then forks for the next command: the fork, not exec'd yet, is the shell's
+    /// own program and loses like the shell; once it has exec'd it is a program of its own.
+    @Test func aForkOfTheWaitingShellThatHasNotExecdYetLoses() throws {
+        let world = try World { proc in
+            try proc.add(pid: 100, comm: "sh", cgroup: Self.scope, exe: "/usr/bin/sh")
+        }
+        defer { world.remove() }
+        try world.proc.add(pid: 200, comm: "ping", ppid: 100, cgroup: Self.scope, exe: "/usr/bin/ping")
+        world.spawn(200, parent: 100, at: Self.t0)  // sends, exits 1 ms later
+        // What /proc will say after its exec; until then the table has the fork's copy of sh.
+        try world.proc.add(pid: 201, comm: "perl", ppid: 100, cgroup: Self.scope, exe: "/usr/bin/perl")
+        world.table.apply(ProcEvent(timestamp: Self.t0 + 2 * Self.ms,
+                                    kind: .fork(parentPID: 100, parentTGID: 100, childPID: 201, childTGID: 201)))
+        let now = Self.t0 + 3 * Self.ms
+        let found = world.attribute(cgroupPath: Self.scope, at: now)
+        #expect(found.confidence == .single)
+        #expect(found.processes.map(\.pid) == [200])
+        // After its exec (perl) it is a candidate like any other program.
+        world.table.apply(ProcEvent(timestamp: now + Self.ms, kind: .exec(pid: 201, tgid: 201)))
+        let later = world.attribute(port: 40_001, cgroupPath: Self.scope, at: now + 2 * Self.ms)
+        #expect(later.confidence == .candidates)
+        #expect(Set(later.processes.map(\.pid)) == [200, 201])
+    }
+
     @Test func leavesFollowThePpidChainThroughGrandchildren() throws {
         let world = try World { proc in
             try proc.add(pid: 100, comm: "bash", cgroup: Self.scope, exe: "/usr/bin/bash")

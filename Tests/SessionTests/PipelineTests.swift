@@ -92,11 +92,12 @@ struct PipelineHarness {
             var attributed = 0
             var resolved = 0
             func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
-                           now: UInt64) -> OwnerAttribution {
+                           now: UInt64, atOnce: Bool) -> OwnerAttribution {
                 attributed += 1
                 return OwnerAttribution(confidence: .uid)
             }
-            func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64) {
+            func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64,
+                         atOnce: Bool) {
                 resolved += 1
             }
         }
@@ -120,7 +121,7 @@ struct PipelineHarness {
         final class CorrectingAttributor: PacketAttributing {
             var cgroupCorrections = 0
             func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
-                           now: UInt64) -> OwnerAttribution {
+                           now: UInt64, atOnce: Bool) -> OwnerAttribution {
                 cgroupCorrections += 1
                 return OwnerAttribution(confidence: .uid)
             }
