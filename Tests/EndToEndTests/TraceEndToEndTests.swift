@@ -43,6 +43,35 @@ extension EndToEnd {
             #expect(!leftovers.contains { $0.hasPrefix("nfowner-trace-") })
         }
 
+        /// Issue 12: three one-shot programs in a row, each gone a moment after its packet —
+        /// ping (echo), curl (SYN to a closed port, refused at once), python3 (one datagram from a
+        /// socket it drops right away) — are each named on their packet and in the SENDER table.
+        @Test func traceNamesEachOneShotProgramOnItsPacket() throws {
+            let namespace = try TestNamespace("trnames")
+            defer { namespace.close() }
+            let script = """
+                ping -c1 -W1 127.0.0.1 >/dev/null; curl -s -m 1 http://127.0.0.1:1/
+                /usr/bin/python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("127.0.0.1", 9404))'
+                """
+            let result = try Harness.run(Harness.nfowner, ["trace", "--format", "json", "--netns", namespace.name,
+                                                           "--user", "nobody", "--", "/bin/sh", "-c", script])
+            let events = result.stdout.split(separator: "\n").compactMap {
+                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }
+            let echo = try #require(events.first { $0.string("proto") == "icmp" && $0.int("icmp_type") == 8 })
+            let syn = try #require(events.first { $0.int("dport") == 1 && $0.string("tcp_flags") == "S" })
+            let datagram = try #require(events.first { $0.int("dport") == 9404 })
+            for (event, comm) in [(echo, "ping"), (syn, "curl"), (datagram, "python3")] {
+                #expect(["exact", "single", "program"].contains(event.string("confidence") ?? ""),
+                        "\(comm): \(event.string("confidence") ?? "-") \(event.string("reason") ?? "")")
+                #expect(event.string("comm") == comm)
+            }
+            let senders = result.stderr.split(separator: "\n").drop { !$0.hasPrefix("SENDER") }.dropFirst()
+                .prefix { !$0.isEmpty && !$0.hasPrefix("received=") }.map { String($0.split(separator: " ")[0]) }
+            #expect(Set(senders.map { $0.split(separator: "[").first.map(String.init) ?? $0 }) == ["ping", "curl", "python3"],
+                    "SENDER rows: \(senders)")
+        }
+
         @Test func aCommandThatExitsRightAfterSendingIsStillTraced() throws {
             let namespace = try TestNamespace("trfast")
             defer { namespace.close() }
