@@ -52,14 +52,7 @@ extension NftScriptRenderer {
         let kept = live.filter { !removedIDs.contains($0.id) }.sorted { $0.id < $1.id }
         var lines = ["# nfowner: removes \(removed.count) cgroup(s) from \(table) in one transaction."]
         for level in Set(removed.map(\.level)).sorted(by: >) {
-            let map = "\(table) \(Ruleset.mapName(level: level))"
-            lines.append("flush map \(map)")
-            let atLevel = kept.filter { $0.level == level }
-            if !atLevel.isEmpty {
-                var elements: [String] = []
-                for cgroup in atLevel { elements.append(try element(.init(key: cgroup.nftPath, chain: cgroup.chainName))) }
-                lines.append("add element \(map) { " + elements.joined(separator: ", ") + " }")
-            }
+            lines += try refillMap(level: level, of: table, with: kept)
         }
         for id in removedIDs.sorted() {
             lines.append("add chain \(table) cg_\(id)")
@@ -87,14 +80,7 @@ extension NftScriptRenderer {
             }
         }
         for level in spec.mapLevels {
-            let map = "\(table) \(Ruleset.mapName(level: level))"
-            lines.append("flush map \(map)")
-            let atLevel = sorted.filter { $0.level == level }
-            if !atLevel.isEmpty {
-                var elements: [String] = []
-                for cgroup in atLevel { elements.append(try element(.init(key: cgroup.nftPath, chain: cgroup.chainName))) }
-                lines.append("add element \(map) { " + elements.joined(separator: ", ") + " }")
-            }
+            lines += try refillMap(level: level, of: table, with: sorted)
         }
         let keptIDs = Set(cgroups.map(\.id))
         for id in Set(staleChains).subtracting(keptIDs).sorted() {
@@ -116,5 +102,20 @@ extension NftScriptRenderer {
             }
         }
         return "inet \(try NftText.validateIdentifier(spec.tableName, what: "table name"))"
+    }
+
+    /// `flush map` of `level`'s map, then one `add element` with those of `cgroups` at that
+    /// level (none when there are none).
+    private static func refillMap(level: Int, of table: String,
+                                  with cgroups: [CgroupClassifier]) throws(RulesError) -> [String] {
+        let map = "\(table) \(Ruleset.mapName(level: level))"
+        var lines = ["flush map \(map)"]
+        let atLevel = cgroups.filter { $0.level == level }
+        if !atLevel.isEmpty {
+            var elements: [String] = []
+            for cgroup in atLevel { elements.append(try element(.init(key: cgroup.nftPath, chain: cgroup.chainName))) }
+            lines.append("add element \(map) { " + elements.joined(separator: ", ") + " }")
+        }
+        return lines
     }
 }
