@@ -25,7 +25,8 @@ import PacketParsing
 public final class OwnerAttributor {
     private let table: ProcessTable
     private let sockets: SocketResolver?
-    private let procFS = ProcFS()
+    /// Where a socket holder the table does not know is read from (a fixture in tests).
+    private let procFS: ProcFS
     /// Inodes the pid index was rebuilt for already (each at most once).
     private var rebuiltFor: Set<UInt64> = []
     /// How long before the receive time a packet may have been sent: the NFLOG flush timeout
@@ -48,11 +49,13 @@ public final class OwnerAttributor {
     /// `flowLifetime` in nanoseconds: how long a resolved flow is answered from the cache.
     /// `maximumFlows`: the most flows cached at once (it bounds the cache's memory).
     /// `cgroupID`: the id of a cgroup path (see `CgroupIDs`), nil to report such ids as unknown.
+    /// `procFS`: the /proc the table does not cover is read from (the real one by default).
     public init(table: ProcessTable, sockets: SocketResolver?, flushTimeoutHundredths: UInt32,
                 flowLifetime: UInt64 = FlowCache.defaultLifetime,
                 maximumFlows: Int = FlowCache.defaultMaximumFlows,
-                cgroupID: ((String) -> UInt64?)? = nil) {
+                cgroupID: ((String) -> UInt64?)? = nil, procFS: ProcFS = ProcFS()) {
         self.table = table
+        self.procFS = procFS
         self.sockets = sockets
         self.cgroupID = cgroupID
         window = UInt64(flushTimeoutHundredths) * 10_000_000 + 20_000_000
@@ -189,8 +192,19 @@ public final class OwnerAttributor {
             return OwnerAttribution(confidence: .uid, reason: cgroupPath.map { "no process of uid \(uid) seen in \($0)" }
                                     ?? "no cgroup known for the packet")
         }
-        // A parent waiting for its child (sh → ping) did not send the child's packet.
-        let candidates = table.leaves(of: pool)
+        // A parent waiting for its child (sh → ping) did not send the child's packet. With the
+        // short window of a packet delivered at once, the children are looked for over the usual
+        // window: a shell whose children sent and exited a moment ago (40 of them, resolved one
+        // after another) is still only waiting for them, not the sender of what is left.
+        let candidates: [ProcessEntry]
+        if !late, window < self.window {
+            let recentLeaves = table.leaves(of: alive(within: self.window))
+            let inWindow = Set(pool.map(\.pid))
+            let leavesInWindow = recentLeaves.filter { inWindow.contains($0.pid) }
+            candidates = leavesInWindow.isEmpty ? recentLeaves : leavesInWindow
+        } else {
+            candidates = table.leaves(of: pool)
+        }
         let shared = Self.sharedCgroup(of: candidates)
         if candidates.count == 1 {
             return OwnerAttribution(confidence: .single,
