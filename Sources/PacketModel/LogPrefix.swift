@@ -35,8 +35,20 @@ public struct LogPrefix: Sendable, Equatable, CustomStringConvertible {
     public func equals(_ bytes: UnsafeRawBufferPointer) -> Bool {
         let kept = min(bytes.count, Self.inlineCapacity)
         guard kept == Int(length), kept > 0 else { return false }
+        // Eight bytes at a time: it runs for every packet that becomes an event, and a byte-wise
+        // `elementsEqual` cost ~260 instructions for a 7-byte prefix.
         return withBytes { mine in
-            mine.elementsEqual(UnsafeRawBufferPointer(rebasing: bytes[0..<kept]))
+            var offset = 0
+            while offset &+ 8 <= kept {
+                guard mine.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+                        == bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self) else { return false }
+                offset &+= 8
+            }
+            while offset < kept {
+                guard mine[offset] == bytes[offset] else { return false }
+                offset &+= 1
+            }
+            return true
         }
     }
 

@@ -20,6 +20,25 @@ import Testing
         #expect(buffer.bytes == expected)
     }
 
+    /// Every digit count, both sides of each power of ten, against Swift's own formatting.
+    @Test func decimalsMatchDescriptionAtEveryLength() {
+        var values: [UInt64] = [0, 9, 10, 11, 99, 100, 101, 999, 1000, 65535, 4_294_967_295, UInt64.max, UInt64.max - 1]
+        var power: UInt64 = 1
+        for _ in 0..<19 {
+            power *= 10
+            values += [power - 1, power, power + 1, power / 2 * 3]
+        }
+        var generator = SystemRandomNumberGenerator()
+        values += (0..<200).map { _ in
+            UInt64.random(in: 0...UInt64.max, using: &generator) >> UInt64.random(in: 0...63, using: &generator)
+        }
+        for value in values {
+            var buffer = ByteBuffer(capacity: 8)
+            buffer.write(decimal: value)
+            #expect(String(decoding: buffer.bytes, as: UTF8.self) == String(value))
+        }
+    }
+
     @Test func decimalsAndLiterals() {
         var buffer = ByteBuffer(capacity: 4)
         buffer.write(decimal: 0)

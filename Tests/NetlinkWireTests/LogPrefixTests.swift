@@ -44,4 +44,19 @@ import Testing
         let cut = long.withUnsafeBytes { LogPrefix(bytes: $0) }
         long.withUnsafeBytes { #expect(cut?.equals($0) == true) }  // cut at the inline capacity, as init does
     }
+
+    /// Compared eight bytes at a time and then byte by byte: a difference at any position of any
+    /// length is found.
+    @Test func equalsFindsADifferenceAnywhere() {
+        for length in 1...LogPrefix.inlineCapacity {
+            let text = (0..<length).map { UInt8(ascii: "a") + UInt8($0 % 26) }
+            let prefix = text.withUnsafeBytes { LogPrefix(bytes: $0) }
+            text.withUnsafeBytes { #expect(prefix?.equals($0) == true) }
+            for position in [0, length / 2, length - 1] {
+                var changed = text
+                changed[position] = UInt8(ascii: "#")
+                changed.withUnsafeBytes { #expect(prefix?.equals($0) == false, "length \(length), byte \(position)") }
+            }
+        }
+    }
 }
