@@ -30,20 +30,18 @@ public final class AttributionEngine {
     /// Resolves the packet's process (or finds it cached) and hands out nothing: the same work
     /// as `owner`, for runs that only count. Without a cgroup no entry is made at all.
     @inline(__always)
-    /// `atOnce`: see `PacketAttributing.attribute`.
-    public func resolve(_ packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupID: UInt64?, now: UInt64,
-                        atOnce: Bool = false) {
+    public func resolve(_ packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupID: UInt64?, now: UInt64) {
         guard let processes else { return }
         let path = cgroupID.flatMap { cgroups?.entry(forID: $0)?.path }
-        processes.resolve(packet: packet, direction: direction, uid: uid, cgroupPath: path, now: now, atOnce: atOnce)
+        processes.resolve(packet: packet, direction: direction, uid: uid, cgroupPath: path, now: now)
     }
 
     /// The process(es) behind the packet, without names.
     public func attribution(_ packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupID: UInt64?,
-                            now: UInt64, atOnce: Bool = false) -> (cgroup: CgroupNames.Entry?, attribution: OwnerAttribution?) {
+                            now: UInt64) -> (cgroup: CgroupNames.Entry?, attribution: OwnerAttribution?) {
         let cgroup = cgroupID.flatMap { cgroups?.entry(forID: $0) }
         let attribution = processes?.attribute(packet: packet, direction: direction, uid: uid,
-                                               cgroupPath: cgroup?.path, now: now, atOnce: atOnce)
+                                               cgroupPath: cgroup?.path, now: now)
         return (cgroup, attribution)
     }
 
@@ -75,7 +73,7 @@ public final class AttributionEngine {
     /// The owner's cgroup is rewritten only when the classification or the attribution changed:
     /// a packet of a cached flow costs no more than before.
     public func update(_ owner: inout PacketOwner, packet: PacketSummary, direction: Direction, uid: UInt32?,
-                       gid: UInt32?, cgroupID: UInt64?, now: UInt64, atOnce: Bool = false) {
+                       gid: UInt32?, cgroupID: UInt64?, now: UInt64) {
         if owner.uid != uid || (uid != nil && owner.userName == nil) {
             owner.uid = uid
             owner.userName = uid.flatMap { names.userName(of: $0) }
@@ -95,7 +93,7 @@ public final class AttributionEngine {
         }
         if let processes {
             let found = processes.attribute(packet: packet, direction: direction, uid: uid, cgroupPath: classifiedPath,
-                                            now: now, atOnce: atOnce)
+                                            now: now)
             if owner.attribution.map({ !$0.isSame(as: found) }) ?? true {
                 owner.attribution = found
                 cgroupStale = true

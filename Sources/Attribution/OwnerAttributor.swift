@@ -78,11 +78,10 @@ public final class OwnerAttributor {
     /// `cgroupPath` (nil when unclassified), received at `now` (monotonic ns): from the flow
     /// cache, or resolved and cached.
     public func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?,
-                          cgroupPath: String?, now: UInt64, atOnce: Bool = false) -> OwnerAttribution {
+                          cgroupPath: String?, now: UInt64) -> OwnerAttribution {
         let key = FlowKey(packet: packet, direction: direction, uid: uid)
         if let cached = cached(key, now: now) { return cached }
-        return resolveAndCache(key, packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now,
-                               atOnce: atOnce)
+        return resolveAndCache(key, packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
     }
 
     /// The cached attribution of the flow `key`, nil when it must be resolved. Reads only the
@@ -104,11 +103,10 @@ public final class OwnerAttributor {
 
     /// Resolves the flow `key` of `packet` (see `attribute`) and caches the answer.
     public func resolveAndCache(_ key: FlowKey, packet: PacketSummary, direction: Direction, uid: UInt32?,
-                                cgroupPath: String?, now: UInt64, atOnce: Bool = false) -> OwnerAttribution {
+                                cgroupPath: String?, now: UInt64) -> OwnerAttribution {
         lookups += 1
         beforeResolving?()
-        var result = resolve(packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now,
-                             window: atOnce ? Self.atOnceWindow : window)
+        var result = resolve(packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
         if let own = result.cgroup, own.path != cgroupPath {
             // The process's cgroup is not the classified one (or the packet was not classified).
             if cgroupPath != nil { cgroupCorrections += 1 }
@@ -118,15 +116,8 @@ public final class OwnerAttributor {
         return result
     }
 
-    /// How long before its receipt a packet delivered at once may have been sent: the new-flow
-    /// socket is never coalesced, so this is scheduling slack (its delay measured p50 0.1–0.4 ms,
-    /// p99 < 2 ms at 200k packets/s: bench/newflows.sh). A process that exited earlier than that
-    /// — the shell's previous command — did not send it. A packet read later finds nobody in
-    /// this window and looks `lateWindow` back, saying so.
-    public static let atOnceWindow: UInt64 = 1_000_000
-
     private func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?,
-                         cgroupPath: String?, now: UInt64, window: UInt64) -> OwnerAttribution {
+                         cgroupPath: String?, now: UInt64) -> OwnerAttribution {
                 // No uid: the packet had no full socket with a file. Say which case it is.
         guard let uid else {
             // Only the holders known cheaply: a /proc-wide scan (milliseconds) would hold up
@@ -192,19 +183,8 @@ public final class OwnerAttributor {
             return OwnerAttribution(confidence: .uid, reason: cgroupPath.map { "no process of uid \(uid) seen in \($0)" }
                                     ?? "no cgroup known for the packet")
         }
-        // A parent waiting for its child (sh → ping) did not send the child's packet. With the
-        // short window of a packet delivered at once, the children are looked for over the usual
-        // window: a shell whose children sent and exited a moment ago (40 of them, resolved one
-        // after another) is still only waiting for them, not the sender of what is left.
-        let candidates: [ProcessEntry]
-        if !late, window < self.window {
-            let recentLeaves = table.leaves(of: alive(within: self.window))
-            let inWindow = Set(pool.map(\.pid))
-            let leavesInWindow = recentLeaves.filter { inWindow.contains($0.pid) }
-            candidates = leavesInWindow.isEmpty ? recentLeaves : leavesInWindow
-        } else {
-            candidates = table.leaves(of: pool)
-        }
+        // A parent waiting for its child (sh → ping) did not send the child's packet.
+        let candidates = table.leaves(of: pool)
         let shared = Self.sharedCgroup(of: candidates)
         if candidates.count == 1 {
             return OwnerAttribution(confidence: .single,

@@ -5,14 +5,11 @@ import Synchronization
 
 /// Anything that names the process behind a packet.
 public protocol PacketAttributing: AnyObject {
-    /// `atOnce`: the packet was delivered as soon as it was logged (a flow's first packet on the
-    /// new-flow group), so it was sent just before `now` rather than up to a flush timeout before.
     func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?,
-                   cgroupPath: String?, now: UInt64, atOnce: Bool) -> OwnerAttribution
+                   cgroupPath: String?, now: UInt64) -> OwnerAttribution
     /// Resolves the packet's owner (or finds it cached) like `attribute`, for a caller that
     /// shows nothing (`--format none`): the same work, minus handing out the result.
-    func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64,
-                 atOnce: Bool)
+    func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64)
     /// Flows whose owner's cgroup (the named process's own) differs from the packet's classified
     /// cgroup: the summary line's `cgroup_corrections`. Read by the receive thread.
     var cgroupCorrections: Int { get }
@@ -20,8 +17,8 @@ public protocol PacketAttributing: AnyObject {
 
 extension PacketAttributing {
     public func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
-                        now: UInt64, atOnce: Bool) {
-        _ = attribute(packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now, atOnce: atOnce)
+                        now: UInt64) {
+        _ = attribute(packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
     }
 
     public var cgroupCorrections: Int { 0 }
@@ -112,31 +109,29 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
     /// (the only caller, and the one running `housekeeping`); only the process table is shared
     /// with the event thread, and only resolving a new flow reads it.
     public func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?,
-                          cgroupPath: String?, now: UInt64, atOnce: Bool = false) -> OwnerAttribution {
+                          cgroupPath: String?, now: UInt64) -> OwnerAttribution {
         let key = FlowKey(packet: packet, direction: direction, uid: uid)
         if let cached = attributor.cached(key, now: now) { return cached }
-        return resolveNewFlow(key, packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now,
-                              atOnce: atOnce)
+        return resolveNewFlow(key, packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
     }
 
     public func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
-                        now: UInt64, atOnce: Bool = false) {
+                        now: UInt64) {
         let key = FlowKey(packet: packet, direction: direction, uid: uid)
         if attributor.isCached(key, now: now) { return }
-        _ = resolveNewFlow(key, packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now,
-                           atOnce: atOnce)
+        _ = resolveNewFlow(key, packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
     }
 
     /// A flow the cache does not hold: resolved under the lock, since it reads the process
     /// table the event thread updates (queued events are applied first: see `init`).
     private func resolveNewFlow(_ key: FlowKey, packet: PacketSummary, direction: Direction, uid: UInt32?,
-                                cgroupPath: String?, now: UInt64, atOnce: Bool) -> OwnerAttribution {
+                                cgroupPath: String?, now: UInt64) -> OwnerAttribution {
         // First the process events still queued, so no packet is attributed before its
         // sender's exec was seen.
         drainEvents()
         return lock.withLock { _ in
             attributor.resolveAndCache(key, packet: packet, direction: direction, uid: uid,
-                                       cgroupPath: cgroupPath, now: now, atOnce: atOnce)
+                                       cgroupPath: cgroupPath, now: now)
         }
     }
 

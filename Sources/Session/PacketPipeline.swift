@@ -26,9 +26,6 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
     /// Stop handing out packets after this many (nil: no limit).
     public let eventLimit: UInt64?
     private let clock: () -> EventTime
-    /// Packets from this group were delivered as soon as they were logged (the source's
-    /// new-flow group; -1: none), so their sender is looked for just before their receipt.
-    private let newFlowGroup: Int
     /// One receive time per datagram: NFLOG has no timestamp at output, and every message in a
     /// batch was queued within the flush timeout of the first.
     /// The event handed to the sinks, updated in place packet after packet: an owner that does
@@ -51,7 +48,6 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         factSinks = sinks.filter { $0.needs == .facts }
         self.eventLimit = eventLimit
         self.clock = clock
-        newFlowGroup = source.urgentOrigin.map(Int.init) ?? -1
         // The summary line has `cgroup_corrections` whenever owners are resolved, from the start.
         if engine.processes != nil { counters.cgroupCorrections = 0 }
     }
@@ -97,12 +93,10 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         case .counters:
             // Owners are resolved all the same (`--format none` measures the whole pipeline
             // but formatting and printing), only not handed out.
-            engine.resolve(packet, direction: direction, uid: uid, cgroupID: cgroupID, now: batchMonotonicTime(),
-                           atOnce: source.origin.number == newFlowGroup)
+            engine.resolve(packet, direction: direction, uid: uid, cgroupID: cgroupID, now: batchMonotonicTime())
         case .facts:
             let (_, attribution) = engine.attribution(packet, direction: direction, uid: uid, cgroupID: cgroupID,
-                                                      now: batchMonotonicTime(),
-                                                      atOnce: source.origin.number == newFlowGroup)
+                                                      now: batchMonotonicTime())
             let facts = PacketFacts(packet: packet, direction: direction, uid: uid, gid: source.gid,
                                     cgroupID: cgroupID, attribution: attribution)
             for sink in factSinks { sink.consume(facts) }
@@ -114,7 +108,7 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
     private func emitEvent(_ source: UnsafeSourcePacket, packet: PacketSummary, direction: Direction,
                            cgroupID: UInt64?) {
         engine.update(&event.owner, packet: packet, direction: direction, uid: source.uid, gid: source.gid,
-                      cgroupID: cgroupID, now: batchMonotonicTime(), atOnce: source.origin.number == newFlowGroup)
+                      cgroupID: cgroupID, now: batchMonotonicTime())
         if !factSinks.isEmpty {
             let facts = PacketFacts(packet: packet, direction: direction, uid: source.uid, gid: source.gid,
                                     cgroupID: cgroupID, attribution: event.owner.attribution)

@@ -35,6 +35,8 @@ public final class Session: @unchecked Sendable {
     public struct Ready: Sendable {
         /// The NFLOG groups bound (the first free one, when a range was searched).
         public var groups: [UInt16]
+        /// The group each flow's first packet arrives on, read on a socket of its own (nil: none).
+        public var newFlowGroup: UInt16? = nil
         /// Whether a cgroup follower keeps the ruleset's cgroup maps current.
         public var followsCgroups: Bool
         /// Stops the run from any thread (as a signal would, without one).
@@ -136,8 +138,8 @@ public final class Session: @unchecked Sendable {
                 ending = loop.run()
             }
             do {
-                try onReady(Ready(groups: plan.nflog.groups, followsCgroups: follower != nil,
-                                  stop: { [loop] in loop.requestStop() }))
+                try onReady(Ready(groups: plan.nflog.groups, newFlowGroup: source.urgentOrigin,
+                                  followsCgroups: follower != nil, stop: { [loop] in loop.requestStop() }))
             } catch {
                 loop.requestStop()
                 receiver.join()

@@ -105,6 +105,7 @@ struct MonitorCommand: ParsableCommand {
                 // Announced only now that every part is listening: tools (and tests) start sending on it.
                 note("reading NFLOG group\(ready.groups.count > 1 ? "s" : "") "
                      + ready.groups.map(String.init).joined(separator: ",")
+                     + (ready.newFlowGroup.map { " (each flow's first packet at once on \($0))" } ?? "")
                      + (ready.followsCgroups ? "; following cgroups" : "") + "; stop with Ctrl-C")
             })
         } catch {

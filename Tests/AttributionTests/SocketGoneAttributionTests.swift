@@ -95,33 +95,6 @@ import Testing
         #expect(Set(later.processes.map(\.pid)) == [200, 201])
     }
 
-    /// A packet delivered at once is looked for among processes alive 1 ms before it; when its
-    /// senders exited just before that (resolved late, one after another), the shell waiting for
-    /// them is the only one left there — and still loses to them.
-    @Test func aShortWindowNeverLeavesTheWaitingShellAsTheSender() throws {
-        let world = try World { proc in
-            try proc.add(pid: 100, comm: "sh", cgroup: Self.scope, exe: "/usr/bin/sh")
-        }
-        defer { world.remove() }
-        for pid: Int32 in 201...203 {
-            try world.proc.add(pid: pid, comm: "burst", ppid: 100, cgroup: Self.scope, exe: "/usr/bin/burst")
-            world.spawn(pid, parent: 100, at: Self.t0)  // exit 1 ms later
-        }
-        let late = world.attributor.attribute(packet: OwnerAttributorTests.packet(port: 40_000), direction: .outbound,
-                                              uid: 1000, cgroupPath: Self.scope, now: Self.t0 + 5 * Self.ms, atOnce: true)
-        #expect(late.confidence == .program)
-        #expect(late.named?.exe == "/usr/bin/burst")
-        #expect(!late.processes.contains { $0.pid == 100 })
-        // In time, the sender alone is in the window.
-        try world.proc.add(pid: 204, comm: "burst", ppid: 100, cgroup: Self.scope, exe: "/usr/bin/burst")
-        world.spawn(204, parent: 100, at: Self.t0 + 10 * Self.ms, exits: false)
-        let inTime = world.attributor.attribute(packet: OwnerAttributorTests.packet(port: 40_001), direction: .outbound,
-                                                uid: 1000, cgroupPath: Self.scope, now: Self.t0 + 10 * Self.ms + 500_000,
-                                                atOnce: true)
-        #expect(inTime.confidence == .single)
-        #expect(inTime.processes.map(\.pid) == [204])
-    }
-
     @Test func leavesFollowThePpidChainThroughGrandchildren() throws {
         let world = try World { proc in
             try proc.add(pid: 100, comm: "bash", cgroup: Self.scope, exe: "/usr/bin/bash")

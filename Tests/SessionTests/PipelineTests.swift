@@ -92,12 +92,11 @@ struct PipelineHarness {
             var attributed = 0
             var resolved = 0
             func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
-                           now: UInt64, atOnce: Bool) -> OwnerAttribution {
+                           now: UInt64) -> OwnerAttribution {
                 attributed += 1
                 return OwnerAttribution(confidence: .uid)
             }
-            func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64,
-                         atOnce: Bool) {
+            func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64) {
                 resolved += 1
             }
         }
@@ -121,7 +120,7 @@ struct PipelineHarness {
         final class CorrectingAttributor: PacketAttributing {
             var cgroupCorrections = 0
             func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
-                           now: UInt64, atOnce: Bool) -> OwnerAttribution {
+                           now: UInt64) -> OwnerAttribution {
                 cgroupCorrections += 1
                 return OwnerAttribution(confidence: .uid)
             }
