@@ -47,6 +47,11 @@ public struct RulesStatus: Sendable, Equatable, CustomStringConvertible {
     /// For a table a monitor installed for its run: whether that monitor (same pid and start
     /// time) still runs. Nil otherwise.
     public var installerRunning: Bool?
+    /// The group each flow's first packet is logged to, when it is a group of its own, with its
+    /// listener as for `group` (nil and [] when unbound).
+    public var newFlowGroup: UInt16?
+    public var newFlowListener: NflogInstance?
+    public var newFlowListenerProcesses: [NflogHolder] = []
 
     public init(tableName: String, netns: String?, installed: Bool, installedHash: String?, expectedHash: String,
                 counters: [RuleCounters], group: UInt16, listener: NflogInstance?, listenerProcesses: [NflogHolder],
@@ -90,16 +95,23 @@ public struct RulesStatus: Sendable, Equatable, CustomStringConvertible {
         for counter in counters {
             lines.append("  chain \(counter.chain): \(counter.packets) packets, \(counter.bytes) bytes logged")
         }
-        if let listener {
-            let who = listenerProcesses.isEmpty
-                ? "portid \(listener.portID) (process not found)"
-                : listenerProcesses.map { "pid \($0.pid) (\($0.command))" }.joined(separator: ", ")
-            lines.append("NFLOG group \(group): bound by \(who); \(listener.queueLength) queued, "
-                + "copy range \(listener.copyRange) bytes, flush timeout \(listener.flushTimeout)/100 s")
-        } else {
-            lines.append("NFLOG group \(group): no listener (logged packets are discarded; start `nfowner monitor`)")
+        lines.append(Self.listenerLine("NFLOG group \(group)", listener, listenerProcesses))
+        if let newFlowGroup {
+            lines.append(Self.listenerLine("NFLOG group \(newFlowGroup) (each flow's first packet)", newFlowListener,
+                                           newFlowListenerProcesses))
         }
         return lines.joined(separator: "\n")
+    }
+
+    private static func listenerLine(_ name: String, _ listener: NflogInstance?, _ holders: [NflogHolder]) -> String {
+        guard let listener else {
+            return "\(name): no listener (logged packets are discarded; start `nfowner monitor`)"
+        }
+        let who = holders.isEmpty
+            ? "portid \(listener.portID) (process not found)"
+            : holders.map { "pid \($0.pid) (\($0.command))" }.joined(separator: ", ")
+        return "\(name): bound by \(who); \(listener.queueLength) queued, "
+            + "copy range \(listener.copyRange) bytes, flush timeout \(listener.flushTimeout)/100 s"
     }
 
     /// "`nfowner rules install`", "monitor pid 812 (running; it removes the table when it exits)", ….
@@ -137,6 +149,10 @@ public struct RulesStatus: Sendable, Equatable, CustomStringConvertible {
             pairs.append(("installer_pid", String(stamp.pid)))
             pairs.append(("installer_running", String(installerRunning ?? false)))
         }
+        if let newFlowGroup {
+            pairs.append(("new_flow_group", String(newFlowGroup)))
+            pairs.append(("new_flow_listener_pids", newFlowListenerProcesses.map { String($0.pid) }.joined(separator: ",")))
+        }
         return pairs.map { "\($0.0)=\($0.1)" }.joined(separator: "\n") + "\n"
     }
 
@@ -146,18 +162,24 @@ public struct RulesStatus: Sendable, Equatable, CustomStringConvertible {
         let counterItems = counters.map {
             "{\"chain\":\(Self.jsonQuoted($0.chain)),\"packets\":\($0.packets),\"bytes\":\($0.bytes)}"
         }
-        let listenerJSON = listener.map {
-            "{\"portid\":\($0.portID),\"queued\":\($0.queueLength),\"copy_mode\":\($0.copyMode),"
-                + "\"copy_range\":\($0.copyRange),\"flush_timeout_centiseconds\":\($0.flushTimeout),"
-                + "\"processes\":[" + listenerProcesses.map {
-                    "{\"pid\":\($0.pid),\"command\":\(Self.jsonQuoted($0.command))}"
-                }.joined(separator: ",") + "]}"
-        } ?? "null"
+        func listenerJSON(_ listener: NflogInstance?, _ holders: [NflogHolder]) -> String {
+            listener.map {
+                "{\"portid\":\($0.portID),\"queued\":\($0.queueLength),\"copy_mode\":\($0.copyMode),"
+                    + "\"copy_range\":\($0.copyRange),\"flush_timeout_centiseconds\":\($0.flushTimeout),"
+                    + "\"processes\":[" + holders.map {
+                        "{\"pid\":\($0.pid),\"command\":\(Self.jsonQuoted($0.command))}"
+                    }.joined(separator: ",") + "]}"
+            } ?? "null"
+        }
+        let newFlows = newFlowGroup.map {
+            ",\"new_flow_group\":\($0),\"new_flow_listener\":\(listenerJSON(newFlowListener, newFlowListenerProcesses))"
+        } ?? ""
         return "{\"table\":\(Self.jsonQuoted(tableName)),\"family\":\"inet\",\"netns\":\(string(netns)),"
             + "\"installed\":\(installed),\"current\":\(current),\"state\":\(Self.jsonQuoted(state)),"
             + "\"installed_hash\":\(string(installedHash)),\"expected_hash\":\(Self.jsonQuoted(expectedHash)),"
             + "\"counters\":[\(counterItems.joined(separator: ","))],\"packets\":\(totalPackets),\"bytes\":\(totalBytes),"
-            + "\"group\":\(group),\"listener\":\(listenerJSON),\"installer\":\(installerJSON)}"
+            + "\"group\":\(group),\"listener\":\(listenerJSON(listener, listenerProcesses))\(newFlows),"
+            + "\"installer\":\(installerJSON)}"
     }
 
     private var installerJSON: String {
@@ -198,14 +220,22 @@ extension NftRunner {
         let expected = try NftScriptRenderer.contentHash(spec)
         let listing = try listTable(name: spec.tableName)
         let (listener, holders) = try nflogListener(group: spec.group, procRoot: procRoot)
+        // The new-flow group, when the rules log first packets to a group of their own.
+        let newFlowGroup = spec.newFlowSeconds > 0 ? spec.newFlowGroup.flatMap { $0 == spec.group ? nil : $0 } : nil
         let installer = listing.flatMap(TableComment.find(inListing:))?.installer
         var running: Bool? = nil
         if case .monitor(let stamp)? = installer { running = stamp.isRunning(procRoot: procRoot) }
-        return RulesStatus(
+        var status = RulesStatus(
             tableName: spec.tableName, netns: netns, installed: listing != nil,
             installedHash: listing.flatMap(StatusParsers.parseInstalledHash), expectedHash: expected,
             counters: listing.map(StatusParsers.parseRuleCounters) ?? [], group: spec.group,
             listener: listener, listenerProcesses: holders, installer: installer, installerRunning: running)
+        if let newFlowGroup {
+            status.newFlowGroup = newFlowGroup
+            (status.newFlowListener, status.newFlowListenerProcesses) = try nflogListener(group: newFlowGroup,
+                                                                                           procRoot: procRoot)
+        }
+        return status
     }
 
     /// The NFLOG instance bound to `group` in this runner's namespace and the processes holding

@@ -26,7 +26,10 @@ extension EndToEnd {
             let monitor = try RunningMonitor(["--format", "json", "--netns", namespace.name, "--no-cgroups",
                                               "--flush-timeout", "500"])
             defer { monitor.stop() }
-            #expect(monitor.stderr.contains("reading NFLOG group 5"))
+            #expect(monitor.stderr.contains("reading NFLOG group 5 (each flow's first packet at once on 6)"))
+            let status = try Harness.run(Harness.nfowner, ["rules", "status", "--netns", namespace.name, "--no-cgroups"])
+            #expect(status.stdout.contains("NFLOG group 6 (each flow's first packet): bound by pid \(monitor.process.processIdentifier)"),
+                    "rules status: \(status.stdout)")
             // One socket, three datagrams half a second apart: the sender is alive to be looked up.
             let sender = try BackgroundProcess([
                 "nsenter", "--net=\(namespace.path)", Harness.traffic, "udp", "--to", "127.0.0.1", "--port", "9301",

@@ -168,6 +168,22 @@ import Testing
         #expect(absent.description.contains("not installed"))
         #expect(absent.description.contains("no listener"))
         #expect(absent.json.contains("\"listener\":null"))
+
+        // First packets on a group of their own: a line, two keys and two JSON fields of its own.
+        #expect(!status.description.contains("first packet"))
+        #expect(!status.keyValueText.contains("new_flow_group"))
+        var newFlows = status
+        newFlows.newFlowGroup = 6
+        #expect(newFlows.description.hasSuffix(
+            "NFLOG group 6 (each flow's first packet): no listener (logged packets are discarded; start `nfowner monitor`)"))
+        #expect(newFlows.keyValueText.contains("new_flow_group=6\nnew_flow_listener_pids=\n"))
+        #expect(newFlows.json.contains(",\"new_flow_group\":6,\"new_flow_listener\":null,\"installer\":"))
+        newFlows.newFlowListener = NflogInstance(group: 6, portID: 43, queueLength: 0, copyMode: 2, copyRange: 128,
+                                                 flushTimeout: 10, referenceCount: 1)
+        newFlows.newFlowListenerProcesses = [NflogHolder(pid: 42, command: "nfowner")]
+        #expect(newFlows.description.contains("NFLOG group 6 (each flow's first packet): bound by pid 42 (nfowner)"))
+        #expect(newFlows.keyValueText.contains("new_flow_listener_pids=42\n"))
+        #expect(newFlows.json.contains("\"new_flow_listener\":{\"portid\":43,"))
     }
 
     @Test func namespaceNamesAreChecked() {
