@@ -55,16 +55,15 @@ public final class SocketOwners: @unchecked Sendable {
     /// The pids holding socket `inode`, ascending; empty when none is found (the socket is
     /// gone, owned by the kernel, or the refresh is rate-limited right now). `likelyHolders`,
     /// asked only when the index does not know the inode, names processes to read first.
-    /// `refreshing` false: never scan /proc at large (the caller only wants to know whether a
-    /// holder is known cheaply; a refresh costs milliseconds that every packet queued behind
-    /// this one would wait).
+    /// `refreshing` false: only what the index knows already, no process's fds read afresh (the
+    /// caller only wants to know whether a holder is known cheaply; reading costs up to
+    /// milliseconds that every packet queued behind this one would wait).
     public func pids(forInode inode: UInt64, likelyHolders: () -> [Int32] = { [] },
                      refreshing: Bool = true) -> [Int32] {
         guard inode != 0 else { return [] }
         let verified = verifiedPIDs(inode)
-        if !verified.isEmpty { return verified }
+        if !verified.isEmpty || !refreshing { return verified }
         if let found = scanLikelyHolders(inode, named: likelyHolders) { return found }
-        guard refreshing else { return [] }
         let time = now()
         guard time - lastRefresh >= minimumRescanInterval else { return [] }
         lastRefresh = time
@@ -83,15 +82,15 @@ public final class SocketOwners: @unchecked Sendable {
     /// `likelyHolderLimit` processes, until one holds `inode`; nil when none does.
     private func scanLikelyHolders(_ inode: UInt64, named: () -> [Int32]) -> [Int32]? {
         var tried = Set<Int32>()
-        for pid in recentHolders + named() where tried.count < Self.likelyHolderLimit {
-            guard tried.insert(pid).inserted else { continue }
+        func holdsIt(_ pid: Int32) -> Bool {
+            guard tried.count < Self.likelyHolderLimit, tried.insert(pid).inserted else { return false }
             scan(pid)
-            if let found = holders[inode], !found.isEmpty {
-                likelyHolderHits += 1
-                return remembered(Self.sortedPIDs(found))
-            }
+            return holders[inode].map { !$0.isEmpty } ?? false
         }
-        return nil
+        // The caller's names (a sort of the process table) only when the recent holders miss.
+        guard recentHolders.contains(where: holdsIt) || named().contains(where: holdsIt) else { return nil }
+        likelyHolderHits += 1
+        return remembered(Self.sortedPIDs(holders[inode] ?? []))
     }
 
     /// Puts `pids` first among the recent holders (at most 8 are kept) and returns them.

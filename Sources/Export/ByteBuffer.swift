@@ -145,12 +145,7 @@ public struct ByteBuffer: ~Copyable {
     /// `value` in decimal, left-padded with zeros to `width` digits (at most 20).
     @inlinable
     public mutating func write(decimal value: UInt64, zeroPaddedTo width: Int) {
-        var digits = 1
-        var probe = value / 10
-        while probe > 0 {
-            digits &+= 1
-            probe /= 10
-        }
+        let digits = Self.decimalDigits(value)
         if digits < width {
             reserve(width - digits)
             for _ in 0..<(width - digits) {
