@@ -36,6 +36,13 @@ public final class ReceiveLoop: @unchecked Sendable {
     private var either: PollSet
     /// When a pause an urgent datagram interrupted is due to end (monotonic ns), nil otherwise.
     private var pauseDeadline: UInt64?
+    /// When the urgent socket was last read while batches were being taken back to back
+    /// (monotonic ns; 0 after every wait, so the first read after one always looks).
+    private var lastUrgentCheck: UInt64 = 0
+    /// Between batches read back to back, the urgent socket is looked at no more often than
+    /// this: a recv per batch cost more than the clock read, and a new flow waits at most this
+    /// much longer.
+    private static let urgentCheckInterval: UInt64 = 100_000
 
     public init(source: any PacketSource, consumer: any PacketConsumer, signals: TerminationSignals?,
                 wakeup: WakeupEvent, reload: (() -> Void)? = nil, tick: (() -> Void)? = nil) {
@@ -118,9 +125,16 @@ public final class ReceiveLoop: @unchecked Sendable {
     private func receiveNext() throws(SystemError) -> NetlinkSocket.Received? {
         let socket = source.socket
         if let urgent = source.urgentSocket {
-            let first = try urgent.receive(into: buffer, nonBlocking: true)
-            if first != .wouldBlock { return first }
-            if let deadline = pauseDeadline { return try pauseWatchingUrgent(until: deadline) }
+            let now = WallClock.monotonicNanoseconds()
+            if pauseDeadline != nil || now &- lastUrgentCheck >= Self.urgentCheckInterval {
+                lastUrgentCheck = now
+                let first = try urgent.receive(into: buffer, nonBlocking: true)
+                if first != .wouldBlock {
+                    lastUrgentCheck = 0  // more may be queued behind it
+                    return first
+                }
+                if let deadline = pauseDeadline { return try pauseWatchingUrgent(until: deadline) }
+            }
         }
         guard coalescer.isEnabled else {
             source.recordWakeup()
@@ -128,6 +142,7 @@ public final class ReceiveLoop: @unchecked Sendable {
             let queued = try socket.receive(into: buffer, nonBlocking: true)
             if queued != .wouldBlock { return queued }
             _ = try either.waitInterruptibly(nanoseconds: tickNanoseconds)
+            lastUrgentCheck = 0
             return nil
         }
         let queued = try socket.receive(into: buffer, nonBlocking: true)
@@ -146,6 +161,7 @@ public final class ReceiveLoop: @unchecked Sendable {
         }
         if source.urgentSocket != nil {
             _ = try either.waitInterruptibly(nanoseconds: tickNanoseconds)
+            lastUrgentCheck = 0
             coalescer.woke(at: WallClock.monotonicNanoseconds(), endingPause: false)
             return nil
         }
@@ -158,6 +174,7 @@ public final class ReceiveLoop: @unchecked Sendable {
     /// Sleeps until `deadline` unless the urgent socket becomes readable first; then the pause is
     /// remembered, to resume once the urgent datagrams are handled.
     private func pauseWatchingUrgent(until deadline: UInt64) throws(SystemError) -> NetlinkSocket.Received? {
+        lastUrgentCheck = 0
         let now = WallClock.monotonicNanoseconds()
         if now < deadline, try urgentOnly.waitInterruptibly(nanoseconds: deadline - now) {
             pauseDeadline = deadline
