@@ -77,7 +77,7 @@ public enum ConfigLoader {
 /// The file's layout: tables and their keys, in the order they are validated and documented.
 enum Schema {
     static let tables: [(name: String, keys: [String])] = [
-        ("nflog", ["groups", "snaplen", "queue_threshold", "flush_timeout", "receive_buffer", "coalesce_us", "new_flow_seconds", "new_flow_group"]),
+        ("nflog", ["groups", "snaplen", "queue_threshold", "flush_timeout", "receive_buffer", "coalesce_us", "new_flow_seconds", "new_flow_group", "hold_new_flows", "hold_queue"]),
         ("hooks", ["input"]),
         ("select", ["users", "groups", "cgroups"]),
         ("cgroups", ["levels", "follow"]),
@@ -129,6 +129,12 @@ private struct Reader {
                                 "nflog.new_flow_group \(group) is also in nflog.groups; new flows need a group of their own")
                 }
                 config.nflog.newFlowGroup = UInt16(truncatingIfNeeded: group)
+            }
+            if let hold = try bool(nflog, path + ["hold_new_flows"]) {
+                config.nflog.holdNewFlows = hold
+            }
+            if let queue = try integer(nflog, path + ["hold_queue"], 0...65535) {
+                config.nflog.holdQueue = UInt16(truncatingIfNeeded: queue)
             }
         }
         if let hooks = try table("hooks", in: root), let input = try bool(hooks, ["hooks", "input"]) {

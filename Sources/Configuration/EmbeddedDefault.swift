@@ -35,6 +35,11 @@ extension NfownerConfig {
     # exits right after sending is looked up while its socket exists; later packets of the flow
     # are batched for this many seconds, 0 to 3600 (0 batches everything). Match --flow-lifetime.
     new_flow_seconds = 2
+    # Hold mode: each new TCP connection's SYN and each ping's echo request wait in an NFQUEUE
+    # queue (hold_queue, default the first group's number) until their owner is looked up, so
+    # they name their process exactly. Fails open: with no monitor listening they pass at once.
+    # Costs each held packet one round trip to the monitor (docs/attribution.md).
+    hold_new_flows = false
 
     [hooks]
     # Also log packets arriving for local sockets. Outgoing packets are always logged.

@@ -47,6 +47,15 @@ public struct NfownerConfig: Sendable, Equatable {
         /// the first group after the first of `groups` that is not one of them (6 by default).
         /// Must not be one of `groups`.
         public var newFlowGroup: UInt16?
+        /// Hold mode: each new TCP connection's SYN and each ping's echo request wait in an
+        /// NFQUEUE queue (with bypass: never when no monitor listens) until their owner is
+        /// looked up, so they are attributed exactly with their pid. Default false.
+        public var holdNewFlows: Bool = false
+        /// The NFQUEUE queue hold mode uses; nil: the number of the first of `groups` (5).
+        public var holdQueue: UInt16?
+
+        /// `holdQueue`, or its default.
+        public var effectiveHoldQueue: UInt16 { holdQueue ?? groups.first ?? Nflog.defaultGroups[0] }
 
         /// `newFlowGroup`, or its default.
         public var effectiveNewFlowGroup: UInt16 {

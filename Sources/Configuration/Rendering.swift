@@ -58,6 +58,8 @@ extension NfownerConfig {
             "coalesce_us = \(nflog.coalesceMicroseconds)  # µs between reads under load; 0 = every batch",
             "new_flow_seconds = \(nflog.newFlowSeconds)  # a flow's first packet at once, then batched this long; 0 = off",
         ] + (nflog.newFlowGroup.map { ["new_flow_group = \($0)  # NFLOG group of new flows' first packets"] } ?? []) + [
+            "hold_new_flows = \(nflog.holdNewFlows)  # hold TCP SYNs and pings in NFQUEUE until their owner is known",
+        ] + (nflog.holdQueue.map { ["hold_queue = \($0)  # NFQUEUE queue of hold mode"] } ?? []) + [
             "",
             "[hooks]",
             "input = \(hooks.input)  # also log packets arriving for local sockets",

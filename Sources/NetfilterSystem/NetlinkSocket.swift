@@ -67,19 +67,24 @@ public final class NetlinkSocket: @unchecked Sendable {
 
     /// Sends one netlink message (or several concatenated) to the kernel.
     public func send(_ message: [UInt8]) throws(SystemError) {
+        let result: Result<Void, SystemError> = message.withUnsafeBytes { bytes in
+            Result { () throws(SystemError) in try send(bytes: bytes) }
+        }
+        try result.get()
+    }
+
+    /// Sends the message in `bytes` without copying it (the per-packet verdicts).
+    public func send(bytes: UnsafeRawBufferPointer) throws(SystemError) {
         var kernel = sockaddr_nl()
         kernel.nl_family = sa_family_t(AF_NETLINK)
         let sent = try retryingInterrupts("send netlink message") {
-            message.withUnsafeBytes { bytes in
-                withUnsafePointer(to: &kernel) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        sendto(descriptor, bytes.baseAddress, bytes.count, 0, $0,
-                               socklen_t(MemoryLayout<sockaddr_nl>.size))
-                    }
+            withUnsafePointer(to: &kernel) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(descriptor, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_nl>.size))
                 }
             }
         }
-        guard sent == message.count else {
+        guard sent == bytes.count else {
             throw SystemError(code: EMSGSIZE, operation: "send netlink message (short write)")
         }
     }

@@ -29,7 +29,7 @@ public final class NflogSource: PacketSource, @unchecked Sendable {
     }
 
     /// The new-flow group's socket (see `NflogSettings.newFlowGroup`).
-    public var urgentSocket: NetlinkSocket? { subscription?.newFlowSocket }
+    public var urgentSockets: [NetlinkSocket] { subscription?.newFlowSocket.map { [$0] } ?? [] }
     public var urgentOrigin: UInt16? { subscription?.newFlowSocket == nil ? nil : subscription?.settings.newFlowGroup }
 
     public var settings: NflogSettings { subscription?.settings ?? NflogSettings() }

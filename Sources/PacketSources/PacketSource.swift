@@ -1,7 +1,7 @@
 import NetfilterSystem
 import PacketModel
 
-/// Where packets come from: a kernel interface (NFLOG now; NFQUEUE and capture files next) that
+/// Where packets come from: a kernel interface (NFLOG, NFQUEUE; capture files next) that
 /// delivers datagrams, decodes each into `UnsafeSourcePacket`s for a consumer, and keeps its own
 /// loss accounting. The receive loop drives any source; the session owns it.
 ///
@@ -10,10 +10,10 @@ import PacketModel
 public protocol PacketSource: AnyObject {
     /// The socket the receive loop reads.
     var socket: NetlinkSocket { get }
-    /// A second socket whose datagrams must not wait for a coalescing pause (each flow's first
-    /// packet): read before `socket`, and watched during a pause. Nil: none.
-    var urgentSocket: NetlinkSocket? { get }
-    /// The origin number (NFLOG group) of what `urgentSocket` delivers, nil when there is none.
+    /// Further sockets whose datagrams must not wait for a coalescing pause (each flow's first
+    /// packet; held packets): read before `socket`, in this order, and watched during a pause.
+    var urgentSockets: [NetlinkSocket] { get }
+    /// The NFLOG group each flow's first packet arrives on (an urgent socket's), nil when none.
     var urgentOrigin: UInt16? { get }
     /// Bytes the loop's receive buffer needs: a smaller one truncates batches (MSG_TRUNC).
     var receiveBufferSize: Int { get }
@@ -85,6 +85,10 @@ public struct SourceCounters: Sendable, Equatable {
     /// Times the receive thread waited for packets: blocked in recv(), or paused to let batches
     /// collect (`batches / wakeups` is how many batches each wakeup took).
     public var wakeups: UInt64 = 0
+    /// Packets held in an NFQUEUE queue until their owner was resolved (hold mode), nil without one.
+    public var held: UInt64?
+    /// Verdicts on held packets the kernel did not take, nil without a queue.
+    public var heldVerdictFailures: UInt64?
 
     public init() {}
 }

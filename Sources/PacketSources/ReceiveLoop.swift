@@ -34,6 +34,8 @@ public final class ReceiveLoop: @unchecked Sendable {
     /// wait when idle, instead of a blocking recv on the main socket).
     private var urgentOnly: PollSet
     private var either: PollSet
+    /// The source's urgent sockets, asked once (see `PacketSource.urgentSockets`).
+    private let urgentSockets: [NetlinkSocket]
     /// When a pause an urgent datagram interrupted is due to end (monotonic ns), nil otherwise.
     private var pauseDeadline: UInt64?
     /// When the urgent socket was last read while batches were being taken back to back
@@ -55,7 +57,8 @@ public final class ReceiveLoop: @unchecked Sendable {
         buffer = .allocate(byteCount: source.receiveBufferSize, alignment: 8)
         coalescer = WakeCoalescer(intervalMicroseconds: source.coalesceMicroseconds,
                                   receiveBufferBytes: source.socketReceiveBufferBytes)
-        let urgent = source.urgentSocket.map { [$0.descriptor] } ?? []
+        urgentSockets = source.urgentSockets
+        let urgent = urgentSockets.map(\.descriptor)
         urgentOnly = PollSet(urgent)
         either = PollSet([source.socket.descriptor] + urgent)
     }
@@ -119,26 +122,29 @@ public final class ReceiveLoop: @unchecked Sendable {
     /// sleeps out the rest of the interval since its last wakeup (batches collect in the socket
     /// buffer meanwhile) instead of blocking in recv, which would wake it for the very next batch.
     ///
-    /// With an urgent socket (each flow's first packet, `PacketSource.urgentSocket`), that socket
-    /// is read first, a pause watches it (an urgent datagram ends the sleep, is handled, and the
-    /// pause resumes until its end: the bulk still waits), and an idle loop polls both sockets.
+    /// With urgent sockets (held packets, each flow's first packet: `PacketSource.urgentSockets`),
+    /// they are read first, a pause watches them (an urgent datagram ends the sleep, is handled,
+    /// and the pause resumes until its end: the bulk still waits), and an idle loop polls all.
     private func receiveNext() throws(SystemError) -> NetlinkSocket.Received? {
         let socket = source.socket
-        if let urgent = source.urgentSocket {
+        let hasUrgent = !urgentSockets.isEmpty
+        if hasUrgent {
             let now = WallClock.monotonicNanoseconds()
             if pauseDeadline != nil || now &- lastUrgentCheck >= Self.urgentCheckInterval {
                 lastUrgentCheck = now
-                let first = try urgent.receive(into: buffer, nonBlocking: true)
-                if first != .wouldBlock {
-                    lastUrgentCheck = 0  // more may be queued behind it
-                    return first
+                for urgent in urgentSockets {
+                    let first = try urgent.receive(into: buffer, nonBlocking: true)
+                    if first != .wouldBlock {
+                        lastUrgentCheck = 0  // more may be queued behind it
+                        return first
+                    }
                 }
                 if let deadline = pauseDeadline { return try pauseWatchingUrgent(until: deadline) }
             }
         }
         guard coalescer.isEnabled else {
             source.recordWakeup()
-            guard source.urgentSocket != nil else { return try socket.receiveWaiting(into: buffer) }
+            guard hasUrgent else { return try socket.receiveWaiting(into: buffer) }
             let queued = try socket.receive(into: buffer, nonBlocking: true)
             if queued != .wouldBlock { return queued }
             _ = try either.waitInterruptibly(nanoseconds: tickNanoseconds)
@@ -154,12 +160,12 @@ public final class ReceiveLoop: @unchecked Sendable {
         let now = WallClock.monotonicNanoseconds()
         let pause = coalescer.remainingPause(at: now)
         if pause > 0 {
-            if source.urgentSocket != nil { return try pauseWatchingUrgent(until: now + pause) }
+            if hasUrgent { return try pauseWatchingUrgent(until: now + pause) }
             ThreadInterrupter.sleep(nanoseconds: pause)
             coalescer.woke(at: WallClock.monotonicNanoseconds(), endingPause: true)
             return nil
         }
-        if source.urgentSocket != nil {
+        if hasUrgent {
             _ = try either.waitInterruptibly(nanoseconds: tickNanoseconds)
             lastUrgentCheck = 0
             coalescer.woke(at: WallClock.monotonicNanoseconds(), endingPause: false)
@@ -246,7 +252,7 @@ public final class ReceiveLoop: @unchecked Sendable {
     /// Receives up to `limit` datagrams from each socket without blocking; returns an ending if
     /// one occurred.
     private func receiveAvailable(limit: Int) -> Ending? {
-        for socket in [source.urgentSocket, source.socket].compactMap({ $0 }) {
+        for socket in urgentSockets + [source.socket] {
             for _ in 0..<limit {
                 let received: NetlinkSocket.Received
                 do {

@@ -101,8 +101,14 @@ public enum IptablesRenderer {
 
     /// One `-m owner …` per selected (uid, gid) pair: within a match a list is not possible.
     private static func ownerMatches(_ spec: RulesetSpec) -> [String] {
-        let uids: [UInt32?] = spec.uids.isEmpty ? [nil] : Set(spec.uids).sorted()
-        let gids: [UInt32?] = spec.gids.isEmpty ? [nil] : Set(spec.gids).sorted()
+        ownerMatches(uids: spec.uids, gids: spec.gids)
+    }
+
+    /// One `-m owner …` per (uid, gid) pair; `[""]` when neither is given (no match needed).
+    static func ownerMatches(uids selectedUIDs: [UInt32], gids selectedGIDs: [UInt32]) -> [String] {
+        if selectedUIDs.isEmpty && selectedGIDs.isEmpty { return [""] }
+        let uids: [UInt32?] = selectedUIDs.isEmpty ? [nil] : Set(selectedUIDs).sorted()
+        let gids: [UInt32?] = selectedGIDs.isEmpty ? [nil] : Set(selectedGIDs).sorted()
         return uids.flatMap { uid in
             gids.map { gid in
                 "-m owner" + (uid.map { " --uid-owner \($0)" } ?? "") + (gid.map { " --gid-owner \($0)" } ?? "")

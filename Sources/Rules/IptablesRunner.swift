@@ -134,14 +134,15 @@ public struct IptablesRunner: Sendable {
     }
 
     /// `-C BUILTIN -j CHAIN`: exit 0 = present, 1 = absent; anything else is an error.
-    private func hasJump(_ family: IptablesFamily, _ builtin: String, _ chain: String) throws(RulesError) -> Bool {
-        let result = try run(family.command, ["-t", "filter", "-C", builtin, "-j", chain])
+    func hasJump(_ family: IptablesFamily, _ builtin: String, _ chain: String,
+                 table: String = "filter") throws(RulesError) -> Bool {
+        let result = try run(family.command, ["-t", table, "-C", builtin, "-j", chain])
         if result.status == 0 { return true }
         if result.status == 1 { return false }
         throw failure(result, "check for the jump \(builtin) -> \(chain)")
     }
 
-    private func check(_ result: SubprocessResult, _ action: String) throws(RulesError) {
+    func check(_ result: SubprocessResult, _ action: String) throws(RulesError) {
         guard result.status == 0 else { throw failure(result, action) }
     }
 
@@ -153,7 +154,7 @@ public struct IptablesRunner: Sendable {
         return RulesError(.nftFailed, "cannot \(action): exited with status \(result.status): \(stderr)")
     }
 
-    private func run(_ command: String, _ arguments: [String], input: String? = nil) throws(RulesError) -> SubprocessResult {
+    func run(_ command: String, _ arguments: [String], input: String? = nil) throws(RulesError) -> SubprocessResult {
         let candidates = ["/usr/sbin/\(command)", "/sbin/\(command)", "/usr/local/sbin/\(command)", "/usr/bin/\(command)"]
         guard let path = Subprocess.locate(command, candidates: candidates) else {
             throw RulesError(.nftNotFound, "\(command) not found: install the iptables package (apt-get install iptables)")

@@ -105,6 +105,18 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         }
     }
 
+    /// A held packet (hold mode): its owner is resolved now, while the sender still waits for
+    /// an answer, and cached for the flow; then it is accepted. It is not an event here: it
+    /// goes on to nfowner's NFLOG rule, which logs it at once, and that copy finds its owner in
+    /// the cache. A packet that does not parse is accepted all the same (hold mode never blocks).
+    public func decide(_ source: UnsafeSourcePacket) -> PacketVerdict {
+        let family: IPFamily? = source.family == 2 ? .ipv4 : source.family == 10 ? .ipv6 : nil
+        guard let family, let packet = try? PacketParser.parse(source.payload, family: family) else { return .accept }
+        engine.resolve(packet, direction: source.direction, uid: source.uid, cgroupID: nil,
+                       now: WallClock.monotonicNanoseconds())
+        return .accept
+    }
+
     private func emitEvent(_ source: UnsafeSourcePacket, packet: PacketSummary, direction: Direction,
                            cgroupID: UInt64?) {
         engine.update(&event.owner, packet: packet, direction: direction, uid: source.uid, gid: source.gid,

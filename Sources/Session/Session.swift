@@ -37,6 +37,9 @@ public final class Session: @unchecked Sendable {
         public var groups: [UInt16]
         /// The group each flow's first packet arrives on, read on a socket of its own (nil: none).
         public var newFlowGroup: UInt16? = nil
+        /// Hold mode's NFQUEUE queue and how its rules queue (nil: hold mode is off).
+        public var holdQueue: UInt16? = nil
+        public var holdBackend: HoldBackend? = nil
         /// Whether a cgroup follower keeps the ruleset's cgroup maps current.
         public var followsCgroups: Bool
         /// Stops the run from any thread (as a signal would, without one).
@@ -74,7 +77,18 @@ public final class Session: @unchecked Sendable {
             throw SessionError("cannot set up signal handling: \(error)")
         }
 
-        let source = try openSource(&plan)
+        let log = try openSource(&plan)
+        let source: any PacketSource
+        if let queueSettings = plan.queue {
+            do {
+                source = HoldingSource(log: log, queue: try NfqueueSource(settings: queueSettings))
+            } catch {
+                log.close()
+                throw SessionError(error.description)
+            }
+        } else {
+            source = log
+        }
         var spec = plan.spec
         spec.group = plan.nflog.groups.first ?? spec.group
         if spec.newFlowGroup != nil { spec.newFlowGroup = plan.nflog.newFlowGroup }
@@ -85,6 +99,16 @@ public final class Session: @unchecked Sendable {
             throw error
         }
         defer { rules.finish() }
+        let hold: HoldRulesLifecycle?
+        do {
+            hold = try plan.hold.map { spec throws(SessionError) in
+                try HoldRulesLifecycle(spec: spec, installs: options.rules != .none, report: report)
+            }
+        } catch {
+            source.close()
+            throw error
+        }
+        defer { hold?.finish() }
 
         var follower: CgroupFollower?
         if let followSpec = rules.followSpec, let mount = plan.cgroupMount {
@@ -139,6 +163,7 @@ public final class Session: @unchecked Sendable {
             }
             do {
                 try onReady(Ready(groups: plan.nflog.groups, newFlowGroup: source.urgentOrigin,
+                                  holdQueue: plan.hold?.queue, holdBackend: hold?.backend,
                                   followsCgroups: follower != nil, stop: { [loop] in loop.requestStop() }))
             } catch {
                 loop.requestStop()
@@ -152,6 +177,8 @@ public final class Session: @unchecked Sendable {
         let seconds = Double(WallClock.monotonicNanoseconds() - started) / 1e9
         follower?.requestStop()
         followThread?.join()
+        // No packet may be queued once the queue is gone: its rules go first.
+        hold?.finish()
         owners?.shutdown()
         source.close()
         options.sinks.forEach { $0.finish() }
@@ -175,6 +202,7 @@ public final class Session: @unchecked Sendable {
     /// Binds the plan's group, or with `groupSearch` > 1 the first free one from it; on a bind
     /// refused because the group is taken, says who holds it.
     private func openSource(_ plan: inout Plan) throws(SessionError) -> NflogSource {
+        // Hold mode: the queue is bound before its rules exist; a taken queue fails here.
         var settings = plan.nflog
         let first = settings.groups.first ?? 5
         var lastError: SourceError?

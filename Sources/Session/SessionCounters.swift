@@ -56,6 +56,9 @@ public struct SessionCounters: Sendable, Equatable {
         if let corrections = pipeline.cgroupCorrections {
             line += " cgroup_corrections=\(corrections)"
         }
+        if let held = source.held {
+            line += " held=\(held) held_verdict_failures=\(source.heldVerdictFailures ?? 0)"
+        }
         return line
     }
 }

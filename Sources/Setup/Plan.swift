@@ -17,6 +17,9 @@ public struct Plan: Sendable {
     public var selection: [CgroupNode]?
     /// Things the user should know (skipped cgroups, no cgroup2, …), one line each.
     public var notes: [String] = []
+    /// Hold mode's rules and queue, nil when off (see `HoldRules`).
+    public var hold: HoldSpec?
+    public var queue: NfqueueSettings?
 
     /// Whether a new cgroup belongs in the ruleset under this plan: at a classified level, and
     /// inside the selection when there is one.
@@ -43,6 +46,9 @@ public struct Overrides: Sendable {
     public var input: Bool?
     /// `--no-cgroups`: classic uid/gid logging only.
     public var noCgroups = false
+    /// `--hold-new-flows` / `--no-hold-new-flows`, and `--hold-queue`.
+    public var holdNewFlows: Bool?
+    public var holdQueue: UInt16?
 
     public init() {}
 }
@@ -95,6 +101,12 @@ public enum Planner {
 
         var plan = Plan(spec: spec, nflog: nflog, cgroupMount: cgroupMount,
                         follow: config.cgroups.follow, selection: nil)
+        if overrides.holdNewFlows ?? config.nflog.holdNewFlows {
+            var queue = NfqueueSettings()
+            queue.queue = overrides.holdQueue ?? config.nflog.holdQueue ?? spec.group
+            plan.queue = queue
+            plan.hold = HoldSpec(queue: queue.queue, uids: spec.uids, gids: spec.gids)
+        }
         guard !overrides.noCgroups, !(config.cgroups.levels.isEmpty && config.select.cgroups.isEmpty) else {
             plan.follow = false
             return plan

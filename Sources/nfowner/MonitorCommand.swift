@@ -28,6 +28,7 @@ struct MonitorCommand: ParsableCommand {
               sudo nfowner monitor --user alice          # only alice's packets
               sudo nfowner monitor --format json --count 100 > packets.jsonl
               sudo nfowner monitor --netns test1         # inside `ip netns add test1`
+              sudo nfowner monitor --hold-new-flows      # exact pids for short-lived TCP/ping senders
             """)
 
     @Option(help: "Output: text (aligned columns), json (JSON Lines, see docs/json-schema.md), none (count only).")
@@ -67,6 +68,8 @@ struct MonitorCommand: ParsableCommand {
         valueName: "seconds"))
     var exitGrace: UInt32 = 30
 
+    @OptionGroup(title: "Hold mode") var hold: HoldOptions
+
     @OptionGroup var flowCache: FlowCacheOptions
 
     @OptionGroup var namespace: NamespaceOption
@@ -86,7 +89,11 @@ struct MonitorCommand: ParsableCommand {
     }
 
     func run() throws {
-        var plan = try ruleset.plan(follow: !noRules)
+        var plan = try ruleset.plan(follow: !noRules, hold: hold)
+        if plan.hold != nil && noProcesses {
+            throw ValidationError("hold mode exists to name each held packet's process: drop --no-processes, "
+                                  + "or --no-hold-new-flows")
+        }
         plan.nflog.flushTimeout = flushTimeout ?? plan.nflog.flushTimeout
         plan.nflog.socketReceiveBuffer = receiveBuffer ?? plan.nflog.socketReceiveBuffer
         plan.nflog.coalesceMicroseconds = coalesceMicroseconds ?? plan.nflog.coalesceMicroseconds
@@ -106,6 +113,7 @@ struct MonitorCommand: ParsableCommand {
                 note("reading NFLOG group\(ready.groups.count > 1 ? "s" : "") "
                      + ready.groups.map(String.init).joined(separator: ",")
                      + (ready.newFlowGroup.map { " (each flow's first packet at once on \($0))" } ?? "")
+                     + (ready.holdQueue.map { "; holding new TCP connections and pings on NFQUEUE queue \($0)" } ?? "")
                      + (ready.followsCgroups ? "; following cgroups" : "") + "; stop with Ctrl-C")
             })
         } catch {

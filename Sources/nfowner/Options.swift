@@ -66,9 +66,11 @@ struct RulesetOptions: ParsableArguments {
     }
 
     /// Loads the config, applies the overrides and discovers cgroups.
-    func plan(follow: Bool = false) throws -> Plan {
+    func plan(follow: Bool = false, hold: HoldOptions? = nil) throws -> Plan {
         let config = try loadConfig()
         var overrides = Overrides()
+        overrides.holdNewFlows = hold?.holdNewFlows
+        overrides.holdQueue = hold?.holdQueue
         overrides.group = group
         overrides.snaplen = snaplen
         overrides.queueThreshold = queueThreshold
@@ -92,6 +94,21 @@ struct RulesetOptions: ParsableArguments {
             throw UserFacingError(String(describing: error))
         }
     }
+}
+
+/// Hold mode (`monitor`): see `HoldRules`.
+struct HoldOptions: ParsableArguments {
+    @Flag(name: .customLong("hold-new-flows"), inversion: .prefixedNo, help: ArgumentHelp(
+        "Hold each new TCP connection's SYN and each ping's echo request in an NFQUEUE queue until its owner is "
+            + "looked up, so they name their process exactly (pid included), even when it exits at once. Fails "
+            + "open: with no monitor listening, held packets pass at once. Costs each held packet one round trip "
+            + "to the monitor (tens of microseconds). Default: nflog.hold_new_flows (false)."))
+    var holdNewFlows: Bool?
+
+    @Option(name: .customLong("hold-queue"), help: ArgumentHelp(
+        "NFQUEUE queue number hold mode reads (0-65535; must be free). Default: nflog.hold_queue, else the NFLOG group's number.",
+        valueName: "n"))
+    var holdQueue: UInt16?
 }
 
 /// Which firewall front end manages nfowner's rules.
