@@ -66,6 +66,8 @@ private func failure(_ text: String, sourceLocation: SourceLocation = #_sourceLo
             coalesce_us = 0
             new_flow_seconds = 30
             new_flow_group = 9
+            hold_new_flows = true
+            hold_queue = 11
             [hooks]
             input = true
             [select]
@@ -79,6 +81,9 @@ private func failure(_ text: String, sourceLocation: SourceLocation = #_sourceLo
         #expect(config.nflog == NfownerConfig.Nflog(groups: [7, 0, 65535], snaplen: 65535, queueThreshold: 1,
                                                     flushTimeout: 6000, receiveBuffer: 65536,
                                                     coalesceMicroseconds: 0, newFlowSeconds: 30, newFlowGroup: 9))
+        #expect(config.nflog.holdNewFlows)
+        #expect(config.nflog.holdQueue == 11)
+        #expect(config.nflog.effectiveHoldQueue == 11)
         #expect(config.hooks.input)
         #expect(config.select.users == [.name("alice"), .id(1000), .id(0)])
         #expect(config.select.groups == [.name("wheel"), .id(4_294_967_294)])

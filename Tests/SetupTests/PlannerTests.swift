@@ -42,6 +42,31 @@ import Testing
         #expect(!script.contains("evil"))
     }
 
+    /// Hold mode is off by default; on, its queue is the group's number unless set, and what it
+    /// holds is narrowed by the same owner selectors as the ruleset.
+    @Test func holdModeTakesTheGroupsNumberAndTheSelectors() throws {
+        #expect(try Self.plan().hold == nil)
+        #expect(try Self.plan().queue == nil)
+        var overrides = Overrides()
+        overrides.holdNewFlows = true
+        overrides.group = 9
+        overrides.userNames = ["alice"]
+        let held = try Self.plan(NfownerConfig(), overrides)
+        #expect(held.hold == HoldSpec(queue: 9, uids: [1000]))
+        #expect(held.queue?.queue == 9)
+        #expect(held.queue?.failOpen == true)
+        var config = NfownerConfig()
+        config.nflog.holdNewFlows = true
+        config.nflog.holdQueue = 40
+        #expect(try Self.plan(config).hold?.queue == 40)
+        overrides = Overrides()
+        overrides.holdNewFlows = false
+        #expect(try Self.plan(config, overrides).hold == nil)
+        overrides.holdNewFlows = nil
+        overrides.holdQueue = 41
+        #expect(try Self.plan(config, overrides).queue?.queue == 41)
+    }
+
     @Test func newFlowsGoToAGroupOfTheirOwnThatFollowsTheGroup() throws {
         let defaults = try Self.plan()
         #expect(defaults.spec.newFlowSeconds == 2)
