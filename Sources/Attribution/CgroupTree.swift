@@ -1,6 +1,7 @@
 // A snapshot of the cgroup2 hierarchy down to a bounded depth: every cgroup's id (the inode
 // number of its directory, which is what `socket cgroupv2` and sock_diag report) and its path.
 import Foundation
+import NetfilterSystem
 
 /// One cgroup.
 public struct CgroupNode: Sendable, Hashable, CustomStringConvertible {
@@ -51,15 +52,10 @@ public struct LocalCgroupFileSystem: CgroupFileSystem {
     }
 
     public func entry(at path: String) -> CgroupFileEntry? {
-        // A cgroup directory holds ~30 control files: the cheap stat (no owner-name lookups)
-        // rules them out before the lstat that gives the inode and tells a symlink apart.
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return nil }
-        guard isDirectory.boolValue else { return CgroupFileEntry(inode: 0, isDirectory: false) }
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-              let inode = (attributes[.systemFileNumber] as? NSNumber)?.uint64Value else { return nil }
-        let isRealDirectory = (attributes[.type] as? FileAttributeType) == .typeDirectory
-        return CgroupFileEntry(inode: inode, isDirectory: isRealDirectory)
+        // One lstat: it gives the inode and tells a symlink apart. (FileManager's attributes
+        // also looked up the owner's and group's names in /etc/passwd and /etc/group and listed
+        // extended attributes: ~40 µs for each new flow's owner, measured with hold mode.)
+        Directories.linkStatus(path).map { CgroupFileEntry(inode: $0.inode, isDirectory: $0.isDirectory) }
     }
 }
 

@@ -26,6 +26,14 @@ public enum Directories {
         return UInt64(information.st_ino)
     }
 
+    /// lstat(2) of `path`: its inode and whether it is a directory (a symlink is not); nil when
+    /// it is missing. One system call: no owner-name lookups, no extended attributes.
+    public static func linkStatus(_ path: String) -> (inode: UInt64, isDirectory: Bool)? {
+        var information = stat()
+        guard lstat(path, &information) == 0 else { return nil }
+        return (UInt64(information.st_ino), information.st_mode & S_IFMT == S_IFDIR)
+    }
+
     /// Writes `text` to an existing file (a cgroupfs control file), without creating it.
     public static func write(_ text: String, toExisting path: String) throws(SystemError) {
         let descriptor = open(path, O_WRONLY | O_CLOEXEC)

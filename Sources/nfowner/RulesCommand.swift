@@ -96,7 +96,7 @@ struct RulesCommand: ParsableCommand {
 
     struct Remove: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Delete nfowner's rules (nothing else). Not an error when absent.")
+            abstract: "Delete nfowner's rules (nothing else), hold mode's included. Not an error when absent.")
         @Option(help: "nft or iptables.") var backend: Backend = .nft
         @OptionGroup var namespace: NamespaceOption
 
@@ -112,6 +112,8 @@ struct RulesCommand: ParsableCommand {
                     let removed = try IptablesRunner().remove(families: IptablesFamily.allCases)
                     note(removed ? "removed nfowner's iptables chains" : "nfowner's iptables chains were not installed")
                 }
+                // Hold mode's rules (a killed monitor's hold nothing: they bypass, but they go too).
+                for removed in try HoldRulesRunner().removeAll() { note("removed hold mode's \(removed)") }
             } catch {
                 throw UserFacingError(error.description)
             }
