@@ -221,10 +221,20 @@ struct PipelineHarness {
         #expect(events.map(\.cgroupID) == [5, nil, nil, 5])
     }
 
-    /// A queue source asks `decide`: without a policy the pipeline counts the packet like any
-    /// other and accepts it.
-    @Test func heldPacketsAreConsumedAndAccepted() {
-        let harness = PipelineHarness()
+    /// A queue source asks `decide` (hold mode): the pipeline resolves the packet's owner with
+    /// the uid the queue attached, accepts it, and does not count it as an event — the NFLOG
+    /// rule logs it right after, and that copy is the event.
+    @Test func heldPacketsAreResolvedAndAcceptedButAreNotEvents() {
+        final class CountingAttributor: PacketAttributing {
+            var resolvedUIDs: [UInt32?] = []
+            func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
+                           now: UInt64) -> OwnerAttribution { OwnerAttribution(confidence: .uid) }
+            func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64) {
+                resolvedUIDs.append(uid)
+            }
+        }
+        let counting = CountingAttributor()
+        let harness = PipelineHarness(processes: counting)
         var record = NflogRecord()
         record.family = 2
         record.hook = 3
@@ -239,8 +249,9 @@ struct PipelineHarness {
             }, other: { _ in })
         }
         #expect(verdicts == [.accept])
-        #expect(harness.pipeline.counters.emitted == 1)
-        #expect(harness.pipeline.counters.withOwner == 1)
+        #expect(counting.resolvedUIDs == [1000])
+        #expect(harness.pipeline.counters.emitted == 0)
+        #expect(harness.events.isEmpty)
     }
 
     @Test func errorRepliesAreReported() {
