@@ -51,6 +51,9 @@ public struct TrafficSummary: Sendable {
     /// Keyed by a label: "comm[pid]" when the process is known, else "uid N (user)", else "no owner".
     public private(set) var byOwner: [String: Totals] = [:]
     public private(set) var total = Totals()
+    /// Keyed by the attribution's confidence ("exact", "flow", ..., "none"); "off" when owner
+    /// resolution was off. Every event is in exactly one.
+    public private(set) var byConfidence: [String: Totals] = [:]
 
     public init() {}
 
@@ -70,6 +73,7 @@ public struct TrafficSummary: Sendable {
         byEndpoint[endpoint, default: Totals()].add(event)
         let label = owner ?? event.owner.uid.map { uid in "uid \(uid)" + (event.userName.map { " (\($0))" } ?? "") } ?? "no owner"
         byOwner[label, default: Totals()].add(event)
+        byConfidence[event.attribution?.confidence.rawValue ?? "off", default: Totals()].add(event)
         total.add(event)
     }
 
@@ -88,7 +92,23 @@ public struct TrafficSummary: Sendable {
         for (owner, totals) in byOwner.sorted(by: { ($0.value.packetsOut, $1.key) > ($1.value.packetsOut, $0.key) }) {
             lines.append(row(owner, totals))
         }
+        lines.append("")
+        lines.append(row("CONFIDENCE", "PKTS OUT", "BYTES OUT", "PKTS IN", "BYTES IN", "% B OUT", "% B IN"))
+        let order = OwnerAttribution.Confidence.allCases.map(\.rawValue) + ["off"]
+        for confidence in order {
+            guard let totals = byConfidence[confidence] else { continue }
+            lines.append(row(confidence, String(totals.packetsOut), String(totals.bytesOut), String(totals.packetsIn),
+                             String(totals.bytesIn), Self.share(totals.bytesOut, of: total.bytesOut),
+                             Self.share(totals.bytesIn, of: total.bytesIn)))
+        }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// "99.8" (per cent, one decimal), "-" of nothing.
+    static func share(_ part: UInt64, of whole: UInt64) -> String {
+        guard whole > 0 else { return "-" }
+        let tenths = (part * 1000 + whole / 2) / whole
+        return "\(tenths / 10).\(tenths % 10)"
     }
 
     private func row(_ label: String, _ totals: Totals) -> String {

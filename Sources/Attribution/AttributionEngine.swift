@@ -27,13 +27,15 @@ public final class AttributionEngine {
         self.interfaces = interfaces
     }
 
-    /// Resolves the packet's process (or finds it cached) and hands out nothing: the same work
-    /// as `owner`, for runs that only count. Without a cgroup no entry is made at all.
+    /// Resolves the packet's process (or finds it cached) and hands out only how the summary
+    /// line counts it: the same work as `owner`, for runs that only count. nil when owner
+    /// resolution is off.
     @inline(__always)
-    public func resolve(_ packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupID: UInt64?, now: UInt64) {
-        guard let processes else { return }
+    public func resolve(_ packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupID: UInt64?,
+                        now: UInt64) -> AttributionTally? {
+        guard let processes else { return nil }
         let path = cgroupID.flatMap { cgroups?.entry(forID: $0)?.path }
-        processes.resolve(packet: packet, direction: direction, uid: uid, cgroupPath: path, now: now)
+        return processes.resolve(packet: packet, direction: direction, uid: uid, cgroupPath: path, now: now)
     }
 
     /// The process(es) behind the packet, without names.

@@ -248,6 +248,13 @@ public final class FlowCache {
         return true
     }
 
+    /// How the summary line counts the attribution stored for `key` (see `contains`), or nil.
+    /// Reads the memo's confidence (and for `none` its reason) without handing the
+    /// attribution out.
+    public func tally(_ key: FlowKey, now: UInt64) -> AttributionTally? {
+        contains(key, now: now) ? memoAttribution.tally : nil
+    }
+
     /// Stores `attribution` for `key` at `now` (monotonic ns), replacing what was there. At
     /// `maximumFlows`, drops expired flows first, then the oldest ones (counted in `evictions`).
     public func insert(_ key: FlowKey, _ attribution: OwnerAttribution, now: UInt64) {

@@ -35,6 +35,13 @@ public final class OwnerAttributor {
     /// How far back to look when nobody was alive within `window`: `window` + 250 ms.
     private let lateWindow: UInt64
     private let flows: FlowCache
+    /// Each connection's last named owner, for its packets without a uid (see `FlowOwners`).
+    private let flowOwners = FlowOwners()
+    /// Set by a resolution answered from `flowOwners` rather than a lookup.
+    private var recalled = false
+    /// The flow lifetime (ns): an owner found this recently still holds its socket as far as
+    /// the flow cache is concerned, and so for the connection's other direction too.
+    private let lifetime: UInt64
     /// Packets whose flow was not cached: each cost one resolution.
     @exclusivity(unchecked) public private(set) var lookups = 0
     /// Packets answered from the flow cache.
@@ -61,6 +68,7 @@ public final class OwnerAttributor {
         window = UInt64(flushTimeoutHundredths) * 10_000_000 + 20_000_000
         lateWindow = window + 250_000_000
         flows = FlowCache(lifetime: flowLifetime, maximumFlows: maximumFlows)
+        lifetime = flowLifetime
     }
 
     /// Flows cached now (some may have expired and not been swept yet).
@@ -93,12 +101,13 @@ public final class OwnerAttributor {
         return cached
     }
 
-    /// Whether the flow `key` is cached (counted as a cache hit), without handing out its
-    /// attribution. Reads only the flow cache, like `cached`.
-    public func isCached(_ key: FlowKey, now: UInt64) -> Bool {
-        guard flows.contains(key, now: now) else { return false }
+    /// How the summary line counts the cached flow `key` (counted as a cache hit), without
+    /// handing out its attribution; nil when it must be resolved. Reads only the flow cache,
+    /// like `cached`.
+    public func cachedTally(_ key: FlowKey, now: UInt64) -> AttributionTally? {
+        guard let tally = flows.tally(key, now: now) else { return nil }
         cacheHits += 1
-        return true
+        return tally
     }
 
     /// Resolves the flow `key` of `packet` (see `attribute`) and caches the answer.
@@ -106,6 +115,7 @@ public final class OwnerAttributor {
                                 cgroupPath: String?, now: UInt64) -> OwnerAttribution {
         lookups += 1
         beforeResolving?()
+        recalled = false
         var result = resolve(packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
         if let own = result.cgroup, own.path != cgroupPath {
             // The process's cgroup is not the classified one (or the packet was not classified).
@@ -113,49 +123,27 @@ public final class OwnerAttributor {
             result.cgroup = ProcessCgroup(path: own.path, unit: own.unit, id: cgroupID?(own.path))
         }
         flows.insert(key, result, now: now)
+        // A named owner is the connection's, for its packets that will come without a uid. One
+        // recalled from the memo is not remembered again: only a lookup renews it, so a socket
+        // that closed is not credited past the retention however long packets keep coming.
+        if !recalled, result.confidence == .exact || result.confidence == .single, let owner = uid ?? result.uid,
+           let connection = FlowOwners.connection(of: packet, direction: direction) {
+            flowOwners.remember(connection, result, uid: owner, now: now)
+        }
         return result
     }
 
     private func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?,
                          cgroupPath: String?, now: UInt64) -> OwnerAttribution {
-                // No uid: the packet had no full socket with a file. Say which case it is.
-        guard let uid else {
-            // Only the holders known cheaply: a /proc-wide scan (milliseconds) would hold up
-            // every packet behind this one to word a reason.
-            if case .tcp = packet.transport,
-               let found = try? sockets?.resolve(packet: packet, direction: direction, refreshing: false),
-               let socket = found.primary {
-                if socket.isTimeWait { return OwnerAttribution(confidence: .none, reason: "no socket: time-wait") }
-                if socket.inode == 0 || socket.pids.isEmpty {
-                    return OwnerAttribution(confidence: .none, reason: "socket owned by kernel (\(socket.stateName))")
-                }
-            }
-            return OwnerAttribution(confidence: .none, reason: "no socket: kernel-generated")
-        }
+        // No uid: the packet had no full socket with a file, or (inbound) the kernel did not
+        // look its socket up before the hook.
+        guard let uid else { return resolveWithoutUID(packet: packet, direction: direction, now: now) }
         // 1. The socket itself, while it exists. A holder the index does not know yet is looked
         // for first among the newest processes of the uid (a new socket most often is theirs).
         let newest = { [table] in table.newestAlive(uid: uid, limit: SocketOwners.likelyHolderLimit).map(\.pid) }
-        if let found = try? sockets?.resolve(packet: packet, direction: direction, likelyHolders: newest) {
-            var owned = found.sockets.filter { $0.uid == uid && !$0.pids.isEmpty }
-            if owned.isEmpty, let socket = found.sockets.first(where: { $0.uid == uid && $0.inode != 0 }),
-               let sockets, !rebuiltFor.contains(socket.inode) {
-                // The socket exists but the inode → pid index predates it (its rescans are
-                // rate-limited): rebuild once for this inode rather than settle for candidates.
-                rebuiltFor.insert(socket.inode)
-                if rebuiltFor.count > 4096 { rebuiltFor.removeAll() }
-                let pids = sockets.owners.rebuild(finding: socket.inode)
-                if !pids.isEmpty { owned = [ResolvedSocket(uid: socket.uid, inode: socket.inode, cgroupID: socket.cgroupID, state: socket.state, pids: pids)] }
-            }
-            let pids = Array(Set(owned.flatMap(\.pids))).sorted()
-            if !pids.isEmpty {
-                let processes = pids.prefix(OwnerAttribution.maximumListed).map(reference)
-                guard found.sockets.count == 1 else {
-                    return OwnerAttribution(confidence: .candidates, reason: "\(found.sockets.count) sockets match",
-                                            processes: Array(processes))
-                }
-                return OwnerAttribution(confidence: .exact, processes: Array(processes),
-                                        cgroup: pids.first.flatMap(cgroup(ofPID:)))
-            }
+        if let found = try? sockets?.resolve(packet: packet, direction: direction, likelyHolders: newest),
+           let held = holders(of: found, uid: uid) {
+            return held
         }
         // 2. Who of that uid could have sent it: in its cgroup, or without one, those that
         //    started or exited around the packet (a daemon that has run for hours and still
@@ -202,6 +190,98 @@ public final class OwnerAttributor {
                                 processes: candidates.prefix(OwnerAttribution.maximumListed).map(reference))
     }
 
+    /// A packet without a uid, in this order:
+    /// 1. inbound, of a connection whose owner was found within a flow lifetime (its other
+    ///    direction, usually): that owner's socket receives it — no socket lookup at all;
+    /// 2. inbound, the receiving socket found by its local address and port (sock_diag for TCP
+    ///    and UDP, wildcard-bound and unconnected UDP included; /proc/net/icmp{,6} for an echo
+    ///    reply to a ping socket; /proc/net/raw{,6} for other protocols): `exact`, its holders;
+    /// 3. the connection's last known owner, its socket gone (orphaned after close(),
+    ///    TIME_WAIT) or never found: `flow`;
+    /// 4. `none`, with what the socket lookup told (time-wait, owned by the kernel) or, with no
+    ///    socket, kernel-generated (outbound) or received by none (inbound).
+    private func resolveWithoutUID(packet: PacketSummary, direction: Direction, now: UInt64) -> OwnerAttribution {
+        if case .notFirstFragment = packet.transport {
+            return OwnerAttribution(confidence: .none, reason: "no socket: a later fragment (no ports)")
+        }
+        let connection = FlowOwners.connection(of: packet, direction: direction)
+        var reason = direction == .inbound ? NoOwnerReason.notDelivered : NoOwnerReason.kernelGenerated
+        if direction == .inbound {
+            if let connection, let known = flowOwners.owner(of: connection, now: now, maximumAge: lifetime) {
+                var answer = known.attribution
+                answer.uid = known.uid
+                recalled = true
+                return answer
+            }
+            // Only an echo reply goes to a ping socket; other ICMP (requests, errors) is the kernel's.
+            if Self.deliveredToSocket(packet), let found = try? sockets?.resolve(packet: packet, direction: direction) {
+                if var held = holders(of: found, uid: nil), let socketUID = found.primary?.uid {
+                    held.uid = socketUID
+                    return held
+                }
+                if let socket = found.primary { reason = Self.reason(for: socket) ?? reason }
+            }
+        } else if case .tcp = packet.transport,
+                  // Only the holders known cheaply: a /proc-wide scan (milliseconds) would hold
+                  // up every packet behind this one to word a reason.
+                  let found = try? sockets?.resolve(packet: packet, direction: direction, refreshing: false),
+                  let socket = found.primary {
+            reason = Self.reason(for: socket) ?? reason
+        }
+        if let connection, let known = flowOwners.owner(of: connection, now: now) {
+            return OwnerAttribution(confidence: .flow, reason: "the flow's owner; \(reason)",
+                                    processes: known.attribution.processes, cgroup: known.attribution.cgroup,
+                                    uid: known.uid)
+        }
+        return OwnerAttribution(confidence: .none, reason: reason)
+    }
+
+    /// Why a socket found for a packet without a uid names no owner: TIME_WAIT, or a socket
+    /// without a file or holder (orphaned after close(), not accepted yet). nil for a socket
+    /// with holders.
+    private static func reason(for socket: ResolvedSocket) -> String? {
+        if socket.isTimeWait { return NoOwnerReason.timeWait }
+        if socket.inode == 0 || socket.pids.isEmpty {
+            return "\(NoOwnerReason.kernelSocketPrefix) (\(socket.stateName))"
+        }
+        return nil
+    }
+
+    /// Whether an inbound packet can be for a local socket by its own kind: every TCP, UDP,
+    /// UDP-Lite and raw protocol; of ICMP only an echo reply (a ping or raw socket's).
+    static func deliveredToSocket(_ packet: PacketSummary) -> Bool {
+        switch packet.transport {
+        case .icmp(let info): info.type == 0 && info.echoIdentifier != nil
+        case .icmpv6(let info): info.type == 129 && info.echoIdentifier != nil
+        case .notFirstFragment: false
+        default: true
+        }
+    }
+
+    /// The processes holding the socket(s) found, when the socket is `uid`'s (nil: any uid):
+    /// `exact`, or `candidates` when several sockets match. nil when nobody holds them.
+    private func holders(of found: SocketResolution, uid: UInt32?) -> OwnerAttribution? {
+        let ours = { (socket: ResolvedSocket) in uid.map { socket.uid == $0 } ?? true }
+        var owned = found.sockets.filter { ours($0) && !$0.pids.isEmpty }
+        if owned.isEmpty, let socket = found.sockets.first(where: { ours($0) && $0.inode != 0 }),
+           let sockets, !rebuiltFor.contains(socket.inode) {
+            // The socket exists but the inode → pid index predates it (its rescans are
+            // rate-limited): rebuild once for this inode rather than settle for less.
+            rebuiltFor.insert(socket.inode)
+            if rebuiltFor.count > 4096 { rebuiltFor.removeAll() }
+            let pids = sockets.owners.rebuild(finding: socket.inode)
+            if !pids.isEmpty { owned = [ResolvedSocket(uid: socket.uid, inode: socket.inode, cgroupID: socket.cgroupID, state: socket.state, pids: pids)] }
+        }
+        let pids = Array(Set(owned.flatMap(\.pids))).sorted()
+        guard !pids.isEmpty else { return nil }
+        let processes = Array(pids.prefix(OwnerAttribution.maximumListed).map(reference))
+        guard found.sockets.count == 1 else {
+            return OwnerAttribution(confidence: .candidates, reason: "\(found.sockets.count) sockets match",
+                                    processes: processes)
+        }
+        return OwnerAttribution(confidence: .exact, processes: processes, cgroup: pids.first.flatMap(cgroup(ofPID:)))
+    }
+
     /// The entry that names the program every one of `entries` runs, or nil when they run more
     /// than one (or nothing tells them apart from that). Same program: every entry whose exe is
     /// known has the same exe, and every entry whose exe is unknown (an exec the table read too
@@ -245,6 +325,7 @@ public final class OwnerAttributor {
     public func housekeeping(now: UInt64) {
         table.evictExpired(now: now)
         flows.sweep(now: now)
+        flowOwners.evictExpired(now: now)
     }
 
     /// A socket holder the table does not know yet (it started between two event drains, or

@@ -8,8 +8,10 @@ public protocol PacketAttributing: AnyObject {
     func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?,
                    cgroupPath: String?, now: UInt64) -> OwnerAttribution
     /// Resolves the packet's owner (or finds it cached) like `attribute`, for a caller that
-    /// shows nothing (`--format none`): the same work, minus handing out the result.
-    func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64)
+    /// shows nothing (`--format none`): the same work, minus handing out the result; only how
+    /// the summary line counts it.
+    func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
+                 now: UInt64) -> AttributionTally
     /// Flows whose owner's cgroup (the named process's own) differs from the packet's classified
     /// cgroup: the summary line's `cgroup_corrections`. Read by the receive thread.
     var cgroupCorrections: Int { get }
@@ -17,8 +19,8 @@ public protocol PacketAttributing: AnyObject {
 
 extension PacketAttributing {
     public func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
-                        now: UInt64) {
-        _ = attribute(packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
+                        now: UInt64) -> AttributionTally {
+        attribute(packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now).tally
     }
 
     public var cgroupCorrections: Int { 0 }
@@ -116,10 +118,10 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
     }
 
     public func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
-                        now: UInt64) {
+                        now: UInt64) -> AttributionTally {
         let key = FlowKey(packet: packet, direction: direction, uid: uid)
-        if attributor.isCached(key, now: now) { return }
-        _ = resolveNewFlow(key, packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
+        if let tally = attributor.cachedTally(key, now: now) { return tally }
+        return resolveNewFlow(key, packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now).tally
     }
 
     /// A flow the cache does not hold: resolved under the lock, since it reads the process

@@ -176,7 +176,7 @@ public enum JSONLines {
         var interfacesText: [UInt8] = []
     }
 
-    /// The owner's keys, `uid` to `reason`.
+    /// The owner's keys, `uid` to `reason`, then `owner_uid`.
     static func appendOwnerKeys(_ owner: PacketOwner, to out: inout ByteBuffer) {
         out.write(",\"uid\":")
         appendNumber(owner.uid.map(UInt64.init), to: &out)
@@ -193,6 +193,7 @@ public enum JSONLines {
         out.write(",\"cgroup_id\":")
         appendNumber(owner.cgroupID, to: &out)
         appendAttribution(owner.attribution, to: &out)
+        appendOwnerUID(owner, to: &out)
     }
 
     static func appendAttribution(_ attribution: OwnerAttribution?, to out: inout ByteBuffer) {
@@ -225,6 +226,13 @@ public enum JSONLines {
         appendString(attribution?.confidence.rawValue, to: &out)
         out.write(",\"reason\":")
         appendString(attribution?.reason, to: &out)
+    }
+
+    /// `owner_uid` (added with issue 13): the uid the kernel attached, else the one nfowner found
+    /// for the owner it names (the receiving socket's, the flow owner's).
+    static func appendOwnerUID(_ owner: PacketOwner, to out: inout ByteBuffer) {
+        out.write(",\"owner_uid\":")
+        appendNumber((owner.uid ?? owner.attribution?.uid).map(UInt64.init), to: &out)
     }
 
     @inline(__always)
@@ -323,7 +331,7 @@ public enum JSONLines {
         "time", "dir", "hook", "group", "seq", "prefix", "family", "proto", "proto_num", "src", "dst",
         "sport", "dport", "icmp_type", "icmp_code", "icmp_id", "tcp_flags", "len", "iface_in", "iface_out",
         "uid", "gid", "user", "group_name", "cgroup", "unit", "cgroup_id",
-        "pid", "comm", "exe", "processes", "confidence", "reason",
+        "pid", "comm", "exe", "processes", "confidence", "reason", "owner_uid",
     ]
 }
 
@@ -345,7 +353,8 @@ struct OwnerFingerprint: Equatable {
         let processes: UInt64 = attribution.map { list in
             list.processes.withUnsafeBufferPointer { UInt64(UInt(bitPattern: $0.baseAddress)) ^ UInt64($0.count) << 48 }
         } ?? 0
-        let confidence: UInt64 = attribution.map { Self.code($0.confidence) } ?? 0
+        // The attribution's own uid shares the confidence's word: it is part of what is printed.
+        let confidence: UInt64 = attribution.map { Self.code($0.confidence) | ($0.uid.map { UInt64($0) + 1 } ?? 0) << 8 } ?? 0
         ids = SIMD8(owner.uid.map { UInt64($0) | 1 << 32 } ?? 0, owner.gid.map { UInt64($0) | 1 << 32 } ?? 0,
                     owner.cgroupID ?? 0, owner.cgroupID == nil ? 0 : 1, confidence, processes, reason.0, reason.1)
         references = SIMD8(user.0, user.1, group.0, group.1, path.0, path.1, unit.0, unit.1)
@@ -370,6 +379,7 @@ struct OwnerFingerprint: Equatable {
         case .uid: 4
         case .none: 5
         case .program: 6
+        case .flow: 7
         }
     }
 }

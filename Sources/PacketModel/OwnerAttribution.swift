@@ -1,8 +1,12 @@
 /// Which process sent a packet, and how sure nfowner is (issue: owner resolution).
 public struct OwnerAttribution: Sendable, Hashable {
-    public enum Confidence: String, Sendable {
+    public enum Confidence: String, Sendable, CaseIterable {
         /// The packet's socket still existed; these processes hold it.
         case exact
+        /// The packet's socket was gone (closed: FIN-WAIT, TIME-WAIT, data still queued after
+        /// close()), or the kernel attached no uid to it; the flow's last known owner, whose
+        /// socket was found earlier, is named (`pid` set like `exact`).
+        case flow
         /// One process of the packet's uid was alive in its cgroup at packet time.
         case single
         /// Several were, all running one executable: the program is known, not the process
@@ -27,19 +31,24 @@ public struct OwnerAttribution: Sendable, Hashable {
     /// cgroup is this one, not the ruleset's classification (which is only the nearest classified
     /// ancestor of the socket's cgroup).
     public var cgroup: ProcessCgroup?
+    /// The owner's uid when nfowner found it itself because the kernel attached none to the
+    /// packet: the receiving socket's (an inbound packet, `exact`) or the flow's known owner's
+    /// (`flow`). nil otherwise (the packet's own uid then says it).
+    public var uid: UInt32?
 
     public init(confidence: Confidence, reason: String? = nil, processes: [ProcessReference] = [],
-                cgroup: ProcessCgroup? = nil) {
+                cgroup: ProcessCgroup? = nil, uid: UInt32? = nil) {
         self.confidence = confidence
         self.reason = reason
         self.processes = processes
         self.cgroup = cgroup
+        self.uid = uid
     }
 
     /// The process named in `pid`/`comm`/`exe`: only when there is exactly one answer.
     public var chosen: ProcessReference? {
         switch confidence {
-        case .exact, .single: processes.first
+        case .exact, .flow, .single: processes.first
         case .program, .candidates, .uid, .none: nil
         }
     }
@@ -49,7 +58,7 @@ public struct OwnerAttribution: Sendable, Hashable {
     /// nil otherwise.
     public var named: NamedProcess? {
         switch confidence {
-        case .exact, .single: processes.first.map { NamedProcess(pid: $0.pid, comm: $0.comm, exe: $0.exe) }
+        case .exact, .flow, .single: processes.first.map { NamedProcess(pid: $0.pid, comm: $0.comm, exe: $0.exe) }
         case .program: processes.first.map { NamedProcess(pid: nil, comm: $0.comm, exe: $0.exe) }
         case .candidates, .uid, .none: nil
         }
@@ -61,7 +70,7 @@ public struct OwnerAttribution: Sendable, Hashable {
     @inlinable
     public func isSame(as other: OwnerAttribution) -> Bool {
         confidence == other.confidence && processes == other.processes && reason == other.reason
-            && (cgroup === other.cgroup || cgroup == other.cgroup)
+            && uid == other.uid && (cgroup === other.cgroup || cgroup == other.cgroup)
     }
 
     /// At most this many candidates are listed.

@@ -48,8 +48,12 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         factSinks = sinks.filter { $0.needs == .facts }
         self.eventLimit = eventLimit
         self.clock = clock
-        // The summary line has `cgroup_corrections` whenever owners are resolved, from the start.
-        if engine.processes != nil { counters.cgroupCorrections = 0 }
+        // The summary line has `cgroup_corrections` whenever owners are resolved, from the start;
+        // so do the packets per confidence.
+        if engine.processes != nil {
+            counters.cgroupCorrections = 0
+            counters.attributions = AttributionTallies()
+        }
     }
 
     public static func wallClock() -> EventTime {
@@ -93,10 +97,14 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         case .counters:
             // Owners are resolved all the same (`--format none` measures the whole pipeline
             // but formatting and printing), only not handed out.
-            engine.resolve(packet, direction: direction, uid: uid, cgroupID: cgroupID, now: batchMonotonicTime())
+            if let tally = engine.resolve(packet, direction: direction, uid: uid, cgroupID: cgroupID,
+                                          now: batchMonotonicTime()) {
+                counters.attributions?.add(tally)
+            }
         case .facts:
             let (_, attribution) = engine.attribution(packet, direction: direction, uid: uid, cgroupID: cgroupID,
                                                       now: batchMonotonicTime())
+            if let attribution { counters.attributions?.add(attribution.tally) }
             let facts = PacketFacts(packet: packet, direction: direction, uid: uid, gid: source.gid,
                                     cgroupID: cgroupID, attribution: attribution)
             for sink in factSinks { sink.consume(facts) }
@@ -121,6 +129,7 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
                            cgroupID: UInt64?) {
         engine.update(&event.owner, packet: packet, direction: direction, uid: source.uid, gid: source.gid,
                       cgroupID: cgroupID, now: batchMonotonicTime())
+        if let attribution = event.owner.attribution { counters.attributions?.add(attribution.tally) }
         if !factSinks.isEmpty {
             let facts = PacketFacts(packet: packet, direction: direction, uid: source.uid, gid: source.gid,
                                     cgroupID: cgroupID, attribution: event.owner.attribution)

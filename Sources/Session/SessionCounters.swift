@@ -1,3 +1,4 @@
+import PacketModel
 import PacketSources
 
 /// What the pipeline counted after the source: printed with the source's counters as the
@@ -14,6 +15,9 @@ public struct PipelineCounters: Sendable, Equatable {
     /// Flows (resolutions, not packets) whose owner's cgroup — the named process's own — differs
     /// from the cgroup the ruleset classified the packet into; nil when owner resolution is off.
     public var cgroupCorrections: Int?
+    /// Emitted packets per confidence, and those of confidence `none` per kind of reason; nil
+    /// when owner resolution is off. Every emitted packet is counted in exactly one.
+    public var attributions: AttributionTallies?
 
     public init() {}
 }
@@ -59,6 +63,8 @@ public struct SessionCounters: Sendable, Equatable {
         if let held = source.held {
             line += " held=\(held) held_verdict_failures=\(source.heldVerdictFailures ?? 0)"
         }
+        // Added after the held keys (issue 13), so they come after them.
+        if let attributions = pipeline.attributions { line += attributions.summaryKeys }
         return line
     }
 }

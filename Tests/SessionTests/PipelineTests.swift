@@ -96,8 +96,10 @@ struct PipelineHarness {
                 attributed += 1
                 return OwnerAttribution(confidence: .uid)
             }
-            func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64) {
+            func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
+                         now: UInt64) -> AttributionTally {
                 resolved += 1
+                return .uid
             }
         }
         let batch = try Self.fixture("batch-5-udp4.bin")
@@ -111,6 +113,9 @@ struct PipelineHarness {
             #expect(counting.attributed == (buildsEvents ? 5 : 0))
             #expect(events.count == (buildsEvents ? 5 : 0))
             #expect(events.allSatisfy { $0.attribution?.confidence == .uid })
+            // Counted per confidence either way.
+            #expect(harness.counters.pipeline.attributions?[.uid] == 5)
+            #expect(harness.counters.pipeline.attributions?.none == 0)
         }
     }
 
@@ -127,9 +132,12 @@ struct PipelineHarness {
         }
         let attributor = CorrectingAttributor()
         let harness = PipelineHarness(sink: CollectingSink(needs: .events), processes: attributor)
-        #expect(harness.counters.summaryLine(durationSeconds: nil, groups: [5]).hasSuffix(" cgroup_corrections=0"))
+        // The keys per confidence (issue 13) come after it.
+        #expect(harness.counters.summaryLine(durationSeconds: nil, groups: [5])
+            .hasSuffix(" cgroup_corrections=0" + AttributionTallies().summaryKeys))
         harness.process(try Self.fixture("batch-5-udp4.bin"))
-        #expect(harness.counters.summaryLine(durationSeconds: nil, groups: [5]).hasSuffix(" cgroup_corrections=5"))
+        #expect(harness.counters.summaryLine(durationSeconds: nil, groups: [5])
+            .contains(" cgroup_corrections=5 confidence_exact=0 confidence_flow=0 confidence_single=0 confidence_program=0 confidence_candidates=0 confidence_uid=5 confidence_none=0 "))
         let unresolved = PipelineHarness()
         unresolved.process(try Self.fixture("batch-5-udp4.bin"))
         #expect(!unresolved.counters.summaryLine(durationSeconds: nil, groups: [5]).contains("cgroup_corrections"))

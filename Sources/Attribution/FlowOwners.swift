@@ -1,0 +1,95 @@
+import PacketModel
+import PacketParsing
+
+/// The last known owner of each connection, by its local and remote ends, whatever the
+/// direction of the packet it was found for.
+///
+/// The flow cache answers a packet from its own flow key, which includes the direction and the
+/// uid the kernel attached: the packets of one connection that carry no uid — inbound ones the
+/// kernel did not early-demux (loopback), and everything after close() (data still queued, FIN,
+/// TIME-WAIT ACKs) — are other flows to it. This memo lets them find the owner the connection's
+/// socket was found with. It is written only when a flow is resolved to a named process and
+/// read only when a flow without a uid is resolved, so it costs nothing per packet.
+///
+/// Bounded: at most `capacity` connections; when full, those not seen for `retention` go
+/// first, then everything (a rare reset beats bookkeeping on the hot path's side).
+final class FlowOwners {
+    struct Owner {
+        var attribution: OwnerAttribution
+        /// The owner's uid (the socket's).
+        var uid: UInt32
+        /// Monotonic ns when it was found.
+        var foundAt: UInt64
+    }
+
+    /// How long after it was last found an owner is still credited (ns): TIME_WAIT and an
+    /// orphan's FIN_WAIT2 last 60 s here (tcp_fin_timeout), plus room for a slow drain.
+    static let defaultRetention: UInt64 = 120_000_000_000
+    static let defaultCapacity = 65_536
+
+    let retention: UInt64
+    let capacity: Int
+    private var owners: [FlowKey: Owner] = [:]
+
+    init(retention: UInt64 = FlowOwners.defaultRetention, capacity: Int = FlowOwners.defaultCapacity) {
+        self.retention = retention
+        self.capacity = max(1, capacity)
+    }
+
+    var count: Int { owners.count }
+
+    /// The connection `packet` belongs to as seen from this host: its local end (the source of
+    /// an outbound packet, the destination of an inbound one) as the key's source. nil for a
+    /// packet that names no connection: a later fragment, an ICMP message other than an echo
+    /// request leaving or an echo reply arriving (only those belong to a ping socket; the
+    /// opposite two are the kernel's own business).
+    static func connection(of packet: PacketSummary, direction: Direction) -> FlowKey? {
+        let outbound = direction == .outbound
+        let (local, remote) = outbound ? (packet.source, packet.destination) : (packet.destination, packet.source)
+        var localPort: UInt16 = 0, remotePort: UInt16 = 0
+        switch packet.transport {
+        case .notFirstFragment:
+            return nil
+        case .icmp(let info), .icmpv6(let info):
+            let request: UInt8 = packet.family == .ipv4 ? 8 : 128, reply: UInt8 = packet.family == .ipv4 ? 0 : 129
+            guard let echoID = info.echoIdentifier, info.type == (outbound ? request : reply) else { return nil }
+            localPort = echoID
+        default:
+            guard let source = packet.sourcePort, let destination = packet.destinationPort else {
+                // A protocol without ports (a raw socket's): keyed by the addresses alone.
+                break
+            }
+            (localPort, remotePort) = outbound ? (source, destination) : (destination, source)
+        }
+        return FlowKey(source: local, destination: remote, protocolNumber: packet.protocolNumber,
+                       sourcePort: localPort, destinationPort: remotePort, inbound: false, uid: nil)
+    }
+
+    /// Remembers that `connection` is owned by the process(es) of `attribution` with `uid`.
+    func remember(_ connection: FlowKey, _ attribution: OwnerAttribution, uid: UInt32, now: UInt64) {
+        if owners[connection] == nil, owners.count >= capacity {
+            owners = owners.filter { now &- $0.value.foundAt < retention }
+            if owners.count >= capacity { owners.removeAll(keepingCapacity: true) }
+        }
+        owners[connection] = Owner(attribution: attribution, uid: uid, foundAt: now)
+    }
+
+    /// The owner of `connection` found less than `maximumAge` ns before `now` (at most the
+    /// retention), or nil.
+    func owner(of connection: FlowKey, now: UInt64, maximumAge: UInt64? = nil) -> Owner? {
+        guard let owner = owners[connection], now &- owner.foundAt < min(maximumAge ?? retention, retention)
+        else { return nil }
+        return owner
+    }
+
+    /// Drops owners older than the retention. Called from the periodic housekeeping, it scans
+    /// the memo at most once per `evictionInterval`, not on every tick.
+    func evictExpired(now: UInt64) {
+        guard !owners.isEmpty, now &- lastEviction >= Self.evictionInterval else { return }
+        lastEviction = now
+        owners = owners.filter { now &- $0.value.foundAt < retention }
+    }
+
+    private var lastEviction: UInt64 = 0
+    static let evictionInterval: UInt64 = 10_000_000_000
+}
