@@ -291,6 +291,14 @@ public final class FlowCache {
         remember(key, attribution, storedAt: nowMilliseconds)
     }
 
+    /// Forgets the flow `key` (nothing when it is not held), so its next packet is resolved
+    /// again: its cached answer was made before something better was known.
+    public func remove(_ key: FlowKey) {
+        if memoKey == key { memoKey = nil }
+        guard let index = find(fingerprint(key), Self.check(key)) else { return }
+        remove(at: index)
+    }
+
     /// Removes expired flows from the next `slots` slots (the whole table over successive
     /// calls), and shrinks the table when a full pass leaves it mostly empty. Call it
     /// periodically (the receive loop's tick); it bounds each call's work.

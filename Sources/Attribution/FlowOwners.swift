@@ -65,8 +65,34 @@ final class FlowOwners {
                        sourcePort: localPort, destinationPort: remotePort, inbound: false, uid: nil)
     }
 
-    /// Remembers that `connection` is owned by the process(es) of `attribution` with `uid`.
+    /// The flow-cache keys of `connection`'s packets without a uid, both directions (see
+    /// `FlowKey.init(packet:direction:uid:)`; an echo's are keyed by id and type).
+    static func keysWithoutUID(of connection: FlowKey) -> [FlowKey] {
+        let local = connection.source, remote = connection.destination
+        let localPort = connection.sourcePort, remotePort = connection.destinationPort
+        let protocolNumber = connection.protocolNumber
+        let (outboundPorts, inboundPorts): ((UInt16, UInt16), (UInt16, UInt16)) = switch protocolNumber {
+        case IPProtocolNumber.icmp: ((localPort, 8), (localPort, 0))
+        case IPProtocolNumber.icmpv6: ((localPort, 128), (localPort, 129))
+        default: ((localPort, remotePort), (remotePort, localPort))
+        }
+        return [
+            FlowKey(source: local, destination: remote, protocolNumber: protocolNumber, sourcePort: outboundPorts.0,
+                    destinationPort: outboundPorts.1, inbound: false, uid: nil),
+            FlowKey(source: remote, destination: local, protocolNumber: protocolNumber, sourcePort: inboundPorts.0,
+                    destinationPort: inboundPorts.1, inbound: true, uid: nil),
+        ]
+    }
+
+    /// Remembers that `connection` is owned by the process(es) of `attribution` with `uid`. An
+    /// `exact` owner found within the retention is not replaced by a weaker answer (the socket
+    /// found, then gone by the time a later, batched packet of it was resolved): only by
+    /// another exact one.
     func remember(_ connection: FlowKey, _ attribution: OwnerAttribution, uid: UInt32, now: UInt64) {
+        if attribution.confidence != .exact, let known = owner(of: connection, now: now),
+           known.attribution.confidence == .exact {
+            return
+        }
         if owners[connection] == nil, owners.count >= capacity {
             owners = owners.filter { now &- $0.value.foundAt < retention }
             if owners.count >= capacity { owners.removeAll(keepingCapacity: true) }

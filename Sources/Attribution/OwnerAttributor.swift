@@ -129,6 +129,10 @@ public final class OwnerAttributor {
         if !recalled, result.confidence == .exact || result.confidence == .single, let owner = uid ?? result.uid,
            let connection = FlowOwners.connection(of: packet, direction: direction) {
             flowOwners.remember(connection, result, uid: owner, now: now)
+            // The connection's packets without a uid that came earlier (a batched inbound SYN
+            // read after the server's socket was gone) were answered without this owner: their
+            // next packets are resolved again, and find it.
+            for stale in FlowOwners.keysWithoutUID(of: connection) where stale != key { flows.remove(stale) }
         }
         return result
     }
@@ -206,6 +210,9 @@ public final class OwnerAttributor {
         }
         let connection = FlowOwners.connection(of: packet, direction: direction)
         var reason = direction == .inbound ? NoOwnerReason.notDelivered : NoOwnerReason.kernelGenerated
+        /// Whether a socket of the packet was found, in a state without an owner (TIME_WAIT,
+        /// orphaned after close()).
+        var socketGone = false
         if direction == .inbound {
             if let connection, let known = flowOwners.owner(of: connection, now: now, maximumAge: lifetime) {
                 var answer = known.attribution
@@ -215,11 +222,14 @@ public final class OwnerAttributor {
             }
             // Only an echo reply goes to a ping socket; other ICMP (requests, errors) is the kernel's.
             if Self.deliveredToSocket(packet), let found = try? sockets?.resolve(packet: packet, direction: direction) {
-                if var held = holders(of: found, uid: nil), let socketUID = found.primary?.uid {
-                    held.uid = socketUID
-                    return held
+                if let held = heldAnswer(found) { return held }
+                if let socket = found.primary {
+                    reason = Self.reason(for: socket) ?? reason
+                    socketGone = !socket.isAwaitingAccept && Self.reason(for: socket) != nil
+                    if socket.isAwaitingAccept, let listener = listenerAnswer(packet, direction, refreshing: true) {
+                        return listener
+                    }
                 }
-                if let socket = found.primary { reason = Self.reason(for: socket) ?? reason }
             }
         } else if case .tcp = packet.transport,
                   // Only the holders known cheaply: a /proc-wide scan (milliseconds) would hold
@@ -227,13 +237,47 @@ public final class OwnerAttributor {
                   let found = try? sockets?.resolve(packet: packet, direction: direction, refreshing: false),
                   let socket = found.primary {
             reason = Self.reason(for: socket) ?? reason
+            socketGone = !socket.isAwaitingAccept && Self.reason(for: socket) != nil
+            // A SYN-ACK, or an ACK before accept(): the listener's process will accept it.
+            if socket.isAwaitingAccept, let listener = listenerAnswer(packet, direction, refreshing: false) {
+                return listener
+            }
         }
         if let connection, let known = flowOwners.owner(of: connection, now: now) {
             return OwnerAttribution(confidence: .flow, reason: "the flow's owner; \(reason)",
                                     processes: known.attribution.processes, cgroup: known.attribution.cgroup,
                                     uid: known.uid)
         }
+        // A server's connection that is over (TIME_WAIT, orphaned) before its owner was seen:
+        // the process holding the listener on its port accepted it. Not for a packet without any
+        // socket: a RST to a stray segment on a listening port is the kernel's.
+        if socketGone, var listener = listenerAnswer(packet, direction, refreshing: direction == .inbound) {
+            listener.confidence = .flow
+            listener.reason = "the listener's owner; \(reason)"
+            return listener
+        }
         return OwnerAttribution(confidence: .none, reason: reason)
+    }
+
+    /// The holders of the socket(s) found, as the answer for a packet without a uid: `owner_uid`
+    /// is the socket's.
+    private func heldAnswer(_ found: SocketResolution) -> OwnerAttribution? {
+        guard var held = holders(of: found, uid: nil), let socketUID = found.primary?.uid else { return nil }
+        held.uid = socketUID
+        return held
+    }
+
+    /// The holders of the listener on the local port of TCP `packet`, `exact` with a reason
+    /// saying so — the answer for a connection not accepted yet (a request socket, or one in the
+    /// accept queue, without a file), which the listener's process will accept. nil without a
+    /// listener.
+    private func listenerAnswer(_ packet: PacketSummary, _ direction: Direction,
+                                refreshing: Bool) -> OwnerAttribution? {
+        guard let found = try? sockets?.resolveListener(packet: packet, direction: direction, refreshing: refreshing),
+              var held = heldAnswer(found)
+        else { return nil }
+        held.reason = "the listener's: the connection is not accepted yet"
+        return held
     }
 
     /// Why a socket found for a packet without a uid names no owner: TIME_WAIT, or a socket

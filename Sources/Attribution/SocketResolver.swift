@@ -31,6 +31,14 @@ public struct ResolvedSocket: Sendable, Equatable {
 
     /// True for a TIME_WAIT socket: the connection is over, no process owns it.
     public var isTimeWait: Bool { state == InetDiagState.timeWait }
+    /// True for a TCP connection the kernel set up that no process has accepted yet: a request
+    /// socket, or one still in the accept queue (established, or close-wait when the peer has
+    /// closed already). Such a socket has no file (inode 0); after close() an orphan is in
+    /// another state (fin-wait, last-ack, closing).
+    public var isAwaitingAccept: Bool {
+        inode == 0 && [InetDiagState.synReceived, InetDiagState.newSynReceived, InetDiagState.established,
+                       InetDiagState.closeWait].contains(state)
+    }
     /// A short name of `state` ("time-wait", "established").
     public var stateName: String { InetDiagState.name(state) }
 }
@@ -123,6 +131,31 @@ public final class SocketResolver: @unchecked Sendable {
         let socket = ResolvedSocket(uid: info.uid, inode: inode, cgroupID: info.cgroupID, state: info.state,
                                     pids: owners.pids(forInode: inode, likelyHolders: likelyHolders,
                                                       refreshing: refreshing))
+        return SocketResolution(source: .sockDiag, sockets: [socket])
+    }
+
+    /// The listening socket on the local address and port of TCP `packet`, or nil (not TCP, no
+    /// listener). A connection the kernel has set up but no process has accepted yet (a request
+    /// socket, or an established one still in the accept queue) has no file and no holder; the
+    /// process that will accept it holds the listener. Found with an exact lookup whose remote
+    /// end is the wildcard: the kernel's established lookup then misses and its listener lookup
+    /// answers.
+    public func resolveListener(packet: PacketSummary, direction: Direction,
+                                refreshing: Bool = true) throws(SocketLookupError) -> SocketResolution? {
+        guard case .tcp(let info) = packet.transport, let source = info.ports.source,
+              let destination = info.ports.destination else { return nil }
+        let (local, port) = direction == .outbound ? (packet.source, source) : (packet.destination, destination)
+        let anywhere: IPAddress = switch local {
+        case .v4: .v4(0)
+        case .v6: .v6(high: 0, low: 0)
+        }
+        guard let found = try diagnostics.lookup(protocol: .tcp, local: SocketEndpoint(local, port),
+                                                 remote: SocketEndpoint(anywhere, 0)),
+              found.state == InetDiagState.listen, found.inode != 0
+        else { return nil }
+        let inode = UInt64(found.inode)
+        let socket = ResolvedSocket(uid: found.uid, inode: inode, cgroupID: found.cgroupID, state: found.state,
+                                    pids: owners.pids(forInode: inode, refreshing: refreshing))
         return SocketResolution(source: .sockDiag, sockets: [socket])
     }
 

@@ -43,11 +43,19 @@ struct Listen: ParsableCommand {
     @Flag(help: "UDP: send every datagram back to its sender (the peer of `roundtrip`).")
     var echo = false
 
+    @Option(help: ArgumentHelp(
+        "TCP: close each connection with SO_LINGER for this many seconds.",
+        discussion: "close() then returns only after the peer acknowledged the FIN, so that ACK reaches a "
+            + "socket that still has its file (and uid): a test can rely on it."))
+    var linger: Int32?
+
     func validate() throws {
         try validateSeconds(timeout, "timeout")
         guard accept >= 1 else { throw ValidationError("--accept must be at least 1") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
         if echo && transport != .udp { throw ValidationError("--echo needs --udp") }
+        if linger != nil && transport != .tcp { throw ValidationError("--linger needs --tcp") }
+        if let linger, linger < 1 { throw ValidationError("--linger must be at least 1 second") }
     }
 
     func run() throws {
@@ -135,6 +143,9 @@ struct Listen: ParsableCommand {
                     throw TrafficError(.receive, "read from \(accepted.peer) failed: \(error.text)",
                                        errno: error.code)
                 }
+            }
+            if let linger, case .failure(let error) = accepted.socket.setLinger(seconds: linger) {
+                throw TrafficError(.receive, "SO_LINGER failed: \(error.text)", errno: error.code)
             }
             accepted.socket.close()
         }

@@ -252,6 +252,15 @@ final class Socket {
         }.map { _ in () }
     }
 
+    /// SO_LINGER on: close() returns only once the peer has acknowledged everything, FIN
+    /// included (or after `seconds`).
+    func setLinger(seconds: Int32) -> Result<Void, SystemError> {
+        var value = linger(l_onoff: 1, l_linger: seconds)
+        return retryingEINTR("setsockopt") {
+            Int(setsockopt(fd, SOL_SOCKET, SO_LINGER, &value, socklen_t(MemoryLayout<linger>.size)))
+        }.map { _ in () }
+    }
+
     /// Bounds a blocking call (SO_SNDTIMEO bounds connect and send, SO_RCVTIMEO recv).
     func setTimeout(_ name: Int32, nanoseconds: UInt64) -> Result<Void, SystemError> {
         var tv = timeval(tv_sec: Int(nanoseconds / 1_000_000_000),

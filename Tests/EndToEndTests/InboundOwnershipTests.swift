@@ -20,8 +20,8 @@ extension EndToEnd {
                 .tcpFinBeforeAccept: .init(.none, .listener),
                 .tcpDataAfterAccept: .init(.owner, .listener),
                 .tcpFinAfterAccept: .init(.owner, .listener),
-                // Genuinely a race, so both outcomes are asserted (see `UID.ownerUntilCloseReturns`).
-                .tcpLastAckAfterServerClose: .init(.ownerUntilCloseReturns, .listener),
+                // The server closes with SO_LINGER: close() returns only after this ACK (see `run`).
+                .tcpLastAckAfterServerClose: .init(.owner, .listener),
                 .tcpSynAckToClient: .init(.owner, .client),
                 .tcpFinToTimeWaitSocket: .init(.none, .none),
                 .udpToBoundSocket: .init(.none, .listener),
@@ -77,15 +77,6 @@ extension EndToEnd {
             case owner
             /// uid and gid are both null.
             case none
-            /// The last ACK after the server's close() on veth: the kernel orphans the socket (drops its
-            /// file, and with it the uid) only when close() returns, after sending the FIN, and the
-            /// peer's ACK comes back over veth in microseconds, while close() may still
-            /// be running. Both outcomes have been observed (docs/inbound.md, "65534 or null"); no
-            /// ordering the test controls decides between them. So exactly one of the two must hold:
-            /// the owner (uid nobody AND gid nogroup, close() had not returned yet), or no owner at all
-            /// (uid AND gid null, the socket was already an orphan). Anything else, e.g. a uid without
-            /// its gid or another uid, fails.
-            case ownerUntilCloseReturns
         }
         enum Cgroup: Equatable { case listener, client, none }
         var uid: UID
@@ -119,11 +110,6 @@ extension EndToEnd {
                     #expect(event.int("uid") == nobody && event.int("gid") == nogroup, "\(kind) should carry the owner: \(event)")
                 case .none:
                     #expect(event.isNull("uid") && event.isNull("gid"), "\(kind) should carry no owner: \(event)")
-                case .ownerUntilCloseReturns:
-                    let beforeCloseReturned = event.int("uid") == nobody && event.int("gid") == nogroup
-                    let afterCloseReturned = event.isNull("uid") && event.isNull("gid")
-                    #expect(beforeCloseReturned || afterCloseReturned,
-                            "\(kind) should carry the owner (close() still running) or no owner (orphaned): \(event)")
                 }
                 switch want.cgroup {
                 case .listener:
@@ -163,15 +149,23 @@ extension EndToEnd {
 
             // --keep-rules: the table goes with the namespace, and removing it means an `nft list
             // table` whose time grows with the cgroups discovered (seconds with ~1,000 cgroups).
-            let monitor = try RunningMonitor(["--format", "json", "--netns", server.name, "--input", "--keep-rules"])
+            // --no-processes: the table is of what the kernel and the ruleset hand over; with owner
+            // resolution on, `cgroup` becomes the named receiving process's own (see
+            // InboundAttributionTests for the processes named on these packets).
+            let monitor = try RunningMonitor(["--format", "json", "--netns", server.name, "--input", "--keep-rules",
+                                              "--no-processes"])
             defer { monitor.stop() }
 
             // 1. TCP server in the listener cgroup: connection A is accepted at once; connection B
             //    waits in the accept queue (the server reads A until EOF) while it sends data and FIN.
+            //    The server closes each connection with SO_LINGER, so close() returns only once the
+            //    client acknowledged its FIN: that last ACK always reaches a socket with its file. (A
+            //    plain close() races it: the socket is orphaned when close() returns, and over veth
+            //    the ACK comes back within microseconds, before or after — both were seen.)
             do {
                 let listener = try Background(cgroup: cgroups.directory(listenerCgroup), namespace: server,
                                               [Harness.traffic, "listen", "--tcp", "--port", "\(tcpServerPort)",
-                                               "--address", serverAddress, "--timeout", "6", "--accept", "2"] + nobody)
+                                               "--address", serverAddress, "--timeout", "6", "--accept", "2", "--linger", "3"] + nobody)
                 defer { listener.finish() }
                 let script = """
                     exec 3<>/dev/tcp/\(serverAddress)/\(tcpServerPort); sleep 0.3; printf after >&3
