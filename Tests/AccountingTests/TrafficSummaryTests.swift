@@ -1,4 +1,4 @@
-import Accounting
+@testable import Accounting
 import PacketModel
 import PacketParsing
 import Testing
@@ -34,6 +34,32 @@ import Testing
         let text = summary.render()
         #expect(text.contains("udp 10.0.0.2 53"))
         #expect(text.contains("dig[12]"))
+    }
+
+    /// Issue 13: the share of bytes per confidence, each direction apart.
+    @Test func reportsTheShareOfBytesPerConfidence() {
+        var summary = TrafficSummary()
+        let udp = TransportInfo.udp(PortPair(source: 4000, destination: 53))
+        func add(_ confidence: OwnerAttribution.Confidence?, hook: UInt8, length: Int) {
+            var event = Self.event(hook: hook, transport: udp, proto: 17, length: length)
+            event.attribution = confidence.map { OwnerAttribution(confidence: $0) }
+            summary.add(event)
+        }
+        add(.exact, hook: 3, length: 900)
+        add(.flow, hook: 3, length: 100)
+        add(.exact, hook: 1, length: 998)
+        add(OwnerAttribution.Confidence.none, hook: 1, length: 2)
+        add(nil, hook: 1, length: 1000)
+        #expect(summary.byConfidence["exact"]?.bytesOut == 900 && summary.byConfidence["exact"]?.bytesIn == 998)
+        #expect(summary.byConfidence["off"]?.packetsIn == 1)
+        #expect(TrafficSummary.share(998, of: 2000) == "49.9")
+        #expect(TrafficSummary.share(0, of: 0) == "-")
+        let lines = summary.render().split(separator: "\n").map { $0.split(separator: " ").joined(separator: " ") }
+        #expect(lines.contains("CONFIDENCE PKTS OUT BYTES OUT PKTS IN BYTES IN % B OUT % B IN"))
+        #expect(lines.contains("exact 1 900 1 998 90.0 49.9"))
+        #expect(lines.contains("flow 1 100 0 0 10.0 0.0"))
+        #expect(lines.contains("none 0 0 1 2 0.0 0.1"))
+        #expect(lines.contains("off 0 0 1 1000 0.0 50.0"))
     }
 
     @Test func emptySummarySaysSo() {

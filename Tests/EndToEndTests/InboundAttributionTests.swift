@@ -103,13 +103,17 @@ extension EndToEnd {
             let summary = monitor.stop()
             let outbound = all.filter { $0.string("dir") == "out" && $0.int("dport") == 9631 }
             let inbound = all.filter { $0.string("dir") == "in" && $0.int("sport") == 9631 }
-            Self.expectNamed(outbound, by: uploader, uid: Self.receiverUID, count: nil, what: "upload, its segments")
-            Self.expectNamed(inbound, by: uploader, uid: Self.receiverUID, count: nil, what: "upload, the ACKs it receives")
+            Self.expectNamed(outbound, by: uploader, uid: Self.receiverUID, count: nil, what: "upload, its segments",
+                             confidences: ["exact", "flow"])
+            Self.expectNamed(inbound, by: uploader, uid: Self.receiverUID, count: nil, what: "upload, the ACKs it receives",
+                             confidences: ["exact", "flow"])
             // The test is only one if segments left after close(): without a uid, as `flow`.
             let afterClose = outbound.filter { $0.isNull("uid") && ($0.int("len") ?? 0) > 52 }
             #expect(afterClose.count > 10, "data segments sent after close(): \(afterClose.count)")
             #expect(afterClose.allSatisfy { $0.string("confidence") == "flow" })
-            #expect(afterClose.reduce(0) { $0 + ($1.int("len") ?? 0) } > 100_000)
+            let afterCloseBytes = afterClose.reduce(0) { $0 + ($1.int("len") ?? 0) }
+            #expect(afterCloseBytes > 100_000)
+            print("issue 13 figure: upload, after close(): \(afterCloseBytes) bytes in \(afterClose.count) segments, all flow")
             Self.expectCountedPerConfidence(summary)
         }
 
@@ -152,9 +156,12 @@ extension EndToEnd {
 
         // MARK: - Checks
 
-        /// Every event names `process` (pid, its uid in `owner_uid`) as `exact` or `flow`; `count`
-        /// of them when given. Prints the share of bytes named, the figure the docs quote.
-        static func expectNamed(_ events: [[String: Any]], by process: Python, uid: Int, count: Int?, what: String) {
+        /// Every event names `process` (pid, its uid in `owner_uid`) as one of `confidences`;
+        /// `count` of them when given. Prints the share of bytes named, the figure the docs quote.
+        /// `single` names a pid too: the answer when the monitor read the flow's first packet after
+        /// its socket had closed (a loaded machine, a short transfer), from the process table.
+        static func expectNamed(_ events: [[String: Any]], by process: Python, uid: Int, count: Int?, what: String,
+                                confidences: Set<String> = ["exact", "flow", "single"]) {
             if let count { #expect(events.count == count, "\(what): \(events.count) events") } else {
                 #expect(!events.isEmpty, "\(what): no events")
             }
@@ -163,7 +170,7 @@ extension EndToEnd {
                 let length = event.int("len") ?? 0
                 bytes += length
                 let ok = event.int("pid") == Int(process.pid) && event.int("owner_uid") == uid
-                    && ["exact", "flow"].contains(event.string("confidence") ?? "")
+                    && confidences.contains(event.string("confidence") ?? "")
                     && event.string("reason") != "no socket: kernel-generated"
                 if ok { named += length } else { Issue.record("\(what): not named \(process.pid)/\(uid): \(event)") }
             }
@@ -336,8 +343,8 @@ extension EndToEnd {
         print("replies", replies)
         """#
 
-        /// ADDRESS PORT BYTES: accepts one connection, sends BYTES, closes it, and goes on
-        /// listening for 1.5 s like a server that lives on.
+        /// ADDRESS PORT BYTES: accepts one connection, sends BYTES 0.3 s later (a server at work),
+        /// closes it, and goes on listening for 1.5 s like a server that lives on.
         static let tcpServer = #"""
         import socket, sys, time
         address, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -348,6 +355,7 @@ extension EndToEnd {
         listener.settimeout(10)
         print("ready", flush=True)
         connection, _ = listener.accept()
+        time.sleep(0.3)
         connection.sendall(b"d" * size)
         connection.close()
         print("sent", size)

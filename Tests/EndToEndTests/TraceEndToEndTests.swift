@@ -35,6 +35,15 @@ extension EndToEnd {
             let pingProcesses = (ping?["processes"] as? [[String: Any]] ?? []).compactMap { $0.string("comm") }
             #expect(pingProcesses.contains("ping"))
             #expect(result.stderr.contains("curl["))
+            // Issue 13: the share of bytes per confidence, and the packets per confidence on the
+            // summary line, which add up to what was emitted.
+            let confidenceTable = result.stderr.split(separator: "\n").drop { !$0.hasPrefix("CONFIDENCE") }.dropFirst()
+                .prefix { !$0.isEmpty && !$0.hasPrefix("received=") }
+            #expect(confidenceTable.contains { $0.hasPrefix("exact ") }, "\(result.stderr)")
+            let summary = Harness.keyValues(result.stderr.split(separator: "\n").last { $0.hasPrefix("received=") }.map(String.init) ?? "")
+            let perConfidence = ["exact", "flow", "single", "program", "candidates", "uid", "none"]
+                .compactMap { summary["confidence_\($0)"].flatMap(Int.init) }
+            #expect(perConfidence.count == 7 && perConfidence.reduce(0, +) == Int(summary["emitted"] ?? ""), "\(summary)")
             // Its table and its cgroup are gone.
             #expect(!(try namespace.nft(["list", "tables"]).stdout.contains("nfowner_trace")))
             let mountinfo = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
