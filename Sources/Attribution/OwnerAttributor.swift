@@ -14,6 +14,11 @@ import PacketParsing
 /// 3. uid — only the uid is known;
 /// 4. none — no owner, with the reason.
 ///
+/// A packet the kernel attached no uid to goes another way (`resolveWithoutUID`): an inbound one
+/// to its receiving socket (exact), a connection not accepted yet to its listener (exact), a
+/// packet of a connection whose socket is gone to the connection's last known owner (flow, from
+/// `FlowOwners`), and only what no socket receives or the kernel made itself stays none.
+///
 /// An answer that names a process (exact, single) or a program whose processes share a cgroup
 /// carries that cgroup (`OwnerAttribution.cgroup`): the process's own, which the owner reports
 /// instead of the ruleset's classification. When the two differ the flow counts as a cgroup

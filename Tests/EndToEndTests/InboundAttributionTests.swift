@@ -16,11 +16,8 @@ extension EndToEnd {
         /// From a peer namespace over veth: a UDP download to an unconnected, wildcard-bound
         /// socket; a recvmmsg receiver; echo replies to a ping socket.
         @Test func fromAPeerEveryInboundPacketNamesItsReceiver() throws {
-            let pair = try VethPair("13peer")
-            defer { pair.close() }
-            let monitor = try RunningMonitor(["--format", "json", "--netns", pair.local.name, "--input", "--keep-rules",
-                                              "--no-cgroups", "--flush-timeout", "10"])
-            defer { monitor.stop() }
+            let (pair, monitor) = try Self.monitoredPair("13peer")
+            defer { monitor.stop(); pair.close() }
 
             let download = try Python.start(Python.udpReceiver, ["0.0.0.0", "9611", "200", "recvfrom"],
                                             in: pair.local, uid: Self.receiverUID)
@@ -52,8 +49,7 @@ extension EndToEnd {
         @Test func overLoopbackEveryInboundPacketNamesItsReceiver() throws {
             let namespace = try TestNamespace("13lo")
             defer { namespace.close() }
-            let monitor = try RunningMonitor(["--format", "json", "--netns", namespace.name, "--input", "--keep-rules",
-                                              "--no-cgroups", "--flush-timeout", "10"])
+            let monitor = try Self.monitor(namespace)
             defer { monitor.stop() }
 
             let server = try Python.start(Python.tcpServer, ["127.0.0.1", "9621", "300000"], in: namespace,
@@ -86,11 +82,8 @@ extension EndToEnd {
         /// An upload to a slow reader that close()s with most of its data still queued, and
         /// exits: the segments sent after close() carry no uid, and are credited to the uploader.
         @Test func anUploadThatClosesWithDataQueuedIsCreditedToTheUploader() throws {
-            let pair = try VethPair("13up")
-            defer { pair.close() }
-            let monitor = try RunningMonitor(["--format", "json", "--netns", pair.local.name, "--input", "--keep-rules",
-                                              "--no-cgroups", "--flush-timeout", "10"])
-            defer { monitor.stop() }
+            let (pair, monitor) = try Self.monitoredPair("13up")
+            defer { monitor.stop(); pair.close() }
             let reader = try Python.start(Python.slowReader, [pair.peerAddress, "9631"], in: pair.peer, uid: 0)
             let uploader = try Python.start(Python.uploader, [pair.peerAddress, "9631", "2000000"], in: pair.local,
                                             uid: Self.receiverUID)
@@ -121,11 +114,8 @@ extension EndToEnd {
         /// unreachables — `none`, reason kernel-generated; the packets that asked for them reach no
         /// socket and say so.
         @Test func kernelMadeAnswersStayNone() throws {
-            let pair = try VethPair("13k")
-            defer { pair.close() }
-            let monitor = try RunningMonitor(["--format", "json", "--netns", pair.local.name, "--input", "--keep-rules",
-                                              "--no-cgroups", "--flush-timeout", "10"])
-            defer { monitor.stop() }
+            let (pair, monitor) = try Self.monitoredPair("13k")
+            defer { monitor.stop(); pair.close() }
             try Python.run(Python.askTheKernel, [pair.localAddress, "9641"], in: pair.peer)
             let all = monitor.waitForEvents(timeout: 8) { events in
                 events.contains { $0.int("icmp_type") == 0 } && events.contains { $0.int("icmp_type") == 3 }
@@ -152,6 +142,23 @@ extension EndToEnd {
             #expect(Int(summary["none_kernel_generated"] ?? "") ?? 0 >= 3, "\(summary)")
             #expect(Int(summary["none_not_delivered"] ?? "") ?? 0 >= 3, "\(summary)")
             Self.expectCountedPerConfidence(summary)
+        }
+
+        /// `nfowner monitor --input` in `namespace`, JSON out. --keep-rules: the table goes with the
+        /// namespace; --no-cgroups: the test's processes are found by their sockets alone.
+        static func monitor(_ namespace: TestNamespace) throws -> RunningMonitor {
+            try RunningMonitor(["--format", "json", "--netns", namespace.name, "--input", "--keep-rules", "--no-cgroups"])
+        }
+
+        /// A veth pair of the test's, `monitor` watching its `local` end.
+        static func monitoredPair(_ label: String) throws -> (VethPair, RunningMonitor) {
+            let pair = try VethPair(label)
+            do {
+                return (pair, try monitor(pair.local))
+            } catch {
+                pair.close()
+                throw error
+            }
         }
 
         // MARK: - Checks
