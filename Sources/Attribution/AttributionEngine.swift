@@ -30,7 +30,9 @@ public final class AttributionEngine {
     /// Resolves the packet's process (or finds it cached) and hands out only how the summary
     /// line counts it: the same work as `owner`, for runs that only count. nil when owner
     /// resolution is off.
-    @inline(__always)
+    /// Discardable: a held packet (hold mode) is resolved only to fill the cache; its logged
+    /// copy is the one counted.
+    @inline(__always) @discardableResult
     public func resolve(_ packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupID: UInt64?,
                         now: UInt64) -> AttributionTally? {
         guard let processes else { return nil }
