@@ -17,8 +17,10 @@ import Testing
                        now: UInt64) -> OwnerAttribution {
             OwnerAttribution(confidence: .uid)
         }
-        func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64) {
+        func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
+                     now: UInt64) -> AttributionTally {
             if case .tcp(let tcp) = packet.transport { resolved.append((uid, tcp.ports.destination)) } else { resolved.append((uid, nil)) }
+            return .uid
         }
     }
 

@@ -237,8 +237,10 @@ struct PipelineHarness {
             var resolvedUIDs: [UInt32?] = []
             func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
                            now: UInt64) -> OwnerAttribution { OwnerAttribution(confidence: .uid) }
-            func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64) {
+            func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
+                         now: UInt64) -> AttributionTally {
                 resolvedUIDs.append(uid)
+                return .uid
             }
         }
         let counting = CountingAttributor()
