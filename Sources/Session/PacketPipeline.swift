@@ -118,8 +118,8 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
     /// goes on to nfowner's NFLOG rule, which logs it at once, and that copy finds its owner in
     /// the cache. A packet that does not parse is accepted all the same (hold mode never blocks).
     public func decide(_ source: UnsafeSourcePacket) -> PacketVerdict {
-        let family: IPFamily? = source.family == 2 ? .ipv4 : source.family == 10 ? .ipv6 : nil
-        guard let family, let packet = try? PacketParser.parse(source.payload, family: family) else { return .accept }
+        // The IP version nibble says the family: the verdict is accept whatever the source says.
+        guard let packet = try? PacketParser.parse(source.payload) else { return .accept }
         engine.resolve(packet, direction: source.direction, uid: source.uid, cgroupID: nil,
                        now: WallClock.monotonicNanoseconds())
         return .accept

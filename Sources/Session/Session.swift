@@ -202,7 +202,6 @@ public final class Session: @unchecked Sendable {
     /// Binds the plan's group, or with `groupSearch` > 1 the first free one from it; on a bind
     /// refused because the group is taken, says who holds it.
     private func openSource(_ plan: inout Plan) throws(SessionError) -> NflogSource {
-        // Hold mode: the queue is bound before its rules exist; a taken queue fails here.
         var settings = plan.nflog
         let first = settings.groups.first ?? 5
         var lastError: SourceError?
