@@ -81,6 +81,10 @@ enum Schema {
         ("hooks", ["input"]),
         ("select", ["users", "groups", "cgroups"]),
         ("cgroups", ["levels", "follow"]),
+        ("accounting", ["bucket_s", "max_remotes", "max_rows", "input"]),
+        ("storage", ["path", "retention_days", "max_mb"]),
+        ("metrics", ["listen", "remote_labels"]),
+        ("run", ["keep_rules"]),
     ]
 
     static func keys(of table: String) -> [String] {
@@ -159,6 +163,50 @@ private struct Reader {
                 config.cgroups.follow = follow
             }
         }
+        if let accounting = try table("accounting", in: root) {
+            let path = ["accounting"]
+            if let seconds = try integer(accounting, path + ["bucket_s"], 1...86400) {
+                config.accounting.bucketSeconds = seconds
+            }
+            if let remotes = try integer(accounting, path + ["max_remotes"], 0...100_000) {
+                config.accounting.maxRemotes = remotes
+            }
+            if let rows = try integer(accounting, path + ["max_rows"], 100...10_000_000) {
+                config.accounting.maxRows = rows
+            }
+            if let input = try bool(accounting, path + ["input"]) {
+                config.accounting.input = input
+            }
+        }
+        if let storage = try table("storage", in: root) {
+            let path = ["storage"]
+            if let file = try string(storage, path + ["path"]) {
+                guard file.isEmpty || file.hasPrefix("/") else {
+                    throw error(.outOfRange, path + ["path"], "storage.path must be an absolute path (or \"\" for no history), got \(quoted(file))")
+                }
+                config.storage.path = file
+            }
+            if let days = try integer(storage, path + ["retention_days"], 1...36500) {
+                config.storage.retentionDays = days
+            }
+            if let megabytes = try integer(storage, path + ["max_mb"], 1...1_048_576) {
+                config.storage.maxMegabytes = megabytes
+            }
+        }
+        if let metrics = try table("metrics", in: root) {
+            if let listen = try string(metrics, ["metrics", "listen"]) {
+                guard listen.isEmpty || ListenAddress(listen) != nil else {
+                    throw error(.outOfRange, ["metrics", "listen"], "metrics.listen must be ADDRESS:PORT (e.g. \"127.0.0.1:9465\", \"[::1]:9465\") or \"\" to turn metrics off, got \(quoted(listen))")
+                }
+                config.metrics.listen = listen
+            }
+            if let labels = try bool(metrics, ["metrics", "remote_labels"]) {
+                config.metrics.remoteLabels = labels
+            }
+        }
+        if let run = try table("run", in: root), let keep = try bool(run, ["run", "keep_rules"]) {
+            config.run.keepRules = keep
+        }
         return config
     }
 
@@ -211,6 +259,17 @@ private struct Reader {
                         "\(dotted(path)) must be an integer from \(range.lowerBound) to \(range.upperBound), got \(describe(value))")
         }
         return int
+    }
+
+    private func string(_ table: TOMLTable, _ path: [String]) throws(ConfigError) -> String? {
+        guard let key = path.last, let value = table[key] else { return nil }
+        guard let string = value.string else {
+            throw error(.wrongType, path, "\(dotted(path)) must be a string, got \(describe(value))")
+        }
+        guard !string.unicodeScalars.contains(where: isControl) else {
+            throw error(.wrongType, path, "\(dotted(path)) must not contain control characters")
+        }
+        return string
     }
 
     private func bool(_ table: TOMLTable, _ path: [String]) throws(ConfigError) -> Bool? {

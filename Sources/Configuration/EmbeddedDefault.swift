@@ -62,5 +62,37 @@ extension NfownerConfig {
     # Follow cgroups created and removed while nfowner runs.
     follow = true
 
+    # The next tables are read by the daemon, `nfowner run`.
+    [accounting]
+    # Seconds per time bucket, 1 to 86400. Traffic is totalled per bucket; a crash loses at
+    # most the bucket being filled.
+    bucket_s = 60
+    # Remote endpoints kept per owner and direction in a bucket, 0 to 100000; the rest are
+    # added up as the remote "other", so a flood of distinct remotes cannot eat memory.
+    max_remotes = 100
+    # Rows kept per bucket, 100 to 10000000; past it, new owners are added up as "other" too.
+    max_rows = 100000
+    # Also account packets arriving for local sockets: in and out are reported separately.
+    input = true
+
+    [storage]
+    # The SQLite history `nfowner report` reads; "" keeps no history.
+    path = "/var/lib/nfowner/nfowner.db"
+    # Days of history kept, 1 to 36500.
+    retention_days = 30
+    # Size bound in MiB, 1 to 1048576: past it the oldest buckets are deleted first.
+    max_mb = 1024
+
+    [metrics]
+    # Prometheus text format at http://LISTEN/metrics; "" turns it off. Numeric addresses:
+    # "127.0.0.1:9465", "[::1]:9465", "0.0.0.0:9465" (every interface: mind your firewall).
+    listen = "127.0.0.1:9465"
+    # Label series by remote address too (unbounded on a busy host: off by default).
+    remote_labels = false
+
+    [run]
+    # Leave the ruleset installed when the daemon stops.
+    keep_rules = false
+
     """#
 }

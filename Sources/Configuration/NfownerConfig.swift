@@ -8,13 +8,93 @@ public struct NfownerConfig: Sendable, Equatable {
     public var hooks: Hooks
     public var select: Selection
     public var cgroups: Discovery
+    public var accounting: Accounting
+    public var storage: Storage
+    public var metrics: Metrics
+    public var run: Run
 
     public init(nflog: Nflog = Nflog(), hooks: Hooks = Hooks(), select: Selection = Selection(),
-                cgroups: Discovery = Discovery()) {
+                cgroups: Discovery = Discovery(), accounting: Accounting = Accounting(), storage: Storage = Storage(),
+                metrics: Metrics = Metrics(), run: Run = Run()) {
         self.nflog = nflog
         self.hooks = hooks
         self.select = select
         self.cgroups = cgroups
+        self.accounting = accounting
+        self.storage = storage
+        self.metrics = metrics
+        self.run = run
+    }
+
+    /// `[accounting]`: how `nfowner run` totals traffic.
+    public struct Accounting: Sendable, Equatable {
+        /// Length of a time bucket in seconds, 1…86400. Default 60. A `kill -9` loses at most
+        /// the bucket being filled.
+        public var bucketSeconds: Int = 60
+        /// Distinct remote endpoints kept per owner and direction in one bucket, 0…100000; the
+        /// rest are added up under the remote "other". Default 100. Bounds memory and the
+        /// database under a flood of distinct remotes; 0 keeps no remote at all.
+        public var maxRemotes: Int = 100
+        /// Rows (owner × remote) kept per bucket, 100…10000000; past it, new owners are added up
+        /// under "other" too. Default 100000.
+        public var maxRows: Int = 100_000
+        /// Also account packets arriving for local sockets (the input hook). Default true:
+        /// in and out are reported separately.
+        public var input: Bool = true
+
+        public init(bucketSeconds: Int = 60, maxRemotes: Int = 100, maxRows: Int = 100_000, input: Bool = true) {
+            self.bucketSeconds = bucketSeconds
+            self.maxRemotes = maxRemotes
+            self.maxRows = maxRows
+            self.input = input
+        }
+    }
+
+    /// `[storage]`: where `nfowner run` keeps its history (SQLite).
+    public struct Storage: Sendable, Equatable {
+        /// The database file; empty keeps no history. Default /var/lib/nfowner/nfowner.db
+        /// (systemd's StateDirectory=nfowner).
+        public var path: String = Storage.defaultPath
+        /// Buckets older than this many days are deleted, 1…36500. Default 30.
+        public var retentionDays: Int = 30
+        /// The database's size bound in MiB, 1…1048576: past it the oldest buckets go first.
+        /// Default 1024.
+        public var maxMegabytes: Int = 1024
+
+        public static let defaultPath = "/var/lib/nfowner/nfowner.db"
+
+        public init(path: String = Storage.defaultPath, retentionDays: Int = 30, maxMegabytes: Int = 1024) {
+            self.path = path
+            self.retentionDays = retentionDays
+            self.maxMegabytes = maxMegabytes
+        }
+    }
+
+    /// `[metrics]`: the Prometheus endpoint of `nfowner run`.
+    public struct Metrics: Sendable, Equatable {
+        /// `address:port` served over HTTP at /metrics; empty turns it off. Default
+        /// 127.0.0.1:9465 (this host only).
+        public var listen: String = Metrics.defaultListen
+        /// Label series with the remote address too. Default false: labels stay bounded by
+        /// units, users and programs.
+        public var remoteLabels: Bool = false
+
+        public static let defaultListen = "127.0.0.1:9465"
+
+        public init(listen: String = Metrics.defaultListen, remoteLabels: Bool = false) {
+            self.listen = listen
+            self.remoteLabels = remoteLabels
+        }
+    }
+
+    /// `[run]`: the daemon's own settings.
+    public struct Run: Sendable, Equatable {
+        /// Leave the ruleset in place when the daemon stops. Default false.
+        public var keepRules: Bool = false
+
+        public init(keepRules: Bool = false) {
+            self.keepRules = keepRules
+        }
     }
 
     /// `[nflog]`: where packets go and how they are batched.
