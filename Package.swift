@@ -34,6 +34,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // C boundary: libmnl and the kernel UAPI headers, in an include order that works.
@@ -68,6 +71,14 @@ let package = Package(
         .target(name: "Accounting", dependencies: ["PacketModel", "PacketParsing"]),
         // Sinks: where attributed packets go (text, JSON lines, trace totals). One protocol.
         .target(name: "Sinks", dependencies: ["PacketModel", "PacketParsing", "Export", "Accounting", "Capture", "NetfilterSystem"]),
+        // The daemon's Prometheus endpoint: the accounting totals as swift-metrics counters in a
+        // swift-prometheus registry, served over HTTP/1.1 by a small blocking server of our own
+        // (its socket made on the daemon's thread, so inside the daemon's network namespace).
+        .target(name: "MetricsEndpoint", dependencies: [
+            "Accounting", "Sinks", "NetfilterSystem",
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         // Config file + command line -> the ruleset (with discovered cgroups) and NFLOG settings.
         .target(name: "Setup", dependencies: [
             "Configuration", "Rules", "Attribution", "PacketSources", "NetfilterSystem",
@@ -78,7 +89,14 @@ let package = Package(
             "PacketSources", "Attribution", "Sinks", "Rules", "Setup", "PacketModel", "PacketParsing",
             "NetlinkWire", "NetfilterSystem",
         ]),
+        // `nfowner run`: a session with the accounting sink, the history writer and the metrics
+        // endpoint; SIGHUP reloads the config.
+        .target(name: "Daemon", dependencies: [
+            "Session", "Sinks", "Accounting", "MetricsEndpoint", "Configuration", "Setup", "NetfilterSystem",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(name: "nfowner", dependencies: [
+            "Daemon", "Accounting", "MetricsEndpoint", .product(name: "Logging", package: "swift-log"),
             "Session", "Setup", "Sinks", "Rules", "NetfilterSystem", "Attribution", "Configuration", "PacketModel",
             "Capture", "Export", "PacketParsing",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -108,6 +126,7 @@ let package = Package(
         .testTarget(name: "SessionTests", dependencies: [
             "Session", "PacketSources", "Sinks", "Attribution", "PacketModel", "PacketParsing", "Capture",
         ]),
+        .testTarget(name: "MetricsEndpointTests", dependencies: ["MetricsEndpoint", "Accounting", "Sinks", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["nfowner", "nfowner-traffic", "TestSupport"]),
     ]
 )

@@ -19,6 +19,9 @@ public protocol PacketSink: AnyObject {
     func consume(_ event: borrowing PacketEvent, payload: UnsafeRawBufferPointer)
     /// After each received datagram (a batch of packets): where buffered output is written.
     func flush() throws(SinkError)
+    /// About twice a second, busy or idle, on the receive thread: where time-driven work goes
+    /// (closing a time bucket when no packet arrives).
+    func tick()
     /// Once, when the run ends (after the last flush).
     func finish()
 }
@@ -28,6 +31,7 @@ extension PacketSink {
     public func consume(_ facts: borrowing PacketFacts) {}
     public func consume(_ event: borrowing PacketEvent, payload: UnsafeRawBufferPointer) {}
     public func flush() throws(SinkError) {}
+    public func tick() {}
     public func finish() {}
 }
 

@@ -80,19 +80,24 @@ struct RulesetOptions: ParsableArguments {
         overrides.groups = groups
         overrides.input = input ? true : nil
         overrides.noCgroups = noCgroups
-        let mount = try? CgroupMount.current()
-        let deepest = max(config.cgroups.levels.max() ?? 1, 1)
-        let tree = mount.flatMap { try? CgroupTree(mountPoint: $0.mountPoint, maxLevel: max(deepest, CgroupTree.defaultMaxLevel)) }
-        do {
-            var plan = try Planner.plan(config: config, overrides: overrides, cgroupMount: mount, tree: tree)
-            try plan.spec.validate()
-            if !follow { plan.follow = false }
-            return plan
-        } catch let error as RulesError {
-            throw ValidationError(error.reason)
-        } catch {
-            throw UserFacingError(String(describing: error))
-        }
+        return try makePlan(config: config, overrides: overrides, follow: follow)
+    }
+}
+
+/// The config and overrides as a plan: cgroups discovered, the ruleset validated.
+func makePlan(config: NfownerConfig, overrides: Overrides, follow: Bool) throws -> Plan {
+    let mount = try? CgroupMount.current()
+    let deepest = max(config.cgroups.levels.max() ?? 1, 1)
+    let tree = mount.flatMap { try? CgroupTree(mountPoint: $0.mountPoint, maxLevel: max(deepest, CgroupTree.defaultMaxLevel)) }
+    do {
+        var plan = try Planner.plan(config: config, overrides: overrides, cgroupMount: mount, tree: tree)
+        try plan.spec.validate()
+        if !follow { plan.follow = false }
+        return plan
+    } catch let error as RulesError {
+        throw ValidationError(error.reason)
+    } catch {
+        throw UserFacingError(String(describing: error))
     }
 }
 

@@ -185,7 +185,18 @@ private func failure(_ text: String, sourceLocation: SourceLocation = #_sourceLo
         Case(text: "[hooks]\nforward = true\n", code: .unknownKey, line: 2,
              reason: "unknown key hooks.forward; the keys of [hooks] are input"),
         Case(text: "[[policy]]\nx = 1\n", code: .unknownKey, line: 1,
-             reason: "unknown table [policy]; the tables are [nflog], [hooks], [select], [cgroups]"),
+             reason: "unknown table [policy]; the tables are [nflog], [hooks], [select], [cgroups], [accounting], [storage], [metrics], [run]"),
+        // The daemon's tables.
+        Case(text: "[accounting]\nbucket_s = 0\n", code: .outOfRange, line: 2,
+             reason: "accounting.bucket_s must be an integer from 1 to 86400, got 0"),
+        Case(text: "[accounting]\nbucket = 60\n", code: .unknownKey, line: 2,
+             reason: "unknown key accounting.bucket (did you mean accounting.bucket_s?)"),
+        Case(text: "[storage]\npath = \"nfowner.db\"\n", code: .outOfRange, line: 2,
+             reason: "storage.path must be an absolute path (or \"\" for no history), got \"nfowner.db\""),
+        Case(text: "[storage]\npath = 5\n", code: .wrongType, line: 2, reason: "storage.path must be a string, got 5"),
+        Case(text: "[metrics]\n\nlisten = \"localhost:9465\"\n", code: .outOfRange, line: 3,
+             reason: "metrics.listen must be ADDRESS:PORT (e.g. \"127.0.0.1:9465\", \"[::1]:9465\") or \"\" to turn metrics off, got \"localhost:9465\""),
+        Case(text: "[run]\nkeep_rules = 1\n", code: .wrongType, line: 2, reason: "run.keep_rules must be true or false, got 1"),
         // Duplicates.
         Case(text: "[nflog]\ngroups = [5, 6, 5]\n", code: .duplicate, line: 2, reason: "nflog.groups lists 5 twice"),
         Case(text: "[cgroups]\nlevels = [1, 1]\n", code: .duplicate, line: 2, reason: "cgroups.levels lists 1 twice"),
@@ -320,5 +331,46 @@ private func failure(_ text: String, sourceLocation: SourceLocation = #_sourceLo
                    "a real /etc/nfowner/nfowner.toml exists on this machine"))
     func aMissingDefaultFileMeansTheDefaults() throws {
         #expect(try ConfigLoader.load() == NfownerConfig())
+    }
+}
+
+@Suite struct DaemonTablesTests {
+    @Test func readsEveryDaemonKey() throws {
+        let config = try ConfigLoader.parse("""
+            [accounting]
+            bucket_s = 10
+            max_remotes = 0
+            max_rows = 500
+            input = false
+            [storage]
+            path = ""
+            retention_days = 7
+            max_mb = 64
+            [metrics]
+            listen = "[::1]:19465"
+            remote_labels = true
+            [run]
+            keep_rules = true
+            """, file: "t.toml")
+        #expect(config.accounting == NfownerConfig.Accounting(bucketSeconds: 10, maxRemotes: 0, maxRows: 500, input: false))
+        #expect(config.storage == NfownerConfig.Storage(path: "", retentionDays: 7, maxMegabytes: 64))
+        #expect(config.metrics == NfownerConfig.Metrics(listen: "[::1]:19465", remoteLabels: true))
+        #expect(config.run.keepRules)
+        #expect(try ConfigLoader.parse(config.renderTOML(), file: "shown.toml") == config)
+    }
+
+    @Test(arguments: [
+        ("127.0.0.1:9465", "127.0.0.1", 9465, false), ("0.0.0.0:1", "0.0.0.0", 1, false),
+        ("[::1]:9465", "::1", 9465, true), ("[fe80::1%eth0]:80", nil, 0, false), ("127.0.0.1", nil, 0, false),
+        ("127.0.0.1:0", nil, 0, false), ("127.0.0.1:65536", nil, 0, false), ("256.0.0.1:80", nil, 0, false),
+        ("::1:9465", nil, 0, false), ("[]:80", nil, 0, false), ("a.b.c.d:80", nil, 0, false), ("", nil, 0, false),
+    ] as [(String, String?, Int, Bool)])
+    func listenAddresses(text: String, host: String?, port: Int, ipv6: Bool) {
+        let address = ListenAddress(text)
+        #expect(address?.host == host)
+        if let address {
+            #expect(Int(address.port) == port && address.isIPv6 == ipv6)
+            #expect(address.description == text)
+        }
     }
 }

@@ -1,0 +1,294 @@
+import PacketModel
+import PacketParsing
+
+/// Totals traffic into time buckets by owner, direction, protocol and remote end, and keeps
+/// running totals per metric series. Pure: the caller feeds packets and times and takes the
+/// completed buckets; nothing here does I/O or reads a clock.
+///
+/// Per packet the work is one flow-table lookup: a flow remembers the row it was counted in
+/// (and a stamp of its owner), so the row's strings are built and hashed only for a flow's
+/// first packet in a bucket, or when its owner changes.
+///
+/// Memory is bounded three ways: remote endpoints per owner and bucket (`maxRemotes`, the rest
+/// under the remote "other"), rows per bucket (`maxRows`, the rest under the owner "other"),
+/// and flows remembered (`maxFlows`; past it idle flows are forgotten first).
+public struct TrafficAggregator: Sendable {
+    public struct Limits: Sendable, Equatable {
+        public var bucketSeconds: Int
+        public var maxRemotes: Int
+        public var maxRows: Int
+        /// Flows remembered at once; a flow forgotten and seen again counts as a new flow.
+        public var maxFlows: Int
+        /// A flow idle this long counts as a new one when it sends again.
+        public var flowIdleSeconds: Int64
+        /// Distinct metric series; past it new programs are added up as "other".
+        public var maxSeries: Int
+        /// Series carry the remote address (an unbounded label: off unless asked for).
+        public var remoteLabels: Bool
+
+        public init(bucketSeconds: Int = 60, maxRemotes: Int = 100, maxRows: Int = 100_000, maxFlows: Int = 262_144,
+                    flowIdleSeconds: Int64 = 120, maxSeries: Int = 10_000, remoteLabels: Bool = false) {
+            self.bucketSeconds = max(1, bucketSeconds)
+            self.maxRemotes = max(0, maxRemotes)
+            self.maxRows = max(1, maxRows)
+            self.maxFlows = max(1, maxFlows)
+            self.flowIdleSeconds = flowIdleSeconds
+            self.maxSeries = max(1, maxSeries)
+            self.remoteLabels = remoteLabels
+        }
+    }
+
+    public private(set) var limits: Limits
+    /// The bucket being filled (nil before the first packet or time).
+    private var current: OpenBucket?
+    private var completed: [TrafficBucket] = []
+    private var flows: [FlowKey: FlowMemo] = [:]
+    private var seriesIndex: [MetricSeries: Int] = [:]
+    public private(set) var seriesKeys: [MetricSeries] = []
+    public private(set) var seriesCounts: [AccountingCounts] = []
+    /// Every packet counted so far (all buckets), and every unaccounted one.
+    public private(set) var total = AccountingCounts()
+    public private(set) var totalUnaccounted: UInt64 = 0
+    /// Flows placed in an "other" row by a bound (remotes per owner, rows per bucket), since the start.
+    public private(set) var foldedRows: UInt64 = 0
+
+    public init(limits: Limits = Limits()) {
+        self.limits = limits
+    }
+
+    /// New limits (a reloaded config): they bound rows added from now on; a new bucket length
+    /// starts with the next bucket. Totals and series are kept.
+    public mutating func reconfigure(_ limits: Limits) {
+        self.limits = limits
+    }
+
+    /// Flows seen within `flowIdleSeconds` of the latest time given.
+    public var activeFlows: Int { flows.count }
+
+    /// Counts one packet of `bytes` IP bytes at `seconds` (Unix time). `owner` is asked only
+    /// when the flow's row is not known for this bucket or `stamp` differs from the flow's last.
+    public mutating func add(flow: FlowKey, stamp: OwnerStamp, direction: TrafficDirection, protocolNumber: UInt8,
+                             remote: IPAddress, remotePort: UInt16?, bytes: UInt64, at seconds: Int64,
+                             owner: () -> TrafficOwner) {
+        advance(to: seconds)
+        let bucketStart = current!.start
+        var isNewFlow = true
+        var row = -1
+        if let memo = flows[flow] {
+            isNewFlow = seconds - memo.lastSeen > limits.flowIdleSeconds
+            if memo.bucketStart == bucketStart && memo.stamp == stamp { row = memo.row }
+        } else if flows.count >= limits.maxFlows {
+            forgetIdleFlows(now: seconds, keepingAtMost: limits.maxFlows * 3 / 4)
+        }
+        if row < 0 {
+            switch current!.place(owner(), direction: direction, protocolNumber: protocolNumber, remote: remote,
+                                  remotePort: remotePort, limits: limits) {
+            case .existing(let index, let folded):
+                row = index
+                if folded { foldedRows &+= 1 }
+            case .new(let key, let ownerKey, let folded):
+                if folded { foldedRows &+= 1 }
+                let series = seriesIndex(for: MetricSeries(
+                    unit: key.unit, user: key.user, program: key.program, direction: direction, proto: key.proto,
+                    remote: limits.remoteLabels ? key.remoteAddress : ""))
+                row = current!.insert(key, owner: ownerKey, series: series)
+            }
+        }
+        flows[flow] = FlowMemo(lastSeen: seconds, bucketStart: bucketStart, row: row, stamp: stamp)
+        let added = AccountingCounts(bytes: bytes, packets: 1, flows: isNewFlow ? 1 : 0)
+        current!.counts[row] += added
+        seriesCounts[current!.series[row]] += added
+        total += added
+    }
+
+    /// Packets lost before they could be counted (sequence gaps, ENOBUFS), in the bucket of
+    /// `seconds`.
+    public mutating func addUnaccounted(_ packets: UInt64, at seconds: Int64) {
+        guard packets > 0 else { return }
+        advance(to: seconds)
+        current!.unaccounted &+= packets
+        totalUnaccounted &+= packets
+    }
+
+    /// Closes the bucket being filled when `seconds` is past its end (a later bucket starts).
+    /// Time going backwards keeps the current bucket.
+    public mutating func advance(to seconds: Int64) {
+        if let open = current {
+            guard seconds >= open.start + Int64(open.seconds) else { return }
+            completed.append(open.closed())
+            forgetIdleFlows(now: seconds, keepingAtMost: limits.maxFlows)
+        }
+        current = OpenBucket(start: Self.floor(seconds, limits.bucketSeconds), seconds: limits.bucketSeconds)
+    }
+
+    /// The buckets closed since the last call, oldest first.
+    public mutating func takeCompleted() -> [TrafficBucket] {
+        defer { completed.removeAll(keepingCapacity: true) }
+        return completed
+    }
+
+    /// Closes the bucket being filled (at the end of a run: it is partial) and returns every
+    /// bucket not taken yet.
+    public mutating func finish() -> [TrafficBucket] {
+        if let open = current, !open.counts.isEmpty || open.unaccounted > 0 {
+            completed.append(open.closed())
+        }
+        current = nil
+        return takeCompleted()
+    }
+
+    /// The bucket being filled, as it stands (for a live view).
+    public var openBucket: TrafficBucket? { current?.closed() }
+
+    static func floor(_ seconds: Int64, _ length: Int) -> Int64 {
+        let length = Int64(length)
+        let remainder = seconds % length
+        return seconds - (remainder < 0 ? remainder + length : remainder)
+    }
+
+    /// Drops flows idle longer than `flowIdleSeconds`; if more than `keepingAtMost` remain
+    /// (a flood of live flows), drops them all: they count as new when they send again.
+    private mutating func forgetIdleFlows(now: Int64, keepingAtMost maximum: Int) {
+        let idle = limits.flowIdleSeconds
+        flows = flows.filter { now - $0.value.lastSeen <= idle }
+        if flows.count > maximum { flows.removeAll(keepingCapacity: true) }
+    }
+
+    /// The series index for an owner, adding it (or folding it into "other" past `maxSeries`).
+    private mutating func seriesIndex(for key: MetricSeries) -> Int {
+        if let index = seriesIndex[key] { return index }
+        var key = key
+        if seriesKeys.count >= limits.maxSeries {
+            key = MetricSeries(unit: AccountingKey.other, user: AccountingKey.other, program: AccountingKey.other,
+                               direction: key.direction, proto: key.proto, remote: limits.remoteLabels ? AccountingKey.other : "")
+            if let index = seriesIndex[key] { return index }
+        }
+        seriesIndex[key] = seriesKeys.count
+        seriesKeys.append(key)
+        seriesCounts.append(AccountingCounts())
+        return seriesKeys.count - 1
+    }
+}
+
+/// Who owns a row, as the caller names it from a packet's owner ("" for unknown).
+public struct TrafficOwner: Sendable, Equatable {
+    public var unit: String
+    public var cgroup: String
+    public var user: String
+    public var program: String
+
+    public init(unit: String = "", cgroup: String = "", user: String = "", program: String = "") {
+        self.unit = unit
+        self.cgroup = cgroup
+        self.user = user
+        self.program = program
+    }
+}
+
+/// A cheap fingerprint of a packet's owner: when a flow's packet carries the same stamp as its
+/// last one, it is counted in the same row without naming the owner again.
+public struct OwnerStamp: Sendable, Equatable {
+    public var uid: UInt32
+    public var cgroupID: UInt64
+    public var pid: Int32
+    public var confidence: UInt8
+
+    public init(uid: UInt32?, cgroupID: UInt64?, pid: Int32?, confidence: UInt8) {
+        self.uid = uid ?? UInt32.max
+        self.cgroupID = cgroupID ?? 0
+        self.pid = pid ?? -1
+        self.confidence = confidence
+    }
+}
+
+/// One metric series: its labels. `remote` is "" unless remote labels are on.
+public struct MetricSeries: Sendable, Hashable {
+    public var unit: String
+    public var user: String
+    public var program: String
+    public var direction: TrafficDirection
+    public var proto: String
+    public var remote: String
+
+    public init(unit: String, user: String, program: String, direction: TrafficDirection, proto: String, remote: String) {
+        self.unit = unit
+        self.user = user
+        self.program = program
+        self.direction = direction
+        self.proto = proto
+        self.remote = remote
+    }
+}
+
+private struct FlowMemo: Sendable {
+    var lastSeen: Int64
+    var bucketStart: Int64
+    var row: Int
+    var stamp: OwnerStamp
+}
+
+/// The bucket being filled: rows in arrays (a flow's memo holds its row's index), a dictionary
+/// from key to index for rows not memoized yet.
+private struct OpenBucket: Sendable {
+    let start: Int64
+    let seconds: Int
+    var keys: [AccountingKey] = []
+    var counts: [AccountingCounts] = []
+    var series: [Int] = []
+    var index: [AccountingKey: Int] = [:]
+    /// Distinct remotes per owner, direction and protocol (for `maxRemotes`).
+    var remotes: [AccountingKey: Int] = [:]
+    var unaccounted: UInt64 = 0
+
+    init(start: Int64, seconds: Int) {
+        self.start = start
+        self.seconds = seconds
+    }
+
+    /// The row a packet goes to: an existing one's index, or the key of a new row (folded into
+    /// "other" when a bound is reached).
+    func place(_ owner: TrafficOwner, direction: TrafficDirection, protocolNumber: UInt8, remote: IPAddress,
+               remotePort: UInt16?, limits: TrafficAggregator.Limits) -> Placement {
+        let proto = IPProtocolNames.name(for: protocolNumber) ?? String(protocolNumber)
+        let ownerKey = AccountingKey(unit: owner.unit, cgroup: owner.cgroup, user: owner.user, program: owner.program,
+                                     direction: direction, proto: proto)
+        var key = ownerKey
+        key.remoteAddress = remote.description
+        key.remotePort = remotePort
+        if let existing = index[key] { return .existing(existing) }
+        var folded = true
+        if remotes[ownerKey, default: 0] >= limits.maxRemotes {
+            key.remoteAddress = AccountingKey.other
+            key.remotePort = nil
+        } else if keys.count >= limits.maxRows {
+            key = AccountingKey(unit: AccountingKey.other, cgroup: AccountingKey.other, user: AccountingKey.other,
+                                program: AccountingKey.other, direction: direction, proto: proto,
+                                remoteAddress: AccountingKey.other)
+        } else {
+            folded = false
+        }
+        if let existing = index[key] { return .existing(existing, folded: folded) }
+        return .new(key, owner: ownerKey, folded: folded)
+    }
+
+    enum Placement {
+        case existing(Int, folded: Bool = false)
+        case new(AccountingKey, owner: AccountingKey, folded: Bool)
+    }
+
+    mutating func insert(_ key: AccountingKey, owner: AccountingKey, series: Int) -> Int {
+        if key.remoteAddress != AccountingKey.other { remotes[owner, default: 0] += 1 }
+        index[key] = keys.count
+        keys.append(key)
+        counts.append(AccountingCounts())
+        self.series.append(series)
+        return keys.count - 1
+    }
+
+    func closed() -> TrafficBucket {
+        var rows: [AccountingKey: AccountingCounts] = [:]
+        rows.reserveCapacity(keys.count)
+        for (offset, key) in keys.enumerated() { rows[key] = counts[offset] }
+        return TrafficBucket(start: start, seconds: seconds, rows: rows, unaccountedPackets: unaccounted)
+    }
+}

@@ -1,0 +1,162 @@
+import Accounting
+import Configuration
+import Logging
+import MetricsEndpoint
+import NetfilterSystem
+import Session
+import Setup
+import Sinks
+import Synchronization
+
+/// Where closed time buckets go: the history writer. `submit` runs on the receive thread and
+/// must not block; `close` writes what is pending and runs once, at the end.
+public protocol BucketWriter: AnyObject, Sendable {
+    func submit(_ buckets: [TrafficBucket])
+    /// A reloaded config's `[storage]` (retention, size bound).
+    func apply(_ storage: NfownerConfig.Storage)
+    func close()
+}
+
+/// What `nfowner run` runs: the configured ruleset, every packet attributed and accounted, the
+/// buckets handed to the history writer, the totals served to Prometheus. SIGHUP reloads the
+/// config file (counters kept; a bad file is refused and the running config kept).
+public final class Daemon: @unchecked Sendable {
+    public struct Options {
+        public var config: NfownerConfig
+        /// The file SIGHUP re-reads (nil: the default path).
+        public var configPath: String?
+        public var plan: Plan
+        public var namespace: String?
+        public var processes: ProcessResolutionSettings
+        /// Reads the config file (SIGHUP).
+        public var loadConfig: (String?) throws -> NfownerConfig
+        /// Opens the history for `[storage]`; nil when the path is empty (no history).
+        public var openHistory: (NfownerConfig.Storage) throws -> (any BucketWriter)?
+        public var logger: Logger
+
+        public init(config: NfownerConfig, configPath: String?, plan: Plan, namespace: String?,
+                    processes: ProcessResolutionSettings, loadConfig: @escaping (String?) throws -> NfownerConfig,
+                    openHistory: @escaping (NfownerConfig.Storage) throws -> (any BucketWriter)?, logger: Logger) {
+            self.config = config
+            self.configPath = configPath
+            self.plan = plan
+            self.namespace = namespace
+            self.processes = processes
+            self.loadConfig = loadConfig
+            self.openHistory = openHistory
+            self.logger = logger
+        }
+    }
+
+    private let options: Options
+    private let running: Mutex<NfownerConfig>
+
+    public init(_ options: Options) {
+        self.options = options
+        running = Mutex(options.config)
+    }
+
+    /// The accounting limits a config asks for.
+    public static func limits(_ config: NfownerConfig) -> TrafficAggregator.Limits {
+        TrafficAggregator.Limits(bucketSeconds: config.accounting.bucketSeconds, maxRemotes: config.accounting.maxRemotes,
+                                 maxRows: config.accounting.maxRows, remoteLabels: config.metrics.remoteLabels)
+    }
+
+    /// Runs until SIGINT/SIGTERM (or a failure): then the last bucket is written, the rules are
+    /// removed unless `[run] keep_rules`, and the session's summary line is logged.
+    @discardableResult
+    public func run() throws(DaemonError) -> Session.Outcome {
+        let logger = options.logger
+        let config = options.config
+        let history: (any BucketWriter)?
+        do { history = try options.openHistory(config.storage) } catch {
+            throw DaemonError("\(error)")
+        }
+        defer { history?.close() }
+        let sink = AccountingSink(limits: Self.limits(config), userName: AccountDatabase.userName(of:),
+                                  deliver: { buckets in history?.submit(buckets) })
+        var sessionOptions = SessionOptions(
+            plan: options.plan, rules: .installIfAbsent(keepOnExit: config.run.keepRules), sinks: [sink],
+            processes: options.processes, report: { logger.notice("\($0)") })
+        sessionOptions.namespace = options.namespace
+        sessionOptions.reload = { [self] in reload(sink: sink, history: history) }
+        let session = Session(sessionOptions)
+        sink.lostPackets = { [weak session] in session?.counters.source.lost ?? 0 }
+        let exporter = PrometheusExporter()
+        nonisolated(unsafe) var server: MetricsServer?
+        do {
+            return try session.run(onReady: { ready in
+                if !config.metrics.listen.isEmpty, let address = ListenAddress(config.metrics.listen) {
+                    do {
+                        // Bound here, on the thread that entered the namespace: the endpoint is inside it.
+                        let metrics = try MetricsServer(host: address.host, port: address.port, ipv6: address.isIPv6) {
+                            [weak session] in
+                            let counters = session?.counters
+                            return exporter.render(
+                                snapshot: sink.published.withLock { $0 },
+                                figures: .init(lostPackets: counters?.source.lost ?? 0,
+                                               parseErrors: (counters?.source.malformed ?? 0) + (counters?.pipeline.parseErrors ?? 0)))
+                        }
+                        try metrics.start()
+                        server = metrics
+                        logger.notice("serving metrics at http://\(address.isIPv6 ? "[\(address.host)]" : address.host):\(metrics.port)/metrics")
+                    } catch {
+                        throw DaemonError("cannot serve metrics on \(address): \(error); choose another [metrics] listen "
+                                          + "address, or \"\" to turn metrics off")
+                    }
+                }
+                let groups = ready.groups.map(String.init).joined(separator: ",")
+                let storage = config.storage.path.isEmpty ? "no history kept" : "history in \(config.storage.path)"
+                let follows = ready.followsCgroups ? "; following cgroups" : ""
+                logger.notice("accounting NFLOG group \(groups) in \(config.accounting.bucketSeconds) s buckets; \(storage)\(follows); stop with SIGTERM")
+            }, beforeSummary: { _ in
+                server?.stop()
+            })
+        } catch {
+            server?.stop()
+            throw DaemonError("\(error)")
+        }
+    }
+
+    /// SIGHUP: re-reads the config file. What can change while running does (accounting bounds,
+    /// retention); the rest is named as waiting for a restart. A bad file changes nothing.
+    private func reload(sink: AccountingSink, history: (any BucketWriter)?) {
+        let logger = options.logger
+        let path = options.configPath ?? ConfigLoader.defaultPath
+        let fresh: NfownerConfig
+        do { fresh = try options.loadConfig(options.configPath) } catch {
+            logger.error("SIGHUP: configuration not reloaded, the running one is kept: \(error)")
+            return
+        }
+        let old = running.withLock { running in
+            defer { running = fresh }
+            return running
+        }
+        sink.reconfigure(Self.limits(fresh))
+        history?.apply(fresh.storage)
+        let later = Self.restartOnlyChanges(from: old, to: fresh)
+        let pending = later.isEmpty ? "" : "; applied at the next start: " + later.joined(separator: ", ")
+        logger.notice("SIGHUP: configuration reloaded from \(path); counters kept\(pending)")
+    }
+
+    /// The tables whose changes a running daemon cannot apply.
+    static func restartOnlyChanges(from old: NfownerConfig, to new: NfownerConfig) -> [String] {
+        var tables: [String] = []
+        if old.nflog != new.nflog { tables.append("[nflog]") }
+        if old.hooks != new.hooks { tables.append("[hooks]") }
+        if old.select != new.select { tables.append("[select]") }
+        if old.cgroups != new.cgroups { tables.append("[cgroups]") }
+        if old.accounting.input != new.accounting.input { tables.append("accounting.input") }
+        if old.storage.path != new.storage.path { tables.append("storage.path") }
+        if old.metrics.listen != new.metrics.listen { tables.append("metrics.listen") }
+        if old.metrics.remoteLabels != new.metrics.remoteLabels { tables.append("metrics.remote_labels") }
+        if old.run != new.run { tables.append("[run]") }
+        return tables
+    }
+}
+
+/// Why the daemon could not start or stopped, phrased for the administrator.
+public struct DaemonError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

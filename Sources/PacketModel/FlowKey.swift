@@ -1,0 +1,78 @@
+import PacketParsing
+
+/// What identifies a flow for caching: protocol, both ends, direction and owner uid.
+public struct FlowKey: Hashable, Sendable {
+    // Stored as plain words: the memo compares a key with the last one for every packet, and
+    // the table hashes it for every other lookup; both cost a few instructions per word, where
+    // enum-typed fields cost a switch each. An IPv4 address is (0, address) with a family flag.
+    private var sourceHigh: UInt64
+    private var sourceLow: UInt64
+    private var destinationHigh: UInt64
+    private var destinationLow: UInt64
+    /// protocol (bits 0–7), source port (8–23), destination port (24–39), and the flags below.
+    private var layout: UInt64
+    /// The uid, 0 when absent (the uid flag tells the two apart).
+    private var ownerUID: UInt32
+
+    private static let inboundFlag: UInt64 = 1 << 40
+    private static let uidFlag: UInt64 = 1 << 41
+    private static let sourceV6Flag: UInt64 = 1 << 42
+    private static let destinationV6Flag: UInt64 = 1 << 43
+
+    public init(source: IPAddress, destination: IPAddress, protocolNumber: UInt8,
+                sourcePort: UInt16, destinationPort: UInt16, inbound: Bool, uid: UInt32?) {
+        var layout = UInt64(protocolNumber) | UInt64(sourcePort) << 8 | UInt64(destinationPort) << 24
+        if inbound { layout |= Self.inboundFlag }
+        if uid != nil { layout |= Self.uidFlag }
+        (sourceHigh, sourceLow) = Self.words(source)
+        (destinationHigh, destinationLow) = Self.words(destination)
+        if case .v6 = source { layout |= Self.sourceV6Flag }
+        if case .v6 = destination { layout |= Self.destinationV6Flag }
+        self.layout = layout
+        ownerUID = uid ?? 0
+    }
+
+    @inline(__always)
+    public init(packet: PacketSummary, direction: Direction, uid: UInt32?) {
+        let sourcePort: UInt16
+        let destinationPort: UInt16
+        // ICMP flows are keyed by the echo id and type: a reply is not the request's flow.
+        if let icmp = packet.icmp {
+            sourcePort = icmp.echoIdentifier ?? 0
+            destinationPort = UInt16(icmp.type ?? 0)
+        } else {
+            sourcePort = packet.sourcePort ?? 0
+            destinationPort = packet.destinationPort ?? 0
+        }
+        self.init(source: packet.source, destination: packet.destination, protocolNumber: packet.protocolNumber,
+                  sourcePort: sourcePort, destinationPort: destinationPort, inbound: direction == .inbound,
+                  uid: uid)
+    }
+
+    /// An address as two words: (0, address) for IPv4, which the family flag tells apart.
+    @inline(__always)
+    private static func words(_ address: IPAddress) -> (high: UInt64, low: UInt64) {
+        switch address {
+        case .v4(let value): (0, UInt64(value))
+        case .v6(let high, let low): (high, low)
+        }
+    }
+
+    public var source: IPAddress {
+        layout & Self.sourceV6Flag != 0 ? .v6(high: sourceHigh, low: sourceLow) : .v4(UInt32(truncatingIfNeeded: sourceLow))
+    }
+    public var destination: IPAddress {
+        layout & Self.destinationV6Flag != 0
+            ? .v6(high: destinationHigh, low: destinationLow) : .v4(UInt32(truncatingIfNeeded: destinationLow))
+    }
+    public var protocolNumber: UInt8 { UInt8(truncatingIfNeeded: layout) }
+    public var sourcePort: UInt16 { UInt16(truncatingIfNeeded: layout >> 8) }
+    public var destinationPort: UInt16 { UInt16(truncatingIfNeeded: layout >> 24) }
+    public var inbound: Bool { layout & Self.inboundFlag != 0 }
+    public var uid: UInt32? { layout & Self.uidFlag != 0 ? ownerUID : nil }
+
+    /// The key as words (what `FlowCache.check` mixes).
+    public var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) {
+        (layout, UInt64(ownerUID), sourceHigh, sourceLow, destinationHigh, destinationLow)
+    }
+}

@@ -1,0 +1,140 @@
+import Accounting
+import NetfilterSystem
+import PacketModel
+import PacketParsing
+import Synchronization
+
+/// Totals every packet into time buckets (`TrafficAggregator`) for the daemon: completed buckets
+/// go to `deliver` (the history writer, which must not block), running totals are published for
+/// the metrics endpoint at most once a second, and packets the session lost are added to the
+/// bucket they were lost in as unaccounted.
+public final class AccountingSink: PacketSink, @unchecked Sendable {
+    private var aggregator: TrafficAggregator
+    private let userName: (UInt32) -> String?
+    private let deliver: ([TrafficBucket]) -> Void
+    /// The session's lost packets so far (sequence gaps and ENOBUFS); set once the session exists.
+    public var lostPackets: (() -> UInt64)?
+    private var lostSeen: UInt64 = 0
+    private var lastPublished: UInt64 = 0
+    private var publishedTotal = AccountingCounts()
+    private var publishedUnaccounted: UInt64 = 0
+    private var userNames: [UInt32: String] = [:]
+    /// What the metrics endpoint reads, from any thread.
+    public let published = Mutex(AccountingSnapshot())
+    /// Limits from a reloaded config, taken by the receive thread at its next tick.
+    private let pendingLimits = Mutex<TrafficAggregator.Limits?>(nil)
+
+    /// `userName` names a uid (nil: no such user, the uid is shown); `deliver` receives closed
+    /// buckets on the receive thread.
+    public init(limits: TrafficAggregator.Limits, userName: @escaping (UInt32) -> String?,
+                deliver: @escaping ([TrafficBucket]) -> Void) {
+        aggregator = TrafficAggregator(limits: limits)
+        self.userName = userName
+        self.deliver = deliver
+    }
+
+    public var needs: SinkNeeds { .events }
+
+    public func consume(_ event: borrowing PacketEvent, payload: UnsafeRawBufferPointer) {
+        let packet = event.packet
+        let outbound = event.direction == .outbound
+        let attribution = event.owner.attribution
+        let uid = event.owner.uid ?? attribution?.uid
+        let stamp = OwnerStamp(uid: uid, cgroupID: event.owner.cgroupID, pid: attribution?.processes.first?.pid,
+                               confidence: attribution.map { Self.rank($0.confidence) } ?? 0)
+        let remotePort = packet.icmp == nil ? (outbound ? packet.destinationPort : packet.sourcePort) : nil
+        let owner = event.owner
+        aggregator.add(flow: FlowKey(packet: packet, direction: event.direction, uid: nil), stamp: stamp,
+                       direction: outbound ? .out : .in, protocolNumber: packet.protocolNumber,
+                       remote: outbound ? packet.destination : packet.source, remotePort: remotePort,
+                       bytes: UInt64(max(0, packet.totalLength)), at: Int64(event.time.seconds)) {
+            let named = attribution?.named
+            return TrafficOwner(unit: owner.unit ?? "", cgroup: owner.cgroupPath ?? "",
+                                user: owner.userName ?? uid.map(name(of:)) ?? "",
+                                program: named?.exe ?? named?.comm ?? "")
+        }
+    }
+
+    public func flush() throws(SinkError) {
+        update(now: WallClock.now().seconds, publishing: false)
+    }
+
+    /// Ticks publish what changed since the last tick: metrics lag packets by at most a tick.
+    public func tick() {
+        update(now: WallClock.now().seconds, publishing: true)
+    }
+
+    public func finish() {
+        takeLosses(now: Int64(WallClock.now().seconds))
+        let buckets = aggregator.finish()
+        publish()
+        if !buckets.isEmpty { deliver(buckets) }
+    }
+
+    /// New limits, from any thread: applied at the receive thread's next flush or tick.
+    public func reconfigure(_ limits: TrafficAggregator.Limits) {
+        pendingLimits.withLock { $0 = limits }
+    }
+
+    private func update(now: UInt64, publishing: Bool) {
+        if let limits = pendingLimits.withLock({ pending in defer { pending = nil }; return pending }) {
+            aggregator.reconfigure(limits)
+        }
+        takeLosses(now: Int64(now))
+        aggregator.advance(to: Int64(now))
+        let buckets = aggregator.takeCompleted()
+        if !buckets.isEmpty { deliver(buckets) }
+        if publishing || now != lastPublished {
+            lastPublished = now
+            if aggregator.total != publishedTotal || aggregator.totalUnaccounted != publishedUnaccounted { publish() }
+        }
+    }
+
+    private func takeLosses(now: Int64) {
+        guard let lost = lostPackets?(), lost > lostSeen else { return }
+        aggregator.addUnaccounted(lost - lostSeen, at: now)
+        lostSeen = lost
+    }
+
+    private func publish() {
+        publishedTotal = aggregator.total
+        publishedUnaccounted = aggregator.totalUnaccounted
+        let snapshot = AccountingSnapshot(series: aggregator.seriesKeys, counts: aggregator.seriesCounts,
+                                          total: aggregator.total, unaccounted: aggregator.totalUnaccounted,
+                                          activeFlows: aggregator.activeFlows)
+        published.withLock { $0 = snapshot }
+    }
+
+    private func name(of uid: UInt32) -> String {
+        if let known = userNames[uid] { return known }
+        let name = userName(uid) ?? String(uid)
+        if userNames.count < 4096 { userNames[uid] = name }
+        return name
+    }
+
+    /// A small number per confidence: part of the owner stamp, so a flow whose attribution
+    /// improves (candidates, then exact) moves to its better row.
+    private static func rank(_ confidence: OwnerAttribution.Confidence) -> UInt8 {
+        UInt8(truncatingIfNeeded: (OwnerAttribution.Confidence.allCases.firstIndex(of: confidence) ?? 0) + 1)
+    }
+}
+
+/// The running totals as the metrics endpoint and live views read them.
+public struct AccountingSnapshot: Sendable {
+    public var series: [MetricSeries] = []
+    public var counts: [AccountingCounts] = []
+    public var total = AccountingCounts()
+    public var unaccounted: UInt64 = 0
+    public var activeFlows = 0
+
+    public init() {}
+
+    public init(series: [MetricSeries], counts: [AccountingCounts], total: AccountingCounts, unaccounted: UInt64,
+                activeFlows: Int) {
+        self.series = series
+        self.counts = counts
+        self.total = total
+        self.unaccounted = unaccounted
+        self.activeFlows = activeFlows
+    }
+}
