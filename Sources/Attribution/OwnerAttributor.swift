@@ -130,8 +130,10 @@ public final class OwnerAttributor {
         flows.insert(key, result, now: now)
         // A named owner is the connection's, for its packets that will come without a uid. One
         // recalled from the memo is not remembered again: only a lookup renews it, so a socket
-        // that closed is not credited past the retention however long packets keep coming.
-        if !recalled, result.confidence == .exact || result.confidence == .single, let owner = uid ?? result.uid,
+        // that closed is not credited past the retention however long packets keep coming. A
+        // program (several processes of one executable, the sender among them) names the
+        // connection's program too: the echo replies to a ping that exited are its program's.
+        if !recalled, [.exact, .single, .program].contains(result.confidence), let owner = uid ?? result.uid,
            let connection = FlowOwners.connection(of: packet, direction: direction) {
             flowOwners.remember(connection, result, uid: owner, now: now)
             // The connection's packets without a uid that came earlier (a batched inbound SYN
