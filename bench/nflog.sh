@@ -13,6 +13,8 @@
 #   capture  nfowner capture -w FILE --no-rules   (pcapng with each packet's owner as comment and JSON
 #            option; the file in the work directory, removed after each run like json's)
 #   tcpdump  tcpdump -i nflog:N -w /dev/null
+#   run      nfowner run --no-rules: the accounting daemon, with its SQLite history (1 s buckets, so
+#            it writes every second) and its metrics endpoint on; its CPU is also given ÷ none's
 # all measured in one run, in a network namespace of our own, with the same nft table logging the
 # sender's UDP datagrams at OUTPUT; then (NFO_BENCH_NFQUEUE=1) the C NFQUEUE accept-all reference alone.
 #
@@ -29,7 +31,7 @@
 #       <max|rate>-<payload bytes>[-x<log rules>][-f<flows>]: -f sends datagram i to 127.0.0.(i mod flows)
 #       (nfowner-traffic udp --flows), so with flows > datagrams every message is a new flow for the
 #       owner resolution: rate-64-f10000000 against rate-64 gives its cost per new flow.
-#   NFO_BENCH_CONSUMERS ["c c-paced none none-unpaced json-null json capture tcpdump"], NFO_BENCH_NFQUEUE [1]
+#   NFO_BENCH_CONSUMERS ["c c-paced none none-unpaced json-null json capture tcpdump run"], NFO_BENCH_NFQUEUE [1]
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -39,7 +41,7 @@ DURATION=${NFO_BENCH_DURATION:-3}
 GROUP=${NFO_BENCH_GROUP:-42}
 RATE=${NFO_BENCH_RATE:-200000}
 read -r -a CASES <<<"${NFO_BENCH_CASES:-max-64 max-1400 max-64-x8 rate-64}"
-read -r -a CONSUMERS <<<"${NFO_BENCH_CONSUMERS:-c c-paced none none-unpaced json-null json capture tcpdump}"
+read -r -a CONSUMERS <<<"${NFO_BENCH_CONSUMERS:-c c-paced none none-unpaced json-null json capture tcpdump run}"
 NFQUEUE=${NFO_BENCH_NFQUEUE:-1}
 QUEUE_NUM=$((GROUP + 1))
 SINK_PORT=9
@@ -121,6 +123,10 @@ start_consumer() {
                   </dev/null >"$WORK/events.json" 2>"$WORK/consumer.err" & ;;
         capture) "$NFOWNER" capture -w "$WORK/capture.pcapng" --no-rules --group "$GROUP" --netns "$NS" \
                   </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
+        run) printf '[nflog]\ngroups = [%s]\n[accounting]\nbucket_s = 1\n[storage]\npath = "%s"\n[metrics]\nlisten = "127.0.0.1:19465"\n' \
+                  "$GROUP" "$WORK/history.db" >"$WORK/run.toml"
+             "$NFOWNER" run --no-rules --config "$WORK/run.toml" --netns "$NS" \
+                  </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
         tcpdump) nsenter --net="$NSFILE" "$TCPDUMP" -n -i "nflog:$GROUP" -w /dev/null \
                   </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
         *) die "unknown consumer '$consumer'" ;;
@@ -144,7 +150,7 @@ stop_consumer() {
     kill -KILL "$CONSUMER_PID" 2>/dev/null || true
     wait "$CONSUMER_PID" 2>/dev/null || true
     CONSUMER_PID=""
-    rm -f "$WORK/events.json" "$WORK/capture.pcapng"
+    rm -f "$WORK/events.json" "$WORK/capture.pcapng" "$WORK"/history.db*
     # Wait for the kernel to release the group, so the next consumer can bind it.
     for _ in $(seq 50); do [[ -z $(group_portid) ]] && break; sleep 0.1; done
 }
@@ -285,7 +291,7 @@ for line in open(raw).read().splitlines()[1:]:
 
 names = {"c": "C reference (libmnl)", "c-paced": "C reference, 2 ms wake coalescing",
          "none": "nfowner --format none", "none-unpaced": "nfowner --format none --coalesce-us 0", "none-500": "nfowner --format none --coalesce-us 500",
-         "json-null": "nfowner --format json > /dev/null", "json": "nfowner --format json > file", "capture": "nfowner capture -w file (pcapng)", "tcpdump": "tcpdump -w /dev/null"}
+         "json-null": "nfowner --format json > /dev/null", "run": "nfowner run (accounting, SQLite, metrics)", "json": "nfowner --format json > file", "capture": "nfowner capture -w file (pcapng)", "tcpdump": "tcpdump -w /dev/null"}
 def describe(case):
     parts = case.split("-")
     pace = "max rate" if parts[0] == "max" else f"{int(rate) // 1000}k pkt/s"
@@ -297,6 +303,8 @@ results = []
 for case, by in runs.items():
     ref = by.get("c")
     ref_med = med(x["ns_per_msg"] for x in ref if x["ns_per_msg"] is not None) if ref else None
+    none = by.get("none")
+    none_med = med(x["ns_per_msg"] for x in none if x["ns_per_msg"] is not None) if none else None
     for consumer, rs in by.items():
         per = sorted(x["ns_per_msg"] for x in rs if x["ns_per_msg"] is not None)
         results.append({
@@ -304,6 +312,7 @@ for case, by in runs.items():
             "min_ns_per_msg": per[0] if per else None, "median_ns_per_msg": med(per) if per else None,
             "max_ns_per_msg": per[-1] if per else None,
             "ratio_to_c_median": (med(per) / ref_med) if per and ref_med else None,
+            "ratio_to_none_median": (med(per) / none_med) if per and none_med else None,
             "median_msgs_per_s": med(x["msgs_per_s"] for x in rs),
             "max_drain_s": max(x["drain_ns"] for x in rs) / 1e9,
             "median_sender_pps": med(x["sent"] * 1e9 / x["elapsed_ns"] for x in rs),
@@ -353,13 +362,13 @@ lines = [f"# NFLOG consumers, {meta['date']}", "",
          "empty its socket buffer); ENOBUFS for tcpdump is its 'packets dropped by kernel' (libpcap's count); "
          "batches per wakeup = the consumer's own batches ÷ wakeups= over its whole run (median of the runs; a "
          "consumer that wakes for each batch counts every recv as a wakeup, so ≈ 1).", "",
-         "| case | consumer | msgs/s (median) | max drain s | CPU ns/msg min | median | max | × C | user / system ns/msg | batches per wakeup | deficit | seq lost | kernel drops | ENOBUFS | sender slipped ms |",
-         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+         "| case | consumer | msgs/s (median) | max drain s | CPU ns/msg min | median | max | × C | × none | user / system ns/msg | batches per wakeup | deficit | seq lost | kernel drops | ENOBUFS | sender slipped ms |",
+         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 for r in results:
     lines.append(f"| {r['description']} | {names.get(r['consumer'], r['consumer'])} | "
                  f"{r['median_msgs_per_s'] / 1000:.0f}k | {r['max_drain_s']:.2f} | {f(r['min_ns_per_msg'], '.0f')} | "
                  f"{f(r['median_ns_per_msg'], '.0f')} | {f(r['max_ns_per_msg'], '.0f')} | "
-                 f"{f(r['ratio_to_c_median'], '.2f')} | {r['median_user_ns_per_msg']:.0f} / {r['median_system_ns_per_msg']:.0f} | "
+                 f"{f(r['ratio_to_c_median'], '.2f')} | {f(r['ratio_to_none_median'], '.2f')} | {r['median_user_ns_per_msg']:.0f} / {r['median_system_ns_per_msg']:.0f} | "
                  f"{f(r['median_batches_per_wakeup'], '.1f')} | "
                  f"{r['deficit_total']} of {r['expected_total']} | "
                  f"{f(r['seq_lost_total'], 'd')} | {f(r['kernel_drops_total'], 'd')} | {f(r['enobufs_total'], 'd')} | "

@@ -26,6 +26,8 @@ public final class Daemon: @unchecked Sendable {
         /// The file SIGHUP re-reads (nil: the default path).
         public var configPath: String?
         public var plan: Plan
+        /// Install (or adopt) the plan's ruleset; false reads what an existing ruleset logs.
+        public var installsRules: Bool
         public var namespace: String?
         public var processes: ProcessResolutionSettings
         /// Reads the config file (SIGHUP).
@@ -34,12 +36,13 @@ public final class Daemon: @unchecked Sendable {
         public var openHistory: (NfownerConfig.Storage) throws -> (any BucketWriter)?
         public var logger: Logger
 
-        public init(config: NfownerConfig, configPath: String?, plan: Plan, namespace: String?,
+        public init(config: NfownerConfig, configPath: String?, plan: Plan, installsRules: Bool = true, namespace: String?,
                     processes: ProcessResolutionSettings, loadConfig: @escaping (String?) throws -> NfownerConfig,
                     openHistory: @escaping (NfownerConfig.Storage) throws -> (any BucketWriter)?, logger: Logger) {
             self.config = config
             self.configPath = configPath
             self.plan = plan
+            self.installsRules = installsRules
             self.namespace = namespace
             self.processes = processes
             self.loadConfig = loadConfig
@@ -76,7 +79,8 @@ public final class Daemon: @unchecked Sendable {
         let sink = AccountingSink(limits: Self.limits(config), userName: AccountDatabase.userName(of:),
                                   deliver: { buckets in history?.submit(buckets) })
         var sessionOptions = SessionOptions(
-            plan: options.plan, rules: .installIfAbsent(keepOnExit: config.run.keepRules), sinks: [sink],
+            plan: options.plan, rules: options.installsRules ? .installIfAbsent(keepOnExit: config.run.keepRules) : .none,
+            sinks: [sink],
             processes: options.processes, report: { logger.notice("\($0)") })
         sessionOptions.namespace = options.namespace
         sessionOptions.reload = { [self] in reload(sink: sink, history: history) }

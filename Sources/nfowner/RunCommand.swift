@@ -38,6 +38,9 @@ struct RunCommand: ParsableCommand {
         valueName: "file"))
     var configPath: String?
 
+    @Flag(name: .customLong("no-rules"), help: "Do not install rules: account what an existing ruleset logs to the configured NFLOG group.")
+    var noRules = false
+
     @OptionGroup var namespace: NamespaceOption
 
     func run() throws {
@@ -45,14 +48,14 @@ struct RunCommand: ParsableCommand {
         do { config = try ConfigLoader.load(path: configPath) } catch { throw UserFacingError(error.description) }
         var overrides = Overrides()
         if config.accounting.input { overrides.input = true }
-        let plan = try makePlan(config: config, overrides: overrides, follow: true)
+        let plan = try makePlan(config: config, overrides: overrides, follow: !noRules)
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .info
             return handler
         }
         let daemon = Daemon(Daemon.Options(
-            config: config, configPath: configPath, plan: plan, namespace: namespace.name,
+            config: config, configPath: configPath, plan: plan, installsRules: !noRules, namespace: namespace.name,
             processes: ProcessResolutionSettings(), loadConfig: { path in try ConfigLoader.load(path: path) },
             openHistory: openHistory, logger: Logger(label: "nfowner")))
         do { try daemon.run() } catch { throw UserFacingError(error.description) }
