@@ -92,8 +92,8 @@ let package = Package(
         // `nfowner run`: a session with the accounting sink, the history writer and the metrics
         // endpoint; SIGHUP reloads the config.
         .target(name: "Daemon", dependencies: [
-            "Session", "Sinks", "Accounting", "MetricsEndpoint", "Configuration", "Setup", "NetfilterSystem",
-            .product(name: "Logging", package: "swift-log"),
+            "Session", "Sinks", "Accounting", "MetricsEndpoint", "Configuration", "Setup", "NetfilterSystem", "Rules",
+            "Attribution", .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "nfowner", dependencies: [
             "Daemon", "Accounting", "MetricsEndpoint", .product(name: "Logging", package: "swift-log"),

@@ -52,8 +52,34 @@ public struct TrafficAggregator: Sendable {
     /// Flows placed in an "other" row by a bound (remotes per owner, rows per bucket), since the start.
     public private(set) var foldedRows: UInt64 = 0
 
-    public init(limits: Limits = Limits()) {
+    /// How the figures are counted: every bucket carries it.
+    public let mode: AccountingMode
+
+    public init(limits: Limits = Limits(), mode: AccountingMode = .packets) {
         self.limits = limits
+        self.mode = mode
+    }
+
+    /// Adds totals counted elsewhere (the kernel's counters, `mode` kernel) to the row of
+    /// `owner`, `direction` and `proto` ("" for all protocols; no remote) in the bucket of
+    /// `seconds`.
+    public mutating func addTotals(_ counts: AccountingCounts, owner: TrafficOwner, direction: TrafficDirection,
+                                   proto: String, at seconds: Int64) {
+        guard counts.packets > 0 || counts.bytes > 0 else { return }
+        advance(to: seconds)
+        let key = AccountingKey(unit: owner.unit, cgroup: owner.cgroup, user: owner.user, program: owner.program,
+                                direction: direction, proto: proto)
+        let row: Int
+        if let existing = current!.index[key] {
+            row = existing
+        } else {
+            let series = seriesIndex(for: MetricSeries(unit: key.unit, user: key.user, program: key.program,
+                                                       direction: direction, proto: proto, remote: ""))
+            row = current!.insert(key, owner: key, series: series)
+        }
+        current!.counts[row] += counts
+        seriesCounts[current!.series[row]] += counts
+        total += counts
     }
 
     /// New limits (a reloaded config): they bound rows added from now on; a new bucket length
@@ -118,7 +144,7 @@ public struct TrafficAggregator: Sendable {
             completed.append(open.closed())
             forgetIdleFlows(now: seconds, keepingAtMost: limits.maxFlows)
         }
-        current = OpenBucket(start: Self.floor(seconds, limits.bucketSeconds), seconds: limits.bucketSeconds)
+        current = OpenBucket(start: Self.floor(seconds, limits.bucketSeconds), seconds: limits.bucketSeconds, mode: mode)
     }
 
     /// The buckets closed since the last call, oldest first.
@@ -232,6 +258,7 @@ private struct FlowMemo: Sendable {
 private struct OpenBucket: Sendable {
     let start: Int64
     let seconds: Int
+    let mode: AccountingMode
     var keys: [AccountingKey] = []
     var counts: [AccountingCounts] = []
     var series: [Int] = []
@@ -240,9 +267,10 @@ private struct OpenBucket: Sendable {
     var remotes: [AccountingKey: Int] = [:]
     var unaccounted: UInt64 = 0
 
-    init(start: Int64, seconds: Int) {
+    init(start: Int64, seconds: Int, mode: AccountingMode) {
         self.start = start
         self.seconds = seconds
+        self.mode = mode
     }
 
     /// The row a packet goes to: an existing one's index, or the key of a new row (folded into
@@ -289,6 +317,6 @@ private struct OpenBucket: Sendable {
         var rows: [AccountingKey: AccountingCounts] = [:]
         rows.reserveCapacity(keys.count)
         for (offset, key) in keys.enumerated() { rows[key] = counts[offset] }
-        return TrafficBucket(start: start, seconds: seconds, rows: rows, unaccountedPackets: unaccounted)
+        return TrafficBucket(start: start, seconds: seconds, mode: mode, rows: rows, unaccountedPackets: unaccounted)
     }
 }

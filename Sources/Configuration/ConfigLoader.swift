@@ -81,7 +81,7 @@ enum Schema {
         ("hooks", ["input"]),
         ("select", ["users", "groups", "cgroups"]),
         ("cgroups", ["levels", "follow"]),
-        ("accounting", ["bucket_s", "max_remotes", "max_rows", "input"]),
+        ("accounting", ["mode", "bucket_s", "max_remotes", "max_rows", "input"]),
         ("storage", ["path", "retention_days", "max_mb"]),
         ("metrics", ["listen", "remote_labels"]),
         ("run", ["keep_rules"]),
@@ -165,6 +165,12 @@ private struct Reader {
         }
         if let accounting = try table("accounting", in: root) {
             let path = ["accounting"]
+            if let mode = try string(accounting, path + ["mode"]) {
+                guard let known = NfownerConfig.Accounting.Mode(rawValue: mode) else {
+                    throw error(.outOfRange, path + ["mode"], "accounting.mode must be \"packets\" or \"kernel\", got \(quoted(mode))")
+                }
+                config.accounting.mode = known
+            }
             if let seconds = try integer(accounting, path + ["bucket_s"], 1...86400) {
                 config.accounting.bucketSeconds = seconds
             }

@@ -64,6 +64,10 @@ extension NfownerConfig {
 
     # The next tables are read by the daemon, `nfowner run`.
     [accounting]
+    # "packets": every packet is logged to nfowner and attributed (unit, cgroup, user, program,
+    # protocol, remote). "kernel": nft counts bytes per direction, uid and classified cgroup
+    # itself and nfowner reads the counters: exact at any packet rate, no program or remote.
+    mode = "packets"
     # Seconds per time bucket, 1 to 86400. Traffic is totalled per bucket; a crash loses at
     # most the bucket being filled.
     bucket_s = 60

@@ -28,6 +28,16 @@ public struct NfownerConfig: Sendable, Equatable {
 
     /// `[accounting]`: how `nfowner run` totals traffic.
     public struct Accounting: Sendable, Equatable {
+        public enum Mode: String, Sendable, Equatable, CaseIterable {
+            /// Every packet is logged to nfowner and attributed: program, remote and protocol known.
+            case packets
+            /// The kernel counts bytes per direction, uid and classified cgroup in nft's own
+            /// counters, which nfowner reads: exact at any rate, no program or remote.
+            case kernel
+        }
+
+        /// Default `.packets`.
+        public var mode: Mode = .packets
         /// Length of a time bucket in seconds, 1…86400. Default 60. A `kill -9` loses at most
         /// the bucket being filled.
         public var bucketSeconds: Int = 60
@@ -42,7 +52,9 @@ public struct NfownerConfig: Sendable, Equatable {
         /// in and out are reported separately.
         public var input: Bool = true
 
-        public init(bucketSeconds: Int = 60, maxRemotes: Int = 100, maxRows: Int = 100_000, input: Bool = true) {
+        public init(mode: Mode = .packets, bucketSeconds: Int = 60, maxRemotes: Int = 100, maxRows: Int = 100_000,
+                    input: Bool = true) {
+            self.mode = mode
             self.bucketSeconds = bucketSeconds
             self.maxRemotes = maxRemotes
             self.maxRows = maxRows

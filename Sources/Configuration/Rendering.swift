@@ -74,6 +74,7 @@ extension NfownerConfig {
             "follow = \(cgroups.follow)  # track cgroups created/removed while running",
             "",
             "[accounting]",
+            "mode = \(TOMLText.basicString(accounting.mode.rawValue))  # packets (every packet attributed) or kernel (nft counters)",
             "bucket_s = \(accounting.bucketSeconds)  # seconds per time bucket",
             "max_remotes = \(accounting.maxRemotes)  # remote endpoints per owner and bucket; the rest is \"other\"",
             "max_rows = \(accounting.maxRows)  # rows per bucket; past it new owners are \"other\"",

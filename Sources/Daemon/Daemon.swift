@@ -1,9 +1,11 @@
 import Accounting
+import Attribution
 import Configuration
 import Logging
 import MetricsEndpoint
 import NetfilterSystem
 import Session
+import Rules
 import Setup
 import Sinks
 import Synchronization
@@ -67,8 +69,9 @@ public final class Daemon: @unchecked Sendable {
 
     /// Runs until SIGINT/SIGTERM (or a failure): then the last bucket is written, the rules are
     /// removed unless `[run] keep_rules`, and the session's summary line is logged.
+    /// The packet session's outcome (nil in kernel counting mode).
     @discardableResult
-    public func run() throws(DaemonError) -> Session.Outcome {
+    public func run() throws(DaemonError) -> Session.Outcome? {
         let logger = options.logger
         let config = options.config
         let history: (any BucketWriter)?
@@ -76,6 +79,10 @@ public final class Daemon: @unchecked Sendable {
             throw DaemonError("\(error)")
         }
         defer { history?.close() }
+        if config.accounting.mode == .kernel {
+            try runKernelCounting(history: history)
+            return nil
+        }
         let sink = AccountingSink(limits: Self.limits(config), userName: AccountDatabase.userName(of:),
                                   deliver: { buckets in history?.submit(buckets) })
         var sessionOptions = SessionOptions(
@@ -90,24 +97,12 @@ public final class Daemon: @unchecked Sendable {
         nonisolated(unsafe) var server: MetricsServer?
         do {
             return try session.run(onReady: { ready in
-                if !config.metrics.listen.isEmpty, let address = ListenAddress(config.metrics.listen) {
-                    do {
-                        // Bound here, on the thread that entered the namespace: the endpoint is inside it.
-                        let metrics = try MetricsServer(host: address.host, port: address.port, ipv6: address.isIPv6) {
-                            [weak session] in
-                            let counters = session?.counters
-                            return exporter.render(
-                                snapshot: sink.published.withLock { $0 },
-                                figures: .init(lostPackets: counters?.source.lost ?? 0,
-                                               parseErrors: (counters?.source.malformed ?? 0) + (counters?.pipeline.parseErrors ?? 0)))
-                        }
-                        try metrics.start()
-                        server = metrics
-                        logger.notice("serving metrics at http://\(address.isIPv6 ? "[\(address.host)]" : address.host):\(metrics.port)/metrics")
-                    } catch {
-                        throw DaemonError("cannot serve metrics on \(address): \(error); choose another [metrics] listen "
-                                          + "address, or \"\" to turn metrics off")
-                    }
+                server = try Self.serveMetrics(config, logger: logger) { [weak session] in
+                    let counters = session?.counters
+                    return exporter.render(
+                        snapshot: sink.published.withLock { $0 },
+                        figures: .init(lostPackets: counters?.source.lost ?? 0,
+                                       parseErrors: (counters?.source.malformed ?? 0) + (counters?.pipeline.parseErrors ?? 0)))
                 }
                 let groups = ready.groups.map(String.init).joined(separator: ",")
                 let storage = config.storage.path.isEmpty ? "no history kept" : "history in \(config.storage.path)"
@@ -120,6 +115,105 @@ public final class Daemon: @unchecked Sendable {
             server?.stop()
             throw DaemonError("\(error)")
         }
+    }
+
+    /// The metrics endpoint of `config` serving `render`, bound on the calling thread (so inside
+    /// the namespace it entered); nil when metrics are off.
+    private static func serveMetrics(_ config: NfownerConfig, logger: Logger,
+                                     render: @escaping @Sendable () -> [UInt8]) throws(DaemonError) -> MetricsServer? {
+        guard !config.metrics.listen.isEmpty, let address = ListenAddress(config.metrics.listen) else { return nil }
+        do {
+            let metrics = try MetricsServer(host: address.host, port: address.port, ipv6: address.isIPv6, render: render)
+            try metrics.start()
+            logger.notice("serving metrics at http://\(address.isIPv6 ? "[\(address.host)]" : address.host):\(metrics.port)/metrics")
+            return metrics
+        } catch {
+            throw DaemonError("cannot serve metrics on \(address): \(error); choose another [metrics] listen "
+                              + "address, or \"\" to turn metrics off")
+        }
+    }
+
+    /// Kernel counting: nft counts, this reads every few seconds and accounts the differences.
+    private func runKernelCounting(history: (any BucketWriter)?) throws(DaemonError) {
+        let logger = options.logger
+        let config = options.config
+        var aggregator = TrafficAggregator(limits: Self.limits(config), mode: .kernel)
+        let published = Mutex(AccountingSnapshot())
+        let exporter = PrometheusExporter()
+        let names = options.plan.cgroupMount.flatMap { CgroupNames(mountPoint: $0.mountPoint) }
+        var userNames: [UInt32: String] = [:]
+        var last = OwnerCounterReading()
+        var server: MetricsServer?
+        defer { server?.stop() }
+
+        func account(_ reading: OwnerCounterReading, at second: Int64) {
+            for (key, count) in reading.counts {
+                let delta = Self.difference(count, since: last.counts[key])
+                guard delta.packets > 0 else { continue }
+                let entry = key.cgroupKey == 0 ? nil : names?.entry(forID: UInt64(key.cgroupKey))
+                var user = ""
+                if let uid = key.uid {
+                    if userNames[uid] == nil { userNames[uid] = AccountDatabase.userName(of: uid) ?? String(uid) }
+                    user = userNames[uid] ?? String(uid)
+                }
+                aggregator.addTotals(delta, owner: TrafficOwner(unit: entry?.unit ?? "", cgroup: entry?.path ?? "", user: user),
+                                     direction: key.inbound ? .in : .out, proto: "", at: second)
+            }
+            let overflow = Self.difference(reading.overflow, since: last.overflow)
+            aggregator.addTotals(overflow, owner: TrafficOwner(unit: AccountingKey.other, cgroup: AccountingKey.other,
+                                                               user: AccountingKey.other, program: AccountingKey.other),
+                                 direction: .out, proto: "", at: second)
+            last = reading
+            aggregator.advance(to: Int64(WallClock.now().seconds))
+            let buckets = aggregator.takeCompleted()
+            if !buckets.isEmpty { history?.submit(buckets) }
+            published.withLock {
+                $0 = AccountingSnapshot(series: aggregator.seriesKeys, counts: aggregator.seriesCounts, total: aggregator.total,
+                                        unaccounted: 0, activeFlows: 0)
+            }
+        }
+
+        var counting = KernelCounting.Options(
+            plan: options.plan, rules: options.installsRules ? .installIfAbsent(keepOnExit: config.run.keepRules) : .none,
+            namespace: options.namespace, readSeconds: Self.readPeriod(bucketSeconds: config.accounting.bucketSeconds),
+            report: { logger.notice("\($0)") })
+        counting.reload = { [self] in
+            logger.notice("SIGHUP: kernel counting keeps its configuration; restart nfowner to change it")
+            _ = self
+        }
+        do {
+            try KernelCounting(counting).run(onReady: { baseline in
+                last = baseline
+                server = try Self.serveMetrics(config, logger: logger) {
+                    exporter.render(snapshot: published.withLock { $0 }, figures: .init(lostPackets: 0, parseErrors: 0))
+                }
+                let storage = config.storage.path.isEmpty ? "no history kept" : "history in \(config.storage.path)"
+                let table = KernelCounting.tableName, seconds = config.accounting.bucketSeconds
+                logger.notice("accounting with the kernel's counters (table inet \(table)) in \(seconds) s buckets; \(storage); stop with SIGTERM")
+            }, onReading: account)
+        } catch {
+            throw DaemonError("\(error)")
+        }
+        let buckets = aggregator.finish()
+        if !buckets.isEmpty { history?.submit(buckets) }
+        let total = aggregator.total
+        logger.notice("kernel counting: \(total.packets) packets, \(total.bytes) bytes accounted")
+    }
+
+    /// `now` minus `before` (nil: zero); a counter that went back (its element was deleted and
+    /// made again) counts from zero.
+    static func difference(_ now: OwnerCount, since before: OwnerCount?) -> AccountingCounts {
+        let before = before ?? OwnerCount()
+        guard now.packets >= before.packets, now.bytes >= before.bytes else {
+            return AccountingCounts(bytes: now.bytes, packets: now.packets)
+        }
+        return AccountingCounts(bytes: now.bytes - before.bytes, packets: now.packets - before.packets)
+    }
+
+    /// Seconds between reads of the kernel's counters: the largest divisor of the bucket length
+    /// up to 10, so every bucket ends on a read and the metrics are at most 10 s behind.
+    static func readPeriod(bucketSeconds: Int) -> Int {
+        (1...min(10, max(1, bucketSeconds))).last { bucketSeconds % $0 == 0 } ?? 1
     }
 
     /// SIGHUP: re-reads the config file. What can change while running does (accounting bounds,

@@ -71,6 +71,10 @@ public enum IptablesRenderer {
     /// the input hook, `.unsafeText` for a prefix or cgroup path that cannot be written safely.
     public static func render(spec: RulesetSpec, family: IptablesFamily) throws(RulesError) -> String {
         try spec.validate()
+        if spec.countsOwners {
+            throw RulesError(.invalidSpec, "kernel counting ([accounting] mode = \"kernel\") needs nftables' dynamic "
+                + "sets with counters: use the nft backend, or mode = \"packets\"")
+        }
         if hasSelectors(spec) && spec.hooks.contains(.input) {
             throw RulesError(.invalidSpec, "iptables cannot match the socket owner (-m owner) in INPUT: "
                 + "drop the uid/gid selectors or the input hook for the iptables backend")

@@ -82,6 +82,16 @@ public enum NftScriptRenderer {
             }
             lines.append("\t}")
         }
+        if ruleset.ownerCounters != nil {
+            lines.append("\tset \(OwnerCounterSet.name) {")
+            lines.append("\t\ttypeof meta iif . meta skuid . meta mark")
+            lines.append("\t\tsize \(OwnerCounterSet.size)")
+            lines.append("\t\tflags dynamic")
+            lines.append("\t\tcounter")
+            lines.append("\t}")
+            lines.append("\tcounter \(OwnerCounterSet.overflowCounterName) {")
+            lines.append("\t}")
+        }
         for chain in ruleset.chains {
             lines.append("\tchain \(try NftText.validateIdentifier(chain.name, what: "chain name")) {")
             if let hook = chain.hook {
@@ -124,6 +134,11 @@ public enum NftScriptRenderer {
                 words.append("accept")
             case .addFlow(let set):
                 words.append("add @\(try NftText.validateIdentifier(set.name, what: "set name")) { \(flowKey(set.family)) }")
+            case .countOwner(let withUID, let cgroupKey):
+                let uid = withUID ? "meta skuid" : String(OwnerCounterSet.noUID)
+                words.append("add @\(OwnerCounterSet.name) { meta iif . \(uid) . \(cgroupKey) }")
+            case .namedCounter(let name):
+                words.append("counter name \(try NftText.validateIdentifier(name, what: "counter name"))")
             }
         }
         if let comment = rule.comment {

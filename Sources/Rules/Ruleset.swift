@@ -15,14 +15,17 @@ public struct Ruleset: Sendable, Equatable {
     public var flowSets: [FlowSet]
     /// Verdict maps, rendered before the chains that look them up.
     public var maps: [VerdictMap]
+    /// Kernel counting's set and overflow counter (nil: packets are logged).
+    public var ownerCounters: OwnerCounterSet?
     public var chains: [Chain]
 
     public init(family: Family = .inet, tableName: String, flowSets: [FlowSet] = [], maps: [VerdictMap] = [],
-                chains: [Chain]) {
+                ownerCounters: OwnerCounterSet? = nil, chains: [Chain]) {
         self.family = family
         self.tableName = tableName
         self.flowSets = flowSets
         self.maps = maps
+        self.ownerCounters = ownerCounters
         self.chains = chains
     }
 
@@ -39,9 +42,10 @@ public struct Ruleset: Sendable, Equatable {
             group: spec.group, snaplen: spec.snaplen, queueThreshold: spec.queueThreshold)
     }
 
-    /// The flow sets `spec` asks for: one per address family, or none when new flows are batched.
+    /// The flow sets `spec` asks for: one per address family, or none when new flows are batched
+    /// (or nothing is logged: kernel counting).
     static func flowSets(_ spec: RulesetSpec) -> [FlowSet] {
-        guard spec.newFlowSeconds > 0 else { return [] }
+        guard spec.newFlowSeconds > 0, !spec.countsOwners else { return [] }
         return FlowSet.Family.allCases.map {
             FlowSet(family: $0, size: RulesetSpec.newFlowSetSize, timeoutSeconds: spec.newFlowSeconds)
         }
@@ -67,10 +71,30 @@ public struct Ruleset: Sendable, Equatable {
         return rules
     }
 
-    /// The rules of a cgroup's chain: count and log with its prefix, then accept, which ends
-    /// this packet's walk through nfowner's base chain only (other tables' chains still see it).
+    /// Kernel counting's rules: count the packet in the owners set under `cgroup` (0:
+    /// unclassified) with its socket's uid, or — no full socket, or an inbound packet the kernel
+    /// did not match to one early — without a uid; if the set is full, in the overflow counter.
+    /// Each ends with accept, so every packet is counted exactly once.
+    static func countRules(matches: [Match], cgroup: UInt64?) -> [Rule] {
+        let key = OwnerCounterSet.cgroupKey(cgroup)
+        return [
+            Rule(matches: matches, statements: [.countOwner(withUID: true, cgroupKey: key), .accept]),
+            Rule(matches: matches, statements: [.countOwner(withUID: false, cgroupKey: key), .accept]),
+            Rule(matches: matches, statements: [.namedCounter(OwnerCounterSet.overflowCounterName), .accept]),
+        ]
+    }
+
+    /// The rules for a packet in `cgroup` (nil: none classified it): logged, or counted.
+    static func packetRules(_ spec: RulesetSpec, matches: [Match], cgroup: UInt64?) -> [Rule] {
+        spec.countsOwners ? countRules(matches: matches, cgroup: cgroup)
+                          : logRules(spec, matches: matches, log: logStatement(spec, cgroup: cgroup))
+    }
+
+    /// The rules of a cgroup's chain: count and log with its prefix (or count in the owners
+    /// set), then accept, which ends this packet's walk through nfowner's base chain only
+    /// (other tables' chains still see it).
     static func cgroupChainRules(_ cgroup: CgroupClassifier, spec: RulesetSpec) -> [Rule] {
-        logRules(spec, matches: [], log: logStatement(spec, cgroup: cgroup.id)) + [Rule(matches: [], statements: [.accept])]
+        packetRules(spec, matches: [], cgroup: cgroup.id) + (spec.countsOwners ? [] : [Rule(matches: [], statements: [.accept])])
     }
 
     /// The ruleset for `spec`: one base chain per hook holding a single rule — optional uid/gid
@@ -82,10 +106,11 @@ public struct Ruleset: Sendable, Equatable {
         if !spec.uids.isEmpty { matches.append(.socketUID(spec.uids)) }
         if !spec.gids.isEmpty { matches.append(.socketGID(spec.gids)) }
         let flowSets = Self.flowSets(spec)
+        let counters = spec.countsOwners ? OwnerCounterSet() : nil
         guard spec.classifiesCgroups else {
-            let rules = Self.logRules(spec, matches: matches, log: Self.logStatement(spec))
+            let rules = Self.packetRules(spec, matches: matches, cgroup: nil)
             self.init(
-                tableName: spec.tableName, flowSets: flowSets,
+                tableName: spec.tableName, flowSets: flowSets, ownerCounters: counters,
                 chains: spec.hooks.map { Chain(name: $0.rawValue, hook: $0, priority: spec.priority, rules: rules) })
             return
         }
@@ -103,11 +128,11 @@ public struct Ruleset: Sendable, Equatable {
         // Deepest level first: the first map that knows one of the packet's ancestors names its
         // deepest known cgroup. Each lookup is O(1) in the number of cgroups.
         let lookups = levels.map { Rule(matches: [], statements: [.cgroupVerdictMap(level: $0, map: Self.mapName(level: $0))]) }
-        let fallback = Self.logRules(spec, matches: [], log: Self.logStatement(spec))
+        let fallback = Self.packetRules(spec, matches: [], cgroup: nil)
         chains.append(Chain(regular: Self.classifyChainName, rules: lookups + (spec.logsUnclassified ? fallback : [])))
         let entry = Rule(matches: matches, statements: [.goto(Self.classifyChainName)])
         chains += spec.hooks.map { Chain(name: $0.rawValue, hook: $0, priority: spec.priority, rules: [entry]) }
-        self.init(tableName: spec.tableName, flowSets: flowSets, maps: maps, chains: chains)
+        self.init(tableName: spec.tableName, flowSets: flowSets, maps: maps, ownerCounters: counters, chains: chains)
     }
 }
 
@@ -199,6 +224,35 @@ public enum Statement: Sendable, Equatable {
     /// Remembers the packet's flow in `set` (`add @set { <flow key> }`); the rule stops here
     /// when the set is full.
     case addFlow(FlowSet)
+    /// Counts the packet in the owners set (`add @owners { meta iif . meta skuid . <cgroup> }`,
+    /// or the no-uid key instead of `meta skuid`); the rule stops here when the set is full or,
+    /// with `withUID`, when the packet has no full socket.
+    case countOwner(withUID: Bool, cgroupKey: UInt32)
+    /// Counts in a named counter object (`counter name NAME`).
+    case namedCounter(String)
+}
+
+/// Kernel counting's dynamic set: one element per (input interface, socket uid, classified
+/// cgroup), each with its own packet and byte counter, created by the kernel on a key's first
+/// packet. The input interface tells the direction: 0 at the output hook, the receiving
+/// interface at input. Reading it (`nft -j list set`) resolves no cgroup path: the cgroup is a
+/// 32-bit key, the low bits of its id.
+public struct OwnerCounterSet: Sendable, Equatable {
+    /// The table kernel counting installs: a name of its own, so a logging ruleset that `rules
+    /// install` left in place is never taken for it.
+    public static let tableName = "nfowner_counters"
+    public static let name = "owners"
+    public static let overflowCounterName = "owners_overflow"
+    /// Distinct keys held; past it packets are counted in the overflow counter.
+    public static let size = 65_536
+    /// The uid key of a packet without one.
+    public static let noUID = UInt32.max
+
+    public init() {}
+
+    /// The 32-bit key of a cgroup id (0: unclassified). Cgroup ids on 64-bit kernels are small
+    /// inode numbers; an id past 32 bits is told apart from others by its low bits only.
+    public static func cgroupKey(_ id: UInt64?) -> UInt32 { UInt32(truncatingIfNeeded: id ?? 0) }
 }
 
 /// A set of flows whose first packet was delivered at once, each remembered for

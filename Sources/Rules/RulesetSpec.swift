@@ -66,6 +66,11 @@ public struct RulesetSpec: Sendable, Equatable {
     /// The NFLOG group a flow's first packet is logged to; nil: `group`. A group of its own lets
     /// the monitor read new flows at once while it lets the bulk collect (`NflogSettings`).
     public var newFlowGroup: UInt16?
+    /// Kernel counting (`[accounting] mode = "kernel"`): nothing is logged; every packet is
+    /// counted in the table's set `owners` instead, by input interface (none for outbound),
+    /// socket uid and classified cgroup (see `OwnerCounterSet`). Needs no per-packet upcall;
+    /// the daemon reads the set's counters. nft only.
+    public var countsOwners = false
 
     public static let defaultTableName = "nfowner"
     public static let defaultGroup: UInt16 = 5

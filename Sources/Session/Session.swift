@@ -110,21 +110,7 @@ public final class Session: @unchecked Sendable {
         }
         defer { hold?.finish() }
 
-        var follower: CgroupFollower?
-        if let followSpec = rules.followSpec, let mount = plan.cgroupMount {
-            do {
-                let levels = Set(followSpec.cgroupLevels)
-                let watcher = try CgroupWatcher(mountPoint: mount.mountPoint,
-                                                maxLevel: max(followSpec.cgroupLevels.max() ?? 1, 1))
-                follower = CgroupFollower(
-                    watcher: watcher, runner: rules.runner, spec: followSpec,
-                    classifies: { [plan] in levels.contains($0.level) && plan.classifies($0) },
-                    classifier: { Planner.classifier(for: $0, mount: mount) },
-                    wakeup: followerWakeup, report: report)
-            } catch {
-                report("not following cgroups: \(error)")
-            }
-        }
+        let follower = Self.follower(of: rules, plan: plan, wakeup: followerWakeup, report: report)
 
         for sink in options.sinks {
             do throws(SinkError) { try sink.start() } catch { report("\(error)") }
@@ -194,6 +180,25 @@ public final class Session: @unchecked Sendable {
         try? OutputDescriptor.standardError.write(line + "\n")
         if case .failed(let reason) = ending { throw SessionError(reason) }
         return outcome
+    }
+
+    /// A follower that keeps the table's cgroup maps current, when the rules ask for one.
+    static func follower(of rules: RulesLifecycle, plan: Plan, wakeup: WakeupEvent,
+                         report: @escaping (String) -> Void) -> CgroupFollower? {
+        guard let followSpec = rules.followSpec, let mount = plan.cgroupMount else { return nil }
+        do {
+            let levels = Set(followSpec.cgroupLevels)
+            let watcher = try CgroupWatcher(mountPoint: mount.mountPoint,
+                                            maxLevel: max(followSpec.cgroupLevels.max() ?? 1, 1))
+            return CgroupFollower(
+                watcher: watcher, runner: rules.runner, spec: followSpec,
+                classifies: { [plan] in levels.contains($0.level) && plan.classifies($0) },
+                classifier: { Planner.classifier(for: $0, mount: mount) },
+                wakeup: wakeup, report: report)
+        } catch {
+            report("not following cgroups: \(error)")
+            return nil
+        }
     }
 
     /// The receive thread's niceness (the process event thread's too: see `OwnerResolution`).

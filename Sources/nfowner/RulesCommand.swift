@@ -96,7 +96,7 @@ struct RulesCommand: ParsableCommand {
 
     struct Remove: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Delete nfowner's rules (nothing else), hold mode's included. Not an error when absent.")
+            abstract: "Delete nfowner's rules (nothing else), hold mode's and kernel counting's included. Not an error when absent.")
         @Option(help: "nft or iptables.") var backend: Backend = .nft
         @OptionGroup var namespace: NamespaceOption
 
@@ -108,6 +108,10 @@ struct RulesCommand: ParsableCommand {
                 case .nft:
                     let removed = try NftRunner().remove(spec)
                     note(removed ? "removed table inet \(spec.tableName)" : "table inet \(spec.tableName) was not installed")
+                    // A killed `run` in kernel counting mode leaves its counting table.
+                    if try NftRunner().deleteTable(name: OwnerCounterSet.tableName) {
+                        note("removed table inet \(OwnerCounterSet.tableName) (the daemon's kernel counters)")
+                    }
                 case .iptables:
                     let removed = try IptablesRunner().remove(families: IptablesFamily.allCases)
                     note(removed ? "removed nfowner's iptables chains" : "nfowner's iptables chains were not installed")

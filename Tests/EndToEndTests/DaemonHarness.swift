@@ -13,7 +13,7 @@ final class RunningDaemon {
     var logURL: URL { directory.appendingPathComponent("daemon.log") }
 
     /// Writes `config` (with `@DB@` and `@PORT@` replaced by this daemon's) and starts the daemon,
-    /// returning once it accounts (its "accounting NFLOG group" line).
+    /// returning once it accounts (its "…; stop with SIGTERM" line).
     init(config: String, in namespace: TestNamespace) throws {
         self.namespace = namespace
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("nfowner-run-\(UUID().uuidString)")
@@ -27,7 +27,7 @@ final class RunningDaemon {
         process.standardError = try FileHandle(forWritingTo: logURL)
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        try waitForLog("accounting NFLOG group", timeout: 15)
+        try waitForLog("; stop with SIGTERM", timeout: 15)
     }
 
     func writeConfig(_ config: String) throws {
