@@ -1,3 +1,4 @@
+import CNetfilter
 import Glibc
 
 /// A listening TCP socket on a numeric address, for the daemon's HTTP endpoint. Blocking I/O on
