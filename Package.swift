@@ -126,6 +126,7 @@ let package = Package(
         .testTarget(name: "SessionTests", dependencies: [
             "Session", "PacketSources", "Sinks", "Attribution", "PacketModel", "PacketParsing", "Capture",
         ]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Accounting", "Configuration", "Rules"]),
         .testTarget(name: "MetricsEndpointTests", dependencies: ["MetricsEndpoint", "Accounting", "Sinks", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["nfowner", "nfowner-traffic", "TestSupport"]),
     ]

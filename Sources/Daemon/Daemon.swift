@@ -244,6 +244,7 @@ public final class Daemon: @unchecked Sendable {
         if old.hooks != new.hooks { tables.append("[hooks]") }
         if old.select != new.select { tables.append("[select]") }
         if old.cgroups != new.cgroups { tables.append("[cgroups]") }
+        if old.accounting.mode != new.accounting.mode { tables.append("accounting.mode") }
         if old.accounting.input != new.accounting.input { tables.append("accounting.input") }
         if old.storage.path != new.storage.path { tables.append("storage.path") }
         if old.metrics.listen != new.metrics.listen { tables.append("metrics.listen") }
