@@ -55,7 +55,8 @@ kill -TERM "$DAEMON_PID"
 wait "$DAEMON_PID" || true
 DAEMON_PID=""
 SUMMARY=$(grep -E '(^| )received=' "$WORK/daemon.err" | tail -1)
-DB_BYTES=$(du -cb "$WORK"/history.db* 2>/dev/null | tail -1 | cut -f1)
+DB_BYTES=$( (du -cb "$WORK"/history.db* 2>/dev/null || true) | tail -1 | cut -f1)
+DB_BYTES=${DB_BYTES:-0}
 
 mkdir -p "$REPO/bench/results"
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)

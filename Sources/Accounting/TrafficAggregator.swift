@@ -42,7 +42,10 @@ public struct TrafficAggregator: Sendable {
     /// The bucket being filled (nil before the first packet or time).
     private var current: OpenBucket?
     private var completed: [TrafficBucket] = []
-    private var flows: [FlowKey: FlowMemo] = [:]
+    /// Flows by their key's 64-bit hash (seeded per process): 8 bytes a key instead of the key's
+    /// 56, and a 16-byte memo; two flows sharing a hash (about 1 in 2^45 at 262,144 flows) would
+    /// share a flow count, never bytes.
+    private var flows: [Int: FlowMemo] = [:]
     private var seriesIndex: [MetricSeries: Int] = [:]
     public private(set) var seriesKeys: [MetricSeries] = []
     public private(set) var seriesCounts: [AccountingCounts] = []
@@ -98,11 +101,13 @@ public struct TrafficAggregator: Sendable {
                              owner: () -> TrafficOwner) {
         advance(to: seconds)
         let bucketStart = current!.start
+        let flowID = flow.hashValue
+        let stampID = stamp.hashValue
         var isNewFlow = true
         var row = -1
-        if let memo = flows[flow] {
-            isNewFlow = seconds - memo.lastSeen > limits.flowIdleSeconds
-            if memo.bucketStart == bucketStart && memo.stamp == stamp { row = memo.row }
+        if let memo = flows[flowID] {
+            isNewFlow = seconds - Int64(memo.lastSeen) > limits.flowIdleSeconds
+            if memo.bucketStart == UInt32(truncatingIfNeeded: bucketStart) && memo.stamp == stampID { row = Int(memo.row) }
         } else if flows.count >= limits.maxFlows {
             forgetIdleFlows(now: seconds, keepingAtMost: limits.maxFlows * 3 / 4)
         }
@@ -120,7 +125,8 @@ public struct TrafficAggregator: Sendable {
                 row = current!.insert(key, owner: ownerKey, series: series)
             }
         }
-        flows[flow] = FlowMemo(lastSeen: seconds, bucketStart: bucketStart, row: row, stamp: stamp)
+        flows[flowID] = FlowMemo(lastSeen: UInt32(truncatingIfNeeded: seconds), bucketStart: UInt32(truncatingIfNeeded: bucketStart),
+                                 row: Int32(truncatingIfNeeded: row), stamp: stampID)
         let added = AccountingCounts(bytes: bytes, packets: 1, flows: isNewFlow ? 1 : 0)
         current!.counts[row] += added
         seriesCounts[current!.series[row]] += added
@@ -176,7 +182,7 @@ public struct TrafficAggregator: Sendable {
     /// (a flood of live flows), drops them all: they count as new when they send again.
     private mutating func forgetIdleFlows(now: Int64, keepingAtMost maximum: Int) {
         let idle = limits.flowIdleSeconds
-        flows = flows.filter { now - $0.value.lastSeen <= idle }
+        flows = flows.filter { now - Int64($0.value.lastSeen) <= idle }
         if flows.count > maximum { flows.removeAll(keepingCapacity: true) }
     }
 
@@ -213,7 +219,7 @@ public struct TrafficOwner: Sendable, Equatable {
 
 /// A cheap fingerprint of a packet's owner: when a flow's packet carries the same stamp as its
 /// last one, it is counted in the same row without naming the owner again.
-public struct OwnerStamp: Sendable, Equatable {
+public struct OwnerStamp: Sendable, Hashable {
     public var uid: UInt32
     public var cgroupID: UInt64
     public var pid: Int32
@@ -246,11 +252,14 @@ public struct MetricSeries: Sendable, Hashable {
     }
 }
 
+/// A flow's last second, the bucket and row it was last counted in, and its owner's stamp
+/// (hashed): 24 bytes.
 private struct FlowMemo: Sendable {
-    var lastSeen: Int64
-    var bucketStart: Int64
-    var row: Int
-    var stamp: OwnerStamp
+    /// Seconds since the epoch, low 32 bits (wraps in 2106; a difference stays right until then).
+    var lastSeen: UInt32
+    var bucketStart: UInt32
+    var row: Int32
+    var stamp: Int
 }
 
 /// The bucket being filled: rows in arrays (a flow's memo holds its row's index), a dictionary
