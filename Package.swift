@@ -79,6 +79,8 @@ let package = Package(
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
+        // Live views of the accounting totals (`top`): grouping, rates, human units, text layout. Pure.
+        .target(name: "Views", dependencies: ["Accounting", "Sinks"]),
         // Config file + command line -> the ruleset (with discovered cgroups) and NFLOG settings.
         .target(name: "Setup", dependencies: [
             "Configuration", "Rules", "Attribution", "PacketSources", "NetfilterSystem",
@@ -96,7 +98,7 @@ let package = Package(
             "Attribution", .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "nfowner", dependencies: [
-            "Daemon", "Accounting", "MetricsEndpoint", .product(name: "Logging", package: "swift-log"),
+            "Daemon", "Accounting", "MetricsEndpoint", "Views", .product(name: "Logging", package: "swift-log"),
             "Session", "Setup", "Sinks", "Rules", "NetfilterSystem", "Attribution", "Configuration", "PacketModel",
             "Capture", "Export", "PacketParsing",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -126,6 +128,7 @@ let package = Package(
         .testTarget(name: "SessionTests", dependencies: [
             "Session", "PacketSources", "Sinks", "Attribution", "PacketModel", "PacketParsing", "Capture",
         ]),
+        .testTarget(name: "ViewsTests", dependencies: ["Views", "Accounting", "Sinks"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Accounting", "Configuration", "Rules"]),
         .testTarget(name: "MetricsEndpointTests", dependencies: ["MetricsEndpoint", "Accounting", "Sinks", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["nfowner", "nfowner-traffic", "TestSupport"]),

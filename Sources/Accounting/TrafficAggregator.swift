@@ -25,9 +25,12 @@ public struct TrafficAggregator: Sendable {
         public var maxSeries: Int
         /// Series carry the remote address (an unbounded label: off unless asked for).
         public var remoteLabels: Bool
+        /// Series carry the cgroup path (for the live view, `top --by cgroup`).
+        public var cgroupLabels: Bool
 
         public init(bucketSeconds: Int = 60, maxRemotes: Int = 100, maxRows: Int = 100_000, maxFlows: Int = 262_144,
-                    flowIdleSeconds: Int64 = 120, maxSeries: Int = 10_000, remoteLabels: Bool = false) {
+                    flowIdleSeconds: Int64 = 120, maxSeries: Int = 10_000, remoteLabels: Bool = false,
+                    cgroupLabels: Bool = false) {
             self.bucketSeconds = max(1, bucketSeconds)
             self.maxRemotes = max(0, maxRemotes)
             self.maxRows = max(1, maxRows)
@@ -35,6 +38,7 @@ public struct TrafficAggregator: Sendable {
             self.flowIdleSeconds = flowIdleSeconds
             self.maxSeries = max(1, maxSeries)
             self.remoteLabels = remoteLabels
+            self.cgroupLabels = cgroupLabels
         }
     }
 
@@ -77,7 +81,8 @@ public struct TrafficAggregator: Sendable {
             row = existing
         } else {
             let series = seriesIndex(for: MetricSeries(unit: key.unit, user: key.user, program: key.program,
-                                                       direction: direction, proto: proto, remote: ""))
+                                                       direction: direction, proto: proto, remote: "",
+                                                       cgroup: limits.cgroupLabels ? key.cgroup : ""))
             row = current!.insert(key, owner: key, series: series)
         }
         current!.counts[row] += counts
@@ -121,7 +126,7 @@ public struct TrafficAggregator: Sendable {
                 if folded { foldedRows &+= 1 }
                 let series = seriesIndex(for: MetricSeries(
                     unit: key.unit, user: key.user, program: key.program, direction: direction, proto: key.proto,
-                    remote: limits.remoteLabels ? key.remoteAddress : ""))
+                    remote: limits.remoteLabels ? key.remoteAddress : "", cgroup: limits.cgroupLabels ? key.cgroup : ""))
                 row = current!.insert(key, owner: ownerKey, series: series)
             }
         }
@@ -192,7 +197,8 @@ public struct TrafficAggregator: Sendable {
         var key = key
         if seriesKeys.count >= limits.maxSeries {
             key = MetricSeries(unit: AccountingKey.other, user: AccountingKey.other, program: AccountingKey.other,
-                               direction: key.direction, proto: key.proto, remote: limits.remoteLabels ? AccountingKey.other : "")
+                               direction: key.direction, proto: key.proto, remote: limits.remoteLabels ? AccountingKey.other : "",
+                               cgroup: limits.cgroupLabels ? AccountingKey.other : "")
             if let index = seriesIndex[key] { return index }
         }
         seriesIndex[key] = seriesKeys.count
@@ -241,8 +247,12 @@ public struct MetricSeries: Sendable, Hashable {
     public var direction: TrafficDirection
     public var proto: String
     public var remote: String
+    /// "" unless cgroup labels are on (the live view groups by cgroup; the metrics do not).
+    public var cgroup: String
 
-    public init(unit: String, user: String, program: String, direction: TrafficDirection, proto: String, remote: String) {
+    public init(unit: String, user: String, program: String, direction: TrafficDirection, proto: String, remote: String,
+                cgroup: String = "") {
+        self.cgroup = cgroup
         self.unit = unit
         self.user = user
         self.program = program

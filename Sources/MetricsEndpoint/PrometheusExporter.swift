@@ -58,6 +58,7 @@ public final class PrometheusExporter: Sendable {
                 var labels = [("unit", key.unit), ("user", key.user), ("program", key.program),
                               ("direction", key.direction.rawValue), ("proto", key.proto)]
                 if !key.remote.isEmpty { labels.append(("remote", key.remote)) }
+                if !key.cgroup.isEmpty { labels.append(("cgroup", key.cgroup)) }
                 state.series.append(Series(
                     bytes: CoreMetrics.Counter(label: "nfowner_bytes_total", dimensions: labels, factory: factory),
                     packets: CoreMetrics.Counter(label: "nfowner_packets_total", dimensions: labels, factory: factory),
