@@ -34,6 +34,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // C boundary: libmnl and the kernel UAPI headers, in an include order that works.
@@ -66,6 +67,13 @@ let package = Package(
         .target(name: "Capture", dependencies: ["BinaryParsing", "PacketModel", "PacketParsing"]),
         // Traffic totals keyed by protocol/remote endpoint, process, cgroup: value types, no I/O.
         .target(name: "Accounting", dependencies: ["PacketModel", "PacketParsing"]),
+        // Report model and rendering (table, JSON, CSV) and the report's time syntax: pure, no I/O.
+        .target(name: "Reports", dependencies: ["Accounting"]),
+        // The accounting history in SQLite (GRDB, WAL): schema and migrations, batched writes
+        // off the packet path, retention and size bound, and the report query.
+        .target(name: "History", dependencies: [
+            "Accounting", "Reports", .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         // Sinks: where attributed packets go (text, JSON lines, trace totals). One protocol.
         .target(name: "Sinks", dependencies: ["PacketModel", "PacketParsing", "Export", "Accounting", "Capture", "NetfilterSystem"]),
         // Config file + command line -> the ruleset (with discovered cgroups) and NFLOG settings.
@@ -80,7 +88,7 @@ let package = Package(
         ]),
         .executableTarget(name: "nfowner", dependencies: [
             "Session", "Setup", "Sinks", "Rules", "NetfilterSystem", "Attribution", "Configuration", "PacketModel",
-            "Capture", "Export", "PacketParsing",
+            "Capture", "Export", "PacketParsing", "History", "Reports",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Traffic generator for the end-to-end tests and benchmarks (sends as a chosen uid/gid).
@@ -89,6 +97,10 @@ let package = Package(
             "NetfilterSystem",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+
+        // Test tool: writes history buckets until killed (the kill -9 consistency test).
+        .executableTarget(name: "nfowner-history-writer", dependencies: ["History", "Accounting"],
+                          path: "Tests/HistoryWriterTool"),
 
         // Shared by the kernel tests (RulesTests, AttributionTests, EndToEndTests): running commands
         // and a network namespace per test. A library target (no tests of its own) under Tests/.
@@ -108,6 +120,10 @@ let package = Package(
         .testTarget(name: "SessionTests", dependencies: [
             "Session", "PacketSources", "Sinks", "Attribution", "PacketModel", "PacketParsing", "Capture",
         ]),
-        .testTarget(name: "EndToEndTests", dependencies: ["nfowner", "nfowner-traffic", "TestSupport"]),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Accounting"]),
+        .testTarget(name: "HistoryTests", dependencies: ["History", "Reports", "Accounting"]),
+        .testTarget(name: "EndToEndTests", dependencies: [
+            "nfowner", "nfowner-traffic", "nfowner-history-writer", "TestSupport", "History", "Accounting",
+        ]),
     ]
 )

@@ -17,5 +17,5 @@ struct Nfowner: ParsableCommand {
             or:          sudo nfowner trace -- curl -s https://example.org/
             (runs one command and shows only its packets, then a summary).
             """,
-        subcommands: [MonitorCommand.self, TraceCommand.self, CaptureCommand.self, RulesCommand.self, ConfigCommand.self])
+        subcommands: [MonitorCommand.self, TraceCommand.self, CaptureCommand.self, ReportCommand.self, RulesCommand.self, ConfigCommand.self])
 }

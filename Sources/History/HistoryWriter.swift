@@ -1,0 +1,278 @@
+import Accounting
+import Foundation
+import Reports
+
+/// Writes completed buckets to a `HistoryStore` on a thread of its own, so the packet path
+/// never waits for the disk.
+///
+/// `submit` only appends to a queue in memory and wakes the thread; the thread writes
+/// everything queued in one transaction. When a write fails (disk full, read-only file system,
+/// …) the buckets stay queued, `status.lastError` says why, and the thread tries again every
+/// `retryInterval` (or at once on `flush`). The queue is bounded by `maxPendingRows` rows: past
+/// it the oldest buckets are dropped (counted in `status.droppedBuckets`, their range in
+/// `status.droppedRange`), so a long outage costs the oldest history, never the daemon's memory.
+///
+/// The thread also prunes (retention and size bound) after opening and every `pruneInterval`.
+///
+/// Threads: every method may be called from any thread. `submit` never blocks on I/O; `flush`
+/// and `close` block until the thread has tried.
+public final class HistoryWriter: @unchecked Sendable {
+    /// What the daemon logs.
+    public struct Status: Sendable, Equatable, CustomStringConvertible {
+        /// The last write (or prune) failure; nil once a write succeeds again.
+        public var lastError: HistoryError?
+        /// Buckets waiting in memory.
+        public var pendingBuckets: Int = 0
+        /// Rows in those buckets.
+        public var pendingRows: Int = 0
+        /// Buckets written since the writer started.
+        public var writtenBuckets: UInt64 = 0
+        /// Buckets dropped because the queue was full while the database could not be written.
+        public var droppedBuckets: UInt64 = 0
+        /// The first and last start (Unix seconds) of the dropped buckets.
+        public var droppedRange: ClosedRange<Int64>?
+        /// Seconds between retries after a failure.
+        public var retrySeconds: Int = 10
+
+        /// "cannot write history to PATH: disk full; …; keeping 3 buckets in memory, retrying every 10 s",
+        /// or "history: 120 buckets written" when all is well.
+        public var description: String {
+            var text: String
+            if let lastError {
+                text = "\(lastError.reason); keeping \(pendingBuckets) bucket\(pendingBuckets == 1 ? "" : "s") "
+                    + "in memory, retrying every \(retrySeconds) s"
+            } else {
+                text = "history: \(writtenBuckets) buckets written, \(pendingBuckets) pending"
+            }
+            if droppedBuckets > 0 {
+                text += "; dropped the \(droppedBuckets) oldest unwritten buckets"
+                if let droppedRange {
+                    text += " (\(Self.utc(droppedRange.lowerBound)) to \(Self.utc(droppedRange.upperBound)) UTC)"
+                }
+            }
+            return text
+        }
+
+        private static func utc(_ seconds: Int64) -> String { ReportTime.readable(seconds) }
+    }
+
+    /// How much history the writer keeps: retention and size bound (`[storage]`).
+    public struct Retention: Sendable, Equatable {
+        public var days: Int
+        public var maxBytes: Int64
+        public init(days: Int, maxBytes: Int64) {
+            self.days = days
+            self.maxBytes = maxBytes
+        }
+    }
+
+    public let store: HistoryStore
+    public let retention: Retention?
+    public let maxPendingRows: Int
+    public let retryInterval: TimeInterval
+    public let pruneInterval: TimeInterval
+    /// Called on the writer's thread when a write or prune fails for a new reason, and when writing
+    /// works again after failures (status.lastError nil): the daemon logs it.
+    let onChange: (@Sendable (Status) -> Void)?
+    let clock: @Sendable () -> Int64
+
+    private let condition = NSCondition()
+    // Everything below is guarded by `condition`.
+    private var pending: [(sequence: UInt64, bucket: TrafficBucket)] = []
+    private var nextSequence: UInt64 = 0
+    /// The last sequence number of the batch being written, which dropping must not touch.
+    private var inFlightThrough: UInt64?
+    private var status = Status()
+    private var flushRequested: UInt64 = 0
+    private var flushCompleted: UInt64 = 0
+    private var stopping = false
+    private var stopped = false
+    private var closed = false
+
+    /// Starts the writer's thread.
+    /// - Parameters:
+    ///   - maxPendingRows: the most rows kept in memory while the database cannot be written
+    ///     (about 200 bytes each); the oldest buckets beyond it are dropped. At least one bucket
+    ///     is always kept.
+    ///   - retryInterval: seconds between retries after a failed write.
+    ///   - retention: pruned after opening and every `pruneInterval` seconds; nil never prunes.
+    ///   - clock: Unix seconds now (tests give their own).
+    ///   - onChange: see `onChange`.
+    public init(store: HistoryStore, retention: Retention? = nil, maxPendingRows: Int = 250_000,
+                retryInterval: TimeInterval = 10, pruneInterval: TimeInterval = 3600,
+                clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) },
+                onChange: (@Sendable (Status) -> Void)? = nil) {
+        self.store = store
+        self.retention = retention
+        self.maxPendingRows = max(1, maxPendingRows)
+        self.retryInterval = retryInterval
+        self.pruneInterval = pruneInterval
+        self.clock = clock
+        self.onChange = onChange
+        status.retrySeconds = Int(retryInterval.rounded())
+        let thread = Thread { [self] in run() }
+        thread.name = "nfowner-history"
+        thread.start()
+    }
+
+    /// Queues completed buckets for writing. Never waits for the disk. After `close()`, the
+    /// buckets are dropped (and counted).
+    public func submit(_ buckets: [TrafficBucket]) {
+        guard !buckets.isEmpty else { return }
+        condition.lock()
+        defer { condition.unlock() }
+        if closed {
+            status.droppedBuckets += UInt64(buckets.count)
+            return
+        }
+        for bucket in buckets {
+            pending.append((nextSequence, bucket))
+            nextSequence += 1
+            status.pendingRows += bucket.rows.count
+        }
+        status.pendingBuckets = pending.count
+        dropOldestBeyondBound()
+        condition.broadcast()
+    }
+
+    /// The writer's state now.
+    public var currentStatus: Status {
+        condition.lock()
+        defer { condition.unlock() }
+        return status
+    }
+
+    /// Writes everything queued now and waits for it (SIGTERM). Throws the write's error when
+    /// buckets remain unwritten (they stay queued).
+    public func flush() throws(HistoryError) {
+        condition.lock()
+        defer { condition.unlock() }
+        if stopped { throw HistoryError.closed(store.path) }
+        flushRequested += 1
+        let ticket = flushRequested
+        condition.broadcast()
+        while flushCompleted < ticket && !stopped { condition.wait() }
+        if !pending.isEmpty, let error = status.lastError { throw error }
+    }
+
+    /// Flushes, ends the thread and closes the store. What could not be written is dropped:
+    /// the error says how many buckets. Later `submit`s are dropped; a second `close` does nothing.
+    public func close() throws(HistoryError) {
+        var flushError: HistoryError?
+        do { try flush() } catch { flushError = error }
+        condition.lock()
+        if closed {
+            condition.unlock()
+            return
+        }
+        closed = true
+        stopping = true
+        condition.broadcast()
+        while !stopped { condition.wait() }
+        let lost = pending.count
+        status.droppedBuckets += UInt64(lost)
+        pending.removeAll()
+        status.pendingBuckets = 0
+        status.pendingRows = 0
+        condition.unlock()
+        try? store.close()
+        if let flushError, lost > 0 {
+            throw HistoryError(code: flushError.code, path: flushError.path,
+                               reason: "\(flushError.reason); \(lost) bucket\(lost == 1 ? "" : "s") of history lost")
+        }
+    }
+
+    // MARK: The thread
+
+    private func run() {
+        var lastPrune: Date?
+        var retryAt: Date?
+        condition.lock()
+        while true {
+            if stopping {
+                stopped = true
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
+            let flushTicket = flushRequested
+            let wantsFlush = flushTicket > flushCompleted
+            let pruneDue = retention != nil && (lastPrune.map { Date().timeIntervalSince($0) >= pruneInterval } ?? true)
+            let canRetry = retryAt.map { Date() >= $0 } ?? true
+            let hasWork = !pending.isEmpty && (canRetry || wantsFlush)
+            if !hasWork && !pruneDue && !wantsFlush {
+                var deadline = Date().addingTimeInterval(pruneInterval)
+                if let lastPrune { deadline = lastPrune.addingTimeInterval(pruneInterval) }
+                if !pending.isEmpty, let retryAt { deadline = min(deadline, retryAt) }
+                _ = condition.wait(until: deadline)
+                continue
+            }
+            let batch = hasWork ? pending : []
+            inFlightThrough = batch.last?.sequence
+            condition.unlock()
+
+            var error: HistoryError?
+            if !batch.isEmpty {
+                do { try store.write(batch.map(\.bucket)) } catch let failure { error = failure }
+            }
+            var pruneError: HistoryError?
+            if pruneDue, let retention, error == nil {
+                lastPrune = Date()
+                do {
+                    try store.prune(now: clock(), retentionDays: retention.days, maxBytes: retention.maxBytes)
+                } catch let failure { pruneError = failure }
+            }
+
+            condition.lock()
+            inFlightThrough = nil
+            var changed = false
+            if let error {
+                retryAt = Date().addingTimeInterval(retryInterval)
+                changed = status.lastError != error
+                status.lastError = error
+            } else {
+                if let last = batch.last?.sequence {
+                    pending.removeAll { $0.sequence <= last }
+                    status.writtenBuckets += UInt64(batch.count)
+                    status.pendingRows = pending.reduce(0) { $0 + $1.bucket.rows.count }
+                    status.pendingBuckets = pending.count
+                }
+                retryAt = nil
+                if let pruneError {
+                    changed = status.lastError != pruneError
+                    status.lastError = pruneError
+                } else if status.lastError != nil, !batch.isEmpty || pruneDue {
+                    status.lastError = nil
+                    changed = true
+                }
+            }
+            if wantsFlush { flushCompleted = flushTicket }
+            condition.broadcast()
+            if changed, let onChange {
+                let snapshot = status
+                condition.unlock()
+                onChange(snapshot)
+                condition.lock()
+            }
+        }
+    }
+
+    /// Caller holds the lock. Drops the oldest buckets not being written until the rows fit
+    /// (always keeping the newest).
+    private func dropOldestBeyondBound() {
+        while status.pendingRows > maxPendingRows {
+            let first = inFlightThrough.map { through in pending.firstIndex { $0.sequence > through } ?? pending.count } ?? 0
+            guard first < pending.count - 1 else { break }
+            let dropped = pending.remove(at: first)
+            status.pendingRows -= dropped.bucket.rows.count
+            status.droppedBuckets += 1
+            let start = dropped.bucket.start
+            if let range = status.droppedRange {
+                status.droppedRange = min(range.lowerBound, start)...max(range.upperBound, start)
+            } else {
+                status.droppedRange = start...start
+            }
+        }
+        status.pendingBuckets = pending.count
+    }
+}
