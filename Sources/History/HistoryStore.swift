@@ -252,6 +252,17 @@ public final class HistoryStore: Sendable {
         }
     }
 
+    /// Tests: caps the writer connection's file at its current size plus `extraPages` pages
+    /// (`PRAGMA max_page_count`), so growing it fails with SQLITE_FULL as a full disk does;
+    /// nil lifts the cap.
+    func limitGrowthForTesting(extraPages: Int?) throws {
+        try database.writeWithoutTransaction { db in
+            let pages = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+            let limit = extraPages.map { pages + $0 } ?? 1_073_741_823
+            _ = try Int.fetchOne(db, sql: "PRAGMA max_page_count = \(limit)")
+        }
+    }
+
     // MARK: Checking
 
     /// `PRAGMA integrity_check`: returns normally when SQLite answers "ok", else throws
