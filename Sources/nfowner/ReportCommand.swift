@@ -7,11 +7,14 @@ import Reports
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Report traffic from the history `nfowner run` keeps: per unit, cgroup, user, program or remote end.",
+        abstract: "Report traffic from the history `nfowner run` keeps: per unit, cgroup, user, program, protocol or remote end.",
         discussion: """
             Sums the bytes, packets and flows of the history's time buckets that start in \
             [--since, --until), grouped by the --by dimensions and always by direction (out: sent by \
-            local sockets; in: delivered to them). Unknown values (a packet no process owned has no \
+            local sockets; in: delivered to them); a range counts whole buckets ([accounting] \
+            bucket_s, 60 s by default). Figures from the two accounting modes (packets: every packet \
+            through NFLOG; kernel: nftables counters) are never added together: each row names its \
+            mode. Unknown values (a packet no process owned has no \
             program) show as "-" in the table, null in JSON and empty in CSV. "unaccounted" counts \
             the packets the kernel dropped before nfowner could count them. No root needed when the \
             database is readable (it is opened read-only). The JSON and CSV formats are a contract: \
@@ -23,7 +26,7 @@ struct ReportCommand: ParsableCommand {
 
             Examples:
               nfowner report                                  # the last hour, per unit
-              nfowner report --since 1d --by user,program     # the last day, per user and program
+              nfowner report --since 1d --by user,program     # the last day, per user, program
               nfowner report --since 2026-12-01 --until 2026-12-02 --by unit,remote
               nfowner report --since 30m --by program --format json | jq '.rows[0]'
               nfowner report --db /tmp/copy.db --by cgroup --format csv > traffic.csv
@@ -39,14 +42,15 @@ struct ReportCommand: ParsableCommand {
         valueName: "file"))
     var configPath: String?
 
-    @Option(help: ArgumentHelp("Start of the range (inclusive). Default: 1h (an hour ago).", valueName: "time"))
+    @Option(help: ArgumentHelp("Start of the range (inclusive); 1h is an hour ago.", valueName: "time"))
     var since: String = "1h"
 
-    @Option(help: ArgumentHelp("End of the range (exclusive). Default: now.", valueName: "time"))
+    @Option(help: ArgumentHelp("End of the range (exclusive).", valueName: "time"))
     var until: String = "now"
 
     @Option(help: ArgumentHelp(
-        "What to group by, comma-separated, in column order: unit, cgroup, user, program, proto, remote. Default: unit.",
+        "What to group by, comma-separated, in column order: unit, cgroup, user, program, proto, remote "
+            + "(ADDR:PORT, [V6]:PORT, ADDR, or other: the endpoints folded together).",
         valueName: "dimensions"))
     var by: String = "unit"
 
