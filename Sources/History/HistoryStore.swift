@@ -33,7 +33,10 @@ public final class HistoryStore: Sendable {
             configuration.readonly = true
             configuration.busyMode = .timeout(5)
             do {
-                database = try DatabaseQueue(path: path, configuration: configuration)
+                // On a read-only file system no writer can be active, and SQLite cannot make the
+                // WAL's shared-memory file: read the file as immutable (URI filename).
+                let location = Self.isOnReadOnlyFileSystem(path) ? "file:\(Self.uriEscaped(path))?immutable=1" : path
+                database = try DatabaseQueue(path: location, configuration: configuration)
             } catch {
                 throw HistoryError.from(error, path: path, doing: "read history from")
             }
@@ -45,6 +48,11 @@ public final class HistoryStore: Sendable {
             do {
                 database = try DatabasePool(path: path, configuration: configuration)
             } catch {
+                if Self.isOnReadOnlyFileSystem(path) {
+                    throw HistoryError(code: .readOnly, path: path,
+                                       reason: "cannot write history to \(path): its file system is mounted read-only; "
+                                           + "give [storage] path a writable place (systemd: StateDirectory=nfowner)")
+                }
                 throw HistoryError.from(error, path: path, doing: "open history at")
             }
             try Self.prepareForWriting(database, path: path)
@@ -62,6 +70,27 @@ public final class HistoryStore: Sendable {
     }
 
     // MARK: Opening
+
+    /// Whether the file system holding `path` (or its directory) is mounted read-only.
+    static func isOnReadOnlyFileSystem(_ path: String) -> Bool {
+        var info = statvfs()
+        let target = FileManager.default.fileExists(atPath: path) ? path : (path as NSString).deletingLastPathComponent
+        guard statvfs(target.isEmpty ? "." : target, &info) == 0 else { return false }
+        return info.f_flag & UInt(ST_RDONLY) != 0
+    }
+
+    /// Percent-escapes what a URI filename cannot hold as is.
+    static func uriEscaped(_ path: String) -> String {
+        var out = ""
+        for byte in path.utf8 {
+            switch byte {
+            case UInt8(ascii: "%"), UInt8(ascii: "?"), UInt8(ascii: "#"), 0..<0x21, 0x7F...:
+                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(2)
+            default: out.unicodeScalars.append(Unicode.Scalar(byte))
+            }
+        }
+        return out
+    }
 
     static func createDirectory(for path: String) throws(HistoryError) {
         let directory = (path as NSString).deletingLastPathComponent
@@ -341,5 +370,11 @@ public final class HistoryStore: Sendable {
         } catch {
             throw HistoryError.from(error, path: path, doing: "read history from")
         }
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(_ width: Int) -> String {
+        String(repeating: "0", count: max(0, width - count)) + self
     }
 }

@@ -318,6 +318,12 @@ enum Sample {
         #expect(try store.query(since: 660, until: 720, by: [.remote]).rows.count == 2003)
     }
 
+    @Test func uriFilenamesEscapeWhatSQLiteWouldReadAsSyntax() {
+        #expect(HistoryStore.uriEscaped("/var/lib/nfowner/nfowner.db") == "/var/lib/nfowner/nfowner.db")
+        #expect(HistoryStore.uriEscaped("/a b/%x?y#z.db") == "/a%20b/%25x%3Fy%23z.db")
+        #expect(HistoryStore.uriEscaped("/é") == "/%C3%A9")
+    }
+
     @Test func integrityCheckFindsDamage() throws {
         let directory = try TemporaryDirectory()
         let path = directory.path("history.db")
