@@ -15,7 +15,8 @@ import Reports
 /// The thread also prunes (retention and size bound) after opening and every `pruneInterval`.
 ///
 /// Threads: every method may be called from any thread. `submit` never blocks on I/O; `flush`
-/// and `close` block until the thread has tried.
+/// and `close` block until the thread has tried. The thread runs until `close()`: call it (it
+/// also keeps the writer alive until then).
 public final class HistoryWriter: @unchecked Sendable {
     /// What the daemon logs.
     public struct Status: Sendable, Equatable, CustomStringConvertible {
@@ -86,6 +87,9 @@ public final class HistoryWriter: @unchecked Sendable {
     private var flushRequested: UInt64 = 0
     private var flushCompleted: UInt64 = 0
     private var stopping = false
+    /// Whether `status.lastError` came from pruning (cleared by the next good prune) rather than
+    /// from writing (cleared only by the next good write).
+    private var lastErrorIsFromPruning = false
     private var stopped = false
     private var closed = false
 
@@ -230,19 +234,25 @@ public final class HistoryWriter: @unchecked Sendable {
                 retryAt = Date().addingTimeInterval(retryInterval)
                 changed = status.lastError != error
                 status.lastError = error
+                lastErrorIsFromPruning = false
             } else {
                 if let last = batch.last?.sequence {
                     pending.removeAll { $0.sequence <= last }
                     status.writtenBuckets += UInt64(batch.count)
                     status.pendingRows = pending.reduce(0) { $0 + $1.bucket.rows.count }
                     status.pendingBuckets = pending.count
+                    retryAt = nil
                 }
-                retryAt = nil
                 if let pruneError {
-                    changed = status.lastError != pruneError
-                    status.lastError = pruneError
-                } else if status.lastError != nil, !batch.isEmpty || pruneDue {
+                    // A failed write's error stays: it is what keeps buckets waiting.
+                    if status.lastError == nil || lastErrorIsFromPruning {
+                        changed = status.lastError != pruneError
+                        status.lastError = pruneError
+                        lastErrorIsFromPruning = true
+                    }
+                } else if status.lastError != nil, !batch.isEmpty || (pruneDue && lastErrorIsFromPruning) {
                     status.lastError = nil
+                    lastErrorIsFromPruning = false
                     changed = true
                 }
             }

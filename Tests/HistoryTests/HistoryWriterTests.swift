@@ -78,6 +78,7 @@ final class Changes: @unchecked Sendable {
         #expect(status.lastError?.code == .diskFull)
         #expect(status.description == "cannot write history to \(store.path): disk full; free space on its file "
                 + "system, or lower [storage] max_mb or retention_days; keeping 1 bucket in memory, retrying every 0 s")
+        #expect(Self.wait(1) { !changes.all.isEmpty })
         #expect(changes.all.first?.lastError?.code == .diskFull, "the daemon is told")
 
         // Counting goes on meanwhile.
@@ -128,6 +129,21 @@ final class Changes: @unchecked Sendable {
         try writer.flush()
         let starts = try store.database.read { db in try Int64.fetchAll(db, sql: "SELECT start FROM bucket ORDER BY start") }
         #expect(starts == [9 * day])
+        try writer.close()
+    }
+
+    @Test func aGoodPruneDoesNotHideAFailedWrite() throws {
+        let directory = try TemporaryDirectory()
+        let store = try HistoryStore(path: directory.path("history.db"))
+        let writer = HistoryWriter(store: store, retention: .init(days: 30, maxBytes: 1 << 30), retryInterval: 600,
+                                   pruneInterval: 0.05, clock: { 0 })
+        try store.limitGrowthForTesting(extraPages: 0)
+        writer.submit([Self.bucket(start: 0, rows: 3000)])
+        #expect(throws: HistoryError.self) { try writer.flush() }
+        Thread.sleep(forTimeInterval: 0.5) // several prunes
+        #expect(writer.currentStatus.lastError?.code == .diskFull)
+        #expect(writer.currentStatus.pendingBuckets == 1)
+        try store.limitGrowthForTesting(extraPages: nil)
         try writer.close()
     }
 
