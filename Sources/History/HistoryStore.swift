@@ -59,10 +59,15 @@ public final class HistoryStore: Sendable {
         }
     }
 
-    /// Closes the file. Later calls throw. (The store also closes when released.)
+    /// Closes the file; a read-write store first moves the WAL's pages into the file, so that a
+    /// clean shutdown leaves one self-contained file (to copy, or read on read-only media). Later
+    /// calls throw. (The store also closes when released, without the checkpoint.)
     public func close() throws(HistoryError) {
         do {
-            if let pool = database as? DatabasePool { try pool.close() }
+            if let pool = database as? DatabasePool {
+                try? pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+                try pool.close()
+            }
             if let queue = database as? DatabaseQueue { try queue.close() }
         } catch {
             throw HistoryError.from(error, path: path, doing: "close")

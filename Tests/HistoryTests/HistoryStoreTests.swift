@@ -336,7 +336,6 @@ enum Sample {
         }
         try store.write([bucket])
         try store.integrityCheck()
-        try store.database.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
         try store.close()
         // Overwrite every page but the first (the header and schema): damaged b-tree pages.
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))

@@ -158,6 +158,8 @@ final class Changes: @unchecked Sendable {
         #expect(writer.currentStatus.droppedBuckets == 2)
         let error = #expect(throws: HistoryError.self) { try writer.flush() }
         #expect(error?.code == .closed)
+        let wal = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
+        #expect(wal == 0, "a clean close leaves everything in the file itself")
         let reader = try HistoryStore(path: path, access: .readOnly)
         #expect(try reader.query(since: 0, until: 1000, by: [.unit]).unaccountedPackets == 7)
     }
