@@ -96,13 +96,13 @@ public final class HistoryWriter: @unchecked Sendable {
     /// Starts the writer's thread.
     /// - Parameters:
     ///   - maxPendingRows: the most rows kept in memory while the database cannot be written
-    ///     (about 200 bytes each); the oldest buckets beyond it are dropped. At least one bucket
-    ///     is always kept.
+    ///     (about 200 bytes each: 20 MiB for the default); the oldest buckets beyond it are
+    ///     dropped. The newest bucket is always kept, whatever its size.
     ///   - retryInterval: seconds between retries after a failed write.
     ///   - retention: pruned after opening and every `pruneInterval` seconds; nil never prunes.
     ///   - clock: Unix seconds now (tests give their own).
     ///   - onChange: see `onChange`.
-    public init(store: HistoryStore, retention: Retention? = nil, maxPendingRows: Int = 250_000,
+    public init(store: HistoryStore, retention: Retention? = nil, maxPendingRows: Int = 100_000,
                 retryInterval: TimeInterval = 10, pruneInterval: TimeInterval = 3600,
                 clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) },
                 onChange: (@Sendable (Status) -> Void)? = nil) {
@@ -156,7 +156,7 @@ public final class HistoryWriter: @unchecked Sendable {
         let ticket = flushRequested
         condition.broadcast()
         while flushCompleted < ticket && !stopped { condition.wait() }
-        if !pending.isEmpty, let error = status.lastError { throw error }
+        if !pending.isEmpty, !lastErrorIsFromPruning, let error = status.lastError { throw error }
     }
 
     /// Flushes, ends the thread and closes the store. What could not be written is dropped:
