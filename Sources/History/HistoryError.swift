@@ -19,6 +19,8 @@ public struct HistoryError: Error, Sendable, Equatable, CustomStringConvertible 
         public static let newerSchema = Code(name: "newerSchema")
         /// The file or its directory cannot be opened or created (SQLITE_CANTOPEN, permissions).
         public static let cannotOpen = Code(name: "cannotOpen")
+        /// This user may not read the file or a directory above it (reading).
+        public static let permissionDenied = Code(name: "permissionDenied")
         /// `PRAGMA integrity_check` found problems.
         public static let corrupt = Code(name: "corrupt")
         /// The writer was closed.
@@ -43,6 +45,12 @@ public struct HistoryError: Error, Sendable, Equatable, CustomStringConvertible 
     static func noDatabase(_ path: String) -> HistoryError {
         HistoryError(code: .noDatabase, path: path,
                      reason: "no history at \(path): start `nfowner run` (it writes [storage] path) or give --db")
+    }
+
+    static func permissionDenied(_ path: String, detail: String) -> HistoryError {
+        HistoryError(code: .permissionDenied, path: path,
+                     reason: "cannot read history at \(path): \(detail.lowercased()); run as root (sudo nfowner report) "
+                        + "or copy the file somewhere readable and give --db")
     }
 
     static func newerSchema(_ path: String, unknown: [String]) -> HistoryError {
@@ -81,8 +89,8 @@ public struct HistoryError: Error, Sendable, Equatable, CustomStringConvertible 
                                     + "and `nfowner run` starts a new one")
         case .SQLITE_CANTOPEN:
             return HistoryError(code: .cannotOpen, path: path,
-                                reason: "cannot \(doing) \(path): cannot open the file (\(detail)); check that its "
-                                    + "directory exists and nfowner may write there")
+                                reason: "cannot \(doing) \(path): cannot open the file (\(detail)); check that it "
+                                    + "and its directory exist and that nfowner may use them")
         case .SQLITE_IOERR:
             return HistoryError(code: .other, path: path,
                                 reason: "cannot \(doing) \(path): I/O error (\(detail)); check the disk and the kernel log")

@@ -28,15 +28,12 @@ public final class HistoryStore: Sendable {
         self.access = access
         switch access {
         case .readOnly:
-            guard FileManager.default.fileExists(atPath: path) else { throw .noDatabase(path) }
+            try Self.checkCanRead(path)
             var configuration = Configuration()
             configuration.readonly = true
             configuration.busyMode = .timeout(5)
             do {
-                // On a read-only file system no writer can be active, and SQLite cannot make the
-                // WAL's shared-memory file: read the file as immutable (URI filename).
-                let location = Self.isOnReadOnlyFileSystem(path) ? "file:\(Self.uriEscaped(path))?immutable=1" : path
-                database = try DatabaseQueue(path: location, configuration: configuration)
+                database = try DatabaseQueue(path: Self.readLocation(path), configuration: configuration)
             } catch {
                 throw HistoryError.from(error, path: path, doing: "read history from")
             }
@@ -48,10 +45,11 @@ public final class HistoryStore: Sendable {
             do {
                 database = try DatabasePool(path: path, configuration: configuration)
             } catch {
-                if Self.isOnReadOnlyFileSystem(path) {
+                if !Self.canWriteDirectory(of: path) {
                     throw HistoryError(code: .readOnly, path: path,
-                                       reason: "cannot write history to \(path): its file system is mounted read-only; "
-                                           + "give [storage] path a writable place (systemd: StateDirectory=nfowner)")
+                                       reason: "cannot write history to \(path): its directory is not writable (a "
+                                           + "read-only file system, or permissions); give [storage] path a writable "
+                                           + "place (systemd: StateDirectory=nfowner)")
                 }
                 throw HistoryError.from(error, path: path, doing: "open history at")
             }
@@ -76,12 +74,31 @@ public final class HistoryStore: Sendable {
 
     // MARK: Opening
 
-    /// Whether the file system holding `path` (or its directory) is mounted read-only.
-    static func isOnReadOnlyFileSystem(_ path: String) -> Bool {
-        var info = statvfs()
-        let target = FileManager.default.fileExists(atPath: path) ? path : (path as NSString).deletingLastPathComponent
-        guard statvfs(target.isEmpty ? "." : target, &info) == 0 else { return false }
-        return info.f_flag & UInt(ST_RDONLY) != 0
+    /// The file must exist and be readable: a missing file and a forbidden one get different advice.
+    static func checkCanRead(_ path: String) throws(HistoryError) {
+        do {
+            _ = try FileManager.default.attributesOfItem(atPath: path)
+        } catch let error as CocoaError where error.code == .fileReadNoSuchFile || error.code == .fileNoSuchFile {
+            throw .noDatabase(path)
+        } catch {
+            throw .permissionDenied(path, detail: "permission denied")
+        }
+        if !FileManager.default.isReadableFile(atPath: path) { throw .permissionDenied(path, detail: "permission denied") }
+    }
+
+    /// Where a read-only connection opens `path`. A WAL database needs its shared-memory file
+    /// (PATH-shm): when no writer has the file open (no PATH-wal) and this process cannot create
+    /// PATH-shm (a read-only file system, a directory only root may write), the file is read as
+    /// immutable (an SQLite URI filename), which needs no -shm and is safe with no writer.
+    static func readLocation(_ path: String) -> String {
+        if canWriteDirectory(of: path) || FileManager.default.fileExists(atPath: path + "-wal") { return path }
+        return "file:\(uriEscaped(path))?immutable=1"
+    }
+
+    /// Whether this process may create files beside `path` (false on a read-only file system too).
+    static func canWriteDirectory(of path: String) -> Bool {
+        let directory = (path as NSString).deletingLastPathComponent
+        return FileManager.default.isWritableFile(atPath: directory.isEmpty ? "." : directory)
     }
 
     /// Percent-escapes what a URI filename cannot hold as is.

@@ -184,4 +184,39 @@ import Testing
         #expect(off.status != 0)
         #expect(off.stderr.contains("keeps no history ([storage] path is empty): give --db"))
     }
+
+    /// `report` as an unprivileged user, on files root's daemon wrote: a directory it may not
+    /// enter is named as a permission problem (not "no history"); a readable file in a directory
+    /// it may not write is read, with the daemon running (its -wal and -shm exist) or stopped.
+    @Test(.enabled(if: Harness.isRoot, "needs root: runs report as nobody (setpriv)"))
+    func reportAsAnUnprivilegedUser() throws {
+        let directory = Self.temporaryPath("dir")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false,
+                                                attributes: [.posixPermissions: 0o755])
+        let path = directory + "/nfowner.db"
+        _ = try Self.writeSample(to: path, now: Int64(Date().timeIntervalSince1970))
+        func reportAsNobody() throws -> CommandResult {
+            try Harness.run("/usr/bin/setpriv", ["--reuid=\(Harness.unprivilegedUID)", "--regid=\(Harness.unprivilegedGID)",
+                                                 "--clear-groups", Harness.nfowner, "report", "--db", path, "--format", "json"])
+        }
+        #expect(!FileManager.default.fileExists(atPath: path + "-wal"), "closed cleanly")
+        let stopped = try reportAsNobody()
+        #expect(stopped.status == 0, "\(stopped.stderr)")
+        #expect(stopped.stdout.contains("\"unaccounted\":5"))
+
+        let daemon = try HistoryStore(path: path) // as `run` holds it: -wal and -shm exist
+        try daemon.write([TrafficBucket(start: Int64(Date().timeIntervalSince1970) / 60 * 60 - 60, seconds: 60,
+                                        unaccountedPackets: 1)])
+        #expect(FileManager.default.fileExists(atPath: path + "-wal"))
+        let running = try reportAsNobody()
+        #expect(running.status == 0, "\(running.stderr)")
+        #expect(running.stdout.contains("\"unaccounted\":6"), "sees the daemon's latest write")
+        try daemon.close()
+
+        try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: directory)
+        let forbidden = try reportAsNobody()
+        #expect(forbidden.status != 0)
+        #expect(forbidden.stderr.contains("cannot read history at \(path): permission denied; run as root"))
+    }
 }

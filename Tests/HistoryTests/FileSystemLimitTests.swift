@@ -58,8 +58,8 @@ struct FileSystemLimitTests {
         try fileSystem.remount("ro")
         let error = #expect(throws: HistoryError.self) { try HistoryStore(path: path) }
         #expect(error?.code == .readOnly)
-        #expect(error?.reason == "cannot write history to \(path): its file system is mounted read-only; "
-                + "give [storage] path a writable place (systemd: StateDirectory=nfowner)")
+        #expect(error?.reason == "cannot write history to \(path): its directory is not writable (a read-only file "
+                + "system, or permissions); give [storage] path a writable place (systemd: StateDirectory=nfowner)")
         // Reading still works.
         let reader = try HistoryStore(path: path, access: .readOnly)
         #expect(try reader.query(since: 0, until: 1000, by: [.unit]).unaccountedPackets == 7)
