@@ -96,13 +96,14 @@ public final class HistoryWriter: @unchecked Sendable {
     /// Starts the writer's thread.
     /// - Parameters:
     ///   - maxPendingRows: the most rows kept in memory while the database cannot be written
-    ///     (about 200 bytes each: 20 MiB for the default); the oldest buckets beyond it are
-    ///     dropped. The newest bucket is always kept, whatever its size.
+    ///     (up to about 400 bytes each, measured with distinct strings per row: about 20 MiB for
+    ///     the default); the oldest buckets beyond it are dropped. The newest bucket is always
+    ///     kept, whatever its size.
     ///   - retryInterval: seconds between retries after a failed write.
     ///   - retention: pruned after opening and every `pruneInterval` seconds; nil never prunes.
     ///   - clock: Unix seconds now (tests give their own).
     ///   - onChange: see `onChange`.
-    public init(store: HistoryStore, retention: Retention? = nil, maxPendingRows: Int = 100_000,
+    public init(store: HistoryStore, retention: Retention? = nil, maxPendingRows: Int = 50_000,
                 retryInterval: TimeInterval = 10, pruneInterval: TimeInterval = 3600,
                 clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) },
                 onChange: (@Sendable (Status) -> Void)? = nil) {
