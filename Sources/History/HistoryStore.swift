@@ -116,7 +116,13 @@ public final class HistoryStore: Sendable {
 
     static func createDirectory(for path: String) throws(HistoryError) {
         let directory = (path as NSString).deletingLastPathComponent
-        guard !directory.isEmpty, !FileManager.default.fileExists(atPath: directory) else { return }
+        var isDirectory: ObjCBool = false
+        if directory.isEmpty || FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            if directory.isEmpty || isDirectory.boolValue { return }
+            throw HistoryError(code: .cannotOpen, path: path,
+                               reason: "cannot create the history at \(path): \(directory) is not a directory; "
+                                   + "give [storage] path another place")
+        }
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o750])

@@ -67,7 +67,8 @@ public final class HistoryWriter: @unchecked Sendable {
         }
     }
 
-    public let store: HistoryStore
+    /// The database file.
+    public let path: String
     public let retention: Retention?
     public let maxPendingRows: Int
     public let retryInterval: TimeInterval
@@ -76,6 +77,12 @@ public final class HistoryWriter: @unchecked Sendable {
     /// works again after failures (status.lastError nil): the daemon logs it.
     let onChange: (@Sendable (Status) -> Void)?
     let clock: @Sendable () -> Int64
+
+    /// Opens the store: on the writer's thread, again after each failure (a read-only or full
+    /// file system at boot must not stop counting).
+    private let open: @Sendable () throws(HistoryError) -> HistoryStore
+    /// The open store; only the writer's thread touches it (and `close`, after the thread ended).
+    private var store: HistoryStore?
 
     private let condition = NSCondition()
     // Everything below is guarded by `condition`.
@@ -93,7 +100,19 @@ public final class HistoryWriter: @unchecked Sendable {
     private var stopped = false
     private var closed = false
 
-    /// Starts the writer's thread.
+    /// Starts the writer's thread, which opens (or creates) the history at `path` and writes to
+    /// it. When opening fails, the failure is `status.lastError` (and `onChange`), buckets wait in
+    /// memory as for a failed write, and opening is tried again every `retryInterval`.
+    public convenience init(path: String, retention: Retention? = nil, maxPendingRows: Int = 50_000,
+                            retryInterval: TimeInterval = 10, pruneInterval: TimeInterval = 3600,
+                            clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) },
+                            onChange: (@Sendable (Status) -> Void)? = nil) {
+        self.init(path: path, store: nil, open: { () throws(HistoryError) in try HistoryStore(path: path) },
+                  retention: retention, maxPendingRows: maxPendingRows, retryInterval: retryInterval,
+                  pruneInterval: pruneInterval, clock: clock, onChange: onChange)
+    }
+
+    /// Starts the writer's thread on a store already open (read-write). The writer closes it.
     /// - Parameters:
     ///   - maxPendingRows: the most rows kept in memory while the database cannot be written
     ///     (up to about 400 bytes each, measured with distinct strings per row: about 20 MiB for
@@ -103,11 +122,21 @@ public final class HistoryWriter: @unchecked Sendable {
     ///   - retention: pruned after opening and every `pruneInterval` seconds; nil never prunes.
     ///   - clock: Unix seconds now (tests give their own).
     ///   - onChange: see `onChange`.
-    public init(store: HistoryStore, retention: Retention? = nil, maxPendingRows: Int = 50_000,
-                retryInterval: TimeInterval = 10, pruneInterval: TimeInterval = 3600,
-                clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) },
-                onChange: (@Sendable (Status) -> Void)? = nil) {
+    public convenience init(store: HistoryStore, retention: Retention? = nil, maxPendingRows: Int = 50_000,
+                            retryInterval: TimeInterval = 10, pruneInterval: TimeInterval = 3600,
+                            clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) },
+                            onChange: (@Sendable (Status) -> Void)? = nil) {
+        self.init(path: store.path, store: store, open: { () throws(HistoryError) in store },
+                  retention: retention, maxPendingRows: maxPendingRows, retryInterval: retryInterval,
+                  pruneInterval: pruneInterval, clock: clock, onChange: onChange)
+    }
+
+    private init(path: String, store: HistoryStore?, open: @escaping @Sendable () throws(HistoryError) -> HistoryStore,
+                 retention: Retention?, maxPendingRows: Int, retryInterval: TimeInterval, pruneInterval: TimeInterval,
+                 clock: @escaping @Sendable () -> Int64, onChange: (@Sendable (Status) -> Void)?) {
+        self.path = path
         self.store = store
+        self.open = open
         self.retention = retention
         self.maxPendingRows = max(1, maxPendingRows)
         self.retryInterval = retryInterval
@@ -152,7 +181,7 @@ public final class HistoryWriter: @unchecked Sendable {
     public func flush() throws(HistoryError) {
         condition.lock()
         defer { condition.unlock() }
-        if stopped { throw HistoryError.closed(store.path) }
+        if stopped { throw HistoryError.closed(path) }
         flushRequested += 1
         let ticket = flushRequested
         condition.broadcast()
@@ -180,7 +209,8 @@ public final class HistoryWriter: @unchecked Sendable {
         status.pendingBuckets = 0
         status.pendingRows = 0
         condition.unlock()
-        try? store.close()
+        try? store?.close()
+        store = nil
         if let flushError, lost > 0 {
             throw HistoryError(code: flushError.code, path: flushError.path,
                                reason: "\(flushError.reason); \(lost) bucket\(lost == 1 ? "" : "s") of history lost")
@@ -202,13 +232,15 @@ public final class HistoryWriter: @unchecked Sendable {
             }
             let flushTicket = flushRequested
             let wantsFlush = flushTicket > flushCompleted
-            let pruneDue = retention != nil && (lastPrune.map { Date().timeIntervalSince($0) >= pruneInterval } ?? true)
             let canRetry = retryAt.map { Date() >= $0 } ?? true
+            let needsOpen = store == nil && (canRetry || wantsFlush)
+            let pruneDue = store != nil && retention != nil
+                && (lastPrune.map { Date().timeIntervalSince($0) >= pruneInterval } ?? true)
             let hasWork = !pending.isEmpty && (canRetry || wantsFlush)
-            if !hasWork && !pruneDue && !wantsFlush {
+            if !hasWork && !pruneDue && !wantsFlush && !needsOpen {
                 var deadline = Date().addingTimeInterval(pruneInterval)
                 if let lastPrune { deadline = lastPrune.addingTimeInterval(pruneInterval) }
-                if !pending.isEmpty, let retryAt { deadline = min(deadline, retryAt) }
+                if !pending.isEmpty || store == nil, let retryAt { deadline = min(deadline, retryAt) }
                 _ = condition.wait(until: deadline)
                 continue
             }
@@ -217,11 +249,20 @@ public final class HistoryWriter: @unchecked Sendable {
             condition.unlock()
 
             var error: HistoryError?
-            if !batch.isEmpty {
+            var opened = false
+            if needsOpen {
+                do {
+                    store = try open()
+                    opened = true
+                } catch let failure { error = failure }
+            }
+            if let store, error == nil, !batch.isEmpty {
                 do { try store.write(batch.map(\.bucket)) } catch let failure { error = failure }
             }
             var pruneError: HistoryError?
-            if pruneDue, let retention, error == nil {
+            // Pruning also runs right after opening (lastPrune is still nil then).
+            if let store, let retention, error == nil,
+               lastPrune.map({ Date().timeIntervalSince($0) >= pruneInterval }) ?? true {
                 lastPrune = Date()
                 do {
                     try store.prune(now: clock(), retentionDays: retention.days, maxBytes: retention.maxBytes)
@@ -251,7 +292,7 @@ public final class HistoryWriter: @unchecked Sendable {
                         status.lastError = pruneError
                         lastErrorIsFromPruning = true
                     }
-                } else if status.lastError != nil, !batch.isEmpty || (pruneDue && lastErrorIsFromPruning) {
+                } else if status.lastError != nil, !batch.isEmpty || opened || (pruneDue && lastErrorIsFromPruning) {
                     status.lastError = nil
                     lastErrorIsFromPruning = false
                     changed = true

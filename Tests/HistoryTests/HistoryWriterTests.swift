@@ -96,6 +96,32 @@ final class Changes: @unchecked Sendable {
         try writer.close()
     }
 
+    @Test func aHistoryThatCannotBeOpenedYetIsOpenedLater() throws {
+        let directory = try TemporaryDirectory()
+        // A file where the database's directory should be: creating the directory fails.
+        let blocker = directory.path("state")
+        #expect(FileManager.default.createFile(atPath: blocker, contents: Data("x".utf8)))
+        let path = blocker + "/history.db"
+        let changes = Changes()
+        let writer = HistoryWriter(path: path, retention: .init(days: 30, maxBytes: 1 << 30), retryInterval: 0.2,
+                                   clock: { 1000 }, onChange: changes.append)
+        writer.submit(Sample.buckets)
+        let error = #expect(throws: HistoryError.self) { try writer.flush() }
+        #expect(error?.code == .cannotOpen)
+        #expect(error?.reason == "cannot create the history at \(path): \(blocker) is not a directory; "
+                + "give [storage] path another place")
+        #expect(writer.currentStatus.pendingBuckets == 2)
+        #expect(writer.currentStatus.description.hasSuffix("keeping 2 buckets in memory, retrying every 0 s"))
+
+        try FileManager.default.removeItem(atPath: blocker)
+        #expect(Self.wait { writer.currentStatus.pendingBuckets == 0 }, "opened and written on a retry, no flush")
+        #expect(writer.currentStatus.lastError == nil)
+        #expect(Self.wait(1) { changes.all.last?.lastError == nil })
+        try writer.close()
+        let reader = try HistoryStore(path: path, access: .readOnly)
+        #expect(try reader.query(since: 0, until: 1000, by: [.unit]).unaccountedPackets == 7)
+    }
+
     @Test func theMemoryBoundDropsTheOldestBucketsAndSaysWhich() throws {
         let directory = try TemporaryDirectory()
         let store = try HistoryStore(path: directory.path("history.db"))
