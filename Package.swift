@@ -11,7 +11,8 @@
 // Outside it, two kinds of code reach the kernel: nfowner-traffic, the test tool, calls Glibc
 // itself for its TCP/UDP/ping/raw sockets, privilege drop and clock (reporting failures with
 // NetfilterSystem's SystemError); and Attribution (/proc, cgroupfs), Rules (/proc, nft's path)
-// and Configuration (the config file) read files through Foundation.
+// and Configuration (the config file) read files through Foundation, as History does (its
+// directory), which keeps the SQLite history through GRDB (and the system's libsqlite3).
 import PackageDescription
 
 let package = Package(
