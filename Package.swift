@@ -11,7 +11,8 @@
 // Outside it, two kinds of code reach the kernel: nfowner-traffic, the test tool, calls Glibc
 // itself for its TCP/UDP/ping/raw sockets, privilege drop and clock (reporting failures with
 // NetfilterSystem's SystemError); and Attribution (/proc, cgroupfs), Rules (/proc, nft's path)
-// and Configuration (the config file) read files through Foundation.
+// and Configuration (the config file) read files through Foundation, as History does (its
+// directory), which keeps the SQLite history through GRDB (and the system's libsqlite3).
 import PackageDescription
 
 let package = Package(
@@ -37,6 +38,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // C boundary: libmnl and the kernel UAPI headers, in an include order that works.
@@ -69,6 +71,13 @@ let package = Package(
         .target(name: "Capture", dependencies: ["BinaryParsing", "PacketModel", "PacketParsing"]),
         // Traffic totals keyed by protocol/remote endpoint, process, cgroup: value types, no I/O.
         .target(name: "Accounting", dependencies: ["PacketModel", "PacketParsing"]),
+        // Report model and rendering (table, JSON, CSV) and the report's time syntax: pure, no I/O.
+        .target(name: "Reports", dependencies: ["Accounting"]),
+        // The accounting history in SQLite (GRDB, WAL): schema and migrations, batched writes
+        // off the packet path, retention and size bound, and the report query.
+        .target(name: "History", dependencies: [
+            "Accounting", "Reports", .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         // Sinks: where attributed packets go (text, JSON lines, trace totals). One protocol.
         .target(name: "Sinks", dependencies: ["PacketModel", "PacketParsing", "Export", "Accounting", "Capture", "NetfilterSystem"]),
         // The daemon's Prometheus endpoint: the accounting totals as swift-metrics counters in a
@@ -100,7 +109,7 @@ let package = Package(
         .executableTarget(name: "nfowner", dependencies: [
             "Daemon", "Accounting", "MetricsEndpoint", "Views", .product(name: "Logging", package: "swift-log"),
             "Session", "Setup", "Sinks", "Rules", "NetfilterSystem", "Attribution", "Configuration", "PacketModel",
-            "Capture", "Export", "PacketParsing",
+            "Capture", "Export", "PacketParsing", "History", "Reports",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Traffic generator for the end-to-end tests and benchmarks (sends as a chosen uid/gid).
@@ -109,6 +118,10 @@ let package = Package(
             "NetfilterSystem",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+
+        // Test tool: writes history buckets until killed (the kill -9 consistency test).
+        .executableTarget(name: "nfowner-history-writer", dependencies: ["History", "Accounting"],
+                          path: "Tests/HistoryWriterTool"),
 
         // Shared by the kernel tests (RulesTests, AttributionTests, EndToEndTests): running commands
         // and a network namespace per test. A library target (no tests of its own) under Tests/.
@@ -131,6 +144,10 @@ let package = Package(
         .testTarget(name: "ViewsTests", dependencies: ["Views", "Accounting", "Sinks"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Accounting", "Configuration", "Rules"]),
         .testTarget(name: "MetricsEndpointTests", dependencies: ["MetricsEndpoint", "Accounting", "Sinks", "TestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["nfowner", "nfowner-traffic", "TestSupport"]),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Accounting"]),
+        .testTarget(name: "HistoryTests", dependencies: ["History", "Reports", "Accounting"]),
+        .testTarget(name: "EndToEndTests", dependencies: [
+            "nfowner", "nfowner-traffic", "nfowner-history-writer", "TestSupport", "History", "Reports", "Accounting",
+        ]),
     ]
 )

@@ -74,6 +74,9 @@ public final class Daemon: @unchecked Sendable {
     public func run() throws(DaemonError) -> Session.Outcome? {
         let logger = options.logger
         let config = options.config
+        // Before any thread starts (the history writer's, GRDB's): every thread must inherit the
+        // mask, or a SIGTERM delivered to one of them would end the process without a flush.
+        do { try TerminationSignals.blockForThisThread() } catch { throw DaemonError("\(error)") }
         let history: (any BucketWriter)?
         do { history = try options.openHistory(config.storage) } catch {
             throw DaemonError("\(error)")

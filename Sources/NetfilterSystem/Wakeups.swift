@@ -34,18 +34,31 @@ public final class TerminationSignals: @unchecked Sendable {
     /// before starting other threads, so they inherit the mask — and ignores SIGPIPE so a closed
     /// stdout shows up as EPIPE on write instead of killing the process.
     public init() throws(SystemError) {
+        var set = Self.signals
+        try Self.blockForThisThread()
+        signal(SIGPIPE, SIG_IGN)
+        let fd = signalfd(-1, &set, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
+        guard fd >= 0 else { throw SystemError(code: Errno.current, operation: "create signalfd") }
+        descriptor = fd
+    }
+
+    private static var signals: sigset_t {
         var set = sigset_t()
         sigemptyset(&set)
         sigaddset(&set, SIGINT)
         sigaddset(&set, SIGTERM)
         sigaddset(&set, SIGHUP)
+        return set
+    }
+
+    /// Blocks SIGINT, SIGTERM and SIGHUP for the calling thread and the threads it starts from
+    /// now on, without reading them yet: for a program that starts threads before it creates
+    /// its `TerminationSignals`.
+    public static func blockForThisThread() throws(SystemError) {
+        var set = signals
         guard pthread_sigmask(SIG_BLOCK, &set, nil) == 0 else {
             throw SystemError(code: Errno.current, operation: "block termination signals")
         }
-        signal(SIGPIPE, SIG_IGN)
-        let fd = signalfd(-1, &set, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
-        guard fd >= 0 else { throw SystemError(code: Errno.current, operation: "create signalfd") }
-        descriptor = fd
     }
 
     /// The signal number waiting to be read, if any (consumes it).

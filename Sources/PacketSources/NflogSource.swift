@@ -62,6 +62,9 @@ public final class NflogSource: PacketSource, @unchecked Sendable {
         })
     }
 
+    /// The oldest a kernel timestamp may be, in seconds before the receive time, to be taken.
+    static let plausibleStampAge: UInt64 = 120
+
     public func readMetadata(of packet: UnsafeSourcePacket, receivedAt: EventTime, into metadata: inout PacketMetadata) {
         metadata.origin = packet.origin
         metadata.family = packet.family
@@ -70,7 +73,11 @@ public final class NflogSource: PacketSource, @unchecked Sendable {
         metadata.capturedLength = packet.payload.count
         // The message was validated when it was delivered: one walk reads the rest.
         let fields = NflogPacketView.eventFields(ofValidatedMessage: packet.message) ?? NflogPacketView.EventFields()
-        if let stamp = fields.timestamp {
+        // A packet that crossed a veth from another namespace can carry TCP's departure time,
+        // on the monotonic clock (seconds since boot), as its timestamp: only a stamp near the
+        // receive time is wall-clock time. A batch waits at most the longest flush timeout (60 s).
+        if let stamp = fields.timestamp, stamp.seconds &+ Self.plausibleStampAge >= receivedAt.seconds,
+           stamp.seconds <= receivedAt.seconds &+ 1 {
             metadata.time = EventTime(seconds: stamp.seconds, microseconds: stamp.microseconds)
         }
         metadata.sequence = fields.sequence

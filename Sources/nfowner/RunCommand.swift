@@ -57,7 +57,8 @@ struct RunCommand: ParsableCommand {
         let daemon = Daemon(Daemon.Options(
             config: config, configPath: configPath, plan: plan, installsRules: !noRules, namespace: namespace.name,
             processes: ProcessResolutionSettings(), loadConfig: { path in try ConfigLoader.load(path: path) },
-            openHistory: openHistory, logger: Logger(label: "nfowner")))
+            openHistory: { storage in openHistory(storage, logger: Logger(label: "nfowner")) },
+            logger: Logger(label: "nfowner")))
         do { try daemon.run() } catch { throw UserFacingError(error.description) }
     }
 }
