@@ -43,8 +43,10 @@ public struct TrafficAggregator: Sendable {
     }
 
     public private(set) var limits: Limits
-    /// The bucket being filled (nil before the first packet or time).
+    /// The bucket being filled (nil before the first packet or time), and its bounds.
     private var current: OpenBucket?
+    private var openStart: Int64 = 0
+    private var openEnd: Int64 = Int64.min
     private var completed: [TrafficBucket] = []
     /// Flows by their key's 64-bit hash (seeded per process): 8 bytes a key instead of the key's
     /// 56, and a 16-byte memo; two flows sharing a hash (about 1 in 2^45 at 262,144 flows) would
@@ -101,26 +103,32 @@ public struct TrafficAggregator: Sendable {
 
     /// Counts one packet of `bytes` IP bytes at `seconds` (Unix time). `owner` is asked only
     /// when the flow's row is not known for this bucket or `stamp` differs from the flow's last.
+    ///
+    /// The common case — a packet of a flow already counted in this bucket by the same owner —
+    /// costs one dictionary probe (the flow's memo, found and updated through one index) and
+    /// three additions.
     public mutating func add(flow: FlowKey, stamp: OwnerStamp, direction: TrafficDirection, protocolNumber: UInt8,
                              remote: IPAddress, remotePort: UInt16?, bytes: UInt64, at seconds: Int64,
                              owner: () -> TrafficOwner) {
-        advance(to: seconds)
-        let bucketStart = current!.start
-        let flowID = flow.hashValue
-        let stampID = stamp.hashValue
+        if seconds >= openEnd || current == nil { advance(to: seconds) }
+        let bucketStart = UInt32(truncatingIfNeeded: openStart)
+        let flowID = Self.mix(flow.words)
+        let stampID = stamp.mixed
         var isNewFlow = true
         var row = -1
-        if let memo = flows[flowID] {
+        let index = flows.index(forKey: flowID)
+        if let index {
+            let memo = flows.values[index]
             isNewFlow = seconds - Int64(memo.lastSeen) > limits.flowIdleSeconds
-            if memo.bucketStart == UInt32(truncatingIfNeeded: bucketStart) && memo.stamp == stampID { row = Int(memo.row) }
+            if memo.bucketStart == bucketStart && memo.stamp == stampID { row = Int(memo.row) }
         } else if flows.count >= limits.maxFlows {
             forgetIdleFlows(now: seconds, keepingAtMost: limits.maxFlows * 3 / 4)
         }
         if row < 0 {
             switch current!.place(owner(), direction: direction, protocolNumber: protocolNumber, remote: remote,
                                   remotePort: remotePort, limits: limits) {
-            case .existing(let index, let folded):
-                row = index
+            case .existing(let existing, let folded):
+                row = existing
                 if folded { foldedRows &+= 1 }
             case .new(let key, let ownerKey, let folded):
                 if folded { foldedRows &+= 1 }
@@ -130,12 +138,32 @@ public struct TrafficAggregator: Sendable {
                 row = current!.insert(key, owner: ownerKey, series: series)
             }
         }
-        flows[flowID] = FlowMemo(lastSeen: UInt32(truncatingIfNeeded: seconds), bucketStart: UInt32(truncatingIfNeeded: bucketStart),
-                                 row: Int32(truncatingIfNeeded: row), stamp: stampID)
+        let memo = FlowMemo(lastSeen: UInt32(truncatingIfNeeded: seconds), bucketStart: bucketStart,
+                            row: Int32(truncatingIfNeeded: row), stamp: stampID)
+        // Placing a row touches the bucket and the series, never `flows`: the index still holds.
+        if let index { flows.values[index] = memo } else { flows[flowID] = memo }
         let added = AccountingCounts(bytes: bytes, packets: 1, flows: isNewFlow ? 1 : 0)
         current!.counts[row] += added
         seriesCounts[current!.series[row]] += added
         total += added
+    }
+
+    /// A flow key's words mixed into one (multiply-xorshift). Not seeded: the dictionary hashes
+    /// it again with its seeded hash, and two flows mixing to the same value would only share a
+    /// flow count.
+    @inline(__always)
+    static func mix(_ words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)) -> Int {
+        @inline(__always) func step(_ hash: UInt64, _ word: UInt64) -> UInt64 {
+            let mixed = (hash ^ word) &* 0xBF58_476D_1CE4_E5B9
+            return mixed ^ (mixed >> 31)
+        }
+        var hash = step(0x9E37_79B9_7F4A_7C15, words.0)
+        hash = step(hash, words.1)
+        hash = step(hash, words.2)
+        hash = step(hash, words.3)
+        hash = step(hash, words.4)
+        hash = step(hash, words.5)
+        return Int(bitPattern: UInt(hash))
     }
 
     /// Packets lost before they could be counted (sequence gaps, ENOBUFS), in the bucket of
@@ -155,7 +183,9 @@ public struct TrafficAggregator: Sendable {
             completed.append(open.closed())
             forgetIdleFlows(now: seconds, keepingAtMost: limits.maxFlows)
         }
-        current = OpenBucket(start: Self.floor(seconds, limits.bucketSeconds), seconds: limits.bucketSeconds, mode: mode)
+        openStart = Self.floor(seconds, limits.bucketSeconds)
+        openEnd = openStart + Int64(limits.bucketSeconds)
+        current = OpenBucket(start: openStart, seconds: limits.bucketSeconds, mode: mode)
     }
 
     /// The buckets closed since the last call, oldest first.
@@ -171,6 +201,7 @@ public struct TrafficAggregator: Sendable {
             completed.append(open.closed())
         }
         current = nil
+        openEnd = Int64.min
         return takeCompleted()
     }
 
@@ -225,7 +256,7 @@ public struct TrafficOwner: Sendable, Equatable {
 
 /// A cheap fingerprint of a packet's owner: when a flow's packet carries the same stamp as its
 /// last one, it is counted in the same row without naming the owner again.
-public struct OwnerStamp: Sendable, Hashable {
+public struct OwnerStamp: Sendable, Equatable {
     public var uid: UInt32
     public var cgroupID: UInt64
     public var pid: Int32
@@ -236,6 +267,15 @@ public struct OwnerStamp: Sendable, Hashable {
         self.cgroupID = cgroupID ?? 0
         self.pid = pid ?? -1
         self.confidence = confidence
+    }
+
+    /// The stamp as one word (a cheap mix: equal stamps give equal words; the rare unequal pair
+    /// that collides keeps a flow in its last row for the rest of the bucket).
+    @inline(__always)
+    var mixed: Int {
+        var hash = (UInt64(uid) | UInt64(confidence) << 32 | UInt64(UInt32(bitPattern: pid)) << 40) &* 0x9E37_79B9_7F4A_7C15
+        hash ^= cgroupID &* 0xBF58_476D_1CE4_E5B9
+        return Int(bitPattern: UInt(hash ^ (hash >> 29)))
     }
 }
 

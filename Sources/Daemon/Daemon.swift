@@ -86,7 +86,9 @@ public final class Daemon: @unchecked Sendable {
             try runKernelCounting(history: history)
             return nil
         }
+        let names = options.plan.cgroupMount.flatMap { CgroupNames(mountPoint: $0.mountPoint) }
         let sink = AccountingSink(limits: Self.limits(config), userName: AccountDatabase.userName(of:),
+                                  cgroupName: { id in names?.entry(forID: id).map { ($0.path, $0.unit) } },
                                   deliver: { buckets in history?.submit(buckets) })
         var sessionOptions = SessionOptions(
             plan: options.plan, rules: options.installsRules ? .installIfAbsent(keepOnExit: config.run.keepRules) : .none,

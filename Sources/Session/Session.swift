@@ -132,7 +132,10 @@ public final class Session: @unchecked Sendable {
                                    pipeline.forgetNames()
                                    reloadHook?()
                                },
-                               tick: owners.map { owners in { owners.housekeeping() } })
+                               tick: { [sinks = options.sinks] in
+                                   owners?.housekeeping()
+                                   for sink in sinks { sink.tick() }
+                               })
         self.pipeline = pipeline
         self.loop = loop
 

@@ -11,6 +11,10 @@ import Synchronization
 public final class AccountingSink: PacketSink, @unchecked Sendable {
     private var aggregator: TrafficAggregator
     private let userName: (UInt32) -> String?
+    private let cgroupName: (UInt64) -> (path: String, unit: String?)?
+    /// The second packets are counted in: read at the first packet after each batch or tick.
+    private var second: Int64 = 0
+    private var clockIsStale = true
     private let deliver: ([TrafficBucket]) -> Void
     /// The session's lost packets so far (sequence gaps and ENOBUFS); set once the session exists.
     public var lostPackets: (() -> UInt64)?
@@ -26,41 +30,53 @@ public final class AccountingSink: PacketSink, @unchecked Sendable {
 
     /// `userName` names a uid (nil: no such user, the uid is shown); `deliver` receives closed
     /// buckets on the receive thread.
+    /// `cgroupName` gives the path and unit of a cgroup id the ruleset classified a packet into.
     public init(limits: TrafficAggregator.Limits, userName: @escaping (UInt32) -> String?,
+                cgroupName: @escaping (UInt64) -> (path: String, unit: String?)? = { _ in nil },
                 deliver: @escaping ([TrafficBucket]) -> Void) {
         aggregator = TrafficAggregator(limits: limits)
         self.userName = userName
+        self.cgroupName = cgroupName
         self.deliver = deliver
     }
 
-    public var needs: SinkNeeds { .events }
+    /// Facts, not events: no names or metadata per packet. Names are looked up only when a
+    /// flow opens a row, and the time is read once per batch.
+    public var needs: SinkNeeds { .facts }
 
-    public func consume(_ event: borrowing PacketEvent, payload: UnsafeRawBufferPointer) {
-        let packet = event.packet
-        let outbound = event.direction == .outbound
-        let attribution = event.owner.attribution
-        let uid = event.owner.uid ?? attribution?.uid
-        let stamp = OwnerStamp(uid: uid, cgroupID: event.owner.cgroupID, pid: attribution?.processes.first?.pid,
+    public func consume(_ facts: borrowing PacketFacts) {
+        if clockIsStale {
+            second = Int64(WallClock.now().seconds)
+            clockIsStale = false
+        }
+        let packet = facts.packet
+        let outbound = facts.direction == .outbound
+        let attribution = facts.attribution
+        let uid = facts.uid ?? attribution?.uid
+        let stamp = OwnerStamp(uid: uid, cgroupID: facts.cgroupID, pid: attribution?.processes.first?.pid,
                                confidence: attribution.map { Self.rank($0.confidence) } ?? 0)
         let remotePort = packet.icmp == nil ? (outbound ? packet.destinationPort : packet.sourcePort) : nil
-        let owner = event.owner
-        aggregator.add(flow: FlowKey(packet: packet, direction: event.direction, uid: nil), stamp: stamp,
+        let cgroupID = facts.cgroupID
+        aggregator.add(flow: FlowKey(packet: packet, direction: facts.direction, uid: nil), stamp: stamp,
                        direction: outbound ? .out : .in, protocolNumber: packet.protocolNumber,
                        remote: outbound ? packet.destination : packet.source, remotePort: remotePort,
-                       bytes: UInt64(max(0, packet.totalLength)), at: Int64(event.time.seconds)) {
+                       bytes: UInt64(max(0, packet.totalLength)), at: second) {
             let named = attribution?.named
-            return TrafficOwner(unit: owner.unit ?? "", cgroup: owner.cgroupPath ?? "",
-                                user: owner.userName ?? uid.map(name(of:)) ?? "",
+            // The named process's own cgroup, else the one the ruleset classified the packet into.
+            let cgroup = attribution?.cgroup.map { (path: $0.path, unit: $0.unit) } ?? cgroupID.flatMap(cgroupName)
+            return TrafficOwner(unit: cgroup?.unit ?? "", cgroup: cgroup?.path ?? "", user: uid.map(name(of:)) ?? "",
                                 program: named?.exe ?? named?.comm ?? "")
         }
     }
 
     public func flush() throws(SinkError) {
+        clockIsStale = true
         update(now: WallClock.now().seconds, publishing: false)
     }
 
     /// Ticks publish what changed since the last tick: metrics lag packets by at most a tick.
     public func tick() {
+        clockIsStale = true
         update(now: WallClock.now().seconds, publishing: true)
     }
 
@@ -115,7 +131,15 @@ public final class AccountingSink: PacketSink, @unchecked Sendable {
     /// A small number per confidence: part of the owner stamp, so a flow whose attribution
     /// improves (candidates, then exact) moves to its better row.
     private static func rank(_ confidence: OwnerAttribution.Confidence) -> UInt8 {
-        UInt8(truncatingIfNeeded: (OwnerAttribution.Confidence.allCases.firstIndex(of: confidence) ?? 0) + 1)
+        switch confidence {
+        case .exact: 1
+        case .flow: 2
+        case .single: 3
+        case .program: 4
+        case .candidates: 5
+        case .uid: 6
+        case .none: 7
+        }
     }
 }
 

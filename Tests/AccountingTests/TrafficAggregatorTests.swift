@@ -159,3 +159,53 @@ import Testing
         #expect(buckets[0].rows.values.first?.packets == 2)
     }
 }
+
+@Suite struct TrafficAggregatorModelTests {
+    /// Random packets of a few flows whose owners change now and then, over several buckets:
+    /// the buckets and the series hold exactly what a plain per-packet tally says.
+    @Test func agreesWithAPlainTally() {
+        var generator = SystemRandomNumberGenerator()
+        let owners = [TrafficOwner(user: "a", program: "/x"), TrafficOwner(user: "b", program: "/y"),
+                      TrafficOwner(user: "", program: "")]
+        var aggregator = TrafficAggregator(limits: .init(bucketSeconds: 5))
+        var expected: [Int64: [String: UInt64]] = [:]
+        var seriesExpected: [String: UInt64] = [:]
+        var flowOwner = [Int](repeating: 0, count: 20)
+        var second: Int64 = 1000
+        var buckets: [TrafficBucket] = []
+        for _ in 0..<20_000 {
+            if Int.random(in: 0..<50, using: &generator) == 0 { second += Int64.random(in: 0...3, using: &generator) }
+            let flow = Int.random(in: 0..<20, using: &generator)
+            if Int.random(in: 0..<30, using: &generator) == 0 { flowOwner[flow] = Int.random(in: 0..<3, using: &generator) }
+            let owner = owners[flowOwner[flow]]
+            let inbound = flow % 2 == 1
+            let bytes = UInt64.random(in: 40...1500, using: &generator)
+            let key = FlowKey(source: .v4(0x0A00_0001), destination: .v4(0x0A00_0100 + UInt32(flow)), protocolNumber: 6,
+                              sourcePort: 1000 + UInt16(flow), destinationPort: 80, inbound: inbound, uid: nil)
+            aggregator.add(flow: key, stamp: OwnerStamp(uid: UInt32(flowOwner[flow]), cgroupID: nil, pid: Int32(flowOwner[flow]),
+                                                       confidence: 1),
+                           direction: inbound ? .in : .out, protocolNumber: 6, remote: .v4(0x0A00_0100 + UInt32(flow)),
+                           remotePort: 80, bytes: bytes, at: second) { owner }
+            let label = "\(owner.user)|\(inbound)"
+            expected[TrafficAggregator.floor(second, 5), default: [:]][label, default: 0] += bytes
+            seriesExpected[label, default: 0] += bytes
+            if Int.random(in: 0..<500, using: &generator) == 0 {
+                aggregator.advance(to: second)
+                buckets += aggregator.takeCompleted()
+            }
+        }
+        buckets += aggregator.finish()
+        var actual: [Int64: [String: UInt64]] = [:]
+        for bucket in buckets {
+            for (key, counts) in bucket.rows {
+                actual[bucket.start, default: [:]]["\(key.user)|\(key.direction == .in)", default: 0] += counts.bytes
+            }
+        }
+        #expect(actual == expected)
+        var series: [String: UInt64] = [:]
+        for (index, key) in aggregator.seriesKeys.enumerated() {
+            series["\(key.user)|\(key.direction == .in)", default: 0] += aggregator.seriesCounts[index].bytes
+        }
+        #expect(series == seriesExpected)
+    }
+}

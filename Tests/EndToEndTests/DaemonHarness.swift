@@ -96,20 +96,23 @@ final class RunningDaemon {
 }
 
 /// Named nft counters in a namespace: the reference a test compares nfowner's figures with.
+/// Kept in the namespace nfowner watches, so both count the same packets: counters at the far
+/// end would also differ by whatever the link dropped on the way (under load, whole 64 KiB TSO
+/// segments that TCP then sent again).
 struct ReferenceCounters {
     let namespace: TestNamespace
-    static let table = "nfowner_reference"
+    static let table = "test_reference"
 
-    /// Counts, at the peer's input and output hooks, every IPv4 packet from and to `address`
-    /// by protocol: counters in_tcp, in_udp, in_icmp, out_tcp, out_udp, out_icmp.
-    init(in namespace: TestNamespace, address: String) throws {
+    /// Counts, at the input and output hooks, every IPv4 packet from and to `peer` by
+    /// protocol: counters in_tcp, in_udp, in_icmp (from the peer), out_tcp, out_udp, out_icmp.
+    init(in namespace: TestNamespace, peer: String) throws {
         self.namespace = namespace
         var script = "table inet \(Self.table) {\n"
         for direction in ["in", "out"] { for proto in ["tcp", "udp", "icmp"] { script += "counter \(direction)_\(proto) {}\n" } }
         script += "chain input { type filter hook input priority 0; policy accept;\n"
-        for proto in ["tcp", "udp", "icmp"] { script += "ip saddr \(address) meta l4proto \(proto) counter name in_\(proto)\n" }
+        for proto in ["tcp", "udp", "icmp"] { script += "ip saddr \(peer) meta l4proto \(proto) counter name in_\(proto)\n" }
         script += "}\nchain output { type filter hook output priority 0; policy accept;\n"
-        for proto in ["tcp", "udp", "icmp"] { script += "ip daddr \(address) meta l4proto \(proto) counter name out_\(proto)\n" }
+        for proto in ["tcp", "udp", "icmp"] { script += "ip daddr \(peer) meta l4proto \(proto) counter name out_\(proto)\n" }
         script += "}\n}\n"
         try namespace.nft(["-f", "-"], input: script).check("install reference counters")
     }

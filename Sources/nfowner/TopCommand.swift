@@ -1,0 +1,236 @@
+import Accounting
+import ArgumentParser
+import Attribution
+import Configuration
+import Foundation
+import NetfilterSystem
+import Session
+import Setup
+import Sinks
+import Synchronization
+import Views
+
+struct TopCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "top",
+        abstract: "A live table of who is using the network: rates and totals per program, user, unit, cgroup or remote.",
+        discussion: """
+            Installs rules in a table of its own (`table inet nfowner_top_<pid>`, logging output and, \
+            unless --no-input, input), reads the first free NFLOG group from 5, names every packet's \
+            owner as `monitor` does — ICMP, raw sockets and programs that exited included — and \
+            redraws a table every --interval seconds: the rate in and out over the last interval and \
+            the totals since start, per row, sorted; the header has the rates in and out of all \
+            traffic and the packets the kernel dropped before nfowner saw them. The rules go at exit.
+
+            Keys: p program, u user, s unit (systemd), c cgroup, r remote (group by); i, o, t sort by \
+            rate in, rate out, total; space pauses; q or Ctrl-C quits. The terminal is restored on \
+            every exit (q, Ctrl-C, SIGTERM). Colors only on a terminal, never with NO_COLOR set.
+
+            Examples:
+              sudo nfowner top                          # per program, every 2 s
+              sudo nfowner top --by unit --interval 5
+              sudo nfowner top --netns test1 --by remote
+              sudo nfowner top --once --by user         # one plain-text table after 2 s, for scripts
+            """)
+
+    @Option(help: "Group rows by program, user, unit, cgroup or remote.")
+    var by: TopGrouping = .program
+
+    @Option(help: ArgumentHelp("Seconds between refreshes (0.2 to 60); --once prints after this long.", valueName: "seconds"))
+    var interval: Double = 2
+
+    @Flag(inversion: .prefixedNo, help: "Also count packets arriving for local sockets (in).")
+    var input = true
+
+    @Flag(help: "Print one snapshot as plain text after --interval and exit (no terminal needed).")
+    var once = false
+
+    @OptionGroup var namespace: NamespaceOption
+
+    func validate() throws {
+        guard (0.2...60).contains(interval) else { throw ValidationError("--interval must be 0.2 to 60 seconds") }
+    }
+
+    func run() throws {
+        guard ProcessIdentity.isRoot else {
+            throw UserFacingError("top needs root (it installs nftables rules and reads NFLOG): run `sudo nfowner top`")
+        }
+        let interactive = !once
+        if interactive && !(TerminalMode.isTerminal(0) && TerminalMode.isTerminal(1)) {
+            throw UserFacingError("top draws on a terminal, and stdin or stdout is not one: use `nfowner top --once` "
+                                  + "for a plain-text snapshot")
+        }
+        let config: NfownerConfig
+        do { config = try ConfigLoader.load() } catch { throw UserFacingError(error.description) }
+        var overrides = Overrides()
+        if input { overrides.input = true }
+        var plan = try makePlan(config: config, overrides: overrides, follow: true)
+        plan.spec.tableName = "nfowner_top_\(getpid())"
+        let names = plan.cgroupMount.flatMap { CgroupNames(mountPoint: $0.mountPoint) }
+        let sink = AccountingSink(
+            limits: .init(bucketSeconds: 3600, maxRemotes: 1000, remoteLabels: true, cgroupLabels: true),
+            userName: AccountDatabase.userName(of:),
+            cgroupName: { id in names?.entry(forID: id).map { ($0.path, $0.unit) } }, deliver: { _ in })
+        // While the table is on screen, notes wait and are printed after it.
+        let held = Mutex<(onScreen: Bool, notes: [String])>((false, []))
+        var options = SessionOptions(
+            plan: plan, rules: .installOwn, sinks: [sink], processes: ProcessResolutionSettings(),
+            report: { text in
+                let now = held.withLock { state -> Bool in
+                    if state.onScreen { state.notes.append(text) }
+                    return !state.onScreen
+                }
+                if now { note(text) }
+            })
+        options.namespace = namespace.name
+        options.groupSearch = 16
+        let session = Session(options)
+        sink.lostPackets = { [weak session] in session?.counters.source.lost ?? 0 }
+        let view = try LiveTable(sink: sink, session: session, grouping: by, intervalSeconds: interval,
+                             color: TerminalMode.isTerminal(1) && ProcessInfo.processInfo.environment["NO_COLOR"] == nil)
+        defer {
+            view.stop()
+            let notes = held.withLock { state in
+                state.onScreen = false
+                return state.notes
+            }
+            notes.forEach(note)
+        }
+        do {
+            try session.run(onReady: { ready in
+                if interactive {
+                    held.withLock { $0.onScreen = true }
+                    try view.startInteractive(stop: ready.stop)
+                } else {
+                    try view.startOnce(stop: ready.stop)
+                }
+            })
+        } catch {
+            throw UserFacingError(error.description)
+        }
+    }
+}
+
+extension TopGrouping: ExpressibleByArgument {}
+
+/// The view's thread: snapshots of the totals every interval, keys, drawing, and the terminal
+/// put back however the run ends.
+final class LiveTable: @unchecked Sendable {
+    private let sink: AccountingSink
+    private weak var session: Session?
+    private let intervalSeconds: Double
+    private let color: Bool
+    private var grouping: TopGrouping
+    private var sort = TopSort.rateOut
+    private var paused = false
+    private var previous: AccountingSnapshot?
+    private var current = AccountingSnapshot()
+    private var thread: DedicatedThread?
+    private var terminal: TerminalMode?
+    private let wakeup: WakeupEvent
+    private let stopped = Mutex(false)
+
+    init(sink: AccountingSink, session: Session, grouping: TopGrouping, intervalSeconds: Double, color: Bool) throws {
+        self.sink = sink
+        self.session = session
+        self.grouping = grouping
+        self.intervalSeconds = intervalSeconds
+        self.color = color
+        wakeup = try WakeupEvent()
+    }
+
+    private var lost: UInt64 { session?.counters.source.lost ?? 0 }
+
+    /// One plain table after the interval, on stdout; then `stop`.
+    func startOnce(stop: @escaping @Sendable () -> Void) throws {
+        previous = sink.published.withLock { $0 }
+        thread = try DedicatedThread(name: "nfowner-top") { [self] in
+            _ = try? waitReadable([wakeup.descriptor], timeoutMilliseconds: Int32(intervalSeconds * 1000))
+            // The sink publishes at its next tick (at most 0.5 s): wait for it.
+            usleep(600_000)
+            current = sink.published.withLock { $0 }
+            let frame = TopFrame(current: current, previous: previous, seconds: intervalSeconds + 0.6,
+                                 grouping: grouping, sort: sort, lostPackets: lost)
+            let width = TerminalMode.size(of: 1)?.columns ?? 100
+            let lines = frame.render(width: width, height: Int.max, color: false, paused: false, interactive: false)
+            try? OutputDescriptor.standardOutput.write(lines.joined(separator: "\n") + "\n")
+            stop()
+        }
+    }
+
+    /// The full-screen table until q or Ctrl-C (then `stop`), or until `stop()` is called.
+    func startInteractive(stop: @escaping @Sendable () -> Void) throws {
+        terminal = try TerminalMode(keysFrom: 0)
+        // The alternate screen, cursor hidden: the shell's screen comes back as it was.
+        try? OutputDescriptor.standardOutput.write("\u{1B}[?1049h\u{1B}[?25l")
+        previous = sink.published.withLock { $0 }
+        current = previous ?? AccountingSnapshot()
+        thread = try DedicatedThread(name: "nfowner-top") { [self] in
+            var nextRefresh = WallClock.monotonicNanoseconds() + UInt64(intervalSeconds * 1e9)
+            var size = TerminalMode.size(of: 1)
+            draw(size: size)
+            while !(stopped.withLock { $0 }) {
+                let ready = (try? waitReadable([0, wakeup.descriptor], timeoutMilliseconds: 100)) ?? []
+                if ready.contains(wakeup.descriptor) { break }
+                var redraw = false
+                if ready.contains(0), let keys = terminal?.readKeys() {
+                    for key in keys {
+                        if key == UInt8(ascii: "q") || key == 3 {
+                            stop()
+                            return
+                        }
+                        if key == UInt8(ascii: " ") { paused.toggle() }
+                        if let chosen = TopGrouping.allCases.first(where: { UInt8(ascii: $0.key.unicodeScalars.first!) == key }) {
+                            grouping = chosen
+                        }
+                        if let chosen = TopSort.allCases.first(where: { UInt8(ascii: $0.key.unicodeScalars.first!) == key }) {
+                            sort = chosen
+                        }
+                        redraw = true
+                    }
+                }
+                let now = WallClock.monotonicNanoseconds()
+                if now >= nextRefresh {
+                    nextRefresh = now + UInt64(intervalSeconds * 1e9)
+                    if !paused {
+                        previous = current
+                        current = sink.published.withLock { $0 }
+                        redraw = true
+                    }
+                }
+                let newSize = TerminalMode.size(of: 1)
+                if newSize?.rows != size?.rows || newSize?.columns != size?.columns {
+                    size = newSize
+                    redraw = true
+                }
+                if redraw { draw(size: size) }
+            }
+        }
+    }
+
+    private func draw(size: (rows: Int, columns: Int)?) {
+        let frame = TopFrame(current: current, previous: previous, seconds: intervalSeconds, grouping: grouping,
+                             sort: sort, lostPackets: lost)
+        let lines = frame.render(width: size?.columns ?? 80, height: size?.rows ?? 24, color: color, paused: paused,
+                                 interactive: true)
+        // Home, each line cleared to its end, the rest of the screen cleared.
+        try? OutputDescriptor.standardOutput.write("\u{1B}[H" + lines.joined(separator: "\u{1B}[K\r\n") + "\u{1B}[K\u{1B}[J")
+    }
+
+    /// Ends the view's thread and puts the terminal back (any thread; more than once is fine).
+    func stop() {
+        let first = stopped.withLock { state -> Bool in
+            defer { state = true }
+            return !state
+        }
+        guard first else { return }
+        wakeup.signal()
+        thread?.join()
+        thread = nil
+        if let terminal {
+            try? OutputDescriptor.standardOutput.write("\u{1B}[?25h\u{1B}[?1049l")
+            terminal.restore()
+            self.terminal = nil
+        }
+    }
+}
