@@ -47,10 +47,13 @@ public final class TerminalMode: @unchecked Sendable {
 
     deinit { restore() }
 
-    /// The bytes typed so far (at most 64), without waiting.
-    public func readKeys() -> [UInt8] {
+    /// The bytes typed so far (at most 64), without waiting; nil when the terminal is gone
+    /// (end of file, or an error other than "nothing yet").
+    public func readKeys() -> [UInt8]? {
         var buffer = [UInt8](repeating: 0, count: 64)
         let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, 64) }
-        return count > 0 ? Array(buffer.prefix(count)) : []
+        if count > 0 { return Array(buffer.prefix(count)) }
+        if count < 0, Errno.current == EAGAIN || Errno.current == EINTR { return [] }
+        return nil
     }
 }

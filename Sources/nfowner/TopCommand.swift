@@ -84,6 +84,9 @@ struct TopCommand: ParsableCommand {
             })
         options.namespace = namespace.name
         options.groupSearch = 16
+        // SIGHUP is a hung-up terminal here, not a reload: quit, putting it back as far as it goes.
+        let stopSession = Mutex<(@Sendable () -> Void)?>(nil)
+        options.reload = { stopSession.withLock { $0 }?() }
         let session = Session(options)
         sink.lostPackets = { [weak session] in session?.counters.source.lost ?? 0 }
         let view = try LiveTable(sink: sink, session: session, grouping: by, intervalSeconds: interval,
@@ -98,6 +101,7 @@ struct TopCommand: ParsableCommand {
         }
         do {
             try session.run(onReady: { ready in
+                stopSession.withLock { $0 = ready.stop }
                 if interactive {
                     held.withLock { $0.onScreen = true }
                     try view.startInteractive(stop: ready.stop)
@@ -173,7 +177,12 @@ final class LiveTable: @unchecked Sendable {
                 let ready = (try? waitReadable([0, wakeup.descriptor], timeoutMilliseconds: 100)) ?? []
                 if ready.contains(wakeup.descriptor) { break }
                 var redraw = false
-                if ready.contains(0), let keys = terminal?.readKeys() {
+                if ready.contains(0) {
+                    // The terminal hung up (its window closed): nothing to draw on any more.
+                    guard let keys = terminal?.readKeys() else {
+                        stop()
+                        return
+                    }
                     for key in keys {
                         if key == UInt8(ascii: "q") || key == 3 {
                             stop()

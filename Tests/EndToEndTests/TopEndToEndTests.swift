@@ -1,0 +1,137 @@
+import Foundation
+import TestSupport
+import Testing
+
+extension EndToEnd {
+    /// Issue 17: `nfowner top` in a real pseudo-terminal (tmux) with traffic from two programs in
+    /// a namespace of the test: the rows, the keys, and the terminal put back on q and on SIGTERM;
+    /// and `--once` for scripts.
+    @Suite(.serialized, .enabled(if: Harness.isRoot, Harness.rootReason),
+           .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux"), "needs tmux (apt-get install tmux)"))
+    struct TopTests {
+        /// A tmux session running `command` in a 110 × 24 terminal, then `stty -a` into a file and
+        /// a marker line, so the terminal's state after the view is on record.
+        final class Pane {
+            let name = "nfowner-top-\(getpid())-\(UInt16.random(in: 0...UInt16.max))"
+            let sttyFile = FileManager.default.temporaryDirectory.appendingPathComponent("nfowner-top-\(UUID().uuidString).stty")
+
+            init(_ command: [String]) throws {
+                let line = command.map { "'\($0)'" }.joined(separator: " ")
+                    + "; stty -a > '\(sttyFile.path)'; echo TOP-EXITED; sleep 60"
+                guard Self.tmux(["new-session", "-d", "-s", name, "-x", "110", "-y", "24", line]) == 0 else {
+                    throw HarnessError("tmux new-session failed")
+                }
+            }
+
+            /// Runs tmux through system(3), its output in a file: `new-session` leaves a server
+            /// behind that inherits what the client had, which Foundation's Process then waits on.
+            @discardableResult
+            static func tmux(_ arguments: [String], output: URL? = nil) -> Int32 {
+                let quoted = arguments.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+                let target = output.map { "'\($0.path)'" } ?? "/dev/null"
+                return system("/usr/bin/tmux " + quoted.joined(separator: " ") + " </dev/null >\(target) 2>/dev/null")
+            }
+
+            /// What tmux prints for `arguments`.
+            static func tmuxOutput(_ arguments: [String]) -> String {
+                let file = FileManager.default.temporaryDirectory.appendingPathComponent("nfowner-tmux-\(UUID().uuidString)")
+                defer { try? FileManager.default.removeItem(at: file) }
+                tmux(arguments, output: file)
+                return (try? String(contentsOf: file, encoding: .utf8)) ?? ""
+            }
+
+            var screen: String { Self.tmuxOutput(["capture-pane", "-p", "-t", name]) }
+
+            func waitFor(_ text: String, timeout: TimeInterval = 15) -> String {
+                let deadline = Date().addingTimeInterval(timeout)
+                var current = screen
+                while !current.contains(text), Date() < deadline {
+                    usleep(100_000)
+                    current = screen
+                }
+                return current
+            }
+
+            func send(_ keys: String) { Self.tmux(["send-keys", "-t", name, keys]) }
+
+            /// The pid of the command the pane's shell runs (its only child).
+            var commandPID: Int32? {
+                guard let shell = Int32(Self.tmuxOutput(["display", "-p", "-t", name, "#{pane_pid}"])
+                    .trimmingCharacters(in: .whitespacesAndNewlines)),
+                      let children = try? String(contentsOfFile: "/proc/\(shell)/task/\(shell)/children", encoding: .utf8)
+                else { return nil }
+                return children.split(separator: " ").first.flatMap { Int32($0) }
+            }
+
+            var terminalModes: String { (try? String(contentsOf: sttyFile, encoding: .utf8)) ?? "" }
+
+            deinit {
+                Self.tmux(["kill-session", "-t", name])
+                try? FileManager.default.removeItem(at: sttyFile)
+            }
+        }
+
+        static func traffic(in namespace: TestNamespace) throws {
+            try namespace.traffic(["udp", "--to", "127.0.0.1", "--port", "9", "--count", "3000", "--rate", "1500",
+                                   "--size", "200"])
+            _ = try namespace.exec(["ping", "-c", "3", "-i", "0.2", "-s", "500", "127.0.0.1"])
+        }
+
+        @Test func showsTheProgramsAndUsersAndRestoresTheTerminalOnQ() throws {
+            let namespace = try TestNamespace("17top")
+            defer { namespace.close() }
+            let pane = try Pane([Harness.nfowner, "top", "--netns", namespace.name, "--interval", "1"])
+            #expect(pane.waitFor("nfowner top — by program").contains("PROGRAM"))
+            try Self.traffic(in: namespace)
+            var screen = pane.waitFor("/usr/bin/ping")
+            #expect(screen.contains("nfowner-traffic"), "the UDP sender's row:\n\(screen)")
+            #expect(screen.contains("/usr/bin/ping"), "ping's row:\n\(screen)")
+            #expect(screen.contains("KiB"), "human units:\n\(screen)")
+            #expect(screen.contains("q quit"), "the key line:\n\(screen)")
+            pane.send("u")
+            screen = pane.waitFor("by user")
+            #expect(screen.contains("USER") && screen.contains("nobody") && screen.contains("root"), "\(screen)")
+            pane.send("q")
+            screen = pane.waitFor("TOP-EXITED")
+            #expect(screen.contains("TOP-EXITED"))
+            #expect(!screen.contains("nfowner top —"), "the shell's screen is back (alternate screen left):\n\(screen)")
+            let modes = pane.terminalModes
+            #expect(modes.contains(" icanon") && modes.contains(" echo "), "line mode and echo are back: \(modes)")
+            #expect(!(try namespace.nft(["list", "tables"]).stdout.contains("nfowner_top")), "its table is gone")
+        }
+
+        @Test func sigtermRestoresTheTerminalToo() throws {
+            let namespace = try TestNamespace("17term")
+            defer { namespace.close() }
+            let pane = try Pane([Harness.nfowner, "top", "--netns", namespace.name, "--interval", "1", "--by", "unit"])
+            #expect(pane.waitFor("nfowner top — by unit").contains("UNIT"))
+            let pid = try #require(pane.commandPID)
+            kill(pid, SIGTERM)
+            let screen = pane.waitFor("TOP-EXITED")
+            #expect(screen.contains("TOP-EXITED"), "\(screen)")
+            #expect(!screen.contains("nfowner top —"))
+            let modes = pane.terminalModes
+            #expect(modes.contains(" icanon") && modes.contains(" echo "), "\(modes)")
+        }
+
+        @Test func oncePrintsOnePlainTable() throws {
+            let namespace = try TestNamespace("17once")
+            defer { namespace.close() }
+            let top = try BackgroundProcess(["/bin/sh", "-c", "'\(Harness.nfowner)' top --once --netns \(namespace.name) "
+                                             + "--interval 3 --by program > /tmp/nfowner-top-once-\(getpid()).txt 2>&1"])
+            defer { try? FileManager.default.removeItem(atPath: "/tmp/nfowner-top-once-\(getpid()).txt") }
+            usleep(1_000_000)
+            try namespace.traffic(["udp", "--to", "127.0.0.1", "--port", "9", "--count", "1000", "--rate", "1000",
+                                   "--size", "200"])
+            top.waitUntilExit()
+            let output = (try? String(contentsOfFile: "/tmp/nfowner-top-once-\(getpid()).txt", encoding: .utf8)) ?? ""
+            let lines = output.split(separator: "\n").map(String.init)
+            #expect(lines.first?.hasPrefix("nfowner top — by program") == true, "\(output)")
+            #expect(lines.contains { $0.hasPrefix("PROGRAM") && $0.contains("IN/s") && $0.contains("OUT total") }, "\(output)")
+            let row = lines.first { $0.contains("nfowner-traffic") }
+            #expect(row != nil, "\(output)")
+            #expect(row?.contains("KiB") == true, "\(output)")
+            #expect(!output.contains("\u{1B}"), "no escape sequences in a plain snapshot")
+        }
+    }
+}
