@@ -53,6 +53,11 @@ let package = Package(
         .target(name: "Rules", dependencies: ["NetfilterSystem", "BinaryParsing", "PacketModel"]),
         // The config file (TOML): model with embedded defaults, parsing with file:line errors.
         .target(name: "Configuration", dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]),
+        // The enforce policy: its file (TOML, read with Configuration's helpers) and the pure
+        // first-match evaluation of a packet and its owner. No I/O but reading the file.
+        .target(name: "Policy", dependencies: [
+            "Configuration", "PacketParsing", .product(name: "TOMLKit", package: "TOMLKit"),
+        ]),
         // Packet sources: NFLOG (subscription, decoding into the model, loss accounting) and the
         // receive loop that drives any netlink source on a thread of its own.
         .target(name: "PacketSources", dependencies: ["NetfilterSystem", "NetlinkWire", "PacketModel"]),
@@ -101,6 +106,7 @@ let package = Package(
         .testTarget(name: "RulesTests", dependencies: ["Rules", "PacketModel", "TestSupport"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration"]),
         .testTarget(name: "SetupTests", dependencies: ["Setup"]),
+        .testTarget(name: "PolicyTests", dependencies: ["Policy", "PacketParsing"]),
         .testTarget(name: "AccountingTests", dependencies: ["Accounting", "PacketModel"]),
         .testTarget(name: "AttributionTests", dependencies: ["Attribution", "PacketModel", "TestSupport"]),
         .testTarget(name: "ExportTests", dependencies: ["Export", "PacketModel"]),
