@@ -81,11 +81,11 @@ let package = Package(
         // the sinks, threads and signals, counters and the summary line.
         .target(name: "Session", dependencies: [
             "PacketSources", "Attribution", "Sinks", "Rules", "Setup", "PacketModel", "PacketParsing",
-            "NetlinkWire", "NetfilterSystem",
+            "NetlinkWire", "NetfilterSystem", "Policy", "Export",
         ]),
         .executableTarget(name: "nfowner", dependencies: [
             "Session", "Setup", "Sinks", "Rules", "NetfilterSystem", "Attribution", "Configuration", "PacketModel",
-            "Capture", "Export", "PacketParsing",
+            "Capture", "Export", "PacketParsing", "Policy",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Traffic generator for the end-to-end tests and benchmarks (sends as a chosen uid/gid).

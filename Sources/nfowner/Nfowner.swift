@@ -17,5 +17,6 @@ struct Nfowner: ParsableCommand {
             or:          sudo nfowner trace -- curl -s https://example.org/
             (runs one command and shows only its packets, then a summary).
             """,
-        subcommands: [MonitorCommand.self, TraceCommand.self, CaptureCommand.self, RulesCommand.self, ConfigCommand.self])
+        subcommands: [MonitorCommand.self, TraceCommand.self, CaptureCommand.self, RulesCommand.self, ConfigCommand.self,
+                      EnforceCommand.self, PolicyCommand.self])
 }

@@ -1,0 +1,181 @@
+import Attribution
+import Export
+import NetfilterSystem
+import PacketModel
+import PacketParsing
+import PacketSources
+import Policy
+import Synchronization
+
+/// What enforce mode counted: the policy's decisions (in audit mode, what would have happened)
+/// and what could not be decided.
+public struct EnforceCounters: Sendable, Equatable {
+    /// Packets decided (each a new flow's first packet, or an echo request).
+    public var decided: UInt64 = 0
+    public var allow: UInt64 = 0
+    public var deny: UInt64 = 0
+    public var reject: UInt64 = 0
+    /// Packets whose IP header did not parse: the default action applied.
+    public var parseErrors: UInt64 = 0
+    /// Audit events written.
+    public var auditEvents: UInt64 = 0
+    /// Decisions where nfowner found no process (exe/comm unknown: rules reading them did not match).
+    public var unknownProcess: UInt64 = 0
+
+    public init() {}
+
+    /// `decided=… allow=… deny=… reject=… audit_events=… unknown_process=… parse_errors=…`.
+    public var summaryFields: String {
+        "decided=\(decided) allow=\(allow) deny=\(deny) reject=\(reject) audit_events=\(auditEvents) "
+            + "unknown_process=\(unknownProcess) parse_errors=\(parseErrors)"
+    }
+}
+
+/// Enforce mode's consumer: each held packet is parsed, its owner resolved (only as far as the
+/// policy reads: the process for exe/comm/unit/cgroup matchers, names for user/group), the
+/// policy evaluated, the decision counted and — for rules with `log`, or every decision in
+/// audit mode — written as an audit event; the verdict goes back to the kernel.
+///
+/// Runs on the receive thread. The policy can be replaced from another thread (SIGHUP).
+public final class EnforcePipeline: PacketConsumer, @unchecked Sendable {
+    private let source: any PacketSource
+    private let engine: AttributionEngine
+    private let policy: Mutex<Policy>
+    private let audit: OutputDescriptor?
+    @exclusivity(unchecked) public private(set) var counters = EnforceCounters()
+    @exclusivity(unchecked) private var pending: [UInt8] = []
+    @exclusivity(unchecked) private var metadata = PacketMetadata()
+    private let published = Mutex(EnforceCounters())
+    private let clock: () -> EventTime
+
+    /// `audit`: where audit events go (nil: nowhere).
+    public init(source: any PacketSource, engine: AttributionEngine, policy: Policy, audit: OutputDescriptor?,
+                clock: @escaping () -> EventTime = PacketPipeline.wallClock) {
+        self.source = source
+        self.engine = engine
+        self.policy = Mutex(policy)
+        self.audit = audit
+        self.clock = clock
+    }
+
+    /// Replaces the policy (any thread); the next packet is decided by the new one.
+    public func replacePolicy(_ new: Policy) { policy.withLock { $0 = new } }
+
+    /// The policy in force (any thread).
+    public var currentPolicy: Policy { policy.withLock { $0 } }
+
+    /// The counters as of the last datagram (any thread).
+    public var snapshot: EnforceCounters { published.withLock { $0 } }
+
+    public var isFinished: Bool { false }
+
+    /// Nothing is copied in enforce mode: every packet is held and decided.
+    public func consume(_ packet: UnsafeSourcePacket) {}
+
+    public func decide(_ held: UnsafeSourcePacket) -> PacketVerdict {
+        let policy = policy.withLock { $0 }
+        counters.decided += 1
+        let direction = held.direction
+        let packet: PacketSummary
+        do {
+            packet = try PacketParser.parse(held.payload)
+        } catch {
+            counters.parseErrors += 1
+            return verdict(for: policy.defaultAction, mode: policy.mode)
+        }
+        var subject = PolicySubject(packet: packet, direction: direction == .inbound ? .inbound : .outbound)
+        subject.uid = held.uid
+        subject.gid = held.gid
+        let needs = policy.needs
+        var owner: PacketOwner?
+        let now = WallClock.monotonicNanoseconds()
+        if needs.process {
+            let resolved = engine.owner(packet, direction: direction, uid: held.uid, gid: held.gid, cgroupID: nil, now: now)
+            Self.fill(&subject, from: resolved)
+            if subject.exe == nil && subject.comm == nil { counters.unknownProcess += 1 }
+            owner = resolved
+        } else if needs.names {
+            subject.userName = held.uid.flatMap { engine.names.userName(of: $0) }
+            subject.groupName = held.gid.flatMap { engine.names.groupName(of: $0) }
+        }
+        let decision = policy.evaluate(subject)
+        switch decision.action {
+        case .allow: counters.allow += 1
+        case .deny: counters.deny += 1
+        case .reject: counters.reject += 1
+        }
+        let verdict = verdict(for: decision.action, mode: policy.mode)
+        if audit != nil, decision.log || policy.mode == .audit {
+            let owner = owner ?? engine.owner(packet, direction: direction, uid: held.uid, gid: held.gid,
+                                              cgroupID: nil, now: now)
+            source.readMetadata(of: held, receivedAt: clock(), into: &metadata)
+            let event = PacketEvent(metadata: metadata, packet: packet, owner: owner)
+            AuditLines.append(event, rule: decision.ruleName, ruleIndex: decision.ruleIndex,
+                              action: decision.action.rawValue, verdict: Self.name(verdict),
+                              mode: policy.mode.rawValue, to: &pending)
+            counters.auditEvents += 1
+        }
+        return verdict
+    }
+
+    /// The subject's owner fields from a resolved owner: the attribution's uid when the packet
+    /// carried none (an inbound packet's receiving socket).
+    static func fill(_ subject: inout PolicySubject, from owner: PacketOwner) {
+        if subject.uid == nil { subject.uid = owner.attribution?.uid }
+        subject.userName = owner.userName
+        subject.groupName = owner.groupName
+        subject.unit = owner.unit
+        subject.cgroupPath = owner.cgroupPath
+        if let named = owner.attribution?.named {
+            subject.exe = named.exe
+            subject.comm = named.comm
+        }
+    }
+
+    private func verdict(for action: PolicyAction, mode: PolicyMode) -> PacketVerdict {
+        guard mode == .enforce else { return .accept }
+        switch action {
+        case .allow: return .accept
+        case .deny: return .drop
+        case .reject: return .reject
+        }
+    }
+
+    private static func name(_ verdict: PacketVerdict) -> String {
+        switch verdict {
+        case .accept: "accept"
+        case .drop: "drop"
+        case .reject: "reject"
+        }
+    }
+
+    public func endDatagram() -> ReceiveLoop.Ending? {
+        let snapshot = counters
+        published.withLock { $0 = snapshot }
+        guard let audit, !pending.isEmpty else { return nil }
+        defer { pending.removeAll(keepingCapacity: true) }
+        do {
+            try audit.write(pending)
+        } catch {
+            return .failed("cannot write audit events: \(error)")
+        }
+        return nil
+    }
+}
+
+extension Policy {
+    /// What evaluating this policy needs beyond the packet and its uid/gid.
+    var needs: (process: Bool, names: Bool) {
+        var process = false, names = false
+        for rule in rules {
+            for matcher in rule.matchers {
+                switch matcher {
+                case .exe, .comm, .unit, .cgroup: process = true
+                case .user, .group: names = true
+                default: break
+                }
+            }
+        }
+        return (process, names)
+    }
+}
