@@ -112,7 +112,8 @@ let package = Package(
         .testTarget(name: "ExportTests", dependencies: ["Export", "PacketModel"]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "PacketModel", "PacketParsing"]),
         .testTarget(name: "SessionTests", dependencies: [
-            "Session", "PacketSources", "Sinks", "Attribution", "PacketModel", "PacketParsing", "Capture",
+            "Session", "PacketSources", "Sinks", "Attribution", "PacketModel", "PacketParsing", "Capture", "Policy",
+            "NetfilterSystem",
         ]),
         .testTarget(name: "EndToEndTests", dependencies: ["nfowner", "nfowner-traffic", "TestSupport"]),
     ]

@@ -1,0 +1,150 @@
+import Attribution
+import Foundation
+import NetfilterSystem
+import NetlinkWire
+import PacketModel
+import PacketParsing
+import PacketSources
+import Policy
+import Session
+import Testing
+
+/// Enforce mode's consumer and the queue's marked verdicts, fed built NFQUEUE messages: allow
+/// and reject go back as NF_REPEAT with the mark bits (other bits of the packet's mark kept),
+/// deny as NF_DROP; audit mode accepts everything and says what it would have done.
+@Suite struct EnforcePipelineTests {
+    final class FixedAttributor: PacketAttributing {
+        var exe: String?
+        var calls = 0
+        init(exe: String?) { self.exe = exe }
+        func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
+                       now: UInt64) -> OwnerAttribution {
+            calls += 1
+            guard let exe else { return OwnerAttribution(confidence: .none, reason: "test") }
+            return OwnerAttribution(confidence: .exact, processes: [ProcessReference(pid: 42, comm: "curl", exe: exe)])
+        }
+        func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
+                     now: UInt64) -> AttributionTally { .uid }
+    }
+
+    /// 127.0.0.1:40000 → 127.0.0.1:`port`, a SYN.
+    static func syn(port: UInt16) -> [UInt8] {
+        [0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]
+            + [0x9c, 0x40, UInt8(port >> 8), UInt8(port & 0xff), 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]
+    }
+
+    /// An NFQUEUE packet message at the output hook, with uid and an existing mark.
+    static func held(id: UInt32, uid: UInt32, mark: UInt32, payload: [UInt8]) -> [UInt8] {
+        func attribute(_ type: UInt16, _ value: [UInt8]) -> [UInt8] {
+            var bytes = withUnsafeBytes(of: UInt16(4 + value.count).littleEndian, Array.init)
+                + withUnsafeBytes(of: type.littleEndian, Array.init) + value
+            while bytes.count % 4 != 0 { bytes.append(0) }
+            return bytes
+        }
+        let body: [UInt8] = [2, 0, 0, 10]
+            + attribute(1, withUnsafeBytes(of: id.bigEndian, Array.init) + [0x08, 0x00, 3])
+            + attribute(3, withUnsafeBytes(of: mark.bigEndian, Array.init))
+            + attribute(16, withUnsafeBytes(of: uid.bigEndian, Array.init))
+            + attribute(10, payload)
+        return withUnsafeBytes(of: UInt32(16 + body.count).littleEndian, Array.init)
+            + [0x00, 0x03, 0, 0] + [UInt8](repeating: 0, count: 8) + body
+    }
+
+    static func run(_ policyText: String, exe: String? = "/usr/bin/curl",
+                    packets: [(id: UInt32, uid: UInt32, port: UInt16)]) throws
+        -> (verdicts: [(id: UInt32, code: NfqueueVerdictCode, mark: UInt32?)], counters: EnforceCounters, audit: [[String: Any]], attributor: FixedAttributor) {
+        let policy = try PolicyParser.parse(policyText, file: "test").get()
+        var settings = NfqueueSettings()
+        settings.queue = 10
+        settings.verdictMarks = VerdictMarks()
+        let source = NfqueueSource(decodingOnly: settings)
+        let attributor = FixedAttributor(exe: exe)
+        let engine = AttributionEngine(processes: attributor, names: OwnerNames(lookUpUser: { _ in "alice" }, lookUpGroup: { _ in nil }),
+                                       interfaces: InterfaceNames(lookUp: { _ in nil }))
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        let pipeline = EnforcePipeline(source: source, engine: engine, policy: policy,
+                                       audit: OutputDescriptor(descriptor: fds[1]))
+        for packet in packets {
+            held(id: packet.id, uid: packet.uid, mark: 0x1, payload: syn(port: packet.port)).withUnsafeBytes {
+                source.process(datagram: $0, into: pipeline)
+            }
+            #expect(pipeline.endDatagram() == nil)
+        }
+        close(fds[1])
+        let text = String(decoding: FileHandle(fileDescriptor: fds[0]).readDataToEndOfFile(), as: UTF8.self)
+        let audit = text.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        return (source.sentVerdicts, pipeline.snapshot, audit, attributor)
+    }
+
+    @Test func verdictsCarryTheMarksAndKeepTheOtherBits() throws {
+        let result = try Self.run("""
+            default = "deny"
+            [[rule]]
+            name = "web"
+            action = "allow"
+            uid = 1000
+            dst_port = 8080
+            [[rule]]
+            name = "rest"
+            action = "reject"
+            uid = 1000
+            log = true
+            """, packets: [(1, 1000, 8080), (2, 1000, 9090), (3, 1001, 8080)])
+        let marks = VerdictMarks()
+        #expect(result.verdicts.map(\.id) == [1, 2, 3])
+        #expect(result.verdicts.map(\.code) == [.repeat, .repeat, .drop])
+        #expect(result.verdicts.map(\.mark) == [marks.allow | 1, marks.reject | 1, nil])
+        #expect(result.counters.decided == 3 && result.counters.allow == 1 && result.counters.reject == 1
+                && result.counters.deny == 1 && result.counters.auditEvents == 1)
+        // Nothing reads the process: no owner resolution for the unlogged decisions.
+        #expect(result.attributor.calls == 1)
+        let event = try #require(result.audit.first)
+        #expect(event["rule"] as? String == "rest")
+        #expect(event["rule_index"] as? Int == 1)
+        #expect(event["action"] as? String == "reject")
+        #expect(event["verdict"] as? String == "reject")
+        #expect(event["mode"] as? String == "enforce")
+        #expect(event["dport"] as? Int == 9090)
+        #expect(event["uid"] as? Int == 1000)
+        #expect(event["exe"] as? String == "/usr/bin/curl")
+    }
+
+    @Test func exeRulesReadTheResolvedProcess() throws {
+        let policy = "default = \"allow\"\n[[rule]]\naction = \"reject\"\nexe = \"/usr/bin/curl\"\n"
+        let curl = try Self.run(policy, exe: "/usr/bin/curl", packets: [(1, 1000, 80)])
+        #expect(curl.verdicts.map(\.mark) == [VerdictMarks().reject | 1])
+        let other = try Self.run(policy, exe: "/usr/bin/wget", packets: [(1, 1000, 80)])
+        #expect(other.verdicts.map(\.mark) == [VerdictMarks().allow | 1])
+        let unknown = try Self.run(policy, exe: nil, packets: [(1, 1000, 80)])
+        #expect(unknown.verdicts.map(\.mark) == [VerdictMarks().allow | 1])
+        #expect(unknown.counters.unknownProcess == 1)
+    }
+
+    @Test func auditModeAcceptsEverythingAndReportsEveryDecision() throws {
+        let result = try Self.run("""
+            default = "deny"
+            mode = "audit"
+            [[rule]]
+            action = "allow"
+            dst_port = 8080
+            """, packets: [(1, 1000, 8080), (2, 1000, 9090)])
+        #expect(result.verdicts.map(\.mark) == [VerdictMarks().allow | 1, VerdictMarks().allow | 1])
+        #expect(result.audit.map { $0["action"] as? String } == ["allow", "deny"])
+        #expect(result.audit.map { $0["verdict"] as? String } == ["accept", "accept"])
+        #expect(result.audit.map { $0["rule"] as? String } == ["rule 1", "default"])
+        #expect(result.audit.last?["rule_index"] is NSNull)
+        #expect(result.counters.deny == 1)
+    }
+
+    @Test func theRulesSpecFollowsThePolicy() throws {
+        let closed = try PolicyParser.parse("fail = \"closed\"\ndirections = [\"in\", \"out\"]\n", file: "t").get()
+        let spec = EnforceOptions.spec(for: closed, queue: 12)
+        #expect(!spec.failOpen && spec.input && spec.output && spec.queue == 12)
+        let audit = try PolicyParser.parse("fail = \"closed\"\nmode = \"audit\"\n", file: "t").get()
+        #expect(EnforceOptions.spec(for: audit, queue: 12).failOpen)
+    }
+}
