@@ -1,0 +1,386 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// `nfowner enforce` running in the background, its stdout (audit events) and stderr in files.
+final class RunningEnforcer {
+    let process = Process()
+    let stdoutURL: URL
+    let stderrURL: URL
+    let policyURL: URL
+
+    /// Writes `policy` to a file, starts the enforcer and waits until it decides packets.
+    init(policy: String, _ arguments: [String]) throws {
+        let directory = FileManager.default.temporaryDirectory
+        let token = UUID().uuidString
+        stdoutURL = directory.appendingPathComponent("nfowner-enforce-\(token).out")
+        stderrURL = directory.appendingPathComponent("nfowner-enforce-\(token).err")
+        policyURL = directory.appendingPathComponent("nfowner-enforce-\(token).toml")
+        try policy.write(to: policyURL, atomically: true, encoding: .utf8)
+        FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
+        FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
+        process.executableURL = URL(fileURLWithPath: Harness.nfowner)
+        process.arguments = ["enforce", "--policy", policyURL.path] + arguments
+        process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
+        process.standardError = try FileHandle(forWritingTo: stderrURL)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline {
+            if stderr.contains("deciding packets from NFQUEUE queue") { return }
+            if !process.isRunning { throw HarnessError("enforce exited early: \(stderr)") }
+            usleep(20_000)
+        }
+        stop()
+        throw HarnessError("enforce did not start within 15 s: \(stderr)")
+    }
+
+    var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
+
+    /// The audit events written so far.
+    var events: [[String: Any]] {
+        let text = (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+    }
+
+    /// Stops it with `signal` (by PID) and returns its summary line's keys.
+    @discardableResult
+    func stop(with signal: Int32 = SIGINT) -> [String: String] {
+        if process.isRunning {
+            kill(process.processIdentifier, signal)
+            let deadline = Date().addingTimeInterval(10)
+            while process.isRunning, Date() < deadline { usleep(20_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
+        let summary = stderr.split(separator: "\n").last { $0.hasPrefix("held=") }.map(String.init) ?? ""
+        return Harness.keyValues(summary)
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        for url in [stdoutURL, stderrURL, policyURL] { try? FileManager.default.removeItem(at: url) }
+    }
+}
+
+extension EndToEnd {
+    /// `nfowner enforce` in a client namespace joined to a peer namespace whose listeners are real
+    /// (`nfowner-traffic listen`); traffic goes only between the two.
+    @Suite(.serialized, .enabled(if: Harness.isRoot, Harness.rootReason))
+    final class EnforceEndToEndTests {
+        let client: TestNamespace
+        let peer: TestNamespace
+        static let clientAddress = "10.231.15.1"
+        static let peerAddress = "10.231.15.2"
+        static let nobody = Harness.unprivilegedUID
+        /// A second unprivileged uid (no passwd entry needed).
+        static let other: UInt32 = 4242
+
+        init() throws {
+            client = try TestNamespace("enf")
+            peer = try TestNamespace("enfp")
+            let tag = String(UInt32.random(in: 0...0xFFFF), radix: 16)
+            do {
+                try client.connect(to: peer, end: "nfen\(tag)", address: Self.clientAddress + "/30",
+                                   peerEnd: "nfep\(tag)", peerAddress: Self.peerAddress + "/30")
+            } catch {
+                client.close()
+                peer.close()
+                throw error
+            }
+        }
+
+        deinit {
+            client.close()
+            peer.close()
+        }
+
+        /// A TCP sink on the peer's address.
+        private func listener(port: Int, accept: Int = 20) throws -> BackgroundProcess {
+            try BackgroundProcess(["nsenter", "--net=\(peer.path)", Harness.traffic, "listen", "--tcp", "--port", String(port),
+                                   "--address", Self.peerAddress, "--timeout", "30", "--accept", String(accept)],
+                                  waitForOutput: true)
+        }
+
+        /// One TCP connection from the client namespace as `uid`; its result line's keys.
+        private func connect(port: Int, uid: UInt32 = nobody, timeout: Double = 2) throws -> [String: String] {
+            try client.traffic(["tcp", "--to", Self.peerAddress, "--port", String(port), "--timeout", String(timeout), "--quiet",
+                                "--uid", String(uid), "--gid", String(uid)], asUnprivileged: false)
+        }
+
+        private func filterRules() throws -> String {
+            try client.exec(["iptables", "-S"]).stdout + (try client.exec(["ip6tables", "-S"]).stdout)
+        }
+
+        private static func seconds(_ result: [String: String]) -> Double {
+            Double(result["elapsed_ns"] ?? "") .map { $0 / 1e9 } ?? .infinity
+        }
+
+        /// The issue's first test: uid A may reach only TCP 8080 — 8080 works, 9090 is rejected
+        /// within a second (a TCP reset: connect() fails at once) — and another uid is dropped by
+        /// the default; each logged decision is an audit event naming its rule; SIGINT removes
+        /// the rules.
+        @Test func aUidMayReachOnlyTcp8080() throws {
+            let web = try listener(port: 8080)
+            defer { web.stop() }
+            let other = try listener(port: 9090)
+            defer { other.stop() }
+            let enforcer = try RunningEnforcer(policy: """
+                default = "deny"
+                fail = "closed"
+                [[rule]]
+                name = "web-only"
+                action = "allow"
+                log = true
+                uid = [\(Self.nobody)]
+                proto = ["tcp"]
+                dst_port = [8080, "8000-8001"]
+                [[rule]]
+                name = "nobody-rest"
+                action = "reject"
+                log = true
+                uid = \(Self.nobody)
+                """, ["--netns", client.name])
+            defer { enforcer.stop() }
+            #expect(enforcer.stderr.contains("iptables NFQUEUE"), "\(enforcer.stderr)")
+            #expect(try filterRules().contains("-A OUTPUT -j NFOWNER-ENFORCE"))
+
+            let allowed = try connect(port: 8080)
+            #expect(allowed["sent"] == "1" && allowed["errors"] == "0", "\(allowed)")
+            let rejected = try connect(port: 9090)
+            #expect(rejected["sent"] == "0" && rejected["errors"] == "1", "\(rejected)")
+            #expect(Self.seconds(rejected) < 1, "rejected after \(Self.seconds(rejected)) s")
+            let dropped = try connect(port: 8080, uid: Self.other, timeout: 1.5)
+            #expect(dropped["sent"] == "0" && dropped["errors"] == "1", "\(dropped)")
+            #expect(Self.seconds(dropped) >= 1.4, "a denied SYN is dropped, not answered: \(dropped)")
+
+            let summary = enforcer.stop()
+            let events = enforcer.events
+            #expect(events.map { $0.string("rule") } == ["web-only", "nobody-rest"], "\(events)")
+            #expect(events.map { $0.string("action") } == ["allow", "reject"])
+            #expect(events.first?.int("dport") == 8080)
+            #expect(events.first?.int("uid") == Int(Self.nobody))
+            #expect(events.first?.string("comm") == "nfowner-traffic")
+            #expect(summary["allow"] == "1" && summary["reject"] == "1", "\(summary)")
+            #expect(Int(summary["deny"] ?? "") ?? 0 >= 1, "\(summary)")
+            #expect(summary["verdict_failures"] == "0")
+            #expect(!(try filterRules()).contains("NFOWNER"), "rules left after SIGINT")
+        }
+
+        /// An exe rule rejects one program (python3) while another of the same uid
+        /// (nfowner-traffic) passes.
+        @Test func anExeRuleRejectsOneProgramWhileAnotherOfTheSameUidPasses() throws {
+            let web = try listener(port: 8080)
+            defer { web.stop() }
+            let enforcer = try RunningEnforcer(policy: """
+                default = "allow"
+                [[rule]]
+                name = "no-python"
+                action = "reject"
+                log = true
+                exe = ["*/python3*"]
+                """, ["--netns", client.name])
+            defer { enforcer.stop() }
+            let python = """
+                import socket, time, sys
+                s = socket.socket(); s.settimeout(3); start = time.time()
+                code = s.connect_ex(("\(Self.peerAddress)", 8080))
+                print("code=%d seconds=%.3f" % (code, time.time() - start))
+                """
+            let result = try client.exec(["setpriv", "--reuid=\(Self.nobody)", "--regid=\(Self.nobody)", "--clear-groups",
+                                          "/usr/bin/python3", "-c", python])
+            let keys = Harness.keyValues(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+            #expect(keys["code"] == "111", "python3 connect: \(result.stdout) \(result.stderr)")
+            #expect(Double(keys["seconds"] ?? "") ?? 9 < 1)
+            let traffic = try connect(port: 8080)
+            #expect(traffic["sent"] == "1" && traffic["errors"] == "0", "\(traffic)")
+            enforcer.stop()
+            let rejected = enforcer.events.filter { $0.string("rule") == "no-python" }
+            #expect(rejected.count == 1, "\(enforcer.events)")
+            #expect(rejected.first?.string("exe")?.contains("python3") == true)
+            #expect(rejected.first?.int("uid") == Int(Self.nobody))
+        }
+
+        /// ICMP echo allowed for one uid, denied for another: every echo request is decided (an
+        /// echo flow's later requests too).
+        @Test func pingAllowedForOneUidDeniedForAnother() throws {
+            let enforcer = try RunningEnforcer(policy: """
+                default = "deny"
+                [[rule]]
+                name = "nobody-may-ping"
+                action = "allow"
+                uid = \(Self.nobody)
+                proto = "icmp"
+                icmp_type = "echo-request"
+                """, ["--netns", client.name])
+            defer { enforcer.stop() }
+            let allowed = try client.traffic(["ping", "--to", Self.peerAddress, "--count", "3", "--quiet",
+                                              "--uid", String(Self.nobody), "--gid", String(Self.nobody)], asUnprivileged: false)
+            #expect(allowed["replies"] == "3", "\(allowed)")
+            let denied = try client.traffic(["ping", "--to", Self.peerAddress, "--count", "2", "--quiet",
+                                             "--uid", String(Self.other), "--gid", String(Self.other)], asUnprivileged: false)
+            #expect(denied["replies"] == "0", "\(denied)")
+            let summary = enforcer.stop()
+            #expect(summary["allow"] == "3" && summary["deny"] == "2", "\(summary)")
+        }
+
+        /// Audit mode blocks nothing and writes what it would have denied.
+        @Test func auditModeBlocksNothingAndWritesWouldDenyEvents() throws {
+            let other = try listener(port: 9090)
+            defer { other.stop() }
+            let enforcer = try RunningEnforcer(policy: """
+                default = "deny"
+                mode = "audit"
+                fail = "closed"
+                [[rule]]
+                name = "web-only"
+                action = "allow"
+                dst_port = 8080
+                """, ["--netns", client.name])
+            defer { enforcer.stop() }
+            #expect(enforcer.stderr.contains("audit mode never blocks"))
+            // Audit mode fails open whatever the file says: it must never block.
+            #expect(try filterRules().contains("--queue-bypass"))
+            let passed = try connect(port: 9090)
+            #expect(passed["sent"] == "1" && passed["errors"] == "0", "\(passed)")
+            let summary = enforcer.stop()
+            let events = enforcer.events
+            #expect(events.count == 1, "\(events)")
+            #expect(events.first?.string("rule") == "default")
+            #expect(events.first?.string("action") == "deny")
+            #expect(events.first?.string("verdict") == "accept")
+            #expect(events.first?.string("mode") == "audit")
+            #expect(summary["deny"] == "1" && summary["audit_events"] == "1", "\(summary)")
+        }
+
+        /// kill -9 under fail = "open": the rules stay and let traffic through (queue bypass); the
+        /// next run takes over and removes them at exit.
+        @Test func killedUnderFailOpenTrafficPasses() throws {
+            let web = try listener(port: 9090)
+            defer { web.stop() }
+            let policy = "default = \"deny\"\nfail = \"open\"\n"
+            let enforcer = try RunningEnforcer(policy: policy, ["--netns", client.name])
+            let blocked = try connect(port: 9090, timeout: 1)
+            #expect(blocked["errors"] == "1", "denied while running: \(blocked)")
+            enforcer.stop(with: SIGKILL)
+            #expect(try filterRules().contains("NFOWNER-ENFORCE-QUEUE"), "the rules stay after kill -9")
+            let passed = try connect(port: 9090)
+            #expect(passed["sent"] == "1" && passed["errors"] == "0", "fail-open with nfowner dead: \(passed)")
+            #expect(Self.seconds(passed) < 1)
+            let next = try RunningEnforcer(policy: policy, ["--netns", client.name])
+            let again = try connect(port: 9090, timeout: 1)
+            #expect(again["errors"] == "1", "the restarted enforcer decides again: \(again)")
+            next.stop()
+            #expect(!(try filterRules()).contains("NFOWNER"))
+        }
+
+        /// kill -9 under fail = "closed": the rules stay and nothing they queue passes until the
+        /// next run, which enforces again (allowed traffic flows) and removes them at exit.
+        @Test func killedUnderFailClosedTrafficIsBlockedUntilTheNextRun() throws {
+            let web = try listener(port: 8080)
+            defer { web.stop() }
+            let policy = "default = \"deny\"\nfail = \"closed\"\n[[rule]]\naction = \"allow\"\ndst_port = 8080\n"
+            let enforcer = try RunningEnforcer(policy: policy, ["--netns", client.name])
+            let allowed = try connect(port: 8080)
+            #expect(allowed["sent"] == "1", "\(allowed)")
+            enforcer.stop(with: SIGKILL)
+            let blocked = try connect(port: 8080, timeout: 1)
+            #expect(blocked["sent"] == "0" && blocked["errors"] == "1", "fail-closed with nfowner dead: \(blocked)")
+            let ping = try client.exec(["ping", "-c1", "-W1", Self.peerAddress])
+            #expect(ping.status != 0, "a ping passed the fail-closed rules")
+            let next = try RunningEnforcer(policy: policy, ["--netns", client.name])
+            let resumed = try connect(port: 8080)
+            #expect(resumed["sent"] == "1" && resumed["errors"] == "0", "after the restart: \(resumed)")
+            next.stop()
+            #expect(!(try filterRules()).contains("NFOWNER"))
+        }
+
+        /// SIGHUP re-reads the policy: a bad file is refused (the old policy kept), a good one
+        /// decides the next new flow.
+        @Test func sighupReloadsThePolicyAndRefusesABadOne() throws {
+            let web = try listener(port: 9090)
+            defer { web.stop() }
+            let enforcer = try RunningEnforcer(policy: "default = \"allow\"\n", ["--netns", client.name])
+            defer { enforcer.stop() }
+            #expect(try connect(port: 9090)["sent"] == "1")
+            try "default = \"allow\"\n[[rule]]\naction = \"reject\"\ndst = \"10.0.0.1/8\"\n"
+                .write(to: enforcer.policyURL, atomically: true, encoding: .utf8)
+            kill(enforcer.process.processIdentifier, SIGHUP)
+            usleep(500_000)
+            #expect(enforcer.stderr.contains("has host bits set"), "\(enforcer.stderr)")
+            #expect(try connect(port: 9090)["sent"] == "1", "the old policy stays after a bad reload")
+            try "default = \"allow\"\n[[rule]]\naction = \"reject\"\ndst_port = 9090\n"
+                .write(to: enforcer.policyURL, atomically: true, encoding: .utf8)
+            kill(enforcer.process.processIdentifier, SIGHUP)
+            usleep(500_000)
+            #expect(enforcer.stderr.contains("policy reloaded"))
+            let rejected = try connect(port: 9090)
+            #expect(rejected["errors"] == "1" && Self.seconds(rejected) < 1, "\(rejected)")
+        }
+    }
+}
+
+/// `nfowner policy check` and `nfowner enforce` on policy files with errors: every message
+/// carries its line; nothing is installed. No root needed.
+@Suite struct PolicyFileErrorTests {
+    private func write(_ text: String) throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("nfowner-policy-\(UUID().uuidString).toml")
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        return url
+    }
+
+    @Test func eachErrorAndTheShadowedRuleCarryTheirLine() throws {
+        let file = try write("""
+            default = "deny"
+            [[rule]]
+            name = "all-tcp"
+            action = "allow"
+            proto = "tcp"
+            [[rule]]
+            name = "ssh"
+            action = "deny"
+            proto = "tcp"
+            dst_port = 22
+            """)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let ok = try Harness.run(Harness.nfowner, ["policy", "check", file.path])
+        #expect(ok.status == 0)
+        #expect(ok.stdout.contains("\(file.path):6: warning: rule \"ssh\" can never match: rule \"all-tcp\" (line 2)"), "\(ok.stdout)")
+
+        let bad = try write("""
+            default = "deny"
+            [[rule]]
+            action = "allow"
+            dst = "10.0.0.300/8"
+            dst_prot = 22
+            [[rule]]
+            action = "reject"
+            src_port = "2000-1000"
+            """)
+        defer { try? FileManager.default.removeItem(at: bad) }
+        let errors = try Harness.run(Harness.nfowner, ["policy", "check", bad.path])
+        #expect(errors.status == 1)
+        #expect(errors.stdout.contains("\(bad.path):4: rule 1 dst: \"10.0.0.300/8\" is not a valid CIDR block"), "\(errors.stdout)")
+        #expect(errors.stdout.contains("\(bad.path):5: unknown key dst_prot in rule 1 (did you mean dst_port?)"))
+        #expect(errors.stdout.contains("\(bad.path):8: rule 2 src_port: \"2000-1000\" is not a port range"))
+
+        let syntax = try write("default = \"deny\"\n[[rule]\naction = \"allow\"\n")
+        defer { try? FileManager.default.removeItem(at: syntax) }
+        let broken = try Harness.run(Harness.nfowner, ["policy", "check", syntax.path])
+        #expect(broken.status == 1)
+        #expect(broken.stdout.hasPrefix("\(syntax.path):2: invalid TOML"), "\(broken.stdout)")
+    }
+
+    @Test func enforceRefusesABadFileBeforeTouchingAnything() throws {
+        let bad = try write("[[rule]]\naction = \"deny\"\nuid = \"alice\"\n")
+        defer { try? FileManager.default.removeItem(at: bad) }
+        let result = try Harness.run(Harness.nfowner, ["enforce", "--policy", bad.path, "--netns", "nfowner-no-such-namespace"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("\(bad.path):3: rule 1 uid: must be an integer, got \"alice\""), "\(result.stderr)")
+    }
+}
