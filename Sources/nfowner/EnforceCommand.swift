@@ -51,12 +51,12 @@ struct EnforceCommand: ParsableCommand {
     @Option(name: .customLong("policy"), help: ArgumentHelp("The policy file (TOML).", valueName: "file"))
     var policyPath: String?
 
-    @Option(help: ArgumentHelp("The NFQUEUE queue number (0-65535) the rules queue to; it must be free. Default: 10.",
+    @Option(help: ArgumentHelp("The NFQUEUE queue number (0-65535) the rules queue to; it must be free.",
                                valueName: "n"))
     var queue: UInt16 = 10
 
     @Option(name: .customLong("queue-length"), help: ArgumentHelp(
-        "Packets held at once before the queue is full (then fail decides: open accepts, closed drops). Default: 4096.",
+        "Packets held at once before the queue is full (then fail decides: open accepts, closed drops).",
         valueName: "packets"))
     var queueLength: UInt32 = 4096
 
@@ -77,7 +77,7 @@ struct EnforceCommand: ParsableCommand {
     var removeRules = false
 
     @Option(name: .customLong("exit-grace"), help: ArgumentHelp(
-        "How long exited processes stay attributable, in seconds. Default: 30.", valueName: "seconds"))
+        "How long exited processes stay attributable, in seconds.", valueName: "seconds"))
     var exitGrace: UInt32 = 30
 
     @OptionGroup var namespace: NamespaceOption

@@ -17,7 +17,7 @@ import Testing
     @Test(arguments: [
         ("nfowner", ["--help"]), ("monitor", ["monitor", "--help"]), ("rules", ["rules", "--help"]),
         ("rules-install", ["rules", "install", "--help"]), ("config", ["config", "--help"]),
-        ("capture", ["capture", "--help"]),
+        ("capture", ["capture", "--help"]), ("enforce", ["enforce", "--help"]), ("policy-check", ["policy", "check", "--help"]),
     ])
     func helpTextIsStable(name: String, arguments: [String]) throws {
         let result = try Self.nfowner(arguments)
