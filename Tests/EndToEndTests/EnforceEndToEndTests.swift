@@ -172,6 +172,59 @@ extension EndToEnd {
             #expect(!(try filterRules()).contains("NFOWNER"), "rules left after SIGINT")
         }
 
+        /// A cgroup denied everything but UDP 53: its datagrams to port 53 arrive, its TCP
+        /// connection is rejected at once; the same program outside the cgroup connects.
+        @Test func aCgroupDeniedEverythingButUdp53() throws {
+            let cgroups = try TestCgroups("enfcg")
+            defer { cgroups.close() }
+            let box = try cgroups.make(cgroups.top + "/box.service")
+            let web = try listener(port: 8080)
+            defer { web.stop() }
+            let dns = Process()
+            dns.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
+            dns.arguments = ["--net=\(peer.path)", Harness.traffic, "listen", "--udp", "--port", "53",
+                             "--address", Self.peerAddress, "--count", "2", "--timeout", "10"]
+            let dnsOutput = Pipe()
+            dns.standardOutput = dnsOutput
+            try dns.run()
+            defer { if dns.isRunning { kill(dns.processIdentifier, SIGKILL) } }
+            _ = dnsOutput.fileHandleForReading.availableData  // its ready line
+            let enforcer = try RunningEnforcer(policy: """
+                default = "allow"
+                [[rule]]
+                name = "box-dns"
+                action = "allow"
+                cgroup = "\(cgroups.top)"
+                unit = "box*.service"
+                proto = "udp"
+                dst_port = 53
+                [[rule]]
+                name = "box-rest"
+                action = "reject"
+                log = true
+                cgroup = "\(cgroups.top)"
+                """, ["--netns", client.name])
+            defer { enforcer.stop() }
+            let udp = try cgroups.traffic(in: box, namespace: client, ["udp", "--to", Self.peerAddress, "--port", "53",
+                                                                        "--count", "2", "--quiet"])
+            #expect(udp["errors"] == "0", "\(udp)")
+            let tcp = try cgroups.traffic(in: box, namespace: client, ["tcp", "--to", Self.peerAddress, "--port", "8080",
+                                                                        "--timeout", "2", "--quiet"])
+            #expect(tcp["sent"] == "0" && tcp["errors"] == "1", "\(tcp)")
+            #expect(Self.seconds(tcp) < 1, "rejected after \(Self.seconds(tcp)) s")
+            let outside = try connect(port: 8080)
+            #expect(outside["sent"] == "1" && outside["errors"] == "0", "\(outside)")
+            let received = String(decoding: dnsOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            dns.waitUntilExit()
+            let keys = Harness.keyValues(received.split(separator: "\n").last.map(String.init) ?? "")
+            #expect(keys["received"] == "2", "the UDP sink got: \(received)")
+            let summary = enforcer.stop()
+            #expect(summary["reject"] == "1", "\(summary)")
+            let event = enforcer.events.first { $0.string("rule") == "box-rest" }
+            #expect(event?.string("cgroup") == box)
+            #expect(event?.string("unit") == "box.service")
+        }
+
         /// An exe rule rejects one program (python3) while another of the same uid
         /// (nfowner-traffic) passes.
         @Test func anExeRuleRejectsOneProgramWhileAnotherOfTheSameUidPasses() throws {
