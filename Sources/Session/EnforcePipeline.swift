@@ -89,9 +89,10 @@ public final class EnforcePipeline: PacketConsumer, @unchecked Sendable {
         let needs = policy.needs
         var owner: PacketOwner?
         let now = WallClock.monotonicNanoseconds()
-        if needs.process {
+        // An inbound packet carries no uid: its owner is the receiving socket's, found by lookup.
+        if needs.process || (held.uid == nil && needs.identity) {
             let resolved = engine.owner(packet, direction: direction, uid: held.uid, gid: held.gid, cgroupID: nil, now: now)
-            Self.fill(&subject, from: resolved)
+            fill(&subject, from: resolved)
             if subject.exe == nil && subject.comm == nil { counters.unknownProcess += 1 }
             owner = resolved
         } else if needs.names {
@@ -120,9 +121,13 @@ public final class EnforcePipeline: PacketConsumer, @unchecked Sendable {
 
     /// The subject's owner fields from a resolved owner: the attribution's uid when the packet
     /// carried none (an inbound packet's receiving socket).
-    static func fill(_ subject: inout PolicySubject, from owner: PacketOwner) {
-        if subject.uid == nil { subject.uid = owner.attribution?.uid }
-        subject.userName = owner.userName
+    private func fill(_ subject: inout PolicySubject, from owner: PacketOwner) {
+        if subject.uid == nil, let uid = owner.attribution?.uid {
+            subject.uid = uid
+            subject.userName = engine.names.userName(of: uid)
+        } else {
+            subject.userName = owner.userName
+        }
         subject.groupName = owner.groupName
         subject.unit = owner.unit
         subject.cgroupPath = owner.cgroupPath
@@ -164,18 +169,22 @@ public final class EnforcePipeline: PacketConsumer, @unchecked Sendable {
 }
 
 extension Policy {
-    /// What evaluating this policy needs beyond the packet and its uid/gid.
-    var needs: (process: Bool, names: Bool) {
-        var process = false, names = false
+    /// What evaluating this policy needs beyond the packet and its uid/gid: the process (exe,
+    /// comm, unit, cgroup), user or group names, the owner's identity at all (uid … group).
+    var needs: (process: Bool, names: Bool, identity: Bool) {
+        var process = false, names = false, identity = false
         for rule in rules {
             for matcher in rule.matchers {
                 switch matcher {
                 case .exe, .comm, .unit, .cgroup: process = true
-                case .user, .group: names = true
+                case .user, .group:
+                    names = true
+                    identity = true
+                case .uid, .gid: identity = true
                 default: break
                 }
             }
         }
-        return (process, names)
+        return (process, names, identity)
     }
 }

@@ -225,6 +225,51 @@ extension EndToEnd {
             #expect(event?.string("unit") == "box.service")
         }
 
+        /// directions = ["in"]: a connection to a local listener is decided at the input hook by
+        /// the listening socket's owner (the packet carries no uid); IPv6 is decided like IPv4.
+        @Test func inboundFlowsByTheListenersOwnerAndIPv6() throws {
+            try client.exec(["ip", "-6", "addr", "add", "fd15::1/64", "dev", "lo", "nodad"]).check("v6 address")
+            let local = try BackgroundProcess(["nsenter", "--net=\(client.path)", Harness.traffic, "listen", "--tcp",
+                                               "--port", "7070", "--address", Self.clientAddress, "--timeout", "30",
+                                               "--accept", "5", "--uid", String(Self.other), "--gid", String(Self.other)],
+                                              waitForOutput: true)
+            defer { local.stop() }
+            let local6 = try BackgroundProcess(["nsenter", "--net=\(client.path)", Harness.traffic, "listen", "--tcp",
+                                                "--port", "9099", "--address", "fd15::1", "--timeout", "30", "--accept", "5"],
+                                               waitForOutput: true)
+            defer { local6.stop() }
+            let enforcer = try RunningEnforcer(policy: """
+                default = "allow"
+                directions = ["out", "in"]
+                [[rule]]
+                name = "no-inbound-to-4242"
+                action = "reject"
+                log = true
+                direction = "in"
+                uid = \(Self.other)
+                [[rule]]
+                name = "no-v6-9099"
+                action = "reject"
+                direction = "out"
+                dst = "fd15::/64"
+                dst_port = 9099
+                """, ["--netns", client.name])
+            defer { enforcer.stop() }
+            #expect(try filterRules().contains("-A INPUT -j NFOWNER-ENFORCE"))
+            let inbound = try peer.traffic(["tcp", "--to", Self.clientAddress, "--port", "7070", "--timeout", "2", "--quiet"])
+            #expect(inbound["sent"] == "0" && inbound["errors"] == "1", "\(inbound)")
+            #expect(Self.seconds(inbound) < 1)
+            let v6 = try client.traffic(["tcp", "--to", "fd15::1", "--port", "9099", "--timeout", "2", "--quiet"])
+            #expect(v6["errors"] == "1" && Self.seconds(v6) < 1, "\(v6)")
+            let summary = enforcer.stop()
+            #expect(summary["reject"] == "2", "\(summary)")
+            let event = enforcer.events.first
+            #expect(event?.string("rule") == "no-inbound-to-4242")
+            #expect(event?.string("dir") == "in")
+            #expect(event?.int("owner_uid") == Int(Self.other))
+            #expect(!(try filterRules()).contains("NFOWNER"))
+        }
+
         /// An exe rule rejects one program (python3) while another of the same uid
         /// (nfowner-traffic) passes.
         @Test func anExeRuleRejectsOneProgramWhileAnotherOfTheSameUidPasses() throws {
