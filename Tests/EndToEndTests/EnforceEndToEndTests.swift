@@ -357,7 +357,7 @@ extension EndToEnd {
         }
 
         /// kill -9 under fail = "open": the rules stay and let traffic through (queue bypass); the
-        /// next run takes over and removes them at exit.
+        /// next run takes over; `nfowner rules remove` deletes what a killed run left.
         @Test func killedUnderFailOpenTrafficPasses() throws {
             let web = try listener(port: 9090)
             defer { web.stop() }
@@ -373,7 +373,11 @@ extension EndToEnd {
             let next = try RunningEnforcer(policy: policy, ["--netns", client.name])
             let again = try connect(port: 9090, timeout: 1)
             #expect(again["errors"] == "1", "the restarted enforcer decides again: \(again)")
-            next.stop()
+            // Killed again: `nfowner rules remove` deletes what it left.
+            next.stop(with: SIGKILL)
+            #expect(try filterRules().contains("NFOWNER-ENFORCE"))
+            let removed = try Harness.run(Harness.nfowner, ["rules", "remove", "--netns", client.name])
+            #expect(removed.stderr.contains("removed enforce mode's chains"), "\(removed.stderr)")
             #expect(!(try filterRules()).contains("NFOWNER"))
         }
 
