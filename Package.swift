@@ -106,7 +106,7 @@ let package = Package(
         .testTarget(name: "RulesTests", dependencies: ["Rules", "PacketModel", "TestSupport"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration"]),
         .testTarget(name: "SetupTests", dependencies: ["Setup"]),
-        .testTarget(name: "PolicyTests", dependencies: ["Policy", "PacketParsing"]),
+        .testTarget(name: "PolicyTests", dependencies: ["Policy", "PacketParsing", "TestSupport"]),
         .testTarget(name: "AccountingTests", dependencies: ["Accounting", "PacketModel"]),
         .testTarget(name: "AttributionTests", dependencies: ["Attribution", "PacketModel", "TestSupport"]),
         .testTarget(name: "ExportTests", dependencies: ["Export", "PacketModel"]),

@@ -1,6 +1,8 @@
 // The Policy module's error type, shaped like ConfigError: a code tests compare, a reason a
 // person can act on, the file and (when found) the line, printed "FILE:LINE: REASON".
 
+import Configuration
+
 public struct PolicyError: Error, Sendable, Equatable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: String, Sendable {
@@ -49,14 +51,7 @@ public struct PolicyError: Error, Sendable, Equatable, CustomStringConvertible {
         self.line = line
     }
 
-    public var description: String {
-        switch (file.isEmpty, line) {
-        case (true, nil): reason
-        case (true, let line?): "line \(line): \(reason)"
-        case (false, nil): "\(file): \(reason)"
-        case (false, let line?): "\(file):\(line): \(reason)"
-        }
-    }
+    public var description: String { located(reason, file: file, line: line) }
 }
 
 /// Something legal but almost certainly not meant (a rule an earlier one shadows).
@@ -71,10 +66,7 @@ public struct PolicyWarning: Sendable, Equatable, CustomStringConvertible {
         self.line = line
     }
 
-    public var description: String {
-        let place = file.isEmpty ? (line.map { "line \($0): " } ?? "") : file + (line.map { ":\($0)" } ?? "") + ": "
-        return place + "warning: " + reason
-    }
+    public var description: String { located("warning: " + reason, file: file, line: line) }
 }
 
 /// A parsed policy file: the policy when there was no error, every error, every warning.

@@ -368,12 +368,7 @@ let protocolNames: [(String, UInt8)] = [("tcp", 6), ("udp", 17), ("icmp", 1), ("
                                         ("sctp", 132), ("udplite", 136), ("gre", 47), ("esp", 50), ("ah", 51)]
 
 private func proto(_ value: TOMLValueConvertible) -> Result<UInt8, ItemProblem> {
-    if let int = value.int {
-        guard let number = UInt8(exactly: int) else {
-            return .failure(ItemProblem(code: .outOfRange, reason: "\(int) is not a protocol number from 0 to 255"))
-        }
-        return .success(number)
-    }
+    if let number = integer(value, "a protocol number", as: UInt8.self) { return number }
     guard let text = value.string else { return .failure(.type("a protocol name or number", value)) }
     if let found = protocolNames.first(where: { $0.0 == text.lowercased() }) { return .success(found.1) }
     let hint = closest(to: text, among: protocolNames.map(\.0)).map { " (did you mean \"\($0)\"?)" } ?? ""
@@ -403,12 +398,7 @@ private func cidr(_ value: TOMLValueConvertible) -> Result<CIDR, ItemProblem> {
 }
 
 private func port(_ value: TOMLValueConvertible) -> Result<PortRange, ItemProblem> {
-    if let int = value.int {
-        guard let port = UInt16(exactly: int) else {
-            return .failure(ItemProblem(code: .outOfRange, reason: "\(int) is not a port from 0 to 65535"))
-        }
-        return .success(PortRange(port, port)!)
-    }
+    if let port = integer(value, "a port", as: UInt16.self) { return port.map { PortRange($0, $0)! } }
     guard let text = value.string else { return .failure(.type("a port or a range \"LOW-HIGH\"", value)) }
     let parts = text.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
     let numbers = parts.map { part -> UInt16? in
@@ -426,18 +416,23 @@ private func port(_ value: TOMLValueConvertible) -> Result<PortRange, ItemProble
 }
 
 private func icmpType(_ value: TOMLValueConvertible) -> Result<ICMPTypeMatch, ItemProblem> {
-    if let int = value.int {
-        guard let number = UInt8(exactly: int) else {
-            return .failure(ItemProblem(code: .outOfRange, reason: "\(int) is not an ICMP type from 0 to 255"))
-        }
-        return .success(.number(number))
-    }
+    if let number = integer(value, "an ICMP type", as: UInt8.self) { return number.map { .number($0) } }
     guard let text = value.string else { return .failure(.type("an ICMP type number or name", value)) }
     if let name = ICMPTypeName(rawValue: text) { return .success(.named(name)) }
     let names = ICMPTypeName.allCases.map(\.rawValue)
     let hint = closest(to: text, among: names).map { " (did you mean \"\($0)\"?)" } ?? ""
     return .failure(.invalid("\(quotedText(text)) is not an ICMP type name\(hint); the names are "
                              + names.joined(separator: ", ") + ", or give the number"))
+}
+
+/// An integer item of type `T`: nil when `value` is no integer, an out-of-range failure naming
+/// `what` when it does not fit.
+private func integer<T: FixedWidthInteger>(_ value: TOMLValueConvertible, _ what: String, as: T.Type) -> Result<T, ItemProblem>? {
+    guard let int = value.int else { return nil }
+    guard let number = T(exactly: int) else {
+        return .failure(ItemProblem(code: .outOfRange, reason: "\(int) is not \(what) from \(T.min) to \(T.max)"))
+    }
+    return .success(number)
 }
 
 private func quotedText(_ text: String) -> String { "\"" + printable(text) + "\"" }

@@ -143,23 +143,9 @@ public final class EnforceSession: @unchecked Sendable {
                                },
                                tick: owners.map { owners in { owners.housekeeping() } })
         let started = WallClock.monotonicNanoseconds()
-        nonisolated(unsafe) var ending = ReceiveLoop.Ending.stopRequested
-        do {
-            let receiver = try DedicatedThread(name: "nfowner-enforce") {
-                try? DedicatedThread.setCurrentNiceness(Session.receiveThreadNiceness)
-                ending = loop.run()
-            }
-            do {
-                try onReady(Ready(queue: options.queue, backend: installed ? EnforceRules.backendDescription : nil,
-                                  stop: { [loop] in loop.requestStop() }))
-            } catch {
-                loop.requestStop()
-                receiver.join()
-                ending = .failed("\(error)")
-            }
-            receiver.join()
-        } catch {
-            ending = .failed("cannot start the receive thread: \(error)")
+        let ending = loop.runOnReceiveThread(name: "nfowner-enforce") {
+            try onReady(Ready(queue: options.queue, backend: rulesRunner == nil ? nil : EnforceRules.backendDescription,
+                              stop: { [loop] in loop.requestStop() }))
         }
         let seconds = Double(WallClock.monotonicNanoseconds() - started) / 1e9
         // No packet may be queued once the queue is gone: the rules go first.

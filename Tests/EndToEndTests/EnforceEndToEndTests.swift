@@ -2,70 +2,20 @@ import Foundation
 import TestSupport
 import Testing
 
-/// `nfowner enforce` running in the background, its stdout (audit events) and stderr in files.
-final class RunningEnforcer {
-    let process = Process()
-    let stdoutURL: URL
-    let stderrURL: URL
+/// `nfowner enforce` running in the background with a policy file of the test's; stdout holds
+/// the audit events.
+final class RunningEnforcer: RunningMonitor {
     let policyURL: URL
 
     /// Writes `policy` to a file, starts the enforcer and waits until it decides packets.
     init(policy: String, _ arguments: [String]) throws {
-        let directory = FileManager.default.temporaryDirectory
-        let token = UUID().uuidString
-        stdoutURL = directory.appendingPathComponent("nfowner-enforce-\(token).out")
-        stderrURL = directory.appendingPathComponent("nfowner-enforce-\(token).err")
-        policyURL = directory.appendingPathComponent("nfowner-enforce-\(token).toml")
+        policyURL = FileManager.default.temporaryDirectory.appendingPathComponent("nfowner-enforce-\(UUID().uuidString).toml")
         try policy.write(to: policyURL, atomically: true, encoding: .utf8)
-        FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
-        FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
-        process.executableURL = URL(fileURLWithPath: Harness.nfowner)
-        process.arguments = ["enforce", "--policy", policyURL.path] + arguments
-        process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
-        process.standardError = try FileHandle(forWritingTo: stderrURL)
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(15)
-        while Date() < deadline {
-            if stderr.contains("deciding packets from NFQUEUE queue") { return }
-            if !process.isRunning { throw HarnessError("enforce exited early: \(stderr)") }
-            usleep(20_000)
-        }
-        stop()
-        throw HarnessError("enforce did not start within 15 s: \(stderr)")
+        try super.init(command: "enforce", ["--policy", policyURL.path] + arguments,
+                       readyNote: "deciding packets from NFQUEUE queue", summaryPrefix: "held=")
     }
 
-    var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
-
-    /// The audit events written so far.
-    var events: [[String: Any]] {
-        let text = (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-        }
-    }
-
-    /// Stops it with `signal` (by PID) and returns its summary line's keys.
-    @discardableResult
-    func stop(with signal: Int32 = SIGINT) -> [String: String] {
-        if process.isRunning {
-            kill(process.processIdentifier, signal)
-            let deadline = Date().addingTimeInterval(10)
-            while process.isRunning, Date() < deadline { usleep(20_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
-        }
-        let summary = stderr.split(separator: "\n").last { $0.hasPrefix("held=") }.map(String.init) ?? ""
-        return Harness.keyValues(summary)
-    }
-
-    deinit {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-        for url in [stdoutURL, stderrURL, policyURL] { try? FileManager.default.removeItem(at: url) }
-    }
+    deinit { try? FileManager.default.removeItem(at: policyURL) }
 }
 
 extension EndToEnd {

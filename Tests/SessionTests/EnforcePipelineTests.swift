@@ -33,23 +33,6 @@ import Testing
             + [0x9c, 0x40, UInt8(port >> 8), UInt8(port & 0xff), 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]
     }
 
-    /// An NFQUEUE packet message at the output hook, with uid and an existing mark.
-    static func held(id: UInt32, uid: UInt32, mark: UInt32, payload: [UInt8]) -> [UInt8] {
-        func attribute(_ type: UInt16, _ value: [UInt8]) -> [UInt8] {
-            var bytes = withUnsafeBytes(of: UInt16(4 + value.count).littleEndian, Array.init)
-                + withUnsafeBytes(of: type.littleEndian, Array.init) + value
-            while bytes.count % 4 != 0 { bytes.append(0) }
-            return bytes
-        }
-        let body: [UInt8] = [2, 0, 0, 10]
-            + attribute(1, withUnsafeBytes(of: id.bigEndian, Array.init) + [0x08, 0x00, 3])
-            + attribute(3, withUnsafeBytes(of: mark.bigEndian, Array.init))
-            + attribute(16, withUnsafeBytes(of: uid.bigEndian, Array.init))
-            + attribute(10, payload)
-        return withUnsafeBytes(of: UInt32(16 + body.count).littleEndian, Array.init)
-            + [0x00, 0x03, 0, 0] + [UInt8](repeating: 0, count: 8) + body
-    }
-
     static func run(_ policyText: String, exe: String? = "/usr/bin/curl",
                     packets: [(id: UInt32, uid: UInt32, port: UInt16)]) throws
         -> (verdicts: [(id: UInt32, code: NfqueueVerdictCode, mark: UInt32?)], counters: EnforceCounters, audit: [[String: Any]], attributor: FixedAttributor) {
@@ -67,7 +50,8 @@ import Testing
         let pipeline = EnforcePipeline(source: source, engine: engine, policy: policy,
                                        audit: OutputDescriptor(descriptor: fds[1]))
         for packet in packets {
-            held(id: packet.id, uid: packet.uid, mark: 0x1, payload: syn(port: packet.port)).withUnsafeBytes {
+            HoldingSourceTests.heldMessage(id: packet.id, uid: packet.uid, payload: syn(port: packet.port), mark: 0x1,
+                                           queue: 10).withUnsafeBytes {
                 source.process(datagram: $0, into: pipeline)
             }
             #expect(pipeline.endDatagram() == nil)
