@@ -112,7 +112,7 @@ let package = Package(
         .testTarget(name: "ExportTests", dependencies: ["Export", "PacketModel"]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "PacketModel", "PacketParsing"]),
         .testTarget(name: "SessionTests", dependencies: [
-            "Session", "PacketSources", "Sinks", "Attribution", "PacketModel", "PacketParsing", "Capture", "Policy",
+            "Session", "PacketSources", "Sinks", "Attribution", "PacketModel", "PacketParsing", "Capture", "Policy", "Rules",
             "NetfilterSystem",
         ]),
         .testTarget(name: "EndToEndTests", dependencies: ["nfowner", "nfowner-traffic", "TestSupport"]),

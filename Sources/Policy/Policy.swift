@@ -217,7 +217,7 @@ public enum ICMPTypeName: String, Sendable, Hashable, CaseIterable {
     case timeExceeded = "time-exceeded"
 
     /// The type number in ICMP (protocol 1) or ICMPv6 (58); nil for other protocols.
-    func number(protocolNumber: UInt8) -> UInt8? {
+    public func number(protocolNumber: UInt8) -> UInt8? {
         switch (self, protocolNumber) {
         case (.echoRequest, 1): 8
         case (.echoRequest, 58): 128

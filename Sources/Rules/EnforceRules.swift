@@ -1,21 +1,28 @@
 // Enforce mode's rules (issue 15): the first packet of each new flow — and every ICMP echo
-// request, whose conntrack state is no guide — goes to an NFQUEUE queue; nfowner evaluates the
-// policy against the packet and its owner and answers. nft's `queue` statement would do where
-// the kernel has CONFIG_NFT_QUEUE; this one does not, so the rules are iptables (nf_tables
-// backend via xt compat), in the filter table, in chains of nfowner's own:
+// request, whose conntrack state is no guide — is decided by the policy. nft's `queue` statement
+// would do where the kernel has CONFIG_NFT_QUEUE; this one does not, so the rules are iptables
+// (nf_tables backend via xt compat), in the filter table, in chains of nfowner's own:
 //
 //   *filter
 //   :NFOWNER-ENFORCE - [0:0]
 //   :NFOWNER-ENFORCE-QUEUE - [0:0]
+//   :NFOWNER-ENFORCE-DECIDE - [0:0]
 //   -A NFOWNER-ENFORCE -m mark --mark 0x800000/0xc00000 -p tcp -j REJECT --reject-with tcp-reset
 //   -A NFOWNER-ENFORCE -m mark --mark 0x800000/0xc00000 -j REJECT --reject-with icmp-port-unreachable
 //   -A NFOWNER-ENFORCE -m mark --mark 0x0/0xc00000 -j NFOWNER-ENFORCE-QUEUE
 //   -A NFOWNER-ENFORCE -m mark --mark 0x400000/0xc00000 -j MARK --set-xmark 0x0/0xc00000
-//   -A NFOWNER-ENFORCE-QUEUE -p icmp --icmp-type echo-request -j NFQUEUE --queue-num 10
+//   -A NFOWNER-ENFORCE-QUEUE -p icmp --icmp-type echo-request -g NFOWNER-ENFORCE-DECIDE
 //   -A NFOWNER-ENFORCE-QUEUE -p icmp -j RETURN
-//   -A NFOWNER-ENFORCE-QUEUE -m conntrack --ctstate NEW -j NFQUEUE --queue-num 10
+//   -A NFOWNER-ENFORCE-QUEUE -m conntrack --ctstate NEW -g NFOWNER-ENFORCE-DECIDE
+//   -A NFOWNER-ENFORCE-DECIDE -j NFQUEUE --queue-num 10
 //   COMMIT
 //   and `-I OUTPUT 1 -j NFOWNER-ENFORCE` (and INPUT, when inbound flows are enforced).
+//
+// NFOWNER-ENFORCE-DECIDE queues everything, or — the kernel fast path, `EnforceSpec.decisions` —
+// holds the policy's rules compiled for the kernel where it can evaluate them alone (uid, gid,
+// protocol, addresses, ports, ICMP type): `-j RETURN` for allow, `-j DROP`, `-j REJECT`, and
+// `-j NFQUEUE` only for rules that need the process (exe, comm, unit, cgroup, names) or an audit
+// event; a flow those rules decide never reaches userspace.
 //
 // Verdicts (see `VerdictMarks`): deny is NF_DROP. Allow and reject are NF_REPEAT with a mark in
 // two bits of the packet mark (NFQA_MARK): the hook's chain runs again from its start; an allowed
@@ -42,6 +49,9 @@ public struct EnforceSpec: Sendable, Equatable {
     public var output: Bool
     public var input: Bool
     public var marks = VerdictMarks()
+    /// The kernel fast path: the decision chain's rules per family, in order (nil: queue every
+    /// packet that reaches it).
+    public var decisions: [IptablesFamily: [EnforceDecision]]?
 
     public init(queue: UInt16, failOpen: Bool, output: Bool = true, input: Bool = false) {
         self.queue = queue
@@ -54,32 +64,42 @@ public struct EnforceSpec: Sendable, Equatable {
 public enum EnforceRules {
     /// The decision chain, jumped to first from OUTPUT (and INPUT).
     public static let chain = "NFOWNER-ENFORCE"
-    /// The chain that queues; entered only by packets without a verdict mark.
+    /// The chain that selects what is decided: packets without a verdict mark that start a flow.
     public static let queueChain = "NFOWNER-ENFORCE-QUEUE"
+    /// The chain that decides: the compiled policy, or one NFQUEUE rule.
+    public static let decideChain = "NFOWNER-ENFORCE-DECIDE"
+    /// Every chain enforce mode creates, in the order they are deleted.
+    public static let allChains = [chain, queueChain, decideChain]
     /// How the rules queue on this kernel (said at start-up).
     public static let backendDescription = "iptables NFQUEUE in the filter table (nft's queue statement needs CONFIG_NFT_QUEUE)"
 
-    /// The `iptables-restore --noflush` input that creates, or empties and refills, both chains.
+    /// The `iptables-restore --noflush` input that creates, or empties and refills, the chains.
     public static func iptablesRestore(_ spec: EnforceSpec, family: IptablesFamily) -> String {
         let marks = spec.marks
         func match(_ bits: UInt32) -> String { "-m mark --mark \(hex(bits))/\(hex(marks.mask))" }
         let unreachable = family == .ipv4 ? "icmp-port-unreachable" : "icmp6-port-unreachable"
         let icmp = family == .ipv4 ? "-p icmp" : "-p ipv6-icmp"
         let echo = family == .ipv4 ? "-p icmp --icmp-type echo-request" : "-p ipv6-icmp --icmpv6-type echo-request"
-        let queue = "-j NFQUEUE --queue-num \(spec.queue)" + (spec.failOpen ? " --queue-bypass" : "")
-        return [
+        var lines = [
             "*filter",
             ":\(chain) - [0:0]",
             ":\(queueChain) - [0:0]",
+            ":\(decideChain) - [0:0]",
             "-A \(chain) \(match(marks.reject)) -p tcp -j REJECT --reject-with tcp-reset",
             "-A \(chain) \(match(marks.reject)) -j REJECT --reject-with \(unreachable)",
             "-A \(chain) \(match(0)) -j \(queueChain)",
             "-A \(chain) \(match(marks.allow)) -j MARK --set-xmark 0x0/\(hex(marks.mask))",
-            "-A \(queueChain) \(echo) \(queue)",
+            "-A \(queueChain) \(echo) -g \(decideChain)",
             "-A \(queueChain) \(icmp) -j RETURN",
-            "-A \(queueChain) -m conntrack --ctstate NEW \(queue)",
-            "COMMIT",
-        ].joined(separator: "\n") + "\n"
+            "-A \(queueChain) -m conntrack --ctstate NEW -g \(decideChain)",
+        ]
+        let decisions = spec.decisions.map { $0[family] ?? [] } ?? [EnforceDecision(target: .queue)]
+        for decision in decisions {
+            lines += decision.lines(family: family, queue: spec.queue, failOpen: spec.failOpen)
+                .map { "-A \(decideChain) \($0)" }
+        }
+        lines.append("COMMIT")
+        return lines.joined(separator: "\n") + "\n"
     }
 
     static func hex(_ value: UInt32) -> String { "0x" + String(value, radix: 16) }
@@ -121,10 +141,10 @@ public struct EnforceRulesRunner: Sendable {
             removed = true
             try deleteJumps(family, "OUTPUT")
             try deleteJumps(family, "INPUT")
-            for chain in [EnforceRules.chain, EnforceRules.queueChain] {
+            for chain in EnforceRules.allChains where try iptables.run(family.command, ["-S", chain]).status == 0 {
                 try iptables.check(iptables.run(family.command, ["-F", chain]), "flush \(chain)")
             }
-            for chain in [EnforceRules.chain, EnforceRules.queueChain] {
+            for chain in EnforceRules.allChains {
                 guard try iptables.run(family.command, ["-S", chain]).status == 0 else { continue }
                 try iptables.check(iptables.run(family.command, ["-X", chain]), "delete \(chain)")
             }
@@ -142,5 +162,95 @@ public struct EnforceRulesRunner: Sendable {
             try iptables.check(iptables.run(family.command, ["-D", builtin, "-j", EnforceRules.chain]),
                                "delete the jump \(builtin) -> \(EnforceRules.chain) (\(family.command))")
         }
+    }
+}
+
+/// One rule of the decision chain (the kernel fast path): matches the kernel evaluates alone,
+/// for one family, and what becomes of a packet they match. A nil field matches anything.
+public struct EnforceDecision: Sendable, Equatable {
+    public enum Target: Sendable, Equatable {
+        /// Back to OUTPUT/INPUT: the host's other rules still apply.
+        case allow
+        case deny
+        /// TCP reset for TCP, ICMP port unreachable otherwise.
+        case reject
+        /// To nfowner, which decides by the whole policy.
+        case queue
+    }
+
+    public var protocolNumber: UInt8?
+    public var uid: UInt32?
+    public var gid: UInt32?
+    /// CIDR blocks of this rule's family, e.g. "10.0.0.0/8".
+    public var source: String?
+    public var destination: String?
+    /// Only with `protocolNumber` TCP (6) or UDP (17).
+    public var sourcePorts: ClosedRange<UInt16>?
+    public var destinationPorts: ClosedRange<UInt16>?
+    /// Only with `protocolNumber` ICMP (1) or ICMPv6 (58).
+    public var icmpType: UInt8?
+    public var target: Target
+
+    public init(protocolNumber: UInt8? = nil, uid: UInt32? = nil, gid: UInt32? = nil, source: String? = nil,
+                destination: String? = nil, sourcePorts: ClosedRange<UInt16>? = nil,
+                destinationPorts: ClosedRange<UInt16>? = nil, icmpType: UInt8? = nil, target: Target) {
+        self.protocolNumber = protocolNumber
+        self.uid = uid
+        self.gid = gid
+        self.source = source
+        self.destination = destination
+        self.sourcePorts = sourcePorts
+        self.destinationPorts = destinationPorts
+        self.icmpType = icmpType
+        self.target = target
+    }
+
+    /// Its iptables rule(s), without `-A CHAIN`. Reject without a protocol is two rules (TCP
+    /// reset first); a queue rule under fail-open is followed by an allow of the same packets
+    /// (with nobody listening, bypass falls through: fail-open means they pass).
+    func lines(family: IptablesFamily, queue: UInt16, failOpen: Bool) -> [String] {
+        let matches = matchText(family: family)
+        func line(_ target: String) -> String { matches.isEmpty ? target : matches + " " + target }
+        switch target {
+        case .allow: return [line("-j RETURN")]
+        case .deny: return [line("-j DROP")]
+        case .reject:
+            let unreachable = "-j REJECT --reject-with " + (family == .ipv4 ? "icmp-port-unreachable" : "icmp6-port-unreachable")
+            switch protocolNumber {
+            case 6?: return [line("-j REJECT --reject-with tcp-reset")]
+            case nil: return [line("-p tcp -j REJECT --reject-with tcp-reset"), line(unreachable)]
+            default: return [line(unreachable)]
+            }
+        case .queue:
+            let queueRule = line("-j NFQUEUE --queue-num \(queue)" + (failOpen ? " --queue-bypass" : ""))
+            return failOpen ? [queueRule, line("-j RETURN")] : [queueRule]
+        }
+    }
+
+    func matchText(family: IptablesFamily) -> String {
+        var parts: [String] = []
+        if let protocolNumber {
+            let name: String = switch protocolNumber {
+            case 6: "tcp"
+            case 17: "udp"
+            case 1: "icmp"
+            case 58: "ipv6-icmp"
+            default: String(protocolNumber)
+            }
+            parts.append("-p \(name)")
+        }
+        if let source { parts.append("-s \(source)") }
+        if let destination { parts.append("-d \(destination)") }
+        if let sourcePorts { parts.append("--sport \(Self.ports(sourcePorts))") }
+        if let destinationPorts { parts.append("--dport \(Self.ports(destinationPorts))") }
+        if let icmpType { parts.append(family == .ipv4 ? "--icmp-type \(icmpType)" : "--icmpv6-type \(icmpType)") }
+        if uid != nil || gid != nil {
+            parts.append("-m owner" + (uid.map { " --uid-owner \($0)" } ?? "") + (gid.map { " --gid-owner \($0)" } ?? ""))
+        }
+        return parts.joined(separator: " ")
+    }
+
+    static func ports(_ range: ClosedRange<UInt16>) -> String {
+        range.lowerBound == range.upperBound ? "\(range.lowerBound)" : "\(range.lowerBound):\(range.upperBound)"
     }
 }

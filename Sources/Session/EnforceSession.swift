@@ -35,10 +35,16 @@ public struct EnforceOptions: @unchecked Sendable {
         self.report = report
     }
 
-    /// The rules' spec for `policy`: audit mode always fails open (it must never block).
-    public static func spec(for policy: Policy, queue: UInt16) -> EnforceSpec {
-        EnforceSpec(queue: queue, failOpen: policy.fail == .open || policy.mode == .audit,
-                    output: policy.directions.contains(.outbound), input: policy.directions.contains(.inbound))
+    /// Compile what the kernel can decide alone into the rules (see `EnforceFastPath`).
+    public var fastPath = true
+
+    /// The rules' spec for `policy`: audit mode always fails open (it must never block); with
+    /// `fastPath`, the decision chain holds the compiled policy where `EnforceFastPath` applies.
+    public static func spec(for policy: Policy, queue: UInt16, fastPath: Bool = true) -> EnforceSpec {
+        var spec = EnforceSpec(queue: queue, failOpen: policy.fail == .open || policy.mode == .audit,
+                               output: policy.directions.contains(.outbound), input: policy.directions.contains(.inbound))
+        if fastPath { spec.decisions = EnforceFastPath.compile(policy) }
+        return spec
     }
 }
 
@@ -86,7 +92,7 @@ public final class EnforceSession: @unchecked Sendable {
             throw SessionError("cannot set up signal handling: \(error)")
         }
         let policy = options.policy
-        let spec = EnforceOptions.spec(for: policy, queue: options.queue)
+        let spec = EnforceOptions.spec(for: policy, queue: options.queue, fastPath: options.fastPath)
         var settings = NfqueueSettings()
         settings.queue = options.queue
         settings.copyRange = 128
@@ -110,6 +116,7 @@ public final class EnforceSession: @unchecked Sendable {
             report("enforcing \(policy.rules.count) rule(s), default \(policy.defaultAction.rawValue), mode \(policy.mode.rawValue), "
                    + "fail \(spec.failOpen ? "open" : "closed")\(policy.mode == .audit && policy.fail == .closed ? " (audit mode never blocks)" : ""): "
                    + "new \(Self.directionsText(spec)) flows go to NFQUEUE queue \(options.queue) via \(EnforceRules.backendDescription)")
+            report(Self.fastPathNote(spec, requested: options.fastPath))
         } else {
             report("enforce with --no-rules: reading NFQUEUE queue \(options.queue); your rules must queue to it and act on "
                    + "the verdict marks (see docs/enforce.md)")
@@ -136,10 +143,11 @@ public final class EnforceSession: @unchecked Sendable {
         self.pipeline = pipeline
         let reloadPolicy = options.reloadPolicy
         let queue = options.queue
+        let fastPath = options.fastPath
         let loop = ReceiveLoop(source: source, consumer: pipeline, signals: signals, wakeup: wakeup,
                                reload: {
                                    Self.reload(reloadPolicy, pipeline: pipeline, runner: rulesRunner,
-                                               queue: queue, report: report)
+                                               queue: queue, fastPath: fastPath, report: report)
                                },
                                tick: owners.map { owners in { owners.housekeeping() } })
         let started = WallClock.monotonicNanoseconds()
@@ -162,6 +170,17 @@ public final class EnforceSession: @unchecked Sendable {
         return Outcome(ending: ending, counters: counters, source: source.counters, verdictFailures: source.verdictFailures)
     }
 
+    /// What the kernel decides alone, for the start-up note.
+    static func fastPathNote(_ spec: EnforceSpec, requested: Bool) -> String {
+        guard let decisions = spec.decisions?[.ipv4] else {
+            return requested ? "kernel fast path off (it needs fail = \"closed\", mode = \"enforce\" and directions = [\"out\"]): "
+                + "nfowner decides every new flow" : "kernel fast path off (--no-fast-path): nfowner decides every new flow"
+        }
+        let queued = decisions.filter { $0.target == .queue }.count
+        return "kernel fast path: \(decisions.count - queued) of \(decisions.count) IPv4 decision rules are the kernel's alone; "
+            + (queued == 0 ? "no flow reaches nfowner" : "\(queued) queue to nfowner (exe, comm, unit, cgroup, names or log)")
+    }
+
     static func directionsText(_ spec: EnforceSpec) -> String {
         switch (spec.output, spec.input) {
         case (true, true): "outbound and inbound"
@@ -174,7 +193,7 @@ public final class EnforceSession: @unchecked Sendable {
     /// `directions` re-installs the rules (one transaction); a new `fail` needs a restart (the
     /// queue's flags are set when it is bound).
     static func reload(_ reloadPolicy: (() -> PolicyCheck)?, pipeline: EnforcePipeline, runner: EnforceRulesRunner?,
-                       queue: UInt16, report: (String) -> Void) {
+                       queue: UInt16, fastPath: Bool, report: (String) -> Void) {
         guard let reloadPolicy else {
             report("SIGHUP: no policy file to re-read")
             return
@@ -187,7 +206,8 @@ public final class EnforceSession: @unchecked Sendable {
         }
         check.warnings.forEach { report("\($0)") }
         let old = pipeline.currentPolicy
-        let oldSpec = EnforceOptions.spec(for: old, queue: queue), newSpec = EnforceOptions.spec(for: new, queue: queue)
+        let oldSpec = EnforceOptions.spec(for: old, queue: queue, fastPath: fastPath)
+        let newSpec = EnforceOptions.spec(for: new, queue: queue, fastPath: fastPath)
         if oldSpec.failOpen != newSpec.failOpen {
             report("SIGHUP: the new policy changes fail (or audit mode's fail-open); restart nfowner to change it; "
                    + "keeping the policy in force")

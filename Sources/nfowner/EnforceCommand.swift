@@ -76,6 +76,10 @@ struct EnforceCommand: ParsableCommand {
     @Flag(name: .customLong("remove-rules"), help: "Remove enforce rules a killed run left behind, and exit.")
     var removeRules = false
 
+    @Flag(name: .customLong("no-fast-path"), help: ArgumentHelp(
+        "Send every new flow to nfowner, even those the kernel could decide alone (rules of uid, gid, proto, addresses, ports, ICMP type)."))
+    var noFastPath = false
+
     @Option(name: .customLong("exit-grace"), help: ArgumentHelp(
         "How long exited processes stay attributable, in seconds.", valueName: "seconds"))
     var exitGrace: UInt32 = 30
@@ -123,6 +127,7 @@ struct EnforceCommand: ParsableCommand {
         options.maximumQueueLength = queueLength
         options.installsRules = !noRules
         options.keepsRules = keepRules
+        options.fastPath = !noFastPath
         options.audit = audit
         options.namespace = namespace.name
         options.processes = ProcessResolutionSettings(exitGrace: UInt64(exitGrace) * 1_000_000_000)

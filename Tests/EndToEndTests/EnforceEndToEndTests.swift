@@ -73,8 +73,8 @@ extension EndToEnd {
 
         /// The issue's first test: uid A may reach only TCP 8080 — 8080 works, 9090 is rejected
         /// within a second (a TCP reset: connect() fails at once) — and another uid is dropped by
-        /// the default; each logged decision is an audit event naming its rule; SIGINT removes
-        /// the rules.
+        /// the default (in the kernel); each logged decision is an audit event naming its rule;
+        /// SIGINT removes the rules.
         @Test func aUidMayReachOnlyTcp8080() throws {
             let web = try listener(port: 8080)
             defer { web.stop() }
@@ -116,8 +116,10 @@ extension EndToEnd {
             #expect(events.first?.int("dport") == 8080)
             #expect(events.first?.int("uid") == Int(Self.nobody))
             #expect(events.first?.string("comm") == "nfowner-traffic")
-            #expect(summary["allow"] == "1" && summary["reject"] == "1", "\(summary)")
-            #expect(Int(summary["deny"] ?? "") ?? 0 >= 1, "\(summary)")
+            // The logged rules' flows came to nfowner; the default (deny, not logged) is the
+            // kernel's alone (fast path): the other uid's SYNs never reached it.
+            #expect(summary["allow"] == "1" && summary["reject"] == "1" && summary["deny"] == "0", "\(summary)")
+            #expect(summary["held"] == "2", "\(summary)")
             #expect(summary["verdict_failures"] == "0")
             #expect(!(try filterRules()).contains("NFOWNER"), "rules left after SIGINT")
         }
@@ -274,7 +276,49 @@ extension EndToEnd {
                                              "--uid", String(Self.other), "--gid", String(Self.other)], asUnprivileged: false)
             #expect(denied["replies"] == "0", "\(denied)")
             let summary = enforcer.stop()
-            #expect(summary["allow"] == "3" && summary["deny"] == "2", "\(summary)")
+            // uid and ICMP type: the kernel decides alone (fast path); nothing reached nfowner.
+            #expect(summary["held"] == "0", "\(summary)")
+        }
+
+        /// The kernel fast path: a policy of uid, protocol and port rules is compiled into the
+        /// decision chain; the same flows are allowed, rejected and dropped as when nfowner decides
+        /// them (`--no-fast-path`), but none reaches userspace.
+        @Test func theKernelFastPathDecidesWithoutNfowner() throws {
+            let web = try listener(port: 8080)
+            defer { web.stop() }
+            let other = try listener(port: 9090)
+            defer { other.stop() }
+            let policy = """
+                default = "deny"
+                [[rule]]
+                action = "allow"
+                uid = \(Self.nobody)
+                proto = "tcp"
+                dst = "\(Self.peerAddress)/32"
+                dst_port = [8080, "8000-8001"]
+                [[rule]]
+                action = "reject"
+                uid = \(Self.nobody)
+                """
+            for fastPath in [true, false] {
+                let enforcer = try RunningEnforcer(policy: policy, ["--netns", client.name] + (fastPath ? [] : ["--no-fast-path"]))
+                defer { enforcer.stop() }
+                let decide = try client.exec(["iptables", "-S", "NFOWNER-ENFORCE-DECIDE"]).stdout
+                #expect(decide.contains("--uid-owner \(Self.nobody)") == fastPath, "\(decide)")
+                let allowed = try connect(port: 8080)
+                #expect(allowed["sent"] == "1" && allowed["errors"] == "0", "fast path \(fastPath): \(allowed)")
+                let rejected = try connect(port: 9090)
+                #expect(rejected["errors"] == "1" && Self.seconds(rejected) < 1, "fast path \(fastPath): \(rejected)")
+                let dropped = try connect(port: 8080, uid: Self.other, timeout: 1)
+                #expect(dropped["errors"] == "1" && Self.seconds(dropped) >= 0.9, "fast path \(fastPath): \(dropped)")
+                let summary = enforcer.stop()
+                if fastPath {
+                    #expect(summary["held"] == "0", "\(summary)")
+                } else {
+                    #expect(summary["allow"] == "1" && summary["reject"] == "1", "\(summary)")
+                    #expect(Int(summary["deny"] ?? "") ?? 0 >= 1, "\(summary)")
+                }
+            }
         }
 
         /// Audit mode blocks nothing and writes what it would have denied.

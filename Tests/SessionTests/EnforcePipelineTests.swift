@@ -6,6 +6,7 @@ import PacketModel
 import PacketParsing
 import PacketSources
 import Policy
+import Rules
 import Session
 import Testing
 
@@ -130,5 +131,80 @@ import Testing
         #expect(!spec.failOpen && spec.input && spec.output && spec.queue == 12)
         let audit = try PolicyParser.parse("fail = \"closed\"\nmode = \"audit\"\n", file: "t").get()
         #expect(EnforceOptions.spec(for: audit, queue: 12).failOpen)
+    }
+}
+
+/// The kernel fast path: which rules the kernel decides alone, which queue, and when it applies.
+@Suite struct EnforceFastPathTests {
+    static func decisions(_ text: String, _ family: IptablesFamily = .ipv4) throws -> [EnforceDecision]? {
+        let policy = try PolicyParser.parse(text, file: "t").get()
+        return EnforceOptions.spec(for: policy, queue: 10).decisions?[family]
+    }
+
+    @Test func kernelRulesAndQueueRulesInOrder() throws {
+        let compiled = try Self.decisions("""
+            default = "deny"
+            [[rule]]
+            action = "allow"
+            uid = [1000, 1001]
+            proto = "tcp"
+            dst = ["10.0.0.0/8", "fd00::/8"]
+            dst_port = [8080, "9000-9010"]
+            [[rule]]
+            action = "reject"
+            uid = 1000
+            exe = "/usr/bin/curl"
+            [[rule]]
+            action = "allow"
+            icmp_type = "echo-request"
+            """)
+        let decisions = try #require(compiled)
+        // 2 uids × 1 address × 2 port ranges, then the exe rule's queue narrowed to uid 1000, ping, the default.
+        #expect(decisions.count == 7)
+        #expect(decisions[0] == EnforceDecision(protocolNumber: 6, uid: 1000, destination: "10.0.0.0/8",
+                                                destinationPorts: 8080...8080, target: .allow))
+        #expect(decisions[3].uid == 1001 && decisions[3].destinationPorts == 9000...9010)
+        #expect(decisions[4] == EnforceDecision(uid: 1000, target: .queue))
+        #expect(decisions[5] == EnforceDecision(protocolNumber: 1, icmpType: 8, target: .allow))
+        #expect(decisions[6] == EnforceDecision(target: .deny))
+        let v6 = try #require(try Self.decisions("[[rule]]\naction = \"allow\"\nicmp_type = \"echo-request\"\n", .ipv6))
+        #expect(v6.first == EnforceDecision(protocolNumber: 58, icmpType: 128, target: .allow))
+    }
+
+    @Test func rulesThatCannotMatchInAFamilyAreLeftOut() throws {
+        let v6 = try #require(try Self.decisions("[[rule]]\naction = \"deny\"\ndst = \"10.0.0.0/8\"\n[[rule]]\naction = \"deny\"\nproto = \"icmp\"\n", .ipv6))
+        #expect(v6 == [EnforceDecision(target: .deny)])
+    }
+
+    @Test func loggedRulesPortsOfAnyProtocolAndTheLoggedDefaultQueue() throws {
+        let decisions = try #require(try Self.decisions("""
+            default = "allow"
+            log_default = true
+            [[rule]]
+            action = "deny"
+            log = true
+            uid = 5
+            [[rule]]
+            action = "deny"
+            dst_port = 22
+            gid = 7
+            """))
+        #expect(decisions == [EnforceDecision(uid: 5, target: .queue), EnforceDecision(gid: 7, target: .queue),
+                              EnforceDecision(target: .queue)])
+    }
+
+    @Test func tooManyCombinationsQueueTheWholeRule() throws {
+        let uids = (1...20).map(String.init).joined(separator: ", ")
+        let ports = (1...20).map(String.init).joined(separator: ", ")
+        let decisions = try #require(try Self.decisions("[[rule]]\naction = \"allow\"\nproto = \"tcp\"\nuid = [\(uids)]\ndst_port = [\(ports)]\n"))
+        #expect(decisions.first == EnforceDecision(target: .queue))
+    }
+
+    @Test func onlyForFailClosedEnforcingOutboundPolicies() throws {
+        #expect(try Self.decisions("fail = \"open\"\n") == nil)
+        #expect(try Self.decisions("mode = \"audit\"\n") == nil)
+        #expect(try Self.decisions("directions = [\"out\", \"in\"]\n") == nil)
+        let policy = try PolicyParser.parse("", file: "t").get()
+        #expect(EnforceOptions.spec(for: policy, queue: 10, fastPath: false).decisions == nil)
     }
 }
