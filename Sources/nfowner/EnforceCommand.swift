@@ -60,6 +60,10 @@ struct EnforceCommand: ParsableCommand {
         valueName: "packets"))
     var queueLength: UInt32 = 4096
 
+    @Option(name: .customLong("receive-buffer"), help: ArgumentHelp(
+        "The queue socket's receive buffer in bytes (SO_RCVBUFFORCE): room for bursts of new flows.", valueName: "bytes"))
+    var receiveBuffer: Int = 4 << 20
+
     @Option(name: .customLong("audit-log"), help: ArgumentHelp(
         "Append audit events to this file instead of writing them to stdout.", valueName: "file"))
     var auditLog: String?
@@ -92,6 +96,9 @@ struct EnforceCommand: ParsableCommand {
         if noRules && keepRules { throw ValidationError("--keep-rules and --no-rules contradict each other: pick one") }
         if auditLog != nil && noAudit { throw ValidationError("--audit-log and --no-audit contradict each other: pick one") }
         if queueLength == 0 { throw ValidationError("--queue-length must be at least 1") }
+        if receiveBuffer < 65536 || receiveBuffer > 1 << 30 {
+            throw ValidationError("--receive-buffer must be 65536 to 1073741824 bytes")
+        }
         if exitGrace == 0 || exitGrace > 3600 { throw ValidationError("--exit-grace must be 1 to 3600 seconds") }
     }
 
@@ -125,6 +132,7 @@ struct EnforceCommand: ParsableCommand {
         options.reloadPolicy = { PolicyParser.load(path: policyPath) }
         options.queue = queue
         options.maximumQueueLength = queueLength
+        options.socketReceiveBuffer = receiveBuffer
         options.installsRules = !noRules
         options.keepsRules = keepRules
         options.fastPath = !noFastPath
