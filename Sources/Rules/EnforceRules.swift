@@ -70,8 +70,8 @@ public enum EnforceRules {
     public static let decideChain = "NFOWNER-ENFORCE-DECIDE"
     /// Every chain enforce mode creates, in the order they are deleted.
     public static let allChains = [chain, queueChain, decideChain]
-    /// How the rules queue on this kernel (said at start-up).
-    public static let backendDescription = "iptables NFQUEUE in the filter table (nft's queue statement needs CONFIG_NFT_QUEUE)"
+    /// How the rules queue (said at start-up, with what the probe found).
+    public static let backendDescription = "iptables NFQUEUE in the filter table"
 
     /// The `iptables-restore --noflush` input that creates, or empties and refills, the chains.
     public static func iptablesRestore(_ spec: EnforceSpec, family: IptablesFamily) -> String {
@@ -132,7 +132,18 @@ public struct EnforceRulesRunner: Sendable {
         }
     }
 
-    /// Removes the jumps and both chains (idempotent). Returns whether anything was there.
+    /// Which backend is used, and why, for the start-up note: nft's `queue` statement is probed
+    /// (`nft --check`, as hold mode does); enforce mode's rules are iptables either way — an nft
+    /// backend is not built yet — but the note says what the kernel has.
+    public func backendNote() -> String {
+        let (found, why) = HoldRulesRunner(netns: iptables.netns).probe()
+        switch found {
+        case .iptables: return "\(EnforceRules.backendDescription) (\(why))"
+        case .nft: return "\(EnforceRules.backendDescription) (nft has the queue statement here, but enforce mode's nft backend is not built yet)"
+        }
+    }
+
+    /// Removes the jumps and its chains (idempotent). Returns whether anything was there.
     @discardableResult
     public func remove() throws(RulesError) -> Bool {
         var removed = false

@@ -115,7 +115,7 @@ public final class EnforceSession: @unchecked Sendable {
             installed = true
             report("enforcing \(policy.rules.count) rule(s), default \(policy.defaultAction.rawValue), mode \(policy.mode.rawValue), "
                    + "fail \(spec.failOpen ? "open" : "closed")\(policy.mode == .audit && policy.fail == .closed ? " (audit mode never blocks)" : ""): "
-                   + "new \(Self.directionsText(spec)) flows go to NFQUEUE queue \(options.queue) via \(EnforceRules.backendDescription)")
+                   + "new \(Self.directionsText(spec)) flows go to NFQUEUE queue \(options.queue) via \(runner.backendNote())")
             report(Self.fastPathNote(spec, requested: options.fastPath))
         } else {
             report("enforce with --no-rules: reading NFQUEUE queue \(options.queue); your rules must queue to it and act on "

@@ -97,7 +97,7 @@ extension EndToEnd {
                 uid = \(Self.nobody)
                 """, ["--netns", client.name])
             defer { enforcer.stop() }
-            #expect(enforcer.stderr.contains("iptables NFQUEUE"), "\(enforcer.stderr)")
+            #expect(enforcer.stderr.contains("via iptables NFQUEUE in the filter table (nft's queue statement is missing") || enforcer.stderr.contains("nft has the queue statement here"), "\(enforcer.stderr)")
             #expect(try filterRules().contains("-A OUTPUT -j NFOWNER-ENFORCE"))
 
             let allowed = try connect(port: 8080)
