@@ -21,13 +21,15 @@ public struct EnforceCounters: Sendable, Equatable {
     public var auditEvents: UInt64 = 0
     /// Decisions where nfowner found no process (exe/comm unknown: rules reading them did not match).
     public var unknownProcess: UInt64 = 0
+    /// Established flows whose conntrack entries a reload deleted (`--reset-flows`).
+    public var flowsReset: UInt64 = 0
 
     public init() {}
 
-    /// `decided=… allow=… deny=… reject=… audit_events=… unknown_process=… parse_errors=…`.
+    /// `decided=… allow=… deny=… reject=… audit_events=… unknown_process=… parse_errors=… flows_reset=…`.
     public var summaryFields: String {
         "decided=\(decided) allow=\(allow) deny=\(deny) reject=\(reject) audit_events=\(auditEvents) "
-            + "unknown_process=\(unknownProcess) parse_errors=\(parseErrors)"
+            + "unknown_process=\(unknownProcess) parse_errors=\(parseErrors) flows_reset=\(flowsReset)"
     }
 }
 
@@ -46,6 +48,8 @@ public final class EnforcePipeline: PacketConsumer, @unchecked Sendable {
     @exclusivity(unchecked) private var pending: [UInt8] = []
     @exclusivity(unchecked) private var metadata = PacketMetadata()
     private let published = Mutex(EnforceCounters())
+    /// Set from another thread (SIGHUP with `--reset-flows`); acted on by the receive thread.
+    private let flowResetRequested = Atomic<Bool>(false)
     private let clock: () -> EventTime
 
     /// `audit`: where audit events go (nil: nowhere).
@@ -60,6 +64,25 @@ public final class EnforcePipeline: PacketConsumer, @unchecked Sendable {
 
     /// Replaces the policy (any thread); the next packet is decided by the new one.
     public func replacePolicy(_ new: Policy) { policy.withLock { $0 = new } }
+
+    /// Asks the receive thread to reset the established flows the policy in force denies (any
+    /// thread): done at its next tick (see `FlowReset`).
+    public func requestFlowReset() { flowResetRequested.store(true, ordering: .releasing) }
+
+    /// On the receive thread (the loop's tick): the flow reset, when one was asked for.
+    func resetFlowsIfRequested(report: (String) -> Void) {
+        guard flowResetRequested.exchange(false, ordering: .acquiring) else { return }
+        let policy = currentPolicy
+        let outcome = FlowReset.run(policy: policy, engine: engine, decide: { packetSubject, owner in
+            var subject = packetSubject
+            fill(&subject, from: owner)
+            return policy.evaluate(subject)
+        }, report: report)
+        counters.flowsReset += UInt64(outcome.deleted)
+        report("--reset-flows: \(outcome.deleted) of \(outcome.examined) established TCP/UDP flows of this host's sockets "
+               + "(of \(outcome.entries) conntrack entries) are denied by the new policy: their conntrack entries were deleted"
+               + (outcome.failures > 0 ? " (\(outcome.failures) deletes failed)" : ""))
+    }
 
     /// The policy in force (any thread).
     public var currentPolicy: Policy { policy.withLock { $0 } }

@@ -37,6 +37,9 @@ public struct EnforceOptions: @unchecked Sendable {
 
     /// Compile what the kernel can decide alone into the rules (see `EnforceFastPath`).
     public var fastPath = true
+    /// After a reload, delete the conntrack entries of established flows the new policy denies
+    /// (see `FlowReset`).
+    public var resetFlows = false
 
     /// The rules' spec for `policy`: audit mode always fails open (it must never block); with
     /// `fastPath`, the decision chain holds the compiled policy where `EnforceFastPath` applies.
@@ -144,12 +147,18 @@ public final class EnforceSession: @unchecked Sendable {
         let reloadPolicy = options.reloadPolicy
         let queue = options.queue
         let fastPath = options.fastPath
+        let resetFlows = options.resetFlows
         let loop = ReceiveLoop(source: source, consumer: pipeline, signals: signals, wakeup: wakeup,
                                reload: {
-                                   Self.reload(reloadPolicy, pipeline: pipeline, runner: rulesRunner,
-                                               queue: queue, fastPath: fastPath, report: report)
+                                   if Self.reload(reloadPolicy, pipeline: pipeline, runner: rulesRunner,
+                                                  queue: queue, fastPath: fastPath, report: report), resetFlows {
+                                       pipeline.requestFlowReset()
+                                   }
                                },
-                               tick: owners.map { owners in { owners.housekeeping() } })
+                               tick: {
+                                   owners?.housekeeping()
+                                   pipeline.resetFlowsIfRequested(report: report)
+                               })
         let started = WallClock.monotonicNanoseconds()
         let ending = loop.runOnReceiveThread(name: "nfowner-enforce") {
             try onReady(Ready(queue: options.queue, backend: rulesRunner == nil ? nil : EnforceRules.backendDescription,
@@ -192,17 +201,19 @@ public final class EnforceSession: @unchecked Sendable {
     /// SIGHUP: re-reads the policy; a file with errors is refused and the old policy kept. A new
     /// `directions` re-installs the rules (one transaction); a new `fail` needs a restart (the
     /// queue's flags are set when it is bound).
+    /// Returns whether the new policy is in force.
+    @discardableResult
     static func reload(_ reloadPolicy: (() -> PolicyCheck)?, pipeline: EnforcePipeline, runner: EnforceRulesRunner?,
-                       queue: UInt16, fastPath: Bool, report: (String) -> Void) {
+                       queue: UInt16, fastPath: Bool, report: (String) -> Void) -> Bool {
         guard let reloadPolicy else {
             report("SIGHUP: no policy file to re-read")
-            return
+            return false
         }
         let check = reloadPolicy()
         guard let new = check.policy, check.errors.isEmpty else {
             report("SIGHUP: the policy file has errors; keeping the policy in force:")
             check.errors.forEach { report("  \($0)") }
-            return
+            return false
         }
         check.warnings.forEach { report("\($0)") }
         let old = pipeline.currentPolicy
@@ -211,15 +222,16 @@ public final class EnforceSession: @unchecked Sendable {
         if oldSpec.failOpen != newSpec.failOpen {
             report("SIGHUP: the new policy changes fail (or audit mode's fail-open); restart nfowner to change it; "
                    + "keeping the policy in force")
-            return
+            return false
         }
         if oldSpec != newSpec, let runner {
             do { try runner.install(newSpec) } catch {
                 report("SIGHUP: cannot change the rules (\(error.reason)); keeping the policy in force")
-                return
+                return false
             }
         }
         pipeline.replacePolicy(new)
         report("SIGHUP: policy reloaded: \(new.rules.count) rule(s), default \(new.defaultAction.rawValue), mode \(new.mode.rawValue)")
+        return true
     }
 }

@@ -80,6 +80,10 @@ struct EnforceCommand: ParsableCommand {
     @Flag(name: .customLong("remove-rules"), help: "Remove enforce rules a killed run left behind, and exit.")
     var removeRules = false
 
+    @Flag(name: .customLong("reset-flows"), help: ArgumentHelp(
+        "On SIGHUP, also cut the established TCP/UDP flows of this host's sockets that the new policy denies (their conntrack entries are deleted, so their next packet is decided again)."))
+    var resetFlows = false
+
     @Flag(name: .customLong("no-fast-path"), help: ArgumentHelp(
         "Send every new flow to nfowner, even those the kernel could decide alone (rules of uid, gid, proto, addresses, ports, ICMP type)."))
     var noFastPath = false
@@ -136,6 +140,7 @@ struct EnforceCommand: ParsableCommand {
         options.installsRules = !noRules
         options.keepsRules = keepRules
         options.fastPath = !noFastPath
+        options.resetFlows = resetFlows
         options.audit = audit
         options.namespace = namespace.name
         options.processes = ProcessResolutionSettings(exitGrace: UInt64(exitGrace) * 1_000_000_000)

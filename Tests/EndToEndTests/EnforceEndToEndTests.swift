@@ -396,6 +396,54 @@ extension EndToEnd {
             #expect(!(try filterRules()).contains("NFOWNER"))
         }
 
+        /// SIGHUP with `--reset-flows` cuts an established connection the new policy rejects (its
+        /// conntrack entry goes, its next packet is a new flow and meets the REJECT); without it
+        /// the connection outlives the reload.
+        @Test func resetFlowsCutsEstablishedFlowsTheNewPolicyDenies() throws {
+            let web = try listener(port: 8080, accept: 4)
+            defer { web.stop() }
+            let sender = """
+                import socket, time
+                s = socket.create_connection(("\(Self.peerAddress)", 8080), timeout=2)
+                print("connected", flush=True)
+                ok, err, start = 0, None, time.time()
+                while time.time() - start < 3:
+                    try:
+                        s.send(b"x"); ok += 1
+                    except OSError as e:
+                        err = e.errno; break
+                    time.sleep(0.05)
+                print("ok=%d errno=%s seconds=%.2f" % (ok, err, time.time() - start), flush=True)
+                """
+            for reset in [true, false] {
+                let enforcer = try RunningEnforcer(policy: "default = \"allow\"\n",
+                                                   ["--netns", client.name] + (reset ? ["--reset-flows"] : []))
+                defer { enforcer.stop() }
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
+                process.arguments = ["--net=\(client.path)", "/usr/bin/python3", "-c", sender]
+                let output = Pipe()
+                process.standardOutput = output
+                try process.run()
+                defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+                _ = output.fileHandleForReading.availableData  // "connected"
+                try "default = \"allow\"\n[[rule]]\naction = \"reject\"\nproto = \"tcp\"\ndst_port = 8080\n"
+                    .write(to: enforcer.policyURL, atomically: true, encoding: .utf8)
+                usleep(300_000)
+                kill(enforcer.process.processIdentifier, SIGHUP)
+                let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                process.waitUntilExit()
+                let keys = Harness.keyValues(text.split(separator: "\n").last.map(String.init) ?? "")
+                if reset {
+                    #expect(["104", "32"].contains(keys["errno"] ?? ""), "the connection survived --reset-flows: \(text)")
+                    #expect(enforcer.stderr.contains("--reset-flows: 1 of"), "\(enforcer.stderr)")
+                    #expect(enforcer.stop()["flows_reset"] == "1")
+                } else {
+                    #expect(keys["errno"] == "None", "without --reset-flows the flow goes on: \(text)")
+                }
+            }
+        }
+
         /// SIGHUP re-reads the policy: a bad file is refused (the old policy kept), a good one
         /// decides the next new flow.
         @Test func sighupReloadsThePolicyAndRefusesABadOne() throws {
