@@ -1,5 +1,6 @@
 // Enforce mode's rules (issue 15): the first packet of each new flow — and every ICMP echo
-// request, whose conntrack state is no guide — is decided by the policy. nft's `queue` statement
+// request, whose conntrack state is no guide, and every packet conntrack does not track — is
+// decided by the policy. nft's `queue` statement
 // would do where the kernel has CONFIG_NFT_QUEUE; this one does not, so the rules are iptables
 // (nf_tables backend via xt compat), in the filter table, in chains of nfowner's own:
 //
@@ -13,7 +14,7 @@
 //   -A NFOWNER-ENFORCE -m mark --mark 0x400000/0xc00000 -j MARK --set-xmark 0x0/0xc00000
 //   -A NFOWNER-ENFORCE-QUEUE -p icmp --icmp-type echo-request -g NFOWNER-ENFORCE-DECIDE
 //   -A NFOWNER-ENFORCE-QUEUE -p icmp -j RETURN
-//   -A NFOWNER-ENFORCE-QUEUE -m conntrack --ctstate NEW -g NFOWNER-ENFORCE-DECIDE
+//   -A NFOWNER-ENFORCE-QUEUE -m conntrack --ctstate NEW,UNTRACKED -g NFOWNER-ENFORCE-DECIDE
 //   -A NFOWNER-ENFORCE-DECIDE -j NFQUEUE --queue-num 10
 //   COMMIT
 //   and `-I OUTPUT 1 -j NFOWNER-ENFORCE` (and INPUT, when inbound flows are enforced).
@@ -91,7 +92,7 @@ public enum EnforceRules {
             "-A \(chain) \(match(marks.allow)) -j MARK --set-xmark 0x0/\(hex(marks.mask))",
             "-A \(queueChain) \(echo) -g \(decideChain)",
             "-A \(queueChain) \(icmp) -j RETURN",
-            "-A \(queueChain) -m conntrack --ctstate NEW -g \(decideChain)",
+            "-A \(queueChain) -m conntrack --ctstate NEW,UNTRACKED -g \(decideChain)",
         ]
         let decisions = spec.decisions.map { $0[family] ?? [] } ?? [EnforceDecision(target: .queue)]
         for decision in decisions {

@@ -321,6 +321,23 @@ extension EndToEnd {
             }
         }
 
+        /// Traffic conntrack does not track (a raw-table NOTRACK) is decided packet by packet.
+        @Test func untrackedTrafficIsDecidedEveryPacket() throws {
+            try client.exec(["iptables", "-t", "raw", "-A", "OUTPUT", "-p", "udp", "--dport", "5353", "-j", "NOTRACK"])
+                .check("NOTRACK")
+            let enforcer = try RunningEnforcer(policy: """
+                default = "allow"
+                [[rule]]
+                action = "deny"
+                proto = "udp"
+                dst_port = 5353
+                """, ["--netns", client.name, "--no-fast-path"])
+            defer { enforcer.stop() }
+            try client.traffic(["udp", "--to", Self.peerAddress, "--port", "5353", "--count", "3", "--quiet"])
+            let summary = enforcer.stop()
+            #expect(summary["held"] == "3" && summary["deny"] == "3", "\(summary)")
+        }
+
         /// Audit mode blocks nothing and writes what it would have denied.
         @Test func auditModeBlocksNothingAndWritesWouldDenyEvents() throws {
             let other = try listener(port: 9090)

@@ -17,7 +17,7 @@ import Testing
             -A NFOWNER-ENFORCE -m mark --mark 0x400000/0xc00000 -j MARK --set-xmark 0x0/0xc00000
             -A NFOWNER-ENFORCE-QUEUE -p icmp --icmp-type echo-request -g NFOWNER-ENFORCE-DECIDE
             -A NFOWNER-ENFORCE-QUEUE -p icmp -j RETURN
-            -A NFOWNER-ENFORCE-QUEUE -m conntrack --ctstate NEW -g NFOWNER-ENFORCE-DECIDE
+            -A NFOWNER-ENFORCE-QUEUE -m conntrack --ctstate NEW,UNTRACKED -g NFOWNER-ENFORCE-DECIDE
             -A NFOWNER-ENFORCE-DECIDE -j NFQUEUE --queue-num 10
             COMMIT
 
