@@ -106,12 +106,23 @@ public final class EnforceSession: @unchecked Sendable {
         // Bound before the rules exist: a packet is never queued to a queue nobody will read.
         let source: NfqueueSource
         do { source = try NfqueueSource(settings: settings) } catch {
-            throw SessionError(error.description + "; pick another queue with --queue")
+            // The source's advice names hold mode's option; enforce's is --queue.
+            throw SessionError(error.description.replacing("--hold-queue", with: "--queue"))
         }
+        var cgroupMount: CgroupMount?
+        do { cgroupMount = try CgroupMount.current() } catch { report("no cgroup2 mount (\(error)): unit and cgroup matchers never match") }
+        // Ready before the rules exist: the first queued packet is decided at once.
+        let owners = OwnerResolution(events: processEvents, flushTimeout: 1, exitGrace: options.processes.exitGrace,
+                                     flowLifetime: options.processes.flowLifetime,
+                                     maximumFlows: options.processes.maximumFlows,
+                                     cgroupMountPoint: cgroupMount?.mountPoint, report: report)
+        let engine = AttributionEngine(cgroups: cgroupMount.flatMap { CgroupNames(mountPoint: $0.mountPoint) },
+                                       processes: owners)
         let runner = EnforceRulesRunner()
         var installed = false
         if options.installsRules {
             do { try runner.install(spec) } catch {
+                owners.shutdown()
                 source.close()
                 throw SessionError("cannot install enforce mode's rules: \(error.reason)")
             }
@@ -129,19 +140,10 @@ public final class EnforceSession: @unchecked Sendable {
         func removeRules() {
             guard let rulesRunner, !keepsRules else { return }
             do throws(RulesError) { try rulesRunner.remove() } catch {
-                report("could not remove enforce mode's rules: \(error.reason); remove them with `nfowner enforce --remove`")
+                report("could not remove enforce mode's rules: \(error.reason); remove them with `nfowner rules remove`")
             }
         }
 
-        var owners: OwnerResolution?
-        var cgroupMount: CgroupMount?
-        do { cgroupMount = try CgroupMount.current() } catch { report("no cgroup2 mount (\(error)): unit and cgroup matchers never match") }
-        owners = OwnerResolution(events: processEvents, flushTimeout: 1, exitGrace: options.processes.exitGrace,
-                                 flowLifetime: options.processes.flowLifetime,
-                                 maximumFlows: options.processes.maximumFlows,
-                                 cgroupMountPoint: cgroupMount?.mountPoint, report: report)
-        let engine = AttributionEngine(cgroups: cgroupMount.flatMap { CgroupNames(mountPoint: $0.mountPoint) },
-                                       processes: owners)
         let pipeline = EnforcePipeline(source: source, engine: engine, policy: policy, audit: options.audit)
         self.pipeline = pipeline
         let reloadPolicy = options.reloadPolicy
@@ -156,7 +158,7 @@ public final class EnforceSession: @unchecked Sendable {
                                    }
                                },
                                tick: {
-                                   owners?.housekeeping()
+                                   owners.housekeeping()
                                    pipeline.resetFlowsIfRequested(report: report)
                                })
         let started = WallClock.monotonicNanoseconds()
@@ -167,7 +169,7 @@ public final class EnforceSession: @unchecked Sendable {
         let seconds = Double(WallClock.monotonicNanoseconds() - started) / 1e9
         // No packet may be queued once the queue is gone: the rules go first.
         removeRules()
-        owners?.shutdown()
+        owners.shutdown()
         source.close()
         _ = pipeline.endDatagram()
         let counters = pipeline.counters

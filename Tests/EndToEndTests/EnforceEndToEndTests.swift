@@ -461,6 +461,21 @@ extension EndToEnd {
             }
         }
 
+        /// A second enforcer on the same queue is refused with the way out, and changes nothing.
+        @Test func aTakenQueueIsNamedWithTheWayOut() throws {
+            let first = try RunningEnforcer(policy: "default = \"allow\"\n", ["--netns", client.name])
+            defer { first.stop() }
+            let policy = FileManager.default.temporaryDirectory.appendingPathComponent("nfowner-second-\(UUID().uuidString).toml")
+            try "default = \"deny\"\n".write(to: policy, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: policy) }
+            let second = try Harness.run(Harness.nfowner, ["enforce", "--policy", policy.path, "--netns", client.name])
+            #expect(second.status != 0)
+            #expect(second.stderr.contains("cannot bind NFQUEUE queue 10: another process already holds it"), "\(second.stderr)")
+            #expect(second.stderr.contains("choose another with --queue"))
+            #expect(first.process.isRunning)
+            #expect(try filterRules().contains("NFOWNER-ENFORCE-DECIDE -j RETURN"), "the first run's rules are untouched")
+        }
+
         /// SIGHUP re-reads the policy: a bad file is refused (the old policy kept), a good one
         /// decides the next new flow.
         @Test func sighupReloadsThePolicyAndRefusesABadOne() throws {
