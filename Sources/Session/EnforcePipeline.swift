@@ -42,7 +42,8 @@ public struct EnforceCounters: Sendable, Equatable {
 public final class EnforcePipeline: PacketConsumer, @unchecked Sendable {
     private let source: any PacketSource
     private let engine: AttributionEngine
-    private let policy: Mutex<Policy>
+    /// The policy in force and what evaluating it needs (worked out once per policy).
+    private let active: Mutex<(policy: Policy, needs: PolicyNeeds)>
     private let audit: OutputDescriptor?
     @exclusivity(unchecked) public private(set) var counters = EnforceCounters()
     @exclusivity(unchecked) private var pending: [UInt8] = []
@@ -57,13 +58,16 @@ public final class EnforcePipeline: PacketConsumer, @unchecked Sendable {
                 clock: @escaping () -> EventTime = PacketPipeline.wallClock) {
         self.source = source
         self.engine = engine
-        self.policy = Mutex(policy)
+        active = Mutex((policy, policy.needs))
         self.audit = audit
         self.clock = clock
     }
 
     /// Replaces the policy (any thread); the next packet is decided by the new one.
-    public func replacePolicy(_ new: Policy) { policy.withLock { $0 = new } }
+    public func replacePolicy(_ new: Policy) {
+        let needs = new.needs
+        active.withLock { $0 = (new, needs) }
+    }
 
     /// Asks the receive thread to reset the established flows the policy in force denies (any
     /// thread): done at its next tick (see `FlowReset`).
@@ -85,7 +89,7 @@ public final class EnforcePipeline: PacketConsumer, @unchecked Sendable {
     }
 
     /// The policy in force (any thread).
-    public var currentPolicy: Policy { policy.withLock { $0 } }
+    public var currentPolicy: Policy { active.withLock { $0.policy } }
 
     /// The counters as of the last datagram (any thread).
     public var snapshot: EnforceCounters { published.withLock { $0 } }
@@ -96,7 +100,7 @@ public final class EnforcePipeline: PacketConsumer, @unchecked Sendable {
     public func consume(_ packet: UnsafeSourcePacket) {}
 
     public func decide(_ held: UnsafeSourcePacket) -> PacketVerdict {
-        let policy = policy.withLock { $0 }
+        let (policy, needs) = active.withLock { $0 }
         counters.decided += 1
         let direction = held.direction
         let packet: PacketSummary
@@ -109,7 +113,6 @@ public final class EnforcePipeline: PacketConsumer, @unchecked Sendable {
         var subject = PolicySubject(packet: packet, direction: direction == .inbound ? .inbound : .outbound)
         subject.uid = held.uid
         subject.gid = held.gid
-        let needs = policy.needs
         var owner: PacketOwner?
         let now = WallClock.monotonicNanoseconds()
         // An inbound packet carries no uid: its owner is the receiving socket's, found by lookup.
@@ -191,10 +194,12 @@ public final class EnforcePipeline: PacketConsumer, @unchecked Sendable {
     }
 }
 
+/// What evaluating a policy needs beyond the packet and its uid/gid: the process (exe, comm,
+/// unit, cgroup), user or group names, the owner's identity at all (uid … group).
+typealias PolicyNeeds = (process: Bool, names: Bool, identity: Bool)
+
 extension Policy {
-    /// What evaluating this policy needs beyond the packet and its uid/gid: the process (exe,
-    /// comm, unit, cgroup), user or group names, the owner's identity at all (uid … group).
-    var needs: (process: Bool, names: Bool, identity: Bool) {
+    var needs: PolicyNeeds {
         var process = false, names = false, identity = false
         for rule in rules {
             for matcher in rule.matchers {
