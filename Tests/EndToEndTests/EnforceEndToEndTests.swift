@@ -50,6 +50,19 @@ extension EndToEnd {
             peer.close()
         }
 
+        /// Starts `command` inside `namespace` and returns once it printed its first line (a
+        /// ready line); the rest of its stdout is in the pipe. The caller ends it (by PID).
+        private static func start(in namespace: TestNamespace, _ command: [String]) throws -> (Process, Pipe) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
+            process.arguments = ["--net=\(namespace.path)"] + command
+            let output = Pipe()
+            process.standardOutput = output
+            try process.run()
+            _ = output.fileHandleForReading.availableData
+            return (process, output)
+        }
+
         /// A TCP sink on the peer's address.
         private func listener(port: Int, accept: Int = 20) throws -> BackgroundProcess {
             try BackgroundProcess(["nsenter", "--net=\(peer.path)", Harness.traffic, "listen", "--tcp", "--port", String(port),
@@ -132,15 +145,9 @@ extension EndToEnd {
             let box = try cgroups.make(cgroups.top + "/box.service")
             let web = try listener(port: 8080)
             defer { web.stop() }
-            let dns = Process()
-            dns.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
-            dns.arguments = ["--net=\(peer.path)", Harness.traffic, "listen", "--udp", "--port", "53",
-                             "--address", Self.peerAddress, "--count", "2", "--timeout", "10"]
-            let dnsOutput = Pipe()
-            dns.standardOutput = dnsOutput
-            try dns.run()
+            let (dns, dnsOutput) = try Self.start(in: peer, [Harness.traffic, "listen", "--udp", "--port", "53",
+                                                             "--address", Self.peerAddress, "--count", "2", "--timeout", "10"])
             defer { if dns.isRunning { kill(dns.processIdentifier, SIGKILL) } }
-            _ = dnsOutput.fileHandleForReading.availableData  // its ready line
             let enforcer = try RunningEnforcer(policy: """
                 default = "allow"
                 [[rule]]
@@ -436,14 +443,8 @@ extension EndToEnd {
                 let enforcer = try RunningEnforcer(policy: "default = \"allow\"\n",
                                                    ["--netns", client.name] + (reset ? ["--reset-flows"] : []))
                 defer { enforcer.stop() }
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
-                process.arguments = ["--net=\(client.path)", "/usr/bin/python3", "-c", sender]
-                let output = Pipe()
-                process.standardOutput = output
-                try process.run()
+                let (process, output) = try Self.start(in: client, ["/usr/bin/python3", "-c", sender])
                 defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-                _ = output.fileHandleForReading.availableData  // "connected"
                 try "default = \"allow\"\n[[rule]]\naction = \"reject\"\nproto = \"tcp\"\ndst_port = 8080\n"
                     .write(to: enforcer.policyURL, atomically: true, encoding: .utf8)
                 usleep(300_000)
