@@ -15,9 +15,6 @@ public struct NfqueueSettings: Sendable, Equatable {
     public var failOpen = true
     /// Socket receive buffer in bytes (SO_RCVBUFFORCE).
     public var socketReceiveBuffer: Int = 4 << 20
-    /// Answer allow and reject with NF_REPEAT and these marks (enforce mode's rules act on
-    /// them); nil: accept is NF_ACCEPT and reject is a drop.
-    public var verdictMarks: VerdictMarks?
 
     public init() {}
 }
@@ -31,6 +28,10 @@ public struct NfqueueSettings: Sendable, Equatable {
 /// `--queue-bypass` then lets packets pass with nobody listening.
 public final class NfqueueSource: PacketSource, @unchecked Sendable {
     public let settings: NfqueueSettings
+    /// Answer allow and reject with NF_REPEAT and these marks (enforce mode's rules act on
+    /// them); nil: accept is NF_ACCEPT and reject is a drop. Not part of `NfqueueSettings`,
+    /// which travels inside every `Plan`.
+    public let verdictMarks: VerdictMarks?
     private let queueSocket: NetlinkSocket?
     @exclusivity(unchecked) public private(set) var counters = SourceCounters()
     /// Verdicts the kernel did not take (the packet was gone, or the send failed).
@@ -41,8 +42,9 @@ public final class NfqueueSource: PacketSource, @unchecked Sendable {
 
     /// Opens the socket and binds the queue with its settings, waiting for the kernel's answer
     /// so that a failure names its cause (queue taken, not root, no nfnetlink_queue).
-    public init(settings: NfqueueSettings) throws(SourceError) {
+    public init(settings: NfqueueSettings, verdictMarks: VerdictMarks? = nil) throws(SourceError) {
         self.settings = settings
+        self.verdictMarks = verdictMarks
         verdictBuffer = .allocate(byteCount: NfqueueMessages.markedVerdictLength, alignment: 8)
         let socket: NetlinkSocket
         do {
@@ -74,8 +76,9 @@ public final class NfqueueSource: PacketSource, @unchecked Sendable {
     }
 
     /// A decoder only, fed by hand (tests): verdicts are counted, not sent.
-    public init(decodingOnly settings: NfqueueSettings = NfqueueSettings()) {
+    public init(decodingOnly settings: NfqueueSettings = NfqueueSettings(), verdictMarks: VerdictMarks? = nil) {
         self.settings = settings
+        self.verdictMarks = verdictMarks
         queueSocket = nil
         unbound = true
         verdictBuffer = .allocate(byteCount: NfqueueMessages.markedVerdictLength, alignment: 8)
@@ -109,7 +112,7 @@ public final class NfqueueSource: PacketSource, @unchecked Sendable {
                     origin: PacketOrigin(kind: .nfqueue, number: view.queue), payload: view.payload,
                     family: view.family, hookNumber: view.hook, uid: view.uid, gid: view.gid,
                     label: UnsafeRawBufferPointer(start: nil, count: 0), message: view.message))
-                if let marks = settings.verdictMarks {
+                if let marks = verdictMarks {
                     switch verdict {
                     case .accept: answer(id: view.id, .repeat, mark: marks.mark(view.mark, with: marks.allow))
                     case .reject: answer(id: view.id, .repeat, mark: marks.mark(view.mark, with: marks.reject))

@@ -102,10 +102,9 @@ public final class EnforceSession: @unchecked Sendable {
         settings.maximumLength = options.maximumQueueLength
         settings.failOpen = spec.failOpen
         settings.socketReceiveBuffer = options.socketReceiveBuffer
-        settings.verdictMarks = spec.marks
         // Bound before the rules exist: a packet is never queued to a queue nobody will read.
         let source: NfqueueSource
-        do { source = try NfqueueSource(settings: settings) } catch {
+        do { source = try NfqueueSource(settings: settings, verdictMarks: spec.marks) } catch {
             // The source's advice names hold mode's option; enforce's is --queue.
             throw SessionError(error.description.replacing("--hold-queue", with: "--queue"))
         }

@@ -40,8 +40,7 @@ import Testing
         let policy = try PolicyParser.parse(policyText, file: "test").get()
         var settings = NfqueueSettings()
         settings.queue = 10
-        settings.verdictMarks = VerdictMarks()
-        let source = NfqueueSource(decodingOnly: settings)
+        let source = NfqueueSource(decodingOnly: settings, verdictMarks: VerdictMarks())
         let attributor = FixedAttributor(exe: exe)
         let engine = AttributionEngine(processes: attributor, names: OwnerNames(lookUpUser: { _ in "alice" }, lookUpGroup: { _ in nil }),
                                        interfaces: InterfaceNames(lookUp: { _ in nil }))
