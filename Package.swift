@@ -58,6 +58,11 @@ let package = Package(
         .target(name: "Rules", dependencies: ["NetfilterSystem", "BinaryParsing", "PacketModel"]),
         // The config file (TOML): model with embedded defaults, parsing with file:line errors.
         .target(name: "Configuration", dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]),
+        // The enforce policy: its file (TOML, read with Configuration's helpers) and the pure
+        // first-match evaluation of a packet and its owner. No I/O but reading the file.
+        .target(name: "Policy", dependencies: [
+            "Configuration", "PacketParsing", .product(name: "TOMLKit", package: "TOMLKit"),
+        ]),
         // Packet sources: NFLOG (subscription, decoding into the model, loss accounting) and the
         // receive loop that drives any netlink source on a thread of its own.
         .target(name: "PacketSources", dependencies: ["NetfilterSystem", "NetlinkWire", "PacketModel"]),
@@ -98,7 +103,7 @@ let package = Package(
         // the sinks, threads and signals, counters and the summary line.
         .target(name: "Session", dependencies: [
             "PacketSources", "Attribution", "Sinks", "Rules", "Setup", "PacketModel", "PacketParsing",
-            "NetlinkWire", "NetfilterSystem",
+            "NetlinkWire", "NetfilterSystem", "Policy", "Export",
         ]),
         // `nfowner run`: a session with the accounting sink, the history writer and the metrics
         // endpoint; SIGHUP reloads the config.
@@ -109,7 +114,7 @@ let package = Package(
         .executableTarget(name: "nfowner", dependencies: [
             "Daemon", "Accounting", "MetricsEndpoint", "Views", .product(name: "Logging", package: "swift-log"),
             "Session", "Setup", "Sinks", "Rules", "NetfilterSystem", "Attribution", "Configuration", "PacketModel",
-            "Capture", "Export", "PacketParsing", "History", "Reports",
+            "Capture", "Export", "PacketParsing", "History", "Reports", "Policy",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Traffic generator for the end-to-end tests and benchmarks (sends as a chosen uid/gid).
@@ -134,12 +139,14 @@ let package = Package(
         .testTarget(name: "RulesTests", dependencies: ["Rules", "PacketModel", "TestSupport"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration"]),
         .testTarget(name: "SetupTests", dependencies: ["Setup"]),
+        .testTarget(name: "PolicyTests", dependencies: ["Policy", "PacketParsing", "TestSupport"]),
         .testTarget(name: "AccountingTests", dependencies: ["Accounting", "PacketModel"]),
         .testTarget(name: "AttributionTests", dependencies: ["Attribution", "PacketModel", "TestSupport"]),
         .testTarget(name: "ExportTests", dependencies: ["Export", "PacketModel"]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "PacketModel", "PacketParsing"]),
         .testTarget(name: "SessionTests", dependencies: [
-            "Session", "PacketSources", "Sinks", "Attribution", "PacketModel", "PacketParsing", "Capture",
+            "Session", "PacketSources", "Sinks", "Attribution", "PacketModel", "PacketParsing", "Capture", "Policy", "Rules",
+            "NetfilterSystem",
         ]),
         .testTarget(name: "ViewsTests", dependencies: ["Views", "Accounting", "Sinks"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Accounting", "Configuration", "Rules"]),

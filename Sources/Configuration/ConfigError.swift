@@ -57,11 +57,15 @@ public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// "FILE:LINE: REASON", "FILE: REASON" without a line, or just the reason without a file.
-    public var description: String {
-        switch (file.isEmpty, line) {
-        case (true, _): reason
-        case (false, nil): "\(file): \(reason)"
-        case (false, let line?): "\(file):\(line): \(reason)"
-        }
+    public var description: String { located(reason, file: file, line: line) }
+}
+
+/// How every diagnostic about a file reads, like a compiler's: "FILE:LINE: TEXT", "FILE: TEXT"
+/// without a line, or just the text without a file.
+public func located(_ text: String, file: String, line: Int?) -> String {
+    switch (file.isEmpty, line) {
+    case (true, _): text
+    case (false, nil): "\(file): \(text)"
+    case (false, let line?): "\(file):\(line): \(text)"
     }
 }

@@ -21,56 +21,18 @@ public enum ConfigLoader {
     /// path does not exist, `.unreadable` when the file cannot be read, and whatever `parse` throws.
     public static func load(path: String? = nil) throws(ConfigError) -> NfownerConfig {
         let file = path ?? defaultPath
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) else {
-            if path == nil { return NfownerConfig() }
-            throw ConfigError(.fileNotFound, "no such file; give an existing config file or leave out --config to use the defaults", file: file)
-        }
-        guard !isDirectory.boolValue else {
-            throw ConfigError(.unreadable, "is a directory, not a config file", file: file)
-        }
-        guard let handle = FileHandle(forReadingAtPath: file) else {
-            throw ConfigError(.unreadable, "cannot be opened for reading (permission denied?)", file: file)
-        }
-        defer { try? handle.close() }
-        let data: Data
-        do {
-            data = try handle.read(upToCount: maxFileBytes + 1) ?? Data()
-        } catch {
-            throw ConfigError(.unreadable, "cannot be read: \(error.localizedDescription)", file: file)
-        }
-        guard data.count <= maxFileBytes else {
-            throw ConfigError(.unreadable, "is larger than \(maxFileBytes) bytes; a config file is a few hundred", file: file)
-        }
-        guard let text = String(validating: data, as: UTF8.self) else {
-            throw ConfigError(.unreadable, "is not UTF-8 text (TOML files are UTF-8)", file: file)
-        }
+        if path == nil, !FileManager.default.fileExists(atPath: file) { return NfownerConfig() }
+        let text = try TOMLDocument.readText(file: file, maxBytes: maxFileBytes,
+                                             missing: "give an existing config file or leave out --config to use the defaults")
         return try parse(text, file: file)
     }
 
     /// Parses and validates config text. `file` names the source in errors. Every key is
     /// optional; missing keys keep `NfownerConfig()`'s defaults.
     public static func parse(_ text: String, file: String) throws(ConfigError) -> NfownerConfig {
-        // TOMLKit passes the text to C as a NUL-terminated string, which would silently cut it.
-        if let nul = text.utf8.firstIndex(of: 0) {
-            let line = text.utf8[..<nul].reduce(1) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
-            throw ConfigError(.unreadable, "contains a NUL byte; TOML text cannot", file: file, line: line)
-        }
-        if let unsafe = ParserGuard.firstUnsafeHeader(in: text) ?? ParserGuard.firstBraceAfterOpening(in: text) {
-            throw ConfigError(.syntax, "invalid TOML: \(unsafe.reason) (column \(unsafe.column))", file: file, line: unsafe.line)
-        }
-        let root: TOMLTable
-        do {
-            root = try TOMLTable(string: text)
-        } catch let error as TOMLParseError {
-            let position = error.source.begin
-            throw ConfigError(.syntax, "invalid TOML: \(printable(error.description)) (column \(position.column))",
-                              file: file, line: position.line > 0 ? position.line : nil)
-        } catch {
-            throw ConfigError(.syntax, "invalid TOML: \(printable(String(describing: error)))", file: file)
-        }
-        let reader = Reader(file: file, locator: KeyLocator(text: text))
-        return try reader.config(from: root)
+        let document = try TOMLDocument(parsing: text, file: file)
+        let reader = Reader(file: file, locator: document.locator)
+        return try reader.config(from: document.root)
     }
 }
 
@@ -373,23 +335,10 @@ private struct Reader {
 
     private func dotted(_ path: [String]) -> String { path.joined(separator: ".") }
 
-    /// A value as a message shows it: strings quoted, numbers and booleans as written, containers by kind.
-    private func describe(_ value: TOMLValueConvertible) -> String {
-        switch value.type {
-        case .string: quoted(value.string ?? "")
-        case .int: value.int.map { String($0) } ?? "an integer"
-        case .double: value.double.map { "\($0)" } ?? "a floating-point number"
-        case .bool: value.bool.map { String($0) } ?? "a boolean"
-        case .array: "an array"
-        case .table: "a table"
-        case .date: "a date"
-        case .time: "a time"
-        case .dateTime: "a date-time"
-        }
-    }
+    private func describe(_ value: TOMLValueConvertible) -> String { TOMLDocument.describe(value) }
 }
 
 /// `text` with control characters escaped, so a message is always one line.
-func printable(_ text: String) -> String {
+public func printable(_ text: String) -> String {
     text.unicodeScalars.contains(where: isControl) ? TOMLText.escapeBasic(text) : text
 }

@@ -3,18 +3,20 @@
 // no line. This is a line scanner, not a TOML parser: it follows `[table]` headers and
 // `key = value` lines (dotted and quoted keys included) and skips the inside of multi-line strings.
 // It is only asked about text TOMLKit already accepted; when unsure it returns nil, never a
-// wrong guess from a different table.
+// wrong guess from a different table. The n-th `[[name]]` header (counting from 0) opens the path
+// `name, "n"`, so the keys of each element of an array of tables have lines of their own.
 
-struct KeyLocator {
-    private struct Entry {
+public struct KeyLocator: Sendable {
+    private struct Entry: Sendable {
         let path: [String]
         let line: Int
     }
 
     private var entries: [Entry] = []
 
-    init(text: String) {
+    public init(text: String) {
         var table: [String] = []
+        var arrayTableCounts: [[String]: Int] = [:]
         var inMultilineString = false
         var lineNumber = 0
         for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
@@ -28,6 +30,11 @@ struct KeyLocator {
                 let inner = line.dropFirst(isArrayTable ? 2 : 1)
                 guard let close = inner.firstIndex(of: "]") else { continue }
                 table = KeyLocator.keyPath(inner[..<close])
+                if isArrayTable {
+                    let index = arrayTableCounts[table, default: 0]
+                    arrayTableCounts[table] = index + 1
+                    table.append(String(index))
+                }
                 entries.append(Entry(path: table, line: lineNumber))
             } else if let equals = line.firstIndex(of: "=") {
                 let key = KeyLocator.keyPath(line[..<equals])
@@ -39,7 +46,7 @@ struct KeyLocator {
 
     /// The line defining `path` (a table header or a key), else the first line inside it (dotted
     /// keys define their tables implicitly), else the line of an enclosing inline table.
-    func line(of path: [String]) -> Int? {
+    public func line(of path: [String]) -> Int? {
         if let exact = entries.first(where: { $0.path == path }) { return exact.line }
         if let inside = entries.first(where: { $0.path.starts(with: path) }) { return inside.line }
         var prefix = path
@@ -79,7 +86,7 @@ struct KeyLocator {
 
 /// The known name closest to `word`, for "did you mean …": same after dropping case, `_` and `-`,
 /// or at most two edits away (one for short words). nil when nothing is close.
-func closest(to word: String, among candidates: [String]) -> String? {
+public func closest(to word: String, among candidates: [String]) -> String? {
     func normalized(_ text: String) -> String { text.lowercased().filter { $0 != "_" && $0 != "-" } }
     if let same = candidates.first(where: { normalized($0) == normalized(word) }) { return same }
     let allowed = word.count <= 4 ? 1 : 2

@@ -7,10 +7,11 @@ public final class OutputFile: @unchecked Sendable {
     public let path: String
     public private(set) var descriptor: OutputDescriptor?
 
-    /// Creates or truncates `path`.
-    public init(path: String) throws(SystemError) {
+    /// Creates or truncates `path`; with `append`, creates it or writes after what is there
+    /// (an audit log kept across runs).
+    public init(path: String, append: Bool = false) throws(SystemError) {
         self.path = path
-        let fd = Glibc.open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o644)
+        let fd = Glibc.open(path, O_CREAT | (append ? O_APPEND : O_TRUNC) | O_WRONLY | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw SystemError(code: Errno.current, operation: "open \(path)") }
         descriptor = OutputDescriptor(descriptor: fd)
     }

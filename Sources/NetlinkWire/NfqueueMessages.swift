@@ -9,6 +9,7 @@
 //   packet (0x0300):  NFQA_PACKET_HDR len 11 | be32 packet_id, be16 hw_protocol, u8 hook  + 1 pad
 //                     NFQA_UID, NFQA_GID (with F_UID_GID), NFQA_PAYLOAD, NFQA_MARK, ...
 //   verdict (0x0301): NFQA_VERDICT_HDR len 12 | be32 verdict, be32 packet_id
+//                     NFQA_MARK        len 8  | be32 the packet's new mark (optional)
 //
 // A packet stays in the kernel until a verdict names its id. Unknown attributes are skipped; a
 // known one of the wrong size makes the message malformed (and its packet is never decided by
@@ -105,10 +106,13 @@ public enum NfqueueConfigAttribute: Sendable, Equatable {
     case flags(NfqueueConfigFlags, mask: NfqueueConfigFlags)
 }
 
-/// What becomes of a held packet (NF_DROP = 0, NF_ACCEPT = 1).
+/// What becomes of a held packet (NF_DROP = 0, NF_ACCEPT = 1, NF_REPEAT = 4).
 public enum NfqueueVerdictCode: UInt32, Sendable {
     case drop = 0
     case accept = 1
+    /// Run the hook's chain that queued it again from its start (with a mark set, so that it is
+    /// not queued again). NF_REPEAT.
+    case `repeat` = 4
 }
 
 public enum NfqueueMessages {
@@ -146,6 +150,24 @@ public enum NfqueueMessages {
 
     /// The length of a verdict message (fixed: header, nfgenmsg, one 12-byte attribute).
     public static let verdictLength = NetlinkMessageHeader.size + NfgenMessage.size + 12
+
+    /// The length of a verdict message that also sets the packet's mark.
+    public static let markedVerdictLength = verdictLength + 8
+
+    /// Writes a verdict that also sets the packet's mark (NFQA_MARK) into `buffer` (at least
+    /// `markedVerdictLength` bytes), without allocating. Returns the bytes written, 0 when the
+    /// buffer is too small.
+    public static func writeVerdict(queue: UInt16, id: UInt32, _ code: NfqueueVerdictCode, mark: UInt32,
+                                    into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        guard buffer.count >= markedVerdictLength, let base = buffer.baseAddress,
+              writeVerdict(queue: queue, id: id, code, into: buffer) == verdictLength
+        else { return 0 }
+        base.storeBytes(of: UInt32(markedVerdictLength), toByteOffset: 0, as: UInt32.self)
+        base.storeBytes(of: UInt16(8), toByteOffset: verdictLength, as: UInt16.self)
+        base.storeBytes(of: NfqueueAttributeType.mark.rawValue, toByteOffset: verdictLength + 2, as: UInt16.self)
+        base.storeBytes(of: mark.bigEndian, toByteOffset: verdictLength + 4, as: UInt32.self)
+        return markedVerdictLength
+    }
 
     /// Writes a verdict into `buffer` (at least `verdictLength` bytes) without allocating: the
     /// receive thread answers every held packet this way. Returns the bytes written, 0 when the

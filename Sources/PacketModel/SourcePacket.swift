@@ -50,3 +50,27 @@ public enum PacketVerdict: Sendable, Equatable {
     /// the verdict's mark selects).
     case reject
 }
+
+/// Two bits of the packet mark that carry a queue's allow and reject verdicts back to the rules
+/// (enforce mode): the queue answers NF_REPEAT with one of them set, and the chain that queued
+/// the packet, run again, lets it go on or rejects it (see `EnforceRules`). The mark's other bits
+/// are kept as they were.
+public struct VerdictMarks: Sendable, Equatable {
+    /// The bits used; the others are never changed.
+    public var mask: UInt32
+    public var allow: UInt32
+    public var reject: UInt32
+
+    /// Bits 22 and 23 by default: clear of the low bits firewalls and container tools use.
+    public init(mask: UInt32 = 0x00C0_0000, allow: UInt32 = 0x0040_0000, reject: UInt32 = 0x0080_0000) {
+        self.mask = mask
+        self.allow = allow
+        self.reject = reject
+    }
+
+    /// `original` with the mask's bits set to `bits`.
+    @inlinable
+    public func mark(_ original: UInt32?, with bits: UInt32) -> UInt32 {
+        ((original ?? 0) & ~mask) | (bits & mask)
+    }
+}

@@ -28,6 +28,10 @@ public struct NfqueueSettings: Sendable, Equatable {
 /// `--queue-bypass` then lets packets pass with nobody listening.
 public final class NfqueueSource: PacketSource, @unchecked Sendable {
     public let settings: NfqueueSettings
+    /// Answer allow and reject with NF_REPEAT and these marks (enforce mode's rules act on
+    /// them); nil: accept is NF_ACCEPT and reject is a drop. Not part of `NfqueueSettings`,
+    /// which travels inside every `Plan`.
+    public let verdictMarks: VerdictMarks?
     private let queueSocket: NetlinkSocket?
     @exclusivity(unchecked) public private(set) var counters = SourceCounters()
     /// Verdicts the kernel did not take (the packet was gone, or the send failed).
@@ -38,9 +42,10 @@ public final class NfqueueSource: PacketSource, @unchecked Sendable {
 
     /// Opens the socket and binds the queue with its settings, waiting for the kernel's answer
     /// so that a failure names its cause (queue taken, not root, no nfnetlink_queue).
-    public init(settings: NfqueueSettings) throws(SourceError) {
+    public init(settings: NfqueueSettings, verdictMarks: VerdictMarks? = nil) throws(SourceError) {
         self.settings = settings
-        verdictBuffer = .allocate(byteCount: NfqueueMessages.verdictLength, alignment: 8)
+        self.verdictMarks = verdictMarks
+        verdictBuffer = .allocate(byteCount: NfqueueMessages.markedVerdictLength, alignment: 8)
         let socket: NetlinkSocket
         do {
             socket = try NetlinkSocket(protocol: NetlinkSocket.netfilterProtocol)
@@ -71,11 +76,12 @@ public final class NfqueueSource: PacketSource, @unchecked Sendable {
     }
 
     /// A decoder only, fed by hand (tests): verdicts are counted, not sent.
-    public init(decodingOnly settings: NfqueueSettings = NfqueueSettings()) {
+    public init(decodingOnly settings: NfqueueSettings = NfqueueSettings(), verdictMarks: VerdictMarks? = nil) {
         self.settings = settings
+        self.verdictMarks = verdictMarks
         queueSocket = nil
         unbound = true
-        verdictBuffer = .allocate(byteCount: NfqueueMessages.verdictLength, alignment: 8)
+        verdictBuffer = .allocate(byteCount: NfqueueMessages.markedVerdictLength, alignment: 8)
     }
 
     deinit { verdictBuffer.deallocate() }
@@ -93,8 +99,8 @@ public final class NfqueueSource: PacketSource, @unchecked Sendable {
     public var coalesceMicroseconds: UInt32 { 0 }
     public var socketReceiveBufferBytes: Int { settings.socketReceiveBuffer }
 
-    /// The verdicts sent, by kind (for tests of a decode-only source).
-    public private(set) var sentVerdicts: [(id: UInt32, code: NfqueueVerdictCode)] = []
+    /// The verdicts sent, by kind, with the mark set (for tests of a decode-only source).
+    public private(set) var sentVerdicts: [(id: UInt32, code: NfqueueVerdictCode, mark: UInt32?)] = []
 
     public func process(datagram: UnsafeRawBufferPointer, into consumer: any PacketConsumer) {
         counters.batches += 1
@@ -106,7 +112,15 @@ public final class NfqueueSource: PacketSource, @unchecked Sendable {
                     origin: PacketOrigin(kind: .nfqueue, number: view.queue), payload: view.payload,
                     family: view.family, hookNumber: view.hook, uid: view.uid, gid: view.gid,
                     label: UnsafeRawBufferPointer(start: nil, count: 0), message: view.message))
-                answer(id: view.id, verdict == .accept ? .accept : .drop)
+                if let marks = verdictMarks {
+                    switch verdict {
+                    case .accept: answer(id: view.id, .repeat, mark: marks.mark(view.mark, with: marks.allow))
+                    case .reject: answer(id: view.id, .repeat, mark: marks.mark(view.mark, with: marks.reject))
+                    case .drop: answer(id: view.id, .drop)
+                    }
+                } else {
+                    answer(id: view.id, verdict == .accept ? .accept : .drop)
+                }
             case .error(let errno, _):
                 // A verdict the kernel refused (ENOENT: the packet was no longer held).
                 if errno != 0 { verdictFailures += 1 }
@@ -118,10 +132,14 @@ public final class NfqueueSource: PacketSource, @unchecked Sendable {
         }
     }
 
-    private func answer(id: UInt32, _ code: NfqueueVerdictCode) {
-        let length = NfqueueMessages.writeVerdict(queue: settings.queue, id: id, code, into: verdictBuffer)
+    private func answer(id: UInt32, _ code: NfqueueVerdictCode, mark: UInt32? = nil) {
+        let length = if let mark {
+            NfqueueMessages.writeVerdict(queue: settings.queue, id: id, code, mark: mark, into: verdictBuffer)
+        } else {
+            NfqueueMessages.writeVerdict(queue: settings.queue, id: id, code, into: verdictBuffer)
+        }
         guard let queueSocket else {
-            sentVerdicts.append((id, code))
+            sentVerdicts.append((id, code, mark))
             return
         }
         do {

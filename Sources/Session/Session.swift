@@ -141,27 +141,10 @@ public final class Session: @unchecked Sendable {
 
         let followThread = follower.flatMap { follower in try? DedicatedThread(name: "nfowner-follow") { follower.run() } }
         let started = WallClock.monotonicNanoseconds()
-        nonisolated(unsafe) var ending = ReceiveLoop.Ending.stopRequested
-        do {
-            let receiver = try DedicatedThread(name: "nfowner-recv") {
-                // A flow's first packet is resolved while its sender still runs only if this
-                // thread gets a CPU at once; on a busy host at niceness 0 the sender often exits
-                // (and the shell starts the next program) first. Best effort: not root, no change.
-                try? DedicatedThread.setCurrentNiceness(Self.receiveThreadNiceness)
-                ending = loop.run()
-            }
-            do {
-                try onReady(Ready(groups: plan.nflog.groups, newFlowGroup: source.urgentOrigin,
-                                  holdQueue: plan.hold?.queue, holdBackend: hold?.backend,
-                                  followsCgroups: follower != nil, stop: { [loop] in loop.requestStop() }))
-            } catch {
-                loop.requestStop()
-                receiver.join()
-                ending = .failed("\(error)")
-            }
-            receiver.join()
-        } catch {
-            ending = .failed("cannot start the receive thread: \(error)")
+        let ending = loop.runOnReceiveThread(name: "nfowner-recv") {
+            try onReady(Ready(groups: plan.nflog.groups, newFlowGroup: source.urgentOrigin,
+                              holdQueue: plan.hold?.queue, holdBackend: hold?.backend,
+                              followsCgroups: follower != nil, stop: { [loop] in loop.requestStop() }))
         }
         let seconds = Double(WallClock.monotonicNanoseconds() - started) / 1e9
         follower?.requestStop()

@@ -17,6 +17,6 @@ struct Nfowner: ParsableCommand {
             or:          sudo nfowner trace -- curl -s https://example.org/
             (runs one command and shows only its packets, then a summary).
             """,
-        subcommands: [MonitorCommand.self, TraceCommand.self, TopCommand.self, RunCommand.self, ReportCommand.self, CaptureCommand.self,
-                      RulesCommand.self, ConfigCommand.self])
+        subcommands: [MonitorCommand.self, TraceCommand.self, TopCommand.self, RunCommand.self, ReportCommand.self,
+                      EnforceCommand.self, PolicyCommand.self, CaptureCommand.self, RulesCommand.self, ConfigCommand.self])
 }

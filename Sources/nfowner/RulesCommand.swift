@@ -96,7 +96,7 @@ struct RulesCommand: ParsableCommand {
 
     struct Remove: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Delete nfowner's rules (nothing else), hold mode's and kernel counting's included. Not an error when absent.")
+            abstract: "Delete nfowner's rules (nothing else): hold mode's, enforce mode's and kernel counting's included. Not an error when absent.")
         @Option(help: "nft or iptables.") var backend: Backend = .nft
         @OptionGroup var namespace: NamespaceOption
 
@@ -118,6 +118,10 @@ struct RulesCommand: ParsableCommand {
                 }
                 // Hold mode's rules (a killed monitor's hold nothing: they bypass, but they go too).
                 for removed in try HoldRulesRunner().removeAll() { note("removed hold mode's \(removed)") }
+                if try EnforceRulesRunner().remove() {
+                    note("removed enforce mode's chains \(EnforceRules.chain), \(EnforceRules.queueChain) (a running "
+                         + "`nfowner enforce` no longer decides anything)")
+                }
             } catch {
                 throw UserFacingError(error.description)
             }

@@ -18,6 +18,7 @@ import Testing
         ("nfowner", ["--help"]), ("monitor", ["monitor", "--help"]), ("rules", ["rules", "--help"]),
         ("rules-install", ["rules", "install", "--help"]), ("config", ["config", "--help"]),
         ("capture", ["capture", "--help"]), ("run", ["run", "--help"]), ("report", ["report", "--help"]),
+        ("enforce", ["enforce", "--help"]), ("policy-check", ["policy", "check", "--help"]),
     ])
     func helpTextIsStable(name: String, arguments: [String]) throws {
         let result = try Self.nfowner(arguments)

@@ -92,34 +92,43 @@ final class BackgroundProcess {
     deinit { stop() }
 }
 
-/// `nfowner monitor` running in the background, its stdout and stderr going to files.
-final class RunningMonitor {
+/// `nfowner monitor` (or another long-running command: `enforce`) running in the background, its
+/// stdout and stderr going to files.
+class RunningMonitor {
     let process = Process()
     let stdoutURL: URL
     let stderrURL: URL
+    /// The summary line on stderr starts with this.
+    let summaryPrefix: String
 
     /// Starts the monitor and waits until it reads its group (its "reading NFLOG group" note).
-    init(_ arguments: [String]) throws {
+    convenience init(_ arguments: [String]) throws {
+        try self.init(command: "monitor", arguments, readyNote: "reading NFLOG group", summaryPrefix: "received=")
+    }
+
+    /// Starts `nfowner COMMAND ARGUMENTS…` and waits until its stderr contains `readyNote`.
+    init(command: String, _ arguments: [String], readyNote: String, summaryPrefix: String) throws {
         let directory = FileManager.default.temporaryDirectory
         let token = UUID().uuidString
         stdoutURL = directory.appendingPathComponent("nfowner-\(token).out")
         stderrURL = directory.appendingPathComponent("nfowner-\(token).err")
+        self.summaryPrefix = summaryPrefix
         FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
         FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
         process.executableURL = URL(fileURLWithPath: Harness.nfowner)
-        process.arguments = ["monitor"] + arguments
+        process.arguments = [command] + arguments
         process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
         process.standardError = try FileHandle(forWritingTo: stderrURL)
         process.standardInput = FileHandle.nullDevice
         try process.run()
         let deadline = Date().addingTimeInterval(15)
         while Date() < deadline {
-            if stderr.contains("reading NFLOG group") { return }
-            if !process.isRunning { throw HarnessError("monitor exited early: \(stderr)") }
+            if stderr.contains(readyNote) { return }
+            if !process.isRunning { throw HarnessError("\(command) exited early: \(stderr)") }
             usleep(20_000)
         }
         stop()
-        throw HarnessError("monitor did not start within 15 s: \(stderr)")
+        throw HarnessError("\(command) did not start within 15 s: \(stderr)")
     }
 
     var stdout: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
@@ -155,7 +164,7 @@ final class RunningMonitor {
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             process.waitUntilExit()
         }
-        let summary = stderr.split(separator: "\n").last { $0.hasPrefix("received=") }.map(String.init) ?? ""
+        let summary = stderr.split(separator: "\n").last { $0.hasPrefix(summaryPrefix) }.map(String.init) ?? ""
         return Harness.keyValues(summary)
     }
 

@@ -37,6 +37,22 @@ struct NfqueueMessageTests {
         #expect(NfqueueMessages.writeVerdict(queue: 7, id: 1, .drop, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<31])) == 0)
     }
 
+    @Test func repeatVerdictWithAMark() {
+        let golden: [UInt8] = [
+            40, 0, 0, 0,  0x01, 0x03,  0x01, 0x00,  0, 0, 0, 0,  0, 0, 0, 0,  // type 0x0301, REQUEST
+            0, 0, 0x00, 0x07,
+            12, 0, 2, 0,  0, 0, 0, 4,  0x12, 0x34, 0x56, 0x78,               // VERDICT_HDR: NF_REPEAT, id
+            8, 0, 3, 0,  0x00, 0x80, 0x00, 0x01,                             // MARK
+        ]
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+        defer { buffer.deallocate() }
+        let written = NfqueueMessages.writeVerdict(queue: 7, id: 0x1234_5678, .repeat, mark: 0x0080_0001, into: buffer)
+        #expect(written == NfqueueMessages.markedVerdictLength)
+        #expect(Array(buffer[0..<written]) == golden)
+        let short = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<(NfqueueMessages.markedVerdictLength - 1)])
+        #expect(NfqueueMessages.writeVerdict(queue: 7, id: 1, .repeat, mark: 1, into: short) == 0)
+    }
+
     /// A held packet as the kernel sends it: header, then the given attributes.
     static func packet(queue: UInt16 = 7, family: UInt8 = 2, attributes: [(UInt16, [UInt8])]) -> [UInt8] {
         var body: [UInt8] = [family, 0, UInt8(queue >> 8), UInt8(queue & 0xff)]

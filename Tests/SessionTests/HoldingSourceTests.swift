@@ -24,16 +24,17 @@ import Testing
         }
     }
 
-    /// An NFQUEUE packet message: id, output hook, uid, the payload.
-    static func heldMessage(id: UInt32, uid: UInt32, payload: [UInt8]) -> [UInt8] {
+    /// An NFQUEUE packet message: id, output hook, the packet's mark when given, uid, the payload.
+    static func heldMessage(id: UInt32, uid: UInt32, payload: [UInt8], mark: UInt32? = nil, queue: UInt8 = 5) -> [UInt8] {
         func attribute(_ type: UInt16, _ value: [UInt8]) -> [UInt8] {
             var bytes = withUnsafeBytes(of: UInt16(4 + value.count).littleEndian, Array.init)
                 + withUnsafeBytes(of: type.littleEndian, Array.init) + value
             while bytes.count % 4 != 0 { bytes.append(0) }
             return bytes
         }
-        let body: [UInt8] = [2, 0, 0, 5]
+        let body: [UInt8] = [2, 0, 0, queue]
             + attribute(1, withUnsafeBytes(of: id.bigEndian, Array.init) + [0x08, 0x00, 3])
+            + (mark.map { attribute(3, withUnsafeBytes(of: $0.bigEndian, Array.init)) } ?? [])
             + attribute(16, withUnsafeBytes(of: uid.bigEndian, Array.init))
             + attribute(10, payload)
         return withUnsafeBytes(of: UInt32(16 + body.count).littleEndian, Array.init)
