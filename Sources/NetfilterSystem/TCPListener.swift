@@ -19,32 +19,23 @@ public final class TCPListener: @unchecked Sendable {
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         let bound: Int32
+        var parsed = false
         if ipv6 {
             var address = sockaddr_in6()
             address.sin6_family = sa_family_t(AF_INET6)
             address.sin6_port = port.bigEndian
-            guard inet_pton(AF_INET6, host, &address.sin6_addr) == 1 else {
-                Glibc.close(fd)
-                throw SystemError(code: EINVAL, operation: "parse listen address \(host)")
-            }
-            bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
-                }
-            }
+            parsed = inet_pton(AF_INET6, host, &address.sin6_addr) == 1
+            bound = parsed ? Self.bind(fd, address) : -1
         } else {
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
             address.sin_port = port.bigEndian
-            guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
-                Glibc.close(fd)
-                throw SystemError(code: EINVAL, operation: "parse listen address \(host)")
-            }
-            bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
+            parsed = inet_pton(AF_INET, host, &address.sin_addr) == 1
+            bound = parsed ? Self.bind(fd, address) : -1
+        }
+        guard parsed else {
+            Glibc.close(fd)
+            throw SystemError(code: EINVAL, operation: "parse listen address \(host)")
         }
         guard bound == 0 else {
             let code = Errno.current
@@ -70,6 +61,15 @@ public final class TCPListener: @unchecked Sendable {
         }
         descriptor = fd
         self.port = actual
+    }
+
+    /// bind(2) with a sockaddr_in or sockaddr_in6.
+    private static func bind<Address>(_ fd: Int32, _ address: Address) -> Int32 {
+        withUnsafePointer(to: address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.bind(fd, $0, socklen_t(MemoryLayout<Address>.size))
+            }
+        }
     }
 
     /// The next connection, or nil once `stop` is signalled.
