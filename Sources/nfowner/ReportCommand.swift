@@ -78,8 +78,11 @@ struct ReportCommand: ParsableCommand {
         let start: Int64
         let end: Int64
         do {
-            start = try ReportTime.parse(since, now: now)
-            end = try ReportTime.parse(until, now: now)
+            // "Now" is the end of the current second, for `now` and for durations before it: a
+            // bucket that started in this second (the one being filled, or the partial one a
+            // daemon just wrote as it stopped) holds traffic up to now and belongs in the range.
+            start = try ReportTime.parse(since, now: now + 1)
+            end = try ReportTime.parse(until, now: now + 1)
         } catch {
             throw ValidationError(error.description)
         }
