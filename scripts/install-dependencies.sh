@@ -4,9 +4,10 @@
 # (iproute2 for namespaces, util-linux for nsenter and setpriv, procps for sysctl, ping and curl
 # for the trace tests, tshark and wireshark-common (capinfos) to check the pcapng files nfowner
 # writes), libsqlite3-dev (the history's SQLite, through GRDB), and systemd (systemd-analyze
-# verifies the shipped unit), and tmux (the live view's tests drive it in a pseudo-terminal). Idempotent.
+# verifies the shipped unit), tmux (the live view's tests drive it in a pseudo-terminal),
+# chromium (renders the HTML report headless in its test) and python3 (test helpers). Idempotent.
 set -euo pipefail
-packages=(libmnl-dev libsqlite3-dev nftables iptables iproute2 util-linux procps pkg-config iputils-ping curl tshark wireshark-common systemd tmux)
+packages=(libmnl-dev libsqlite3-dev nftables iptables iproute2 util-linux procps pkg-config iputils-ping curl tshark wireshark-common systemd tmux chromium python3)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -340,10 +340,8 @@ public final class HistoryStore: Sendable {
 
     // MARK: Reporting
 
-    /// Sums over the buckets whose start is in [since, until), grouped by `dimensions` (in that
-    /// order, duplicates dropped), direction and mode; plus the unaccounted packets in the range
-    /// and the modes that produced the buckets.
-    public func query(since: Int64, until: Int64, by dimensions: [ReportDimension]) throws(HistoryError) -> ReportResult {
+    /// The columns that hold `dimensions`, in order, duplicates dropped (remote is two columns).
+    private static func groupingColumns(_ dimensions: [ReportDimension]) -> (dimensions: [ReportDimension], columns: [String]) {
         var seen = Set<ReportDimension>()
         let dimensions = dimensions.filter { seen.insert($0).inserted }
         var columns: [String] = []
@@ -357,6 +355,32 @@ public final class HistoryStore: Sendable {
             case .remote: columns += ["remote_address", "remote_port"]
             }
         }
+        return (dimensions, columns)
+    }
+
+    /// Reads the values of `dimensions` from the front of `row`; returns them and the index of
+    /// the first column after them.
+    private static func keys(of row: Row, dimensions: [ReportDimension], from first: Int = 0) -> (keys: [String], next: Int) {
+        var keys: [String] = []
+        var index = first
+        for dimension in dimensions {
+            if dimension == .remote {
+                let port: Int = row[index + 1]
+                keys.append(RemoteEndpoint.text(address: row[index], port: port < 0 ? nil : UInt16(clamping: port)))
+                index += 2
+            } else {
+                keys.append(row[index])
+                index += 1
+            }
+        }
+        return (keys, index)
+    }
+
+    /// Sums over the buckets whose start is in [since, until), grouped by `dimensions` (in that
+    /// order, duplicates dropped), direction and mode; plus the unaccounted packets in the range
+    /// and the modes that produced the buckets.
+    public func query(since: Int64, until: Int64, by dimensions: [ReportDimension]) throws(HistoryError) -> ReportResult {
+        let (dimensions, columns) = Self.groupingColumns(dimensions)
         let grouping = (columns + ["direction", "mode"]).joined(separator: ", ")
         let sql = "SELECT \(grouping), SUM(bytes), SUM(packets), SUM(flows) FROM traffic "
             + "WHERE bucket_start >= ? AND bucket_start < ? GROUP BY \(grouping)"
@@ -365,19 +389,7 @@ public final class HistoryStore: Sendable {
                 var rows: [ReportRow] = []
                 let cursor = try Row.fetchCursor(db, sql: sql, arguments: [since, until])
                 while let row = try cursor.next() {
-                    var keys: [String] = []
-                    var index = 0
-                    for dimension in dimensions {
-                        if dimension == .remote {
-                            let port: Int = row[index + 1]
-                            keys.append(RemoteEndpoint.text(address: row[index],
-                                                            port: port < 0 ? nil : UInt16(clamping: port)))
-                            index += 2
-                        } else {
-                            keys.append(row[index])
-                            index += 1
-                        }
-                    }
+                    let (keys, index) = Self.keys(of: row, dimensions: dimensions)
                     let directionText: String = row[index]
                     let modeText: String = row[index + 1]
                     guard let direction = TrafficDirection(rawValue: directionText),
@@ -394,6 +406,35 @@ public final class HistoryStore: Sendable {
                                                 arguments: [since, until]).compactMap(AccountingMode.init(rawValue:))
                 return ReportResult(since: since, until: until, dimensions: dimensions, rows: rows,
                                     unaccountedPackets: UInt64(clamping: unaccounted), modes: modes)
+            }
+        } catch {
+            throw HistoryError.from(error, path: path, doing: "read history from")
+        }
+    }
+
+    /// The bytes per bucket of each group (by `dimensions`, direction and mode) over the buckets
+    /// whose start is in [since, until), in bucket order: the series the HTML report draws.
+    public func timeline(since: Int64, until: Int64, by dimensions: [ReportDimension]) throws(HistoryError) -> ReportTimeline {
+        let (dimensions, columns) = Self.groupingColumns(dimensions)
+        let grouping = (columns + ["direction", "mode"]).joined(separator: ", ")
+        let sql = "SELECT bucket_start, \(grouping), SUM(bytes) FROM traffic "
+            + "WHERE bucket_start >= ? AND bucket_start < ? GROUP BY bucket_start, \(grouping) ORDER BY bucket_start"
+        do {
+            return try database.read { db in
+                var points: [ReportTimeline.Point] = []
+                let cursor = try Row.fetchCursor(db, sql: sql, arguments: [since, until])
+                while let row = try cursor.next() {
+                    let (keys, index) = Self.keys(of: row, dimensions: dimensions, from: 1)
+                    let directionText: String = row[index]
+                    let modeText: String = row[index + 1]
+                    guard let direction = TrafficDirection(rawValue: directionText),
+                          let mode = AccountingMode(rawValue: modeText) else { continue }
+                    points.append(ReportTimeline.Point(start: row[0], keys: keys, direction: direction, mode: mode,
+                                                       bytes: UInt64(clamping: row[index + 2] as Int64)))
+                }
+                let seconds = try Int64.fetchOne(db, sql: "SELECT MIN(seconds) FROM bucket WHERE start >= ? AND start < ?",
+                                                 arguments: [since, until]) ?? 60
+                return ReportTimeline(bucketSeconds: seconds, points: points)
             }
         } catch {
             throw HistoryError.from(error, path: path, doing: "read history from")

@@ -18,7 +18,9 @@ struct ReportCommand: ParsableCommand {
             program) show as "-" in the table, null in JSON and empty in CSV. "unaccounted" counts \
             the packets the kernel dropped before nfowner could count them. No root needed when the \
             database is readable (it is opened read-only). The JSON and CSV formats are a contract: \
-            see docs/report.md.
+            see docs/report.md. The HTML page \
+            charts the 8 biggest groups of each direction (the rest stacked as "other") in at \
+            most 120 bars of whole buckets, and needs no network or script to display.
 
             Times: now; a duration before now (90s, 30m, 1h, 2d, 1w, 1h30m); a date and time in \
             UTC (2026-12-05, 2026-12-05 14:30, 2026-12-05 14:30:15); or RFC 3339 with its offset \
@@ -30,6 +32,7 @@ struct ReportCommand: ParsableCommand {
               nfowner report --since 2026-12-01 --until 2026-12-02 --by unit,remote
               nfowner report --since 30m --by program --format json | jq '.rows[0]'
               nfowner report --db /tmp/copy.db --by cgroup --format csv > traffic.csv
+              nfowner report --since 1w --by unit --format html > week.html
             """)
 
     @Option(help: ArgumentHelp(
@@ -54,7 +57,8 @@ struct ReportCommand: ParsableCommand {
         valueName: "dimensions"))
     var by: String = "unit"
 
-    @Option(help: "Output: table (aligned, human units, biggest first), json (one object), csv (RFC 4180, header row).")
+    @Option(help: ArgumentHelp("Output: table (aligned, human units, biggest first), json (one object), csv (RFC 4180, header row), "
+                + "html (one self-contained page: bytes over time per group, sent and received, as stacked bar charts, and the table)."))
     var format: ReportFormat = .table
 
     /// `--by` as dimensions; throws for an unknown name.
@@ -112,9 +116,11 @@ struct ReportCommand: ParsableCommand {
         let (start, end) = try range(now: Int64(Date().timeIntervalSince1970))
         let path = try databasePath()
         let result: ReportResult
+        var timeline = ReportTimeline(bucketSeconds: 60, points: [])
         do {
             let store = try HistoryStore(path: path, access: .readOnly)
             result = try store.query(since: start, until: end, by: Self.dimensions(by))
+            if format == .html { timeline = try store.timeline(since: start, until: end, by: Self.dimensions(by)) }
             try? store.close()
         } catch let error as HistoryError {
             throw UserFacingError(error.reason)
@@ -124,6 +130,7 @@ struct ReportCommand: ParsableCommand {
         case .table: text = ReportRendering.table(result)
         case .json: text = ReportRendering.json(result)
         case .csv: text = ReportRendering.csv(result)
+        case .html: text = HTMLReport.render(result, timeline: timeline, generatedAt: Int64(Date().timeIntervalSince1970))
         }
         print(text, terminator: "")
     }
@@ -133,4 +140,5 @@ enum ReportFormat: String, ExpressibleByArgument, CaseIterable {
     case table
     case json
     case csv
+    case html
 }

@@ -100,6 +100,13 @@ extension EndToEnd {
                 #expect(abs(Double(reported - truth)) <= Double(truth) * 0.01, "\(what): report \(reported), kernel \(truth)")
                 print("issue 14 figure: \(what) (report): nfowner \(reported) bytes, kernel \(truth)")
             }
+            // The same history as a page: both directions charted, both cgroups in the legend.
+            let page = try Harness.run(Harness.nfowner, ["report", "--db", daemon.databasePath, "--since", "1h",
+                                                         "--by", "cgroup", "--format", "html"]).check("nfowner report --format html")
+            #expect(page.stdout.components(separatedBy: "<svg class=\"chart\"").count - 1 == 2)
+            for group in [groupA, groupB] {
+                #expect(page.stdout.contains("<span class=\"label\">\(group)</span>"), "\(group) in a legend")
+            }
         }
 
         /// `nfowner report --db … --since 1h --by BY --format json`, parsed.
