@@ -93,11 +93,56 @@ public final class TCPListener: @unchecked Sendable {
     public func close() { Glibc.close(descriptor) }
 }
 
-/// An accepted TCP connection; closed by `close()`.
+/// A TCP connection, accepted or made; closed by `close()`.
 public final class TCPConnection: @unchecked Sendable {
     public let descriptor: Int32
 
     init(descriptor: Int32) { self.descriptor = descriptor }
+
+    /// Connects to numeric `host` (IPv4, or IPv6 when `ipv6`) and `port` from the calling
+    /// thread's network namespace, waiting at most `timeoutMilliseconds` (which then bounds
+    /// every read and write too).
+    public static func connect(host: String, port: UInt16, ipv6: Bool, timeoutMilliseconds: Int) throws(SystemError) -> TCPConnection {
+        let fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError(code: Errno.current, operation: "open TCP socket") }
+        let connection = TCPConnection(descriptor: fd)
+        // SO_SNDTIMEO bounds connect(2) as well on Linux.
+        connection.setTimeouts(milliseconds: timeoutMilliseconds)
+        var parsed = false
+        var result: Int32 = -1
+        if ipv6 {
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_port = port.bigEndian
+            parsed = inet_pton(AF_INET6, host, &address.sin6_addr) == 1
+            if parsed { result = Self.connect(fd, address) }
+        } else {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = port.bigEndian
+            parsed = inet_pton(AF_INET, host, &address.sin_addr) == 1
+            if parsed { result = Self.connect(fd, address) }
+        }
+        guard parsed else {
+            connection.close()
+            throw SystemError(code: EINVAL, operation: "parse address \(host)")
+        }
+        guard result == 0 else {
+            let code = Errno.current
+            connection.close()
+            throw SystemError(code: code == EINPROGRESS ? ETIMEDOUT : code,
+                              operation: "connect to \(ipv6 ? "[\(host)]" : host):\(port)")
+        }
+        return connection
+    }
+
+    private static func connect<Address>(_ fd: Int32, _ address: Address) -> Int32 {
+        withUnsafePointer(to: address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<Address>.size))
+            }
+        }
+    }
 
     /// Bounds every read and write, so a client that stalls cannot hold the endpoint.
     public func setTimeouts(milliseconds: Int) {
@@ -114,7 +159,7 @@ public final class TCPConnection: @unchecked Sendable {
             if count >= 0 { return Array(buffer.prefix(count)) }
             let code = Errno.current
             if code == EINTR { continue }
-            throw SystemError(code: code, operation: "read from a TCP client")
+            throw SystemError(code: code, operation: "read from a TCP peer")
         }
     }
 
@@ -128,7 +173,7 @@ public final class TCPConnection: @unchecked Sendable {
             if count < 0 {
                 let code = Errno.current
                 if code == EINTR { continue }
-                throw SystemError(code: code, operation: "write to a TCP client")
+                throw SystemError(code: code, operation: "write to a TCP peer")
             }
             offset += count
         }

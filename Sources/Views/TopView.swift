@@ -69,6 +69,8 @@ public struct TopFrame: Sendable, Equatable {
     public var rateOut: Double
     public var lostPackets: UInt64
     public var intervalSeconds: Double
+    /// A line under the header (a daemon out of reach, a grouping it cannot give), or nil.
+    public var notice: String?
 
     /// The rows of `current` grouped by `grouping`, with rates since `previous` (nil: none yet)
     /// over `seconds`, sorted by `sort` (then by label).
@@ -123,7 +125,9 @@ public struct TopFrame: Sendable, Equatable {
             let marked = sortKey == sort && (sortKey != .total || title == "IN total") ? title + "*" : title
             columns += " " + padLeft(marked, numbers)
         }
-        var lines = [clip(header, width), bold(clip(columns, width), color)]
+        var lines = [clip(header, width)]
+        if let notice { lines.append(String(("! " + notice).prefix(width))) }
+        lines.append(bold(clip(columns, width), color))
         let keyLine = "q quit  u user  s unit  c cgroup  p program  r remote  i o t sort  space pause"
         let room = max(0, height - lines.count - (interactive ? 1 : 0))
         for row in rows.prefix(room) {

@@ -2,6 +2,7 @@ import Accounting
 import ArgumentParser
 import Attribution
 import Configuration
+import MetricsEndpoint
 import Foundation
 import NetfilterSystem
 import Session
@@ -22,6 +23,12 @@ struct TopCommand: ParsableCommand {
             the totals since start, per row, sorted; the header has the rates in and out of all \
             traffic and the packets the kernel dropped before nfowner saw them. The rules go at exit.
 
+            With --from URL it installs nothing and needs no root: it reads the totals a running \
+            `nfowner run` serves at its metrics endpoint ([metrics] listen) at every refresh, so the \
+            kernel logs each packet once however many views are open. Grouping by remote needs the \
+            daemon's [metrics] remote_labels = true; the daemon's metrics carry units, not cgroup \
+            paths, so by cgroup is not available there.
+
             Keys: p program, u user, s unit (systemd), c cgroup, r remote (group by); i, o, t sort by \
             rate in, rate out, total; space pauses; q or Ctrl-C quits. The terminal is restored on \
             every exit (q, Ctrl-C, SIGTERM). Colors only on a terminal, never with NO_COLOR set.
@@ -31,6 +38,7 @@ struct TopCommand: ParsableCommand {
               sudo nfowner top --by unit --interval 5
               sudo nfowner top --netns test1 --by remote
               sudo nfowner top --once --by user         # one plain-text table after 2 s, for scripts
+              nfowner top --from http://127.0.0.1:9465  # what a running `nfowner run` counts
             """)
 
     @Option(help: "Group rows by program, user, unit, cgroup or remote.")
@@ -45,20 +53,34 @@ struct TopCommand: ParsableCommand {
     @Flag(help: "Print one snapshot as plain text after --interval and exit (no terminal needed).")
     var once = false
 
+    @Option(help: ArgumentHelp(
+        "Read a running `nfowner run` at its metrics endpoint instead of counting here: http://ADDRESS:PORT "
+            + "(e.g. http://127.0.0.1:9465, the daemon's [metrics] listen). No rules, no root.",
+        valueName: "url"))
+    var from: String?
+
     @OptionGroup var namespace: NamespaceOption
 
     func validate() throws {
         guard (0.2...60).contains(interval) else { throw ValidationError("--interval must be 0.2 to 60 seconds") }
+        if let from {
+            do { _ = try MetricsURL(from) } catch { throw ValidationError("--from \(error)") }
+        }
     }
 
     func run() throws {
-        guard ProcessIdentity.isRoot else {
-            throw UserFacingError("top needs root (it installs nftables rules and reads NFLOG): run `sudo nfowner top`")
-        }
         let interactive = !once
         if interactive && !(TerminalMode.isTerminal(0) && TerminalMode.isTerminal(1)) {
             throw UserFacingError("top draws on a terminal, and stdin or stdout is not one: use `nfowner top --once` "
                                   + "for a plain-text snapshot")
+        }
+        if let from {
+            try runFromDaemon(try MetricsURL(from), interactive: interactive)
+            return
+        }
+        guard ProcessIdentity.isRoot else {
+            throw UserFacingError("top needs root (it installs nftables rules and reads NFLOG): run `sudo nfowner top`, "
+                                  + "or read a running daemon with `nfowner top --from http://127.0.0.1:9465`")
         }
         let config: NfownerConfig
         do { config = try ConfigLoader.load() } catch { throw UserFacingError(error.description) }
@@ -89,8 +111,10 @@ struct TopCommand: ParsableCommand {
         options.reload = { stopSession.withLock { $0 }?() }
         let session = Session(options)
         sink.lostPackets = { [weak session] in session?.counters.source.lost ?? 0 }
-        let view = try LiveTable(sink: sink, session: session, grouping: by, intervalSeconds: interval,
-                             color: TerminalMode.isTerminal(1) && ProcessInfo.processInfo.environment["NO_COLOR"] == nil)
+        let view = try LiveTable(feed: { [weak session] in
+                                     TopReading(snapshot: sink.published.withLock { $0 }, lost: session?.counters.source.lost ?? 0)
+                                 },
+                                 settleSeconds: 0.6, grouping: by, intervalSeconds: interval, color: Self.color)
         defer {
             view.stop()
             let notes = held.withLock { state in
@@ -113,48 +137,149 @@ struct TopCommand: ParsableCommand {
             throw UserFacingError(error.description)
         }
     }
+
+    static var color: Bool { TerminalMode.isTerminal(1) && ProcessInfo.processInfo.environment["NO_COLOR"] == nil }
+
+    /// `--from`: the daemon's totals at each refresh; until q, Ctrl-C, SIGINT, SIGTERM or a
+    /// hung-up terminal (SIGHUP).
+    private func runFromDaemon(_ url: MetricsURL, interactive: Bool) throws {
+        // Before any thread starts, so that every thread inherits the blocked signals.
+        let signals: TerminationSignals
+        do { signals = try TerminationSignals() } catch { throw UserFacingError(error.description) }
+        defer { signals.close() }
+        if let name = namespace.name {
+            do { try NetworkNamespace.enter(named: name) } catch { throw UserFacingError(error.description) }
+        }
+        let feed = DaemonFeed(url: url)
+        let first = feed.read()
+        if let problem = first.notice, first.takenAt == nil { throw UserFacingError(problem) }
+        let finished = try WakeupEvent()
+        defer { finished.close() }
+        let view = try LiveTable(feed: { feed.read() }, settleSeconds: 0, grouping: by, intervalSeconds: interval,
+                                 color: Self.color, first: first)
+        defer { view.stop() }
+        if interactive {
+            try view.startInteractive(stop: { finished.signal() })
+        } else {
+            try view.startOnce(stop: { finished.signal() })
+        }
+        while true {
+            let ready = try waitReadable([signals.descriptor, finished.descriptor], timeoutMilliseconds: -1)
+            if ready.contains(finished.descriptor) { return }
+            if ready.contains(signals.descriptor), signals.take() != nil { return }
+        }
+    }
 }
 
 extension TopGrouping: ExpressibleByArgument {}
 
+/// What the live view shows at one refresh: the running totals, the packets lost, when they
+/// were taken (monotonic ns; nil when the feed has no clock of its own), and what to say
+/// about them.
+struct TopReading: Sendable {
+    var snapshot: AccountingSnapshot
+    var lost: UInt64
+    var takenAt: UInt64? = nil
+    var notice: String? = nil
+    /// Groupings the feed cannot fill, and why.
+    var unavailable: [TopGrouping: String] = [:]
+}
+
+/// A running daemon's totals, read from its metrics endpoint at each call. When a read fails,
+/// the last figures stay on screen with the reason; the next read tries again.
+final class DaemonFeed: Sendable {
+    private let url: MetricsURL
+    private let state = Mutex<(reader: MetricsSnapshotReader, last: TopReading?)>((MetricsSnapshotReader(), nil))
+
+    init(url: MetricsURL) { self.url = url }
+
+    func read() -> TopReading {
+        let problem: String
+        var brief: String?
+        do {
+            let samples = try ExpositionText.samples(try MetricsClient.fetch(url))
+            let takenAt = WallClock.monotonicNanoseconds()
+            return try state.withLock { state throws -> TopReading in
+                let reading = try state.reader.read(samples)
+                var unavailable: [TopGrouping: String] = [:]
+                if !reading.hasCgroups { unavailable[.cgroup] = "by cgroup: the daemon's metrics carry units, not cgroup paths (press s)" }
+                if !reading.hasRemotes {
+                    unavailable[.remote] = "by remote: the daemon's metrics have no remote label; set [metrics] remote_labels = true"
+                }
+                let result = TopReading(snapshot: reading.snapshot, lost: reading.lostPackets, takenAt: takenAt,
+                                        unavailable: unavailable)
+                state.last = result
+                return result
+            }
+        } catch let error as MetricsClient.ScrapeError {
+            problem = error.description
+            brief = error.reason
+        } catch let error as ExpositionParseError {
+            problem = "cannot read \(url): not the metrics text format (\(error))"
+        } catch {
+            problem = "cannot read \(url): it serves no nfowner metrics; is it the daemon's [metrics] listen address?"
+        }
+        return state.withLock { state in
+            guard var last = state.last else {
+                return TopReading(snapshot: AccountingSnapshot(), lost: 0, notice: problem)
+            }
+            // The figures on screen are the last ones read: say so first, the width may cut the rest.
+            last.notice = "old figures: " + (brief ?? problem)
+            return last
+        }
+    }
+}
+
 /// The view's thread: snapshots of the totals every interval, keys, drawing, and the terminal
 /// put back however the run ends.
 final class LiveTable: @unchecked Sendable {
-    private let sink: AccountingSink
-    private weak var session: Session?
+    private let feed: @Sendable () -> TopReading
+    /// How long after the interval the feed's figures are up to date (a sink publishes at its
+    /// next tick).
+    private let settleSeconds: Double
     private let intervalSeconds: Double
     private let color: Bool
     private var grouping: TopGrouping
     private var sort = TopSort.rateOut
     private var paused = false
-    private var previous: AccountingSnapshot?
-    private var current = AccountingSnapshot()
+    private var previous: TopReading?
+    private var current: TopReading
     private var thread: DedicatedThread?
     private var terminal: TerminalMode?
     private let wakeup: WakeupEvent
     private let stopped = Mutex(false)
 
-    init(sink: AccountingSink, session: Session, grouping: TopGrouping, intervalSeconds: Double, color: Bool) throws {
-        self.sink = sink
-        self.session = session
+    /// `first`: a reading already taken (the first figures on screen); else one is taken now.
+    init(feed: @escaping @Sendable () -> TopReading, settleSeconds: Double, grouping: TopGrouping, intervalSeconds: Double,
+         color: Bool, first: TopReading? = nil) throws {
+        self.feed = feed
+        self.settleSeconds = settleSeconds
         self.grouping = grouping
         self.intervalSeconds = intervalSeconds
         self.color = color
+        current = first ?? TopReading(snapshot: AccountingSnapshot(), lost: 0)
         wakeup = try WakeupEvent()
     }
 
-    private var lost: UInt64 { session?.counters.source.lost ?? 0 }
+    /// The frame of the readings now held, rates over the time between them.
+    private func frame() -> TopFrame {
+        var seconds = intervalSeconds + settleSeconds
+        if let before = previous?.takenAt, let now = current.takenAt, now > before { seconds = Double(now - before) / 1e9 }
+        var frame = TopFrame(current: current.snapshot, previous: previous?.snapshot, seconds: seconds,
+                             grouping: grouping, sort: sort, lostPackets: current.lost)
+        frame.notice = current.notice ?? current.unavailable[grouping]
+        return frame
+    }
 
     /// One plain table after the interval, on stdout; then `stop`.
     func startOnce(stop: @escaping @Sendable () -> Void) throws {
-        previous = sink.published.withLock { $0 }
+        if current.takenAt == nil { current = feed() }
+        previous = current
         thread = try DedicatedThread(name: "nfowner-top") { [self] in
             _ = try? waitReadable([wakeup.descriptor], timeoutMilliseconds: Int32(intervalSeconds * 1000))
-            // The sink publishes at its next tick (at most 0.5 s): wait for it.
-            usleep(600_000)
-            current = sink.published.withLock { $0 }
-            let frame = TopFrame(current: current, previous: previous, seconds: intervalSeconds + 0.6,
-                                 grouping: grouping, sort: sort, lostPackets: lost)
+            if settleSeconds > 0 { usleep(UInt32(settleSeconds * 1e6)) }
+            current = feed()
+            let frame = frame()
             let width = TerminalMode.size(of: 1)?.columns ?? 100
             let lines = frame.render(width: width, height: Int.max, color: false, paused: false, interactive: false)
             try? OutputDescriptor.standardOutput.write(lines.joined(separator: "\n") + "\n")
@@ -167,8 +292,8 @@ final class LiveTable: @unchecked Sendable {
         terminal = try TerminalMode(keysFrom: 0)
         // The alternate screen, cursor hidden: the shell's screen comes back as it was.
         try? OutputDescriptor.standardOutput.write("\u{1B}[?1049h\u{1B}[?25l")
-        previous = sink.published.withLock { $0 }
-        current = previous ?? AccountingSnapshot()
+        if current.takenAt == nil { current = feed() }
+        previous = nil
         thread = try DedicatedThread(name: "nfowner-top") { [self] in
             var nextRefresh = WallClock.monotonicNanoseconds() + UInt64(intervalSeconds * 1e9)
             var size = TerminalMode.size(of: 1)
@@ -203,7 +328,7 @@ final class LiveTable: @unchecked Sendable {
                     nextRefresh = now + UInt64(intervalSeconds * 1e9)
                     if !paused {
                         previous = current
-                        current = sink.published.withLock { $0 }
+                        current = feed()
                         redraw = true
                     }
                 }
@@ -218,9 +343,7 @@ final class LiveTable: @unchecked Sendable {
     }
 
     private func draw(size: (rows: Int, columns: Int)?) {
-        let frame = TopFrame(current: current, previous: previous, seconds: intervalSeconds, grouping: grouping,
-                             sort: sort, lostPackets: lost)
-        let lines = frame.render(width: size?.columns ?? 80, height: size?.rows ?? 24, color: color, paused: paused,
+        let lines = frame().render(width: size?.columns ?? 80, height: size?.rows ?? 24, color: color, paused: paused,
                                  interactive: true)
         // Home, each line cleared to its end, the rest of the screen cleared.
         try? OutputDescriptor.standardOutput.write("\u{1B}[H" + lines.joined(separator: "\u{1B}[K\r\n") + "\u{1B}[K\u{1B}[J")

@@ -49,6 +49,7 @@ extension EndToEnd {
                     usleep(100_000)
                     current = screen
                 }
+                if !current.contains(text) { print("tmux pane: no \"\(text)\" after \(timeout) s") }
                 return current
             }
 
@@ -132,6 +133,93 @@ extension EndToEnd {
             #expect(row != nil, "\(output)")
             #expect(row?.contains("KiB") == true, "\(output)")
             #expect(!output.contains("\u{1B}"), "no escape sequences in a plain snapshot")
+        }
+        static let daemonConfig = """
+            [accounting]
+            bucket_s = 2
+            [storage]
+            path = ""
+            [metrics]
+            listen = "127.0.0.1:@PORT@"
+            remote_labels = true
+            """
+
+        /// `top --from`: the rows a running daemon counts, read from its metrics endpoint — no
+        /// table of its own in the namespace — with a notice for what the metrics cannot give,
+        /// the last figures kept with the reason when the daemon goes, and the terminal restored.
+        @Test func fromADaemonShowsItsTotalsWithoutRulesOfItsOwn() throws {
+            let namespace = try TestNamespace("17from")
+            defer { namespace.close() }
+            let daemon = try RunningDaemon(config: Self.daemonConfig, in: namespace)
+            defer { daemon.stop() }
+            let url = "http://127.0.0.1:\(daemon.metricsPort)"
+            let pane = try Pane([Harness.nfowner, "top", "--from", url, "--netns", namespace.name, "--interval", "1"])
+            #expect(pane.waitFor("nfowner top — by program").contains("PROGRAM"))
+            try Self.traffic(in: namespace)
+            var screen = pane.waitFor("/usr/bin/ping")
+            #expect(screen.contains("nfowner-traffic"), "the UDP sender's row:\n\(screen)")
+            #expect(screen.contains("/usr/bin/ping"), "ping's row:\n\(screen)")
+            #expect(screen.contains("KiB"), "human units:\n\(screen)")
+            let tables = try namespace.nft(["list", "tables"]).stdout
+            #expect(!tables.contains("nfowner_top"), "top --from installs nothing: \(tables)")
+            pane.send("r")
+            screen = pane.waitFor("by remote")
+            // The metrics' remote label is the address (ports would multiply the series).
+            #expect(screen.contains("REMOTE") && screen.contains("\n127.0.0.1 "), "\(screen)")
+            pane.send("c")
+            screen = pane.waitFor("not cgroup paths")
+            #expect(screen.contains("! by cgroup: the daemon's metrics carry units, not cgroup paths"), "\(screen)")
+            pane.send("u")
+            screen = pane.waitFor("nobody")
+            #expect(screen.contains("USER") && screen.contains("nobody"), "\(screen)")
+            daemon.stop()
+            screen = pane.waitFor("! old figures:")
+            #expect(screen.contains("! old figures: cannot read http://127.0.0.1:\(daemon.metricsPort)/metrics: connect to 127.0.0.1:\(daemon.metricsPort)"),
+                    "\(screen)")
+            #expect(screen.contains("nobody"), "the last figures stay: \(screen)")
+            pane.send("q")
+            screen = pane.waitFor("TOP-EXITED")
+            #expect(!screen.contains("nfowner top —"), "\(screen)")
+            let modes = pane.terminalModes
+            #expect(modes.contains(" icanon") && modes.contains(" echo "), "\(modes)")
+        }
+
+        @Test func fromWithOncePrintsTheDaemonsRatesAndErrorsSayWhatToDo() throws {
+            let namespace = try TestNamespace("17fonce")
+            defer { namespace.close() }
+            let daemon = try RunningDaemon(config: Self.daemonConfig, in: namespace)
+            defer { daemon.stop() }
+            let output = "/tmp/nfowner-top-from-\(getpid()).txt"
+            defer { try? FileManager.default.removeItem(atPath: output) }
+            let top = try BackgroundProcess(["/bin/sh", "-c", "'\(Harness.nfowner)' top --once --netns \(namespace.name) "
+                                             + "--from http://127.0.0.1:\(daemon.metricsPort) --interval 3 --by user > \(output) 2>&1"])
+            usleep(500_000)
+            try namespace.traffic(["udp", "--to", "127.0.0.1", "--port", "9", "--count", "1500", "--rate", "1000",
+                                   "--size", "1000"])
+            top.waitUntilExit()
+            let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+            let lines = text.split(separator: "\n").map(String.init)
+            #expect(lines.first?.hasPrefix("nfowner top — by user") == true, "\(text)")
+            // About 1000 × 1028 B/s out as nobody while the interval lasted: a rate in KiB/s or MiB/s.
+            let row = try #require(lines.first { $0.hasPrefix("nobody") }, "\(text)")
+            let fields = row.split(separator: " ")
+            #expect(fields.count == 9, "\(row)")
+            #expect(fields.count > 4 && (fields[4] == "KiB/s" || fields[4] == "MiB/s"), "out rate: \(row)")
+            #expect(!text.contains("\u{1B}"))
+
+            // Nothing listens there: the error names the address and what to check.
+            let refused = try Harness.run(Harness.nfowner, ["top", "--once", "--netns", namespace.name,
+                                                            "--from", "http://127.0.0.1:1", "--interval", "0.2"])
+            #expect(refused.status != 0)
+            #expect(refused.stderr.contains("cannot read http://127.0.0.1:1/metrics: connect to 127.0.0.1:1"), "\(refused.stderr)")
+            #expect(refused.stderr.contains("is `nfowner run` running with [metrics] listen"), "\(refused.stderr)")
+            let https = try Harness.run(Harness.nfowner, ["top", "--once", "--from", "https://127.0.0.1:9465"])
+            #expect(https.status != 0)
+            #expect(https.stderr.contains("plain HTTP; use http://"), "\(https.stderr)")
+            // A web server that is not nfowner's: named as such.
+            let wrongPath = try Harness.run(Harness.nfowner, ["top", "--once", "--netns", namespace.name, "--from",
+                                                              "http://127.0.0.1:\(daemon.metricsPort)/nothing"])
+            #expect(wrongPath.stderr.contains("the server answered 404"), "\(wrongPath.stderr)")
         }
     }
 }
