@@ -49,6 +49,21 @@ public final class AttributionEngine {
         return (cgroup, attribution)
     }
 
+    /// For sinks of facts: brings `attribution` (and its `identity`, see
+    /// `PacketAttributing.update`) up to this packet's answer, replacing it only when the
+    /// answer differs, so a steady flow of packets copies nothing. Returns how the summary line
+    /// counts the answer; nil (and `attribution` nil) without owner resolution.
+    public func updateAttribution(_ attribution: inout OwnerAttribution?, identity: inout UInt64, packet: PacketSummary,
+                                  direction: Direction, uid: UInt32?, cgroupID: UInt64?, now: UInt64) -> AttributionTally? {
+        guard let processes else {
+            if attribution != nil { attribution = nil }
+            return nil
+        }
+        refreshClassification(cgroupID)
+        return processes.update(&attribution, identity: &identity, packet: packet, direction: direction, uid: uid,
+                                cgroupPath: classifiedPath, now: now)
+    }
+
     /// Everything known of the packet's owner, names included. The cgroup is the named
     /// process's own when the attribution has one (see `OwnerAttribution.cgroup`), else the
     /// ruleset's classification.
@@ -71,6 +86,19 @@ public final class AttributionEngine {
     @exclusivity(unchecked) private var classifiedPath: String?
     @exclusivity(unchecked) private var classifiedUnit: String?
 
+    /// Looks the classified cgroup's path and unit up again when the id differs from the packet
+    /// before's (or its path was not known yet); true when it did.
+    @discardableResult
+    private func refreshClassification(_ cgroupID: UInt64?) -> Bool {
+        guard !classifiedKnown || classifiedID != cgroupID || (cgroupID != nil && classifiedPath == nil) else { return false }
+        let entry = cgroupID.flatMap { cgroups?.entry(forID: $0) }
+        classifiedKnown = true
+        classifiedID = cgroupID
+        classifiedPath = entry?.path
+        classifiedUnit = entry?.unit
+        return true
+    }
+
     /// Brings `owner` up to date for this packet, writing only what differs from the packet
     /// before — the steady state of a run (one owner for many packets) then copies and retains
     /// nothing. Names and cgroup paths not known yet are looked up again (they may appear).
@@ -86,15 +114,7 @@ public final class AttributionEngine {
             owner.gid = gid
             owner.groupName = gid.flatMap { names.groupName(of: $0) }
         }
-        var cgroupStale = false
-        if !classifiedKnown || classifiedID != cgroupID || (cgroupID != nil && classifiedPath == nil) {
-            let entry = cgroupID.flatMap { cgroups?.entry(forID: $0) }
-            classifiedKnown = true
-            classifiedID = cgroupID
-            classifiedPath = entry?.path
-            classifiedUnit = entry?.unit
-            cgroupStale = true
-        }
+        var cgroupStale = refreshClassification(cgroupID)
         if let processes {
             let found = processes.attribute(packet: packet, direction: direction, uid: uid, cgroupPath: classifiedPath,
                                             now: now)

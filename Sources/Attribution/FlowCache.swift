@@ -103,6 +103,11 @@ public final class FlowCache {
     /// `memoAttribution.tally`, worked out when the memo changes: reading it per packet copied
     /// the attribution (retains and releases) and cost `--format none` 25–60 ns a packet (bench/nflog.sh).
     @exclusivity(unchecked) private var memoTally = AttributionTally.noneOther
+    /// Which interned attribution the memo holds: the intern generation (bumped whenever the
+    /// intern table is emptied) above its index. Equal identities are the same attribution, so
+    /// a caller that keeps the last one compares two integers instead of copying it.
+    @exclusivity(unchecked) public private(set) var memoIdentity: UInt64 = .max
+    private var internGeneration: UInt64 = 0
 
     /// Tests only: bytes of slot memory given back to the kernel (resizes and `removeAll()`),
     /// and how many times.
@@ -170,7 +175,7 @@ public final class FlowCache {
         guard let index = find(fingerprint, Self.check(key)) else { return false }
         let slot = slots[index]
         guard isFresh(slot.storedAt, now: nowMilliseconds), Int(slot.attribution) < attributions.count else { return false }
-        remember(key, attributions[Int(slot.attribution)], storedAt: slot.storedAt)
+        remember(key, attributions[Int(slot.attribution)], index: slot.attribution, storedAt: slot.storedAt)
         return true
     }
 
@@ -214,7 +219,7 @@ public final class FlowCache {
             place(Slot(fingerprint: fingerprint, attribution: interned, check: check, storedAt: nowMilliseconds))
             count += 1
         }
-        remember(key, attribution, storedAt: nowMilliseconds)
+        remember(key, attribution, index: interned, storedAt: nowMilliseconds)
     }
 
     /// Forgets the flow `key` (nothing when it is not held), so its next packet is resolved
@@ -253,6 +258,7 @@ public final class FlowCache {
         count = 0
         attributions.removeAll(keepingCapacity: true)
         internIndex.removeAll(keepingCapacity: true)
+        internGeneration &+= 1
         memoKey = nil
     }
 
@@ -270,8 +276,14 @@ public final class FlowCache {
         }
     }
 
-    private func remember(_ key: FlowKey, _ attribution: OwnerAttribution, storedAt: UInt32) {
+    /// The attribution the memo holds (the last flow looked up or stored): a copy.
+    public var memoValue: OwnerAttribution { memoAttribution }
+    /// How the summary line counts the memo's attribution.
+    public var memoTallyValue: AttributionTally { memoTally }
+
+    private func remember(_ key: FlowKey, _ attribution: OwnerAttribution, index: UInt16, storedAt: UInt32) {
         memoKey = key
+        memoIdentity = internGeneration << 16 | UInt64(index)
         memoAttribution = attribution
         memoTally = attribution.tally
         memoStoredAt = storedAt

@@ -115,6 +115,20 @@ public final class OwnerAttributor {
         return tally
     }
 
+    /// The identity of the attribution cached for `key` (counted as a cache hit; see
+    /// `FlowCache.memoIdentity`), or nil when it must be resolved.
+    public func cachedIdentity(_ key: FlowKey, now: UInt64) -> UInt64? {
+        guard flows.contains(key, now: now) else { return nil }
+        cacheHits += 1
+        return flows.memoIdentity
+    }
+
+    /// The last flow looked up or stored: its attribution's identity, the attribution (a copy),
+    /// and how the summary line counts it.
+    public var lastIdentity: UInt64 { flows.memoIdentity }
+    public var lastAttribution: OwnerAttribution { flows.memoValue }
+    public var lastTally: AttributionTally { flows.memoTallyValue }
+
     /// Resolves the flow `key` of `packet` (see `attribute`) and caches the answer.
     public func resolveAndCache(_ key: FlowKey, packet: PacketSummary, direction: Direction, uid: UInt32?,
                                 cgroupPath: String?, now: UInt64) -> OwnerAttribution {

@@ -12,6 +12,12 @@ public protocol PacketAttributing: AnyObject {
     /// the summary line counts it.
     func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
                  now: UInt64) -> AttributionTally
+    /// Like `attribute`, for a caller that keeps the answer for the packet before in `current`
+    /// (and its `identity`): `current` is replaced only when this packet's answer is another
+    /// one, so the steady state of a run copies (and retains) nothing. Returns how the summary
+    /// line counts the answer.
+    func update(_ current: inout OwnerAttribution?, identity: inout UInt64, packet: PacketSummary,
+                direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64) -> AttributionTally
     /// Flows whose owner's cgroup (the named process's own) differs from the packet's classified
     /// cgroup: the summary line's `cgroup_corrections`. Read by the receive thread.
     var cgroupCorrections: Int { get }
@@ -24,6 +30,15 @@ extension PacketAttributing {
     }
 
     public var cgroupCorrections: Int { 0 }
+
+    /// Without identities: compares the answer with the one kept.
+    public func update(_ current: inout OwnerAttribution?, identity: inout UInt64, packet: PacketSummary,
+                       direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64) -> AttributionTally {
+        let found = attribute(packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
+        if current.map({ !$0.isSame(as: found) }) ?? true { current = found }
+        identity = .max
+        return found.tally
+    }
 }
 
 extension OwnerAttributor: PacketAttributing {}
@@ -122,6 +137,23 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
         let key = FlowKey(packet: packet, direction: direction, uid: uid)
         if let tally = attributor.cachedTally(key, now: now) { return tally }
         return resolveNewFlow(key, packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now).tally
+    }
+
+    public func update(_ current: inout OwnerAttribution?, identity: inout UInt64, packet: PacketSummary,
+                       direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64) -> AttributionTally {
+        let key = FlowKey(packet: packet, direction: direction, uid: uid)
+        if let cached = attributor.cachedIdentity(key, now: now) {
+            if cached != identity || current == nil {
+                current = attributor.lastAttribution
+                identity = cached
+            }
+            return attributor.lastTally
+        }
+        let found = resolveNewFlow(key, packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
+        identity = attributor.lastIdentity
+        let tally = found.tally
+        current = consume found
+        return tally
     }
 
     /// A flow the cache does not hold: resolved under the lock, since it reads the process

@@ -102,12 +102,23 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
                 counters.attributions?.add(tally)
             }
         case .facts:
-            let (_, attribution) = engine.attribution(packet, direction: direction, uid: uid, cgroupID: cgroupID,
-                                                      now: batchMonotonicTime())
-            if let attribution { counters.attributions?.add(attribution.tally) }
-            let facts = PacketFacts(packet: packet, direction: direction, uid: uid, gid: source.gid,
-                                    cgroupID: cgroupID, attribution: attribution)
-            for sink in factSinks { sink.consume(facts) }
+            // One PacketFacts for the run, updated in place: the attribution is replaced only
+            // when the flow's answer changes (by identity), so a packet copies no strings.
+            if let tally = engine.updateAttribution(&facts.attribution, identity: &factsIdentity, packet: packet,
+                                                    direction: direction, uid: uid, cgroupID: cgroupID,
+                                                    now: batchMonotonicTime()) {
+                counters.attributions?.add(tally)
+            }
+            facts.packet = packet
+            facts.direction = direction
+            facts.uid = uid
+            facts.gid = source.gid
+            facts.cgroupID = cgroupID
+            // Lent in place: passing the stored property itself makes a copy for the call,
+            // which retains the attribution's strings, array and cgroup per packet and sink.
+            withUnsafePointer(to: &facts) { lent in
+                for sink in factSinks { sink.consume(lent.pointee) }
+            }
         case .events:
             emitEvent(source, packet: packet, direction: direction, cgroupID: cgroupID)
         }
@@ -144,6 +155,12 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         if event.outputInterfaceName != output { event.outputInterfaceName = output }
         for sink in eventSinks { sink.consume(event, payload: source.payload) }
     }
+
+    /// The facts of the packet being handed to sinks (the facts path), and the identity of the
+    /// attribution in it (see `PacketAttributing.update`).
+    @exclusivity(unchecked) private var facts = PacketFacts(packet: PacketPipeline.emptyEvent.packet, direction: .outbound,
+                                                            uid: nil, gid: nil, cgroupID: nil, attribution: nil)
+    @exclusivity(unchecked) private var factsIdentity = UInt64.max
 
     /// An event with nothing in it yet.
     private static let emptyEvent = PacketEvent(

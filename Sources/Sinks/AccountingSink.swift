@@ -49,21 +49,21 @@ public final class AccountingSink: PacketSink, @unchecked Sendable {
             second = Int64(WallClock.now().seconds)
             clockIsStale = false
         }
-        let packet = facts.packet
         let outbound = facts.direction == .outbound
-        let attribution = facts.attribution
-        let uid = facts.uid ?? attribution?.uid
-        let stamp = OwnerStamp(uid: uid, cgroupID: facts.cgroupID, pid: attribution?.processes.first?.pid,
-                               confidence: attribution.map { Self.rank($0.confidence) } ?? 0)
-        let remotePort = packet.icmp == nil ? (outbound ? packet.destinationPort : packet.sourcePort) : nil
-        let cgroupID = facts.cgroupID
-        aggregator.add(flow: FlowKey(packet: packet, direction: facts.direction, uid: nil), stamp: stamp,
-                       direction: outbound ? .out : .in, protocolNumber: packet.protocolNumber,
-                       remote: outbound ? packet.destination : packet.source, remotePort: remotePort,
-                       bytes: UInt64(max(0, packet.totalLength)), at: second) {
-            let named = attribution?.named
+        // Read through `facts` (borrowed), never copied out: a copy of the attribution retains
+        // its strings, array and cgroup for every packet.
+        let uid = facts.uid ?? facts.attribution?.uid
+        let stamp = OwnerStamp(uid: uid, cgroupID: facts.cgroupID, pid: facts.attribution?.processes.first?.pid,
+                               confidence: Self.rank(facts.attribution?.confidence))
+        let remotePort = facts.packet.icmp == nil
+            ? (outbound ? facts.packet.destinationPort : facts.packet.sourcePort) : nil
+        aggregator.add(flow: FlowKey(packet: facts.packet, direction: facts.direction, uid: nil), stamp: stamp,
+                       direction: outbound ? .out : .in, protocolNumber: facts.packet.protocolNumber,
+                       remote: outbound ? facts.packet.destination : facts.packet.source, remotePort: remotePort,
+                       bytes: UInt64(max(0, facts.packet.totalLength)), at: second) {
+            let named = facts.attribution?.named
             // The named process's own cgroup, else the one the ruleset classified the packet into.
-            let cgroup = attribution?.cgroup.map { (path: $0.path, unit: $0.unit) } ?? cgroupID.flatMap(cgroupName)
+            let cgroup = facts.attribution?.cgroup.map { (path: $0.path, unit: $0.unit) } ?? facts.cgroupID.flatMap(cgroupName)
             return TrafficOwner(unit: cgroup?.unit ?? "", cgroup: cgroup?.path ?? "", user: uid.map(name(of:)) ?? "",
                                 program: named?.exe ?? named?.comm ?? "")
         }
@@ -130,15 +130,16 @@ public final class AccountingSink: PacketSink, @unchecked Sendable {
 
     /// A small number per confidence: part of the owner stamp, so a flow whose attribution
     /// improves (candidates, then exact) moves to its better row.
-    private static func rank(_ confidence: OwnerAttribution.Confidence) -> UInt8 {
+    private static func rank(_ confidence: OwnerAttribution.Confidence?) -> UInt8 {
         switch confidence {
-        case .exact: 1
-        case .flow: 2
-        case .single: 3
-        case .program: 4
-        case .candidates: 5
-        case .uid: 6
-        case .none: 7
+        case nil: 0
+        case .exact?: 1
+        case .flow?: 2
+        case .single?: 3
+        case .program?: 4
+        case .candidates?: 5
+        case .uid?: 6
+        case .none?: 7
         }
     }
 }

@@ -179,6 +179,28 @@ let millisecond: UInt64 = 1_000_000
         #expect(cache.lookup(flowKey(5), now: start) == attribution(5))
     }
 
+    /// The memo's identity names the interned attribution: equal for two flows of one owner,
+    /// different for another owner, and never reused for another after the intern table starts
+    /// over (the facts path keeps an attribution by its identity).
+    @Test func theMemoIdentityNamesTheAttributionNotTheFlow() {
+        let cache = FlowCache()
+        cache.insert(flowKey(1), curl, now: start)
+        cache.insert(flowKey(2), curl, now: start)
+        cache.insert(flowKey(3), ssh, now: start)
+        #expect(cache.contains(flowKey(1), now: start))
+        let curlIdentity = cache.memoIdentity
+        #expect(cache.memoValue == curl)
+        #expect(cache.contains(flowKey(3), now: start))
+        #expect(cache.memoIdentity != curlIdentity)
+        #expect(cache.contains(flowKey(2), now: start))
+        #expect(cache.memoIdentity == curlIdentity)
+        cache.removeAll()
+        cache.insert(flowKey(4), ssh, now: start)  // index 0 again, as curl's was
+        #expect(cache.contains(flowKey(4), now: start))
+        #expect(cache.memoIdentity != curlIdentity, "a new generation")
+        #expect(cache.memoValue == ssh)
+    }
+
     @Test func theMemoAnswersOnlyTheSameFlow() {
         let cache = FlowCache()
         cache.insert(flowKey(1), curl, now: start)
