@@ -37,15 +37,26 @@ public final class NfqueueSource: PacketSource, @unchecked Sendable {
     /// Verdicts the kernel did not take (the packet was gone, or the send failed).
     @exclusivity(unchecked) public private(set) var verdictFailures: UInt64 = 0
     @exclusivity(unchecked) private var nextSequence: UInt32 = 1
+    /// Verdict messages written back to back, sent in one datagram (the kernel handles each
+    /// message of it in turn): `verdictBatch` of them at most.
     private let verdictBuffer: UnsafeMutableRawBufferPointer
+    /// The most verdicts held back before they are sent together; 1 sends each at once.
+    public let verdictBatch: Int
+    @exclusivity(unchecked) private var heldBytes = 0
+    @exclusivity(unchecked) private var heldVerdicts = 0
+    /// Sends made (one per verdict, or per batch of them).
+    @exclusivity(unchecked) public private(set) var verdictSends: UInt64 = 0
     private var unbound = false
 
     /// Opens the socket and binds the queue with its settings, waiting for the kernel's answer
     /// so that a failure names its cause (queue taken, not root, no nfnetlink_queue).
-    public init(settings: NfqueueSettings, verdictMarks: VerdictMarks? = nil) throws(SourceError) {
+    /// `verdictBatch` > 1: verdicts are held back and sent together when the loop has nothing
+    /// more to read or that many wait (the loop must call `sendHeldReplies`; enforce mode does).
+    public init(settings: NfqueueSettings, verdictMarks: VerdictMarks? = nil, verdictBatch: Int = 1) throws(SourceError) {
         self.settings = settings
         self.verdictMarks = verdictMarks
-        verdictBuffer = .allocate(byteCount: NfqueueMessages.markedVerdictLength, alignment: 8)
+        self.verdictBatch = max(1, min(verdictBatch, 256))
+        verdictBuffer = .allocate(byteCount: NfqueueMessages.markedVerdictLength * max(1, min(verdictBatch, 256)), alignment: 8)
         let socket: NetlinkSocket
         do {
             socket = try NetlinkSocket(protocol: NetlinkSocket.netfilterProtocol)
@@ -79,6 +90,7 @@ public final class NfqueueSource: PacketSource, @unchecked Sendable {
     public init(decodingOnly settings: NfqueueSettings = NfqueueSettings(), verdictMarks: VerdictMarks? = nil) {
         self.settings = settings
         self.verdictMarks = verdictMarks
+        verdictBatch = 1
         queueSocket = nil
         unbound = true
         verdictBuffer = .allocate(byteCount: NfqueueMessages.markedVerdictLength, alignment: 8)
@@ -133,19 +145,35 @@ public final class NfqueueSource: PacketSource, @unchecked Sendable {
     }
 
     private func answer(id: UInt32, _ code: NfqueueVerdictCode, mark: UInt32? = nil) {
+        let free = UnsafeMutableRawBufferPointer(rebasing: verdictBuffer[heldBytes...])
         let length = if let mark {
-            NfqueueMessages.writeVerdict(queue: settings.queue, id: id, code, mark: mark, into: verdictBuffer)
+            NfqueueMessages.writeVerdict(queue: settings.queue, id: id, code, mark: mark, into: free)
         } else {
-            NfqueueMessages.writeVerdict(queue: settings.queue, id: id, code, into: verdictBuffer)
+            NfqueueMessages.writeVerdict(queue: settings.queue, id: id, code, into: free)
         }
-        guard let queueSocket else {
+        guard queueSocket != nil else {
             sentVerdicts.append((id, code, mark))
             return
         }
+        heldBytes += length
+        heldVerdicts += 1
+        if heldVerdicts >= verdictBatch { sendHeldReplies() }
+    }
+
+    public var holdsReplies: Bool { heldVerdicts > 0 }
+
+    /// Sends the verdicts held back, in one datagram.
+    public func sendHeldReplies() {
+        guard heldVerdicts > 0, let queueSocket else { return }
+        defer {
+            heldBytes = 0
+            heldVerdicts = 0
+        }
+        verdictSends += 1
         do {
-            try queueSocket.send(bytes: UnsafeRawBufferPointer(rebasing: verdictBuffer[0..<length]))
+            try queueSocket.send(bytes: UnsafeRawBufferPointer(rebasing: verdictBuffer[0..<heldBytes]))
         } catch {
-            verdictFailures += 1
+            verdictFailures += UInt64(heldVerdicts)
         }
     }
 

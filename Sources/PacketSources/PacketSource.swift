@@ -43,6 +43,16 @@ public protocol PacketSource: AnyObject {
     func stopDelivery()
     /// Unsubscribes and closes the socket.
     func close()
+
+    /// True while replies (NFQUEUE verdicts) wait to be sent together: the loop then sends
+    /// them (`sendHeldReplies`) before it waits for the next datagram, and when it ends.
+    var holdsReplies: Bool { get }
+    func sendHeldReplies()
+}
+
+extension PacketSource {
+    public var holdsReplies: Bool { false }
+    public func sendHeldReplies() {}
 }
 
 /// What a source feeds: the session's pipeline, or a test's collector.

@@ -93,6 +93,7 @@ public final class ReceiveLoop: @unchecked Sendable {
             return .failed(SourceError.receive(error).description)
         }
         defer {
+            source.sendHeldReplies()
             finished.store(true, ordering: .releasing)
             wakeup.signal()
             watcher.join()
@@ -141,6 +142,13 @@ public final class ReceiveLoop: @unchecked Sendable {
                 }
                 if let deadline = pauseDeadline { return try pauseWatchingUrgent(until: deadline) }
             }
+        }
+        if source.holdsReplies {
+            // Verdicts go out together, one send for all, when no further packet is queued
+            // (so an isolated packet is answered at once) or when enough wait (the source's bound).
+            let queued = try socket.receive(into: buffer, nonBlocking: true)
+            if queued != .wouldBlock { return queued }
+            source.sendHeldReplies()
         }
         guard coalescer.isEnabled else {
             source.recordWakeup()

@@ -104,7 +104,7 @@ public final class EnforceSession: @unchecked Sendable {
         settings.socketReceiveBuffer = options.socketReceiveBuffer
         // Bound before the rules exist: a packet is never queued to a queue nobody will read.
         let source: NfqueueSource
-        do { source = try NfqueueSource(settings: settings, verdictMarks: spec.marks) } catch {
+        do { source = try NfqueueSource(settings: settings, verdictMarks: spec.marks, verdictBatch: 32) } catch {
             // The source's advice names hold mode's option; enforce's is --queue.
             throw SessionError(error.description.replacing("--hold-queue", with: "--queue"))
         }
@@ -175,6 +175,7 @@ public final class EnforceSession: @unchecked Sendable {
         let line = "held=\(source.counters.received) " + counters.summaryFields
             + " verdict_failures=\(source.verdictFailures) malformed=\(source.counters.malformed)"
             + " enobufs=\(source.counters.enobufs) duration_s=\(String(format: "%.2f", seconds))"
+            + " verdict_sends=\(source.verdictSends)"
         try? OutputDescriptor.standardError.write(line + "\n")
         if case .failed(let reason) = ending { throw SessionError(reason) }
         return Outcome(ending: ending, counters: counters, source: source.counters, verdictFailures: source.verdictFailures)
