@@ -97,6 +97,40 @@ public final class SocketDiagnostics: @unchecked Sendable {
                           state: message.state)
     }
 
+    /// Closes the TCP socket of the connection `local` ↔ `remote` on this host (SOCK_DESTROY):
+    /// the application's next call fails with ECONNABORTED and the peer gets a reset. True when
+    /// one was closed, false when there is none.
+    public func destroyTCP(local: SocketEndpoint, remote: SocketEndpoint) throws(SocketLookupError) -> Bool {
+        guard let family = Self.family(local.address, remote.address) else { return false }
+        let id = InetDiagSocketID(sourcePort: local.port, destinationPort: remote.port,
+                                  source: Self.diagAddress(local.address), destination: Self.diagAddress(remote.address))
+        let sequence = socket.takeSequence()
+        do {
+            try socket.send(InetDiagRequest(family: family, protocolNumber: DiagProtocol.tcp.number, socketID: id)
+                .encoded(sequence: sequence, destroy: true))
+        } catch {
+            throw SocketLookupError(.systemCall, "sock_diag destroy: \(error)")
+        }
+        for _ in 0..<8 {
+            let code: Int32?
+            do {
+                code = try socket.receive { bytes in InetDiagDecoder.acknowledgement(bytes, sequence: sequence) }
+            } catch {
+                throw SocketLookupError(.systemCall, "sock_diag destroy reply: \(error)")
+            }
+            guard let code else { continue }
+            switch code {
+            case 0: return true
+            case Errno.notFound: return false
+            case Errno.notSupported:
+                throw SocketLookupError(.systemCall, "the kernel cannot close sockets from outside (CONFIG_INET_DIAG_DESTROY is off)")
+            default:
+                throw SocketLookupError(.systemCall, "sock_diag destroy failed: \(Errno.describe(code))")
+            }
+        }
+        throw SocketLookupError(.malformedReply, "no sock_diag answer with sequence \(sequence)")
+    }
+
     /// Sends one request and waits for its answer; nil for ENOENT.
     func exchange(_ request: InetDiagRequest) throws(SocketLookupError) -> InetDiagMessage? {
         let sequence = socket.takeSequence()

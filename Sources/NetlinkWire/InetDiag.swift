@@ -36,6 +36,9 @@ public enum InetDiag {
     public static let netlinkProtocol: Int32 = 4
     /// Request and reply message type. The kernel constant is SOCK_DIAG_BY_FAMILY.
     public static let messageType: UInt16 = 20
+    /// Closes the socket the request names (the kernel constant is SOCK_DESTROY; needs
+    /// CONFIG_INET_DIAG_DESTROY and CAP_NET_ADMIN). Answered by an ACK or an error.
+    public static let destroyType: UInt16 = 21
     /// Size of struct inet_diag_req_v2.
     public static let requestSize = 56
     /// Size of struct inet_diag_sockid.
@@ -210,9 +213,11 @@ public struct InetDiagRequest: Sendable, Equatable {
         self.socketID = socketID
     }
 
-    /// The whole netlink message (72 bytes) with `sequence` as nlmsg_seq.
-    public func encoded(sequence: UInt32) -> [UInt8] {
-        var writer = NetlinkMessageWriter(type: InetDiag.messageType, flags: .request, sequence: sequence)
+    /// The whole netlink message (72 bytes) with `sequence` as nlmsg_seq: a lookup, or with
+    /// `destroy` a SOCK_DESTROY that asks for an ACK.
+    public func encoded(sequence: UInt32, destroy: Bool = false) -> [UInt8] {
+        var writer = NetlinkMessageWriter(type: destroy ? InetDiag.destroyType : InetDiag.messageType,
+                                          flags: destroy ? [.request, .ack] : .request, sequence: sequence)
         writer.appendHost(family)
         writer.appendHost(protocolNumber)
         writer.appendHost(extensions)
@@ -279,6 +284,19 @@ public enum InetDiagReply: Sendable, Equatable {
 }
 
 public enum InetDiagDecoder {
+    /// The errno (0 for an ACK) of the NLMSG_ERROR answering `sequence` in a receive buffer,
+    /// or nil when there is none. Bounds-checked; never traps.
+    public static func acknowledgement(_ buffer: UnsafeRawBufferPointer, sequence: UInt32) -> Int32? {
+        var messages = MessageCursor(buffer: buffer)
+        while let next = messages.next(), case .success(let message) = next {
+            guard message.header.type == NetlinkMessageType.error, message.header.sequence == sequence,
+                  let code = message.bytes.hostInt32(at: NetlinkMessageHeader.size), code <= 0, code != Int32.min
+            else { continue }
+            return -code
+        }
+        return nil
+    }
+
     /// Decodes the first answer (SOCK_DIAG_BY_FAMILY or NLMSG_ERROR) in a receive buffer.
     ///
     /// Returns nil when the buffer holds no answer (empty, or only NLMSG_NOOP/NLMSG_DONE and

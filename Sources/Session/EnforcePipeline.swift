@@ -85,7 +85,9 @@ public final class EnforcePipeline: PacketConsumer, @unchecked Sendable {
         counters.flowsReset += UInt64(outcome.deleted)
         report("--reset-flows: \(outcome.deleted) of \(outcome.examined) established TCP/UDP flows of this host's sockets "
                + "(of \(outcome.entries) conntrack entries) are denied by the new policy: their conntrack entries were deleted"
-               + (outcome.failures > 0 ? " (\(outcome.failures) deletes failed)" : ""))
+               + (outcome.failures > 0 ? " (\(outcome.failures) deletes failed)" : "")
+               + "; \(outcome.closed) local TCP sockets of them closed"
+               + (outcome.closeProblem.map { " (cannot close sockets: \($0))" } ?? ""))
     }
 
     /// The policy in force (any thread).

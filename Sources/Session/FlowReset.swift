@@ -8,7 +8,11 @@ import Policy
 /// `--reset-flows`: after a reload, the established outbound TCP and UDP flows the new policy
 /// denies or rejects lose their conntrack entries (ctnetlink delete); their next packet starts
 /// a new entry (conntrack picks TCP up mid-stream), reaches the decision chain as a new flow and
-/// is decided by the new policy.
+/// is decided by the new policy. A denied TCP connection's local socket is also closed
+/// (SOCK_DESTROY, where the kernel has it): deleting the entry alone loses a race — when the
+/// peer's next segment (an ACK) arrives first, it starts the new entry, the connection's own
+/// packets are then its replies, established, and never decided again. The application's next
+/// call fails with ECONNABORTED and the peer gets a reset.
 ///
 /// Only flows whose socket nfowner finds on this host (an `exact` owner of the flow's reply, so
 /// the socket's local end is the flow's source) are judged: an entry of a forwarded, NATed or inbound flow is never deleted. The
@@ -21,6 +25,10 @@ enum FlowReset {
         var examined = 0
         var deleted = 0
         var failures = 0
+        /// Local TCP sockets of denied connections closed (SOCK_DESTROY).
+        var closed = 0
+        /// Why sockets could not be closed (the first reason), if any.
+        var closeProblem: String?
     }
 
     /// Dumps the conntrack table of the current namespace and deletes the entries `policy` denies
@@ -60,8 +68,24 @@ enum FlowReset {
             } catch {
                 outcome.failures += 1
             }
+            if entry.protocolNumber == 6, outcome.closeProblem == nil { closeSocket(of: packet, into: &outcome) }
         }
         return outcome
+    }
+
+    /// Closes the local TCP socket of the connection whose first packet is `packet` (its source
+    /// is this host's end).
+    private static func closeSocket(of packet: PacketSummary, into outcome: inout Outcome) {
+        guard let sourcePort = packet.sourcePort, let destinationPort = packet.destinationPort else { return }
+        do {
+            let diagnostics = try SocketDiagnostics()
+            if try diagnostics.destroyTCP(local: SocketEndpoint(packet.source, sourcePort),
+                                          remote: SocketEndpoint(packet.destination, destinationPort)) {
+                outcome.closed += 1
+            }
+        } catch {
+            outcome.closeProblem = error.description
+        }
     }
 
     /// The entry's original direction as a packet (no length, no flags); `reversed`: its reply.

@@ -56,6 +56,54 @@ struct InetDiagTests {
         #expect(bytes == Array(Self.enoentReply[20...]))
     }
 
+    /// SOCK_DESTROY: the lookup's body with type 21 and NLM_F_REQUEST | NLM_F_ACK.
+    @Test func destroyRequestIsTheLookupWithAnotherTypeAndAnAck() {
+        let id = InetDiagSocketID(sourcePort: 1, destinationPort: 2,
+                                  source: InetDiagAddress(ipv4: 0x7f00_0001),
+                                  destination: InetDiagAddress(ipv4: 0x7f00_0001))
+        let request = InetDiagRequest(family: InetDiag.familyIPv4, protocolNumber: 6, socketID: id)
+        let lookup = request.encoded(sequence: 7)
+        let destroy = request.encoded(sequence: 7, destroy: true)
+        #expect(destroy.count == lookup.count)
+        #expect(destroy[4] == 21 && destroy[5] == 0)
+        #expect(destroy[6] == 0x05 && destroy[7] == 0)
+        #expect(Array(destroy[8...]) == Array(lookup[8...]))
+    }
+
+    /// The ACK (errno 0) or error answering a sequence; other sequences and types are skipped,
+    /// and no input traps.
+    @Test func acknowledgementsAreMatchedBySequence() {
+        func error(_ code: Int32, sequence: UInt32) -> [UInt8] {
+            var bytes = [UInt8](repeating: 0, count: 36)
+            bytes.withUnsafeMutableBytes { raw in
+                raw.storeBytes(of: UInt32(36), toByteOffset: 0, as: UInt32.self)
+                raw.storeBytes(of: UInt16(2), toByteOffset: 4, as: UInt16.self)
+                raw.storeBytes(of: sequence, toByteOffset: 8, as: UInt32.self)
+                raw.storeBytes(of: code, toByteOffset: 16, as: Int32.self)
+            }
+            return bytes
+        }
+        func ack(_ bytes: [UInt8], _ sequence: UInt32) -> Int32? {
+            bytes.withUnsafeBytes { InetDiagDecoder.acknowledgement($0, sequence: sequence) }
+        }
+        #expect(ack(error(0, sequence: 3), 3) == 0)
+        #expect(ack(error(-2, sequence: 3), 3) == 2)
+        #expect(ack(error(0, sequence: 4) + error(-95, sequence: 3), 3) == 95)
+        #expect(ack(error(0, sequence: 4), 3) == nil)
+        #expect(ack(error(5, sequence: 3), 3) == nil, "a positive code is not an errno")
+        #expect(ack(Array(Self.enoentReply), 1) == 2)
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<5_000 {
+            var bytes = error(0, sequence: 3)
+            for _ in 0..<Int.random(in: 1...3, using: &generator) {
+                bytes[Int.random(in: 0..<bytes.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
+            }
+            if let code = ack(Array(bytes.prefix(Int.random(in: 0...bytes.count, using: &generator))), 3) {
+                #expect(code >= 0, "an errno, never negative")
+            }
+        }
+    }
+
     @Test func enoentIsAnError() throws {
         #expect(try decode(Self.enoentReply) == .error(errno: 2, sequence: 1))
     }
