@@ -89,7 +89,7 @@ let package = Package(
         // swift-prometheus registry, served over HTTP/1.1 by a small blocking server of our own
         // (its socket made on the daemon's thread, so inside the daemon's network namespace).
         .target(name: "MetricsEndpoint", dependencies: [
-            "Accounting", "Sinks", "NetfilterSystem",
+            "Accounting", "Sinks", "NetfilterSystem", "Configuration",
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),

@@ -69,23 +69,7 @@ proto = ["tcp"]
 dst_port = [$CLOSED_PORT]
 TOML
 
-cat >"$WORK/probe.py" <<'PY'
-import socket, sys, time
-count, port = int(sys.argv[1]), int(sys.argv[2])
-durations = []
-for _ in range(count):
-    s = socket.socket()
-    start = time.monotonic_ns()
-    code = s.connect_ex(("127.0.0.1", port))
-    durations.append(time.monotonic_ns() - start)
-    s.close()
-    if code != 111:
-        sys.exit(f"connect returned {code}, not ECONNREFUSED")
-    time.sleep(0.002)
-durations.sort()
-pick = lambda q: durations[min(len(durations) - 1, int(q * len(durations)))] / 1000
-print(f"p50_us={pick(0.5):.1f} p99_us={pick(0.99):.1f}")
-PY
+write_connect_probe "$WORK/probe.py"
 probe() { in_ns "$PYTHON" "$WORK/probe.py" "$PROBES" "$CLOSED_PORT"; }
 send() { in_ns "$TRAFFIC" udp --to 127.0.0.1 --port "$SINK_PORT" --max --duration "$DURATION" --size 64 --quiet; }
 field() { grep -oE "(^| )$1=[0-9.]+" <<<"$2" | tail -1 | cut -d= -f2; }

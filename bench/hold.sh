@@ -48,23 +48,7 @@ start_udp_sink "$SINK_PORT"
 PYTHON=$(python3 -c 'import sys; print(sys.executable)')
 EVENTS=$(mktemp /dev/shm/nfo-hold.XXXXXX)
 
-cat >"$WORK/probe.py" <<'PY'
-import os, socket, sys, time
-count, port = int(sys.argv[1]), int(sys.argv[2])
-durations = []
-for _ in range(count):
-    s = socket.socket()
-    start = time.monotonic_ns()
-    code = s.connect_ex(("127.0.0.1", port))
-    durations.append(time.monotonic_ns() - start)
-    s.close()
-    if code != 111:
-        sys.exit(f"connect returned {code}, not ECONNREFUSED")
-    time.sleep(0.002)
-durations.sort()
-pick = lambda q: durations[min(len(durations) - 1, int(q * len(durations)))] / 1000
-print(f"p50_us={pick(0.5):.1f} p99_us={pick(0.99):.1f} max_us={durations[-1] / 1000:.1f} n={len(durations)}")
-PY
+write_connect_probe "$WORK/probe.py"
 
 start_load() {
     local load=$1

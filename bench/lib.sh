@@ -161,3 +161,26 @@ user_system_ns() {
     tick=$(getconf CLK_TCK)
     sed 's/.*) //' /proc/"$1"/stat | awk -v t="$tick" '{ printf "%d %d\n", $12 * 1e9 / t, $13 * 1e9 / t }'
 }
+
+# Writes to $1 a python3 probe: `probe.py COUNT PORT` connects COUNT times, every 2 ms, to
+# 127.0.0.1:PORT where nothing listens (the kernel answers the SYN with a RST), times each
+# connect() and prints "p50_us=… p99_us=… max_us=… n=…". Used by hold.sh and enforce.sh.
+write_connect_probe() {
+    cat >"$1" <<'PY'
+import socket, sys, time
+count, port = int(sys.argv[1]), int(sys.argv[2])
+durations = []
+for _ in range(count):
+    s = socket.socket()
+    start = time.monotonic_ns()
+    code = s.connect_ex(("127.0.0.1", port))
+    durations.append(time.monotonic_ns() - start)
+    s.close()
+    if code != 111:
+        sys.exit(f"connect returned {code}, not ECONNREFUSED")
+    time.sleep(0.002)
+durations.sort()
+pick = lambda q: durations[min(len(durations) - 1, int(q * len(durations)))] / 1000
+print(f"p50_us={pick(0.5):.1f} p99_us={pick(0.99):.1f} max_us={durations[-1] / 1000:.1f} n={len(durations)}")
+PY
+}

@@ -1,3 +1,4 @@
+import Configuration
 import NetfilterSystem
 
 /// Where a daemon's metrics are: `http://HOST:PORT[/PATH]` (the scheme may be left out; the
@@ -27,23 +28,12 @@ public struct MetricsURL: Sendable, Equatable, CustomStringConvertible {
             throw ParseError(description: "\(text): the path may hold no spaces or non-ASCII characters")
         }
         let usage = "\(text): give http://ADDRESS:PORT, e.g. http://127.0.0.1:9465 (the daemon's [metrics] listen)"
-        guard let colon = authority.lastIndex(of: ":"), let port = UInt16(authority[authority.index(after: colon)...]),
-              port > 0 else { throw ParseError(description: usage) }
-        var host = String(authority[..<colon])
-        if host == "localhost" { host = "127.0.0.1" }
-        if host.hasPrefix("[") && host.hasSuffix("]") && host.count > 2 {
-            host = String(host.dropFirst().dropLast())
-            guard host.contains(":") else { throw ParseError(description: usage) }
-            isIPv6 = true
-        } else {
-            let parts = host.split(separator: ".", omittingEmptySubsequences: false)
-            guard parts.count == 4, parts.allSatisfy({ part in
-                !part.isEmpty && part.count <= 3 && part.allSatisfy { $0.isASCII && $0.isNumber } && Int(part)! <= 255
-            }) else { throw ParseError(description: usage) }
-            isIPv6 = false
-        }
-        self.host = host
-        self.port = port
+        // The authority is what [metrics] listen accepts, with `localhost` for 127.0.0.1.
+        let written = authority.hasPrefix("localhost:") ? "127.0.0.1" + authority.dropFirst("localhost".count) : authority
+        guard let address = ListenAddress(String(written)) else { throw ParseError(description: usage) }
+        host = address.host
+        port = address.port
+        isIPv6 = address.isIPv6
     }
 
     public var description: String { "http://\(isIPv6 ? "[\(host)]" : host):\(port)\(path)" }
