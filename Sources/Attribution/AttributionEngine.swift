@@ -106,14 +106,7 @@ public final class AttributionEngine {
     /// a packet of a cached flow costs no more than before.
     public func update(_ owner: inout PacketOwner, packet: PacketSummary, direction: Direction, uid: UInt32?,
                        gid: UInt32?, cgroupID: UInt64?, now: UInt64) {
-        if owner.uid != uid || (uid != nil && owner.userName == nil) {
-            owner.uid = uid
-            owner.userName = uid.flatMap { names.userName(of: $0) }
-        }
-        if owner.gid != gid || (gid != nil && owner.groupName == nil) {
-            owner.gid = gid
-            owner.groupName = gid.flatMap { names.groupName(of: $0) }
-        }
+        updateNames(&owner, uid: uid, gid: gid)
         var cgroupStale = refreshClassification(cgroupID)
         if let processes {
             let found = processes.attribute(packet: packet, direction: direction, uid: uid, cgroupPath: classifiedPath,
@@ -128,6 +121,19 @@ public final class AttributionEngine {
         }
         if cgroupStale {
             Self.setCgroup(of: &owner, classifiedID: cgroupID, classifiedPath: classifiedPath, classifiedUnit: classifiedUnit)
+        }
+    }
+
+    /// The uid, gid and their names, looked up again only when they change (or were not known).
+    @inline(__always)
+    private func updateNames(_ owner: inout PacketOwner, uid: UInt32?, gid: UInt32?) {
+        if owner.uid != uid || (uid != nil && owner.userName == nil) {
+            owner.uid = uid
+            owner.userName = uid.flatMap { names.userName(of: $0) }
+        }
+        if owner.gid != gid || (gid != nil && owner.groupName == nil) {
+            owner.gid = gid
+            owner.groupName = gid.flatMap { names.groupName(of: $0) }
         }
     }
 
@@ -148,6 +154,34 @@ public final class AttributionEngine {
         }
     }
 
+    /// The attribution of a frame a packet socket sent on interface `interface` (see
+    /// `OwnerAttributor.attributeFrame`); nil without owner resolution.
+    public func frameAttribution(_ packet: PacketSummary, uid: UInt32?, interface: UInt32?,
+                                 now: UInt64) -> OwnerAttribution? {
+        processes?.attributeFrame(packet: packet, uid: uid, interface: interface, now: now)
+    }
+
+    /// Brings `owner` up to `attribution` for a packet whose attribution was found another way
+    /// (a packet socket's frame): names as `update` keeps them, the cgroup the process's own.
+    public func update(_ owner: inout PacketOwner, attribution: OwnerAttribution?, uid: UInt32?, gid: UInt32?) {
+        updateNames(&owner, uid: uid, gid: gid)
+        owner.attribution = attribution
+        // No classification at a device's hook: the process's own cgroup, or none.
+        classifiedKnown = false
+        Self.setCgroup(of: &owner, classifiedID: nil, classifiedPath: nil, classifiedUnit: nil)
+    }
+
+    /// How frames on interface `index` start (cached); nil when its type is not one nfowner
+    /// decodes or the interface is gone.
+    public func linkHeader(ofInterface index: UInt32) -> LinkHeader? {
+        if let known = linkHeaders[index] { return known }
+        let header = InterfaceIndex.hardwareType(of: index).flatMap(LinkHeader.init(hardwareType:))
+        if linkHeaders.count > 256 { linkHeaders.removeAll() }
+        linkHeaders[index] = .some(header)
+        return header
+    }
+    @exclusivity(unchecked) private var linkHeaders: [UInt32: LinkHeader?] = [:]
+
     /// The name of interface `index` (cached). A method, not the property from outside: a
     /// mutating access to a class's property from another module is checked at run time.
     public func interfaceName(of index: UInt32) -> String? {
@@ -157,6 +191,7 @@ public final class AttributionEngine {
     /// Forgets cached names (on reload).
     public func forgetNames() {
         classifiedKnown = false
+        linkHeaders.removeAll()
         names.forget()
         interfaces.forget()
     }

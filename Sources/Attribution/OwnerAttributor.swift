@@ -170,12 +170,16 @@ public final class OwnerAttributor {
            let held = holders(of: found, uid: uid) {
             return held
         }
-        // 2. Who of that uid could have sent it: in its cgroup, or without one, those that
-        //    started or exited around the packet (a daemon that has run for hours and still
-        //    runs would have its socket found).
-        //    A packet read later than the window allows (the receive thread was not scheduled
-        //    in time: its receive time is all nfowner knows) finds nobody there; then, and only
-        //    then, the search reaches `lateWindow` back and the reason says so.
+        return candidates(uid: uid, cgroupPath: cgroupPath, now: now)
+    }
+
+    /// Who of `uid` could have sent a packet whose socket is gone: in its cgroup, or without
+    /// one, those that started or exited around the packet (a daemon that has run for hours and
+    /// still runs would have its socket found).
+    /// A packet read later than the window allows (the receive thread was not scheduled in time:
+    /// its receive time is all nfowner knows) finds nobody there; then, and only then, the
+    /// search reaches `lateWindow` back and the reason says so.
+    private func candidates(uid: UInt32, cgroupPath: String?, now: UInt64) -> OwnerAttribution {
         func alive(within window: UInt64) -> [ProcessEntry] {
             let alive = table.processes(uid: uid, cgroupPath: nil, aliveAt: now, window: window)
             if let cgroupPath {
@@ -214,6 +218,46 @@ public final class OwnerAttributor {
                                 reason: "\(candidates.count) processes of uid \(uid) \(scope)",
                                 processes: candidates.prefix(OwnerAttribution.maximumListed).map(reference))
     }
+
+    /// The attribution of a frame a packet socket sent on interface `interface` (logged at the
+    /// device's egress hook, where it first meets netfilter), `uid` the socket's: the processes
+    /// holding the packet sockets of that uid on that interface (exact when one socket), else
+    /// the uid's processes around the frame. Not through the flow cache: the frame's IP header
+    /// is whatever the program wrote, and another program's socket may own that flow. Cached
+    /// per (uid, interface) for `frameCacheLifetime`, so a generator's flood costs one
+    /// /proc/net/packet read per batch, not per frame.
+    public func attributeFrame(packet: PacketSummary, uid: UInt32?, interface: UInt32?, now: UInt64) -> OwnerAttribution {
+        guard let uid else {
+            return OwnerAttribution(confidence: .none, reason: "a frame without a socket owner (forwarded, or the kernel's)")
+        }
+        let sender = FrameSender(uid: uid, interface: interface ?? 0)
+        if let cached = frameSenders[sender], now &- cached.time < Self.frameCacheLifetime { return cached.attribution }
+        lookups += 1
+        beforeResolving?()
+        let newest = { [table] in table.newestAlive(uid: uid, limit: SocketOwners.likelyHolderLimit).map(\.pid) }
+        var answer: OwnerAttribution
+        if let found = try? sockets?.resolvePacketSocket(uid: uid, interface: interface ?? 0, likelyHolders: newest),
+           let held = holders(of: found, uid: uid) {
+            answer = held
+            if answer.confidence == .exact { answer.reason = "sent through a packet socket (AF_PACKET)" }
+            else { answer.reason = "\(found.sockets.count) packet sockets of uid \(uid) can send on the interface" }
+        } else {
+            answer = candidates(uid: uid, cgroupPath: nil, now: now)
+            answer.reason = "no packet socket of uid \(uid) open on the interface now; " + (answer.reason ?? "")
+        }
+        if frameSenders.count >= 1024 { frameSenders.removeAll(keepingCapacity: true) }
+        frameSenders[sender] = (answer, now)
+        return answer
+    }
+
+    /// How long a frame sender's answer is reused (ns): short, since a packet socket is often
+    /// one command's (a DHCP client, a test tool) and the next may be another's.
+    static let frameCacheLifetime: UInt64 = 100_000_000
+    private struct FrameSender: Hashable {
+        var uid: UInt32
+        var interface: UInt32
+    }
+    private var frameSenders: [FrameSender: (attribution: OwnerAttribution, time: UInt64)] = [:]
 
     /// A packet without a uid, in this order:
     /// 1. inbound, of a connection whose owner was found within a flow lifetime (its other

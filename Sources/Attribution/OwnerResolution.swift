@@ -21,6 +21,9 @@ public protocol PacketAttributing: AnyObject {
     /// Flows whose owner's cgroup (the named process's own) differs from the packet's classified
     /// cgroup: the summary line's `cgroup_corrections`. Read by the receive thread.
     var cgroupCorrections: Int { get }
+    /// The owner of a frame a packet socket of `uid` sent on interface `interface` (see
+    /// `OwnerAttributor.attributeFrame`).
+    func attributeFrame(packet: PacketSummary, uid: UInt32?, interface: UInt32?, now: UInt64) -> OwnerAttribution
 }
 
 extension PacketAttributing {
@@ -30,6 +33,11 @@ extension PacketAttributing {
     }
 
     public var cgroupCorrections: Int { 0 }
+
+    /// Without a way to find packet sockets: the uid alone.
+    public func attributeFrame(packet: PacketSummary, uid: UInt32?, interface: UInt32?, now: UInt64) -> OwnerAttribution {
+        OwnerAttribution(confidence: uid == nil ? .none : .uid, reason: "a packet socket's frame")
+    }
 
     /// Without identities: compares the answer with the one kept.
     public func update(_ current: inout OwnerAttribution?, identity: inout UInt64, packet: PacketSummary,
@@ -167,6 +175,12 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
             attributor.resolveAndCache(key, packet: packet, direction: direction, uid: uid,
                                        cgroupPath: cgroupPath, now: now)
         }
+    }
+
+    /// A frame from a packet socket: resolved under the lock, like a new flow.
+    public func attributeFrame(packet: PacketSummary, uid: UInt32?, interface: UInt32?, now: UInt64) -> OwnerAttribution {
+        drainEvents()
+        return lock.withLock { _ in attributor.attributeFrame(packet: packet, uid: uid, interface: interface, now: now) }
     }
 
     /// Applies the queued process events: reads them and what they need from /proc without the

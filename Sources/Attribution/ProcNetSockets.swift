@@ -34,6 +34,26 @@ public struct ProcNetSocketRow: Sendable, Equatable {
     }
 }
 
+/// One row of /proc/net/packet: an AF_PACKET socket.
+public struct PacketSocketRow: Sendable, Equatable {
+    /// SOCK_RAW (3: frames with their link-layer header) or SOCK_DGRAM (2: without).
+    public var type: UInt8
+    /// The EtherType it receives (0: none, a socket that only sends; 3: ETH_P_ALL).
+    public var protocolNumber: UInt16
+    /// The interface it is bound to; 0 when unbound.
+    public var interface: UInt32
+    public var uid: UInt32
+    public var inode: UInt64
+
+    public init(type: UInt8, protocolNumber: UInt16, interface: UInt32, uid: UInt32, inode: UInt64) {
+        self.type = type
+        self.protocolNumber = protocolNumber
+        self.interface = interface
+        self.uid = uid
+        self.inode = inode
+    }
+}
+
 /// Reads /proc/net socket tables under a directory (fixture trees in tests).
 public struct ProcNetSockets: Sendable {
     /// The net directory: /proc/thread-self/net by default, so a thread inside another network
@@ -69,13 +89,38 @@ public struct ProcNetSockets: Sendable {
 
     /// All rows of one table ("tcp", "udp6", "icmp", "raw6", ...).
     public func rows(table: String, family: IPFamily) throws(SocketLookupError) -> [ProcNetSocketRow] {
+        Self.parse(try text(of: table), family: family)
+    }
+
+    /// Packet sockets of `uid` that can send on interface `interface`: bound to it, or unbound
+    /// (interface 0: such a socket names the interface with each sendto). Every one is a
+    /// candidate.
+    public func lookupPacket(uid: UInt32, interface: UInt32) throws(SocketLookupError) -> [PacketSocketRow] {
+        Self.parsePacket(try text(of: "packet")).filter { $0.uid == uid && ($0.interface == interface || $0.interface == 0) }
+    }
+
+    private func text(of table: String) throws(SocketLookupError) -> String {
         let path = netDirectory + "/" + table
         guard let data = FileManager.default.contents(atPath: path),
               let text = String(data: data, encoding: .utf8)
         else {
             throw SocketLookupError(.unreadable, "cannot read \(path)")
         }
-        return Self.parse(text, family: family)
+        return text
+    }
+
+    /// /proc/net/packet's rows; the header and malformed lines are skipped.
+    ///
+    ///     sk               RefCnt Type Proto  Iface R Rmem   User   Inode
+    ///     ffff8f0a4c0e3000 3      3    0003   2     1 0      0      81234
+    public static func parsePacket(_ text: String) -> [PacketSocketRow] {
+        text.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 9, let type = UInt8(fields[2]), let protocolNumber = UInt16(fields[3], radix: 16),
+                  let interface = UInt32(fields[4]), let uid = UInt32(fields[7]), let inode = UInt64(fields[8])
+            else { return nil }
+            return PacketSocketRow(type: type, protocolNumber: protocolNumber, interface: interface, uid: uid, inode: inode)
+        }
     }
 
     /// Parses a table's text. Lines that do not parse (the header, a truncated last line)

@@ -52,6 +52,8 @@ public struct SocketResolution: Sendable, Equatable {
         case procNetPing
         /// /proc/net/raw{,6}: raw sockets of the packet's protocol (each gets a copy).
         case procNetRaw
+        /// /proc/net/packet: packet sockets of the frame's uid on its interface.
+        case procNetPacket
     }
 
     public var source: Source
@@ -157,6 +159,18 @@ public final class SocketResolver: @unchecked Sendable {
         let socket = ResolvedSocket(uid: found.uid, inode: inode, cgroupID: found.cgroupID, state: found.state,
                                     pids: owners.pids(forInode: inode, refreshing: refreshing))
         return SocketResolution(source: .sockDiag, sockets: [socket])
+    }
+
+    /// The packet sockets that may have sent a frame on `interface` as `uid` (see
+    /// `ProcNetSockets.lookupPacket`), or nil when none is open now.
+    public func resolvePacketSocket(uid: UInt32, interface: UInt32,
+                                    likelyHolders: () -> [Int32] = { [] }) throws(SocketLookupError) -> SocketResolution? {
+        let rows = try procNet.lookupPacket(uid: uid, interface: interface)
+        guard !rows.isEmpty else { return nil }
+        return SocketResolution(source: .procNetPacket, sockets: rows.map { row in
+            ResolvedSocket(uid: row.uid, inode: row.inode, cgroupID: nil, state: 0,
+                           pids: owners.pids(forInode: row.inode, likelyHolders: likelyHolders, refreshing: true))
+        })
     }
 
     private func resolveICMP(packet: PacketSummary, info: ICMPInfo, local: IPAddress, remote: IPAddress,

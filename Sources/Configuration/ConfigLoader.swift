@@ -40,7 +40,7 @@ public enum ConfigLoader {
 enum Schema {
     static let tables: [(name: String, keys: [String])] = [
         ("nflog", ["groups", "snaplen", "queue_threshold", "flush_timeout", "receive_buffer", "coalesce_us", "new_flow_seconds", "new_flow_group", "hold_new_flows", "hold_queue"]),
-        ("hooks", ["input"]),
+        ("hooks", ["input", "packet_sockets"]),
         ("select", ["users", "groups", "cgroups"]),
         ("cgroups", ["levels", "follow"]),
         ("accounting", ["mode", "bucket_s", "max_remotes", "max_rows", "input"]),
@@ -103,8 +103,11 @@ private struct Reader {
                 config.nflog.holdQueue = UInt16(truncatingIfNeeded: queue)
             }
         }
-        if let hooks = try table("hooks", in: root), let input = try bool(hooks, ["hooks", "input"]) {
-            config.hooks.input = input
+        if let hooks = try table("hooks", in: root) {
+            if let input = try bool(hooks, ["hooks", "input"]) { config.hooks.input = input }
+            if let interfaces = try interfaceNames(hooks, ["hooks", "packet_sockets"]) {
+                config.hooks.packetSockets = interfaces
+            }
         }
         if let select = try table("select", in: root) {
             if let users = try principals(select, ["select", "users"], kind: "user", idName: "uid") {
@@ -302,6 +305,27 @@ private struct Reader {
                 throw error(.duplicate, path, "\(dotted(path)) lists \(TOMLText.principal(principal)) twice")
             }
             result.append(principal)
+        }
+        return result
+    }
+
+    /// An array of distinct interface names (Linux's rules: 1-15 bytes, no '/', no space).
+    private func interfaceNames(_ table: TOMLTable, _ path: [String]) throws(ConfigError) -> [String]? {
+        let expected = "an array of interface names (strings), e.g. [\"eth0\"]"
+        guard let items = try array(table, path, expected: expected) else { return nil }
+        var result: [String] = []
+        for (index, item) in items.enumerated() {
+            guard let name = item.string else {
+                throw error(.wrongType, path, "\(dotted(path))[\(index)] must be an interface name (a string), got \(describe(item))")
+            }
+            guard (1...15).contains(name.utf8.count), name != ".", name != "..",
+                  name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-.@:".contains($0)) }) else {
+                throw error(.invalidName, path, "\(dotted(path))[\(index)]: \(quoted(name)) is not an interface name (1-15 characters: letters, digits, _-.@:); see `ip link`")
+            }
+            guard !result.contains(name) else {
+                throw error(.duplicate, path, "\(dotted(path)) lists \(quoted(name)) twice")
+            }
+            result.append(name)
         }
         return result
     }

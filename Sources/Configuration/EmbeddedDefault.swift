@@ -44,6 +44,9 @@ extension NfownerConfig {
     [hooks]
     # Also log packets arriving for local sockets. Outgoing packets are always logged.
     input = false
+    # Also log the frames packet sockets (AF_PACKET: DHCP clients, packet generators, raw
+    # Ethernet tools) send on these interfaces; they bypass the IP hooks. E.g. ["eth0"].
+    packet_sockets = []
 
     [select]
     # Narrow what is logged. Empty lists mean everyone; a packet must match every non-empty list.

@@ -188,9 +188,13 @@ public struct NfownerConfig: Sendable, Equatable {
     public struct Hooks: Sendable, Equatable {
         /// Also log packets arriving for local sockets (the input hook). Default false.
         public var input: Bool
+        /// Interfaces whose packet sockets' (AF_PACKET) frames are logged too, at the device's
+        /// egress hook. Default none.
+        public var packetSockets: [String]
 
-        public init(input: Bool = false) {
+        public init(input: Bool = false, packetSockets: [String] = []) {
             self.input = input
+            self.packetSockets = packetSockets
         }
     }
 

@@ -63,6 +63,7 @@ extension NfownerConfig {
             "",
             "[hooks]",
             "input = \(hooks.input)  # also log packets arriving for local sockets",
+            "packet_sockets = \(TOMLText.array(hooks.packetSockets) { TOMLText.basicString($0) })  # interfaces whose packet sockets' frames are logged",
             "",
             "[select]",
             "users = \(TOMLText.array(select.users, TOMLText.principal))",

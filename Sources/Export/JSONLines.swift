@@ -76,6 +76,8 @@ public enum JSONLines {
         case .forward?: out.write("\"forward\"")
         case .output?: out.write("\"output\"")
         case .postrouting?: out.write("\"postrouting\"")
+        case .ingress?: out.write("\"ingress\"")
+        case .egress?: out.write("\"egress\"")
         case nil: out.write("null")
         }
         out.write(",\"group\":")

@@ -85,6 +85,30 @@ public enum InterfaceIndex {
             return String(cString: base)
         }
     }
+
+    /// The index of the interface named `name`, nil when there is none.
+    public static func index(of name: String) -> UInt32? {
+        let index = if_nametoindex(name)
+        return index == 0 ? nil : index
+    }
+
+    /// The ARPHRD_* type of interface `index` (1 Ethernet, 772 loopback, 65534 none, …), which
+    /// says how its frames start; nil when no interface has the index or the kernel did not say.
+    public static func hardwareType(of index: UInt32) -> UInt16? {
+        guard let name = name(of: index) else { return nil }
+        let descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var request = ifreq()
+        let fits = withUnsafeMutableBytes(of: &request.ifr_ifrn.ifrn_name) { field in
+            let bytes = Array(name.utf8)
+            guard bytes.count < field.count else { return false }
+            field.copyBytes(from: bytes)
+            return true
+        }
+        guard fits, ioctl(descriptor, UInt(SIOCGIFHWADDR), &request) == 0 else { return nil }
+        return request.ifr_ifru.ifru_hwaddr.sa_family
+    }
 }
 
 /// The wall clock, for events the kernel did not timestamp (NFLOG gives none at output).

@@ -166,10 +166,20 @@ public enum Direction: String, Sendable, Hashable {
 /// The netfilter hook a packet was logged at (the kernel's NF_INET_* numbering).
 public enum Hook: String, Sendable {
     case prerouting, input, forward, output, postrouting
+    /// A device's netdev hooks (NFPROTO_NETDEV): where packet sockets' frames are logged.
+    case ingress, egress
 
-    /// nil for families whose hooks are not the inet ones (netdev, bridge) or unknown numbers.
+    /// nil for other families (bridge) and unknown numbers.
     @inlinable
     public init?(family: UInt8, number: UInt8) {
+        if family == 5 {  // NFPROTO_NETDEV: NF_NETDEV_INGRESS = 0, NF_NETDEV_EGRESS = 1
+            switch number {
+            case 0: self = .ingress
+            case 1: self = .egress
+            default: return nil
+            }
+            return
+        }
         // NFPROTO_IPV4 = 2, NFPROTO_IPV6 = 10, NFPROTO_INET = 1 share the NF_INET_* hook numbers.
         guard family == 2 || family == 10 || family == 1 else { return nil }
         switch number {
@@ -186,8 +196,8 @@ public enum Hook: String, Sendable {
     @inlinable
     public var direction: Direction {
         switch self {
-        case .prerouting, .input: .inbound
-        case .forward, .output, .postrouting: .outbound
+        case .prerouting, .input, .ingress: .inbound
+        case .forward, .output, .postrouting, .egress: .outbound
         }
     }
 }

@@ -77,8 +77,32 @@ public struct NftRunner: Sendable {
 
     /// Deletes nfowner's table; returns whether it existed.
     @discardableResult
+    /// The packet-socket table of the same name (`table netdev`) goes too, also when this run
+    /// did not ask for one (one left by a run that was killed); without packet sockets asked
+    /// for, a failure to delete it (a kernel without netdev tables) is not this run's error.
     public func remove(_ spec: RulesetSpec) throws(RulesError) -> Bool {
-        try deleteTable(name: spec.tableName)
+        let removed = try deleteTable(name: spec.tableName)
+        do {
+            try deletePacketSocketTable(name: spec.tableName)
+        } catch where !spec.packetSocketInterfaces.isEmpty {
+            throw error
+        } catch {}
+        return removed
+    }
+
+    /// Whether `table netdev NAME` (the packet-socket table) is installed.
+    public func hasPacketSocketTable(name: String) -> Bool {
+        guard let table = try? NftText.validateIdentifier(name, what: "table name"),
+              let result = try? runNft(["list", "table", "netdev", table]) else { return false }
+        return result.status == 0
+    }
+
+    /// Deletes `table netdev NAME` when it is there.
+    func deletePacketSocketTable(name: String) throws(RulesError) {
+        let table = try NftText.validateIdentifier(name, what: "table name")
+        let result = try runNft(["delete", "table", "netdev", table])
+        guard result.status != 0, !result.stderr.contains("No such file or directory") else { return }
+        throw Self.classify(result, doing: "delete table netdev \(table)")
     }
 
     /// Checks that the kernel accepts nf_tables and an NFLOG `log group` rule, without changing

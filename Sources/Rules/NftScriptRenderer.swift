@@ -25,24 +25,29 @@ public enum NftScriptRenderer {
     /// The script that installs (or replaces) `ruleset`'s table atomically.
     public static func install(_ ruleset: Ruleset, installer: TableInstaller? = nil) throws(RulesError) -> String {
         let table = try tableReference(ruleset)
+        let packetSockets = try ruleset.packetSockets.map { table throws(RulesError) in try replacement(table) } ?? ""
         return """
             # nfowner: replaces \(table) in one transaction; no other table is touched.
             \(table)
             delete \(table)
             \(try definition(ruleset, withHashComment: true, installer: installer))
-            """
+            """ + packetSockets
     }
 
     /// The script that deletes nfowner's table. Creating it first makes the delete succeed when
     /// the table is absent, so removing is idempotent and still one transaction.
+    /// With packet-socket interfaces, the netdev table of the same name goes in the same
+    /// transaction (only then: a kernel without netdev tables refuses even to create one).
     public static func remove(_ spec: RulesetSpec) throws(RulesError) -> String {
-        let table = "table inet \(try NftText.validateIdentifier(spec.tableName, what: "table name"))"
+        let name = try NftText.validateIdentifier(spec.tableName, what: "table name")
+        let table = "table inet \(name)"
+        let packetSockets = spec.packetSocketInterfaces.isEmpty ? "" : "table netdev \(name)\ndelete table netdev \(name)\n"
         return """
             # nfowner: deletes \(table); no other table is touched.
             \(table)
             delete \(table)
 
-            """
+            """ + packetSockets
     }
 
     /// SHA-256 (lowercase hex) of the table definition without its hash comment: it changes
@@ -52,7 +57,10 @@ public enum NftScriptRenderer {
     }
 
     public static func contentHash(_ ruleset: Ruleset) throws(RulesError) -> String {
-        SHA256.hexDigest(Array(try definition(ruleset, withHashComment: false).utf8))
+        // The packet-socket table is part of what is installed: another interface list is
+        // another ruleset.
+        let packetSockets = try ruleset.packetSockets.map { table throws(RulesError) in try definition(table) } ?? ""
+        return SHA256.hexDigest(Array((try definition(ruleset, withHashComment: false) + packetSockets).utf8))
     }
 
     /// `table inet NAME { … }` followed by a newline; with the hash comment (see `TableComment`)

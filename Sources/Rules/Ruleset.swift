@@ -18,9 +18,13 @@ public struct Ruleset: Sendable, Equatable {
     /// Kernel counting's set and overflow counter (nil: packets are logged).
     public var ownerCounters: OwnerCounterSet?
     public var chains: [Chain]
+    /// The netdev table for packet sockets' frames, installed and removed with this one (nil:
+    /// none asked for).
+    public var packetSockets: PacketSocketTable?
 
     public init(family: Family = .inet, tableName: String, flowSets: [FlowSet] = [], maps: [VerdictMap] = [],
-                ownerCounters: OwnerCounterSet? = nil, chains: [Chain]) {
+                ownerCounters: OwnerCounterSet? = nil, chains: [Chain], packetSockets: PacketSocketTable? = nil) {
+        self.packetSockets = packetSockets
         self.family = family
         self.tableName = tableName
         self.flowSets = flowSets
@@ -111,7 +115,8 @@ public struct Ruleset: Sendable, Equatable {
             let rules = Self.packetRules(spec, matches: matches, cgroup: nil)
             self.init(
                 tableName: spec.tableName, flowSets: flowSets, ownerCounters: counters,
-                chains: spec.hooks.map { Chain(name: $0.rawValue, hook: $0, priority: spec.priority, rules: rules) })
+                chains: spec.hooks.map { Chain(name: $0.rawValue, hook: $0, priority: spec.priority, rules: rules) },
+                packetSockets: PacketSocketTable(spec: spec))
             return
         }
         // Classification: every base chain goes to one `classify` chain, after the uid/gid
@@ -132,7 +137,8 @@ public struct Ruleset: Sendable, Equatable {
         chains.append(Chain(regular: Self.classifyChainName, rules: lookups + (spec.logsUnclassified ? fallback : [])))
         let entry = Rule(matches: matches, statements: [.goto(Self.classifyChainName)])
         chains += spec.hooks.map { Chain(name: $0.rawValue, hook: $0, priority: spec.priority, rules: [entry]) }
-        self.init(tableName: spec.tableName, flowSets: flowSets, maps: maps, ownerCounters: counters, chains: chains)
+        self.init(tableName: spec.tableName, flowSets: flowSets, maps: maps, ownerCounters: counters, chains: chains,
+                  packetSockets: PacketSocketTable(spec: spec))
     }
 }
 

@@ -71,6 +71,9 @@ public struct RulesetSpec: Sendable, Equatable {
     /// socket uid and classified cgroup (see `OwnerCounterSet`). Needs no per-packet upcall;
     /// the daemon reads the set's counters. nft only.
     public var countsOwners = false
+    /// Interfaces whose packet sockets' frames are logged too (a netdev egress chain each, in
+    /// `PacketSocketTable`); empty: none. nft only.
+    public var packetSocketInterfaces: [String] = []
 
     public static let defaultTableName = "nfowner"
     public static let defaultGroup: UInt16 = 5
@@ -136,6 +139,7 @@ public struct RulesetSpec: Sendable, Equatable {
         guard Self.newFlowSecondsRange.contains(newFlowSeconds) else {
             throw RulesError(.invalidSpec, "new-flow memory of \(newFlowSeconds) s is out of range 0…3600 (0 batches every packet)")
         }
+        try PacketSocketTable.validate(interfaces: packetSocketInterfaces)
         guard Set(hooks).count == hooks.count else {
             throw RulesError(.invalidSpec, "a hook is listed twice: \(hooks.map(\.rawValue).joined(separator: ", "))")
         }

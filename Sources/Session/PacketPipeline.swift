@@ -38,8 +38,11 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
     /// A copy of the counters for other threads (a metrics endpoint), updated per datagram.
     private let published = Mutex(SessionCounters())
 
+    /// `countsLinkFrames`: the run logs packet sockets' frames, so the summary counts them (also
+    /// when none came).
     public init(source: any PacketSource, engine: AttributionEngine, sinks: [any PacketSink],
-                eventLimit: UInt64? = nil, clock: @escaping () -> EventTime = PacketPipeline.wallClock) {
+                eventLimit: UInt64? = nil, countsLinkFrames: Bool = false,
+                clock: @escaping () -> EventTime = PacketPipeline.wallClock) {
         self.source = source
         self.engine = engine
         self.sinks = sinks
@@ -53,6 +56,10 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         if engine.processes != nil {
             counters.cgroupCorrections = 0
             counters.attributions = AttributionTallies()
+        }
+        if countsLinkFrames {
+            counters.linkFrames = 0
+            counters.nonIPFrames = 0
         }
     }
 
@@ -81,6 +88,10 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
             switch source.family {
             case 2: packet = try PacketParser.parse(source.payload, family: .ipv4)
             case 10: packet = try PacketParser.parse(source.payload, family: .ipv6)
+            case 5:
+                // NFPROTO_NETDEV: a frame a packet socket sent, link-layer header first.
+                consumeFrame(source)
+                return
             default: packet = try PacketParser.parse(source.payload)
             }
         } catch {
@@ -136,11 +147,60 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         return .accept
     }
 
+    /// A frame a packet socket sent (see `PacketSocketTable`): its link-layer header taken off
+    /// by the device's type, its IP packet parsed, and its owner found among the packet sockets
+    /// of its uid (never through the flow cache). A frame without an IP packet is counted, not
+    /// a parse error. Rare next to IP packets: the metadata is read for every frame.
+    private func consumeFrame(_ source: UnsafeSourcePacket) {
+        counters.linkFrames = (counters.linkFrames ?? 0) + 1
+        var metadata = PacketMetadata()
+        self.source.readMetadata(of: source, receivedAt: batchReceiveTime(), into: &metadata)
+        let interface = metadata.outputInterface ?? metadata.inputInterface
+        guard let header = interface.flatMap(engine.linkHeader(ofInterface:)),
+              case .ip(let bytes) = LinkLayer.payload(of: source.payload, header: header)
+        else {
+            counters.nonIPFrames = (counters.nonIPFrames ?? 0) + 1
+            return
+        }
+        let packet: PacketSummary
+        do { packet = try PacketParser.parse(bytes) } catch {
+            counters.parseErrors += 1
+            return
+        }
+        counters.bytes += UInt64(max(0, packet.totalLength))
+        guard !isFinished else { return }
+        counters.emitted += 1
+        let direction = source.direction
+        let attribution = engine.frameAttribution(packet, uid: source.uid, interface: interface, now: batchMonotonicTime())
+        if let attribution { counters.attributions?.add(attribution.tally) }
+        switch needs {
+        case .counters:
+            break
+        case .facts:
+            facts = PacketFacts(packet: packet, direction: direction, uid: source.uid, gid: source.gid,
+                                cgroupID: nil, attribution: attribution)
+            factsIdentity = .max
+            withUnsafePointer(to: &facts) { lent in
+                for sink in factSinks { sink.consume(lent.pointee) }
+            }
+        case .events:
+            engine.update(&event.owner, attribution: attribution, uid: source.uid, gid: source.gid)
+            deliverEvent(source, packet: packet, direction: direction, cgroupID: nil, payload: bytes)
+        }
+    }
+
     private func emitEvent(_ source: UnsafeSourcePacket, packet: PacketSummary, direction: Direction,
                            cgroupID: UInt64?) {
         engine.update(&event.owner, packet: packet, direction: direction, uid: source.uid, gid: source.gid,
                       cgroupID: cgroupID, now: batchMonotonicTime())
         if let attribution = event.owner.attribution { counters.attributions?.add(attribution.tally) }
+        deliverEvent(source, packet: packet, direction: direction, cgroupID: cgroupID, payload: source.payload)
+    }
+
+    /// Hands the event (its owner up to date) to the sinks; `payload`: the IP packet's bytes.
+    @inline(__always)
+    private func deliverEvent(_ source: UnsafeSourcePacket, packet: PacketSummary, direction: Direction,
+                              cgroupID: UInt64?, payload: UnsafeRawBufferPointer) {
         if !factSinks.isEmpty {
             let facts = PacketFacts(packet: packet, direction: direction, uid: source.uid, gid: source.gid,
                                     cgroupID: cgroupID, attribution: event.owner.attribution)
@@ -153,7 +213,7 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         if event.inputInterfaceName != input { event.inputInterfaceName = input }
         let output = event.metadata.outputInterface.flatMap(engine.interfaceName(of:))
         if event.outputInterfaceName != output { event.outputInterfaceName = output }
-        for sink in eventSinks { sink.consume(event, payload: source.payload) }
+        for sink in eventSinks { sink.consume(event, payload: payload) }
     }
 
     /// The facts of the packet being handed to sinks (the facts path), and the identity of the

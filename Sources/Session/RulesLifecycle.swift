@@ -72,7 +72,10 @@ final class RulesLifecycle {
             removesAtExit = !keepOnExit
             if case .monitor = installer { removableInstaller = installer }
             followSpec = wantsFollow ? spec : nil
-            let cgroups = spec.classifiesCgroups ? ", \(spec.cgroups.count - vanished.count) cgroup(s) classified" : ""
+            var cgroups = spec.classifiesCgroups ? ", \(spec.cgroups.count - vanished.count) cgroup(s) classified" : ""
+            if !spec.packetSocketInterfaces.isEmpty {
+                cgroups += "; with table netdev \(spec.tableName) for packet sockets on \(spec.packetSocketInterfaces.joined(separator: ", "))"
+            }
             report((keepOnExit
                     ? "installed \(table) (kept after exit: --keep-rules)"
                     : "installed \(table) for this run; it is removed on exit") + cgroups)
@@ -90,6 +93,11 @@ final class RulesLifecycle {
         removesAtExit = decision.removesAtExit
         removableInstaller = installed.comment?.installer
         let logsLike = installed.logsLike(spec)
+        if !spec.packetSocketInterfaces.isEmpty, !runner.hasPacketSocketTable(name: spec.tableName) {
+            report("warning: \(table) is already installed without table netdev \(spec.tableName), so packet sockets' frames "
+                   + "are not logged; replace it with `nfowner rules install --packet-sockets "
+                   + "\(spec.packetSocketInterfaces.joined(separator: " "))`")
+        }
         if !logsLike {
             report("warning: \(table) is already installed with other settings than these options (group, snaplen, "
                    + "queue threshold or prefix), so this monitor may see nothing on group \(spec.group); compare with "

@@ -125,7 +125,13 @@ public final class Session: @unchecked Sendable {
         let engine = AttributionEngine(cgroups: plan.cgroupMount.flatMap { CgroupNames(mountPoint: $0.mountPoint) },
                                        processes: owners)
         let pipeline = PacketPipeline(source: source, engine: engine, sinks: options.sinks,
-                                      eventLimit: options.eventLimit)
+                                      eventLimit: options.eventLimit,
+                                      countsLinkFrames: !spec.packetSocketInterfaces.isEmpty)
+        // The kernel takes a device chain for a name no interface has (it attaches when one
+        // appears), so a typo would log nothing without a word.
+        for name in spec.packetSocketInterfaces where InterfaceIndex.index(of: name) == nil {
+            report("packet sockets: no interface \(name) in this network namespace (yet); its frames are logged once it exists")
+        }
         let reloadHook = options.reload
         let loop = ReceiveLoop(source: source, consumer: pipeline, signals: signals, wakeup: wakeup,
                                reload: { [pipeline] in

@@ -18,6 +18,11 @@ public struct PipelineCounters: Sendable, Equatable {
     /// Emitted packets per confidence, and those of confidence `none` per kind of reason; nil
     /// when owner resolution is off. Every emitted packet is counted in exactly one.
     public var attributions: AttributionTallies?
+    /// Frames packet sockets sent, logged at a device (see `PacketSocketTable`), and of those
+    /// the ones without an IP packet (ARP, another EtherType), which are counted only; nil
+    /// when the run logs no packet sockets.
+    public var linkFrames: UInt64?
+    public var nonIPFrames: UInt64?
 
     public init() {}
 }
@@ -65,6 +70,7 @@ public struct SessionCounters: Sendable, Equatable {
         }
         // Added after the held keys (issue 13), so they come after them.
         if let attributions = pipeline.attributions { line += attributions.summaryKeys }
+        if let frames = pipeline.linkFrames { line += " link_frames=\(frames) non_ip_frames=\(pipeline.nonIPFrames ?? 0)" }
         return line
     }
 }

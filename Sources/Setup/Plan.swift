@@ -44,6 +44,8 @@ public struct Overrides: Sendable {
     public var userNames: [String] = []
     public var groups: [String] = []
     public var input: Bool?
+    /// `--packet-sockets IFACE…`; replaces the config's list when non-empty.
+    public var packetSockets: [String] = []
     /// `--no-cgroups`: classic uid/gid logging only.
     public var noCgroups = false
     /// `--hold-new-flows` / `--no-hold-new-flows`, and `--hold-queue`.
@@ -91,6 +93,7 @@ public enum Planner {
             nflog.newFlowGroup = newFlowGroup
         }
         spec.hooks = (overrides.input ?? config.hooks.input) ? [.output, .input] : [.output]
+        spec.packetSocketInterfaces = overrides.packetSockets.isEmpty ? config.hooks.packetSockets : overrides.packetSockets
 
         let commandLineUsers = overrides.uids.map(Principal.id) + overrides.userNames.map(Principal.name)
         spec.uids = try resolve(commandLineUsers.isEmpty ? config.select.users : commandLineUsers,

@@ -61,6 +61,12 @@ struct RulesetOptions: ParsableArguments {
     @Flag(name: .customLong("no-cgroups"), help: "Do not classify packets by cgroup (uid/gid only).")
     var noCgroups = false
 
+    @Option(name: .customLong("packet-sockets"), parsing: .upToNextOption, help: ArgumentHelp(
+        "Also log the frames packet sockets (AF_PACKET: DHCP clients, packet generators) send on "
+            + "these interfaces, which bypass the IP hooks; each is named with its program "
+            + "(a netdev egress chain per interface; nftables backend only).", valueName: "iface"))
+    var packetSockets: [String] = []
+
     func loadConfig() throws -> NfownerConfig {
         do { return try ConfigLoader.load(path: configPath) } catch { throw UserFacingError(error.description) }
     }
@@ -80,6 +86,7 @@ struct RulesetOptions: ParsableArguments {
         overrides.groups = groups
         overrides.input = input ? true : nil
         overrides.noCgroups = noCgroups
+        overrides.packetSockets = packetSockets
         return try makePlan(config: config, overrides: overrides, follow: follow)
     }
 }

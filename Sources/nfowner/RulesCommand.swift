@@ -71,6 +71,10 @@ struct RulesCommand: ParsableCommand {
             plan.notes.forEach(note)
             try enterNamespace(namespace)
             let spec = plan.spec
+            if backend == .iptables, !spec.packetSocketInterfaces.isEmpty {
+                throw UserFacingError("packet sockets (--packet-sockets, hooks.packet_sockets) need the nft backend: "
+                                      + "iptables has no egress hook on a device; use --backend nft or leave them out")
+            }
             do {
                 switch backend {
                 case .nft:
@@ -164,5 +168,7 @@ private func cgroupSummary(_ spec: RulesetSpec) -> String {
 }
 
 private func newFlowSummary(_ spec: RulesetSpec) -> String {
-    spec.newFlowSeconds > 0 ? "; each new flow's first packet at once" : ""
+    (spec.newFlowSeconds > 0 ? "; each new flow's first packet at once" : "")
+        + (spec.packetSocketInterfaces.isEmpty ? ""
+           : "; table netdev \(spec.tableName): packet sockets' frames on \(spec.packetSocketInterfaces.joined(separator: ", "))")
 }

@@ -96,6 +96,35 @@ struct ProcNetSocketsTests {
         #expect(try tables.lookupRaw(family: .ipv6, protocolNumber: 253, localAddress: .v6(high: 0, low: 1)).isEmpty)
     }
 
+    /// /proc/net/packet as this kernel writes it: a sender bound to interface 2 (protocol 0), a
+    /// sniffer on every interface (ETH_P_ALL, unbound), another uid's socket on interface 2.
+    static let recordedPacket = """
+        sk               RefCnt Type Proto  Iface R Rmem   User   Inode
+        ffff8f0a4c0e3000 3      3    0000   2     1 0      0      81234
+        ffff8f0a4c0e4800 3      3    0003   0     1 0      0      81240
+        ffff8f0a4c0e5000 3      2    0800   2     1 0      1000   81250
+        ffff8f0a4c0e6000 3      3    zz     2     1 0      0      81260
+        """
+
+    @Test func packetLookupMatchesUIDAndInterfaceOrUnbound() throws {
+        let directory = try TemporaryDirectory("procnet")
+        defer { directory.remove() }
+        try Self.recordedPacket.write(toFile: directory.path + "/packet", atomically: true, encoding: .utf8)
+        let tables = ProcNetSockets(netDirectory: directory.path)
+        #expect(ProcNetSockets.parsePacket(Self.recordedPacket) == [
+            PacketSocketRow(type: 3, protocolNumber: 0, interface: 2, uid: 0, inode: 81234),
+            PacketSocketRow(type: 3, protocolNumber: 3, interface: 0, uid: 0, inode: 81240),
+            PacketSocketRow(type: 2, protocolNumber: 0x0800, interface: 2, uid: 1000, inode: 81250),
+        ])
+        #expect(try tables.lookupPacket(uid: 0, interface: 2).map(\.inode) == [81234, 81240])
+        #expect(try tables.lookupPacket(uid: 0, interface: 3).map(\.inode) == [81240])
+        #expect(try tables.lookupPacket(uid: 1000, interface: 2).map(\.inode) == [81250])
+        #expect(try tables.lookupPacket(uid: 1000, interface: 3).isEmpty)
+        for cut in [0, 10, 70, 100] {
+            #expect(ProcNetSockets.parsePacket(String(Self.recordedPacket.prefix(cut))).count <= 1)
+        }
+    }
+
     @Test func missingTableIsAnError() throws {
         let tables = ProcNetSockets(netDirectory: "/nonexistent-nfowner")
         #expect(throws: SocketLookupError.self) { try tables.lookupPing(family: .ipv4, localAddress: .v4(0), echoID: 1) }

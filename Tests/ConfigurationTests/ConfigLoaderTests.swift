@@ -70,6 +70,7 @@ private func failure(_ text: String, sourceLocation: SourceLocation = #_sourceLo
             hold_queue = 11
             [hooks]
             input = true
+            packet_sockets = ["eth0", "wg0.5"]
             [select]
             users = ["alice", 1000, 0]
             groups = ["wheel", 4294967294]
@@ -88,6 +89,7 @@ private func failure(_ text: String, sourceLocation: SourceLocation = #_sourceLo
         #expect(config.nflog.holdQueue == 11)
         #expect(config.nflog.effectiveHoldQueue == 11)
         #expect(config.hooks.input)
+        #expect(config.hooks.packetSockets == ["eth0", "wg0.5"])
         #expect(config.select.users == [.name("alice"), .id(1000), .id(0)])
         #expect(config.select.groups == [.name("wheel"), .id(4_294_967_294)])
         #expect(config.select.cgroups.map(\.kind) == [.path, .unit, .path, .path])
@@ -139,6 +141,14 @@ private func failure(_ text: String, sourceLocation: SourceLocation = #_sourceLo
              reason: "nflog.snaplen must be an integer from 1 to 65535, got 12.5"),
         Case(text: "[hooks]\ninput = \"yes\"\n", code: .wrongType, line: 2,
              reason: "hooks.input must be true or false, got \"yes\""),
+        Case(text: "[hooks]\npacket_sockets = \"eth0\"\n", code: .wrongType, line: 2,
+             reason: "hooks.packet_sockets must be an array of interface names (strings), e.g. [\"eth0\"], got \"eth0\""),
+        Case(text: "[hooks]\npacket_sockets = [1]\n", code: .wrongType, line: 2,
+             reason: "hooks.packet_sockets[0] must be an interface name (a string), got 1"),
+        Case(text: "[hooks]\n\npacket_sockets = [\"eth0\", \"a b\"]\n", code: .invalidName, line: 3,
+             reason: "hooks.packet_sockets[1]: \"a b\" is not an interface name (1-15 characters: letters, digits, _-.@:); see `ip link`"),
+        Case(text: "[hooks]\npacket_sockets = [\"eth0\", \"eth0\"]\n", code: .duplicate, line: 2,
+             reason: "hooks.packet_sockets lists \"eth0\" twice"),
         Case(text: "[nflog]\ngroups = 5\n", code: .wrongType, line: 2,
              reason: "nflog.groups must be an array of 1 to 8 integers from 0 to 65535, got 5"),
         Case(text: "[select]\nusers = [\"a\", true]\n", code: .wrongType, line: 2,
@@ -183,7 +193,7 @@ private func failure(_ text: String, sourceLocation: SourceLocation = #_sourceLo
         Case(text: "snaplen = 1\n", code: .unknownKey, line: 1,
              reason: "unknown top-level key snaplen (did you mean nflog.snaplen, under [nflog]?)"),
         Case(text: "[hooks]\nforward = true\n", code: .unknownKey, line: 2,
-             reason: "unknown key hooks.forward; the keys of [hooks] are input"),
+             reason: "unknown key hooks.forward; the keys of [hooks] are input, packet_sockets"),
         Case(text: "[[policy]]\nx = 1\n", code: .unknownKey, line: 1,
              reason: "unknown table [policy]; the tables are [nflog], [hooks], [select], [cgroups], [accounting], [storage], [metrics], [run]"),
         // The daemon's tables.

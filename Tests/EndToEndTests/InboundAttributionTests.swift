@@ -203,13 +203,16 @@ extension EndToEnd {
         let local: TestNamespace
         let peer: TestNamespace
         let localAddress = "10.231.13.1", peerAddress = "10.231.13.2"
+        /// The interface name of `local`'s end.
+        let localEnd: String
 
         init(_ label: String) throws {
+            let tag = "\(getpid() % 10_000)\(UInt8.random(in: 0...99))"
+            localEnd = "n13a\(tag)"
             local = try TestNamespace(label)
             do {
                 peer = try TestNamespace(label + "p")
-                let tag = "\(getpid() % 10_000)\(UInt8.random(in: 0...99))"
-                try local.connect(to: peer, end: "n13a\(tag)", address: localAddress + "/30",
+                try local.connect(to: peer, end: localEnd, address: localAddress + "/30",
                                   peerEnd: "n13b\(tag)", peerAddress: peerAddress + "/30")
             } catch {
                 local.close()

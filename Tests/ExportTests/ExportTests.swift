@@ -274,8 +274,13 @@ import Testing
     @Test func hooksAndDirections() {
         #expect(Hook(family: 2, number: 3) == .output)
         #expect(Hook(family: 10, number: 1) == .input)
-        #expect(Hook(family: 5, number: 0) == nil)
+        // NFPROTO_NETDEV: a device's ingress and egress (packet sockets' frames).
+        #expect(Hook(family: 5, number: 0) == .ingress)
+        #expect(Hook(family: 5, number: 1) == .egress)
+        #expect(Hook(family: 5, number: 2) == nil)
+        #expect(Hook(family: 7, number: 1) == nil)
         #expect(Hook(family: 2, number: 9) == nil)
+        #expect(Hook.egress.direction == .outbound && Hook.ingress.direction == .inbound)
         #expect(Hook.prerouting.direction == .inbound)
         #expect(Hook.postrouting.direction == .outbound)
     }

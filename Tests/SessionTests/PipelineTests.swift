@@ -119,6 +119,63 @@ struct PipelineHarness {
         }
     }
 
+    /// Frames from a device's egress hook (NFPROTO_NETDEV, a packet socket's): the Ethernet header
+    /// comes off before parsing, the sinks get the IP packet, the owner comes from the packet
+    /// socket lookup (never the flow path), and a frame without IP is counted apart — no parse
+    /// errors. Interface 1 is loopback, whose frames carry an Ethernet header.
+    @Test func packetSocketFramesLoseTheirLinkHeaderAndAreAttributedAsFrames() {
+        final class FrameAttributor: PacketAttributing {
+            var frames: [(uid: UInt32?, interface: UInt32?)] = []
+            func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
+                           now: UInt64) -> OwnerAttribution {
+                OwnerAttribution(confidence: .uid)
+            }
+            func attributeFrame(packet: PacketSummary, uid: UInt32?, interface: UInt32?, now: UInt64) -> OwnerAttribution {
+                frames.append((uid, interface))
+                return OwnerAttribution(confidence: .exact, processes: [ProcessReference(pid: 42, comm: "sender", exe: "/bin/sender")])
+            }
+        }
+        final class PayloadSink: PacketSink {
+            var payloads: [[UInt8]] = []
+            var hooks: [Hook?] = []
+            let needs = SinkNeeds.events
+            func consume(_ event: borrowing PacketEvent, payload: UnsafeRawBufferPointer) {
+                payloads.append(Array(payload))
+                hooks.append(event.metadata.hook)
+            }
+            func consume(_ facts: borrowing PacketFacts) {}
+        }
+        let attributor = FrameAttributor()
+        let sink = PayloadSink()
+        let source = NflogSource(subscription: nil)
+        let engine = AttributionEngine(processes: attributor)
+        let pipeline = PacketPipeline(source: source, engine: engine, sinks: [sink], countsLinkFrames: true)
+        func frame(_ etherType: [UInt8], _ payload: [UInt8]) -> (NflogRecord, [UInt8]) {
+            var record = NflogRecord()
+            record.family = 5  // NFPROTO_NETDEV
+            record.hook = 1    // NF_NETDEV_EGRESS
+            record.uid = 0
+            record.gid = 0
+            record.outputInterface = 1
+            return (record, [UInt8](repeating: 0xFF, count: 6) + [2, 0, 0, 0, 0, 1] + etherType + payload)
+        }
+        let batch = NflogPacketEncoder.encodeBatch([
+            frame([0x08, 0x00], Self.udpPacket),
+            frame([0x08, 0x06], [UInt8](repeating: 0, count: 28)),
+            frame([0x81, 0x00, 0x00, 0x07, 0x08, 0x00], Self.udpPacket),
+        ])
+        batch.withUnsafeBytes { source.process(datagram: $0, into: pipeline) }
+        _ = pipeline.endDatagram()
+        #expect(sink.payloads == [Self.udpPacket, Self.udpPacket])
+        #expect(sink.hooks == [.egress, .egress])
+        #expect(attributor.frames.map(\.interface) == [1, 1] && attributor.frames.allSatisfy { $0.uid == 0 })
+        let line = SessionCounters(source: source.counters, pipeline: pipeline.counters)
+            .summaryLine(durationSeconds: nil, groups: [5])
+        #expect(line.contains(" parse_errors=0 emitted=2 "), "\(line)")
+        #expect(line.hasSuffix(" link_frames=3 non_ip_frames=1"), "\(line)")
+        #expect(pipeline.counters.attributions?[.exact] == 2)
+    }
+
     /// `cgroup_corrections` is the attributor's count, on the line from the start whenever owners
     /// are resolved, and absent when they are not.
     @Test func cgroupCorrectionsComeFromTheAttributor() throws {
