@@ -47,6 +47,7 @@ enum Schema {
         ("storage", ["path", "retention_days", "max_mb"]),
         ("metrics", ["listen", "remote_labels"]),
         ("run", ["keep_rules"]),
+        ("enforce", ["policy", "queue", "audit_log"]),
     ]
 
     static func keys(of table: String) -> [String] {
@@ -177,6 +178,16 @@ private struct Reader {
         }
         if let run = try table("run", in: root), let keep = try bool(run, ["run", "keep_rules"]) {
             config.run.keepRules = keep
+        }
+        if let enforce = try table("enforce", in: root) {
+            for (key, what) in [("policy", "the policy file"), ("audit_log", "the audit log")] {
+                guard let file = try string(enforce, ["enforce", key]) else { continue }
+                guard file.isEmpty || file.hasPrefix("/") else {
+                    throw error(.outOfRange, ["enforce", key], "enforce.\(key) must be an absolute path to \(what) (or \"\" for none), got \(quoted(file))")
+                }
+                if key == "policy" { config.enforce.policy = file } else { config.enforce.auditLog = file }
+            }
+            if let queue = try integer(enforce, ["enforce", "queue"], 0...65535) { config.enforce.queue = queue }
         }
         return config
     }

@@ -101,5 +101,15 @@ extension NfownerConfig {
     # Leave the ruleset installed when the daemon stops.
     keep_rules = false
 
+    [enforce]
+    # A policy file (docs/enforce.md) `nfowner run` enforces besides accounting, as `nfowner
+    # enforce` would; its decisions are counted in the metrics. "" enforces nothing.
+    policy = ""
+    # The NFQUEUE queue its rules queue new flows to (0 to 65535); it must be free.
+    queue = 10
+    # Append an audit event (JSON Lines) for each decision of a rule with log = true, or every
+    # decision in audit mode; "" writes none.
+    audit_log = ""
+
     """#
 }

@@ -12,10 +12,12 @@ public struct NfownerConfig: Sendable, Equatable {
     public var storage: Storage
     public var metrics: Metrics
     public var run: Run
+    public var enforce: Enforce
 
     public init(nflog: Nflog = Nflog(), hooks: Hooks = Hooks(), select: Selection = Selection(),
                 cgroups: Discovery = Discovery(), accounting: Accounting = Accounting(), storage: Storage = Storage(),
-                metrics: Metrics = Metrics(), run: Run = Run()) {
+                metrics: Metrics = Metrics(), run: Run = Run(), enforce: Enforce = Enforce()) {
+        self.enforce = enforce
         self.nflog = nflog
         self.hooks = hooks
         self.select = select
@@ -100,6 +102,22 @@ public struct NfownerConfig: Sendable, Equatable {
     }
 
     /// `[run]`: the daemon's own settings.
+    /// `[enforce]`: the policy `nfowner run` enforces besides accounting (docs/enforce.md).
+    public struct Enforce: Sendable, Equatable {
+        /// The policy file (absolute path); "" (the default): the daemon enforces nothing.
+        public var policy: String = ""
+        /// The NFQUEUE queue enforce mode's rules queue to. Default 10.
+        public var queue: Int = 10
+        /// Where audit events go (JSON Lines, appended; absolute path); "" writes none.
+        public var auditLog: String = ""
+
+        public init(policy: String = "", queue: Int = 10, auditLog: String = "") {
+            self.policy = policy
+            self.queue = queue
+            self.auditLog = auditLog
+        }
+    }
+
     public struct Run: Sendable, Equatable {
         /// Leave the ruleset in place when the daemon stops. Default false.
         public var keepRules: Bool = false

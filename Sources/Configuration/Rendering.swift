@@ -92,6 +92,11 @@ extension NfownerConfig {
             "",
             "[run]",
             "keep_rules = \(run.keepRules)  # leave the ruleset installed when the daemon stops",
+            "",
+            "[enforce]",
+            "policy = \(TOMLText.basicString(enforce.policy))  # the policy `nfowner run` enforces; \"\" = none",
+            "queue = \(enforce.queue)  # NFQUEUE queue of enforce mode",
+            "audit_log = \(TOMLText.basicString(enforce.auditLog))  # audit events (JSON Lines); \"\" = none",
         ]
         return lines.joined(separator: "\n") + "\n"
     }

@@ -37,10 +37,14 @@ public final class Daemon: @unchecked Sendable {
         /// Opens the history for `[storage]`; nil when the path is empty (no history).
         public var openHistory: (NfownerConfig.Storage) throws -> (any BucketWriter)?
         public var logger: Logger
+        /// Enforce mode besides accounting (`[enforce] policy`); nil: nothing is enforced.
+        public var enforce: EnforceOptions?
 
         public init(config: NfownerConfig, configPath: String?, plan: Plan, installsRules: Bool = true, namespace: String?,
                     processes: ProcessResolutionSettings, loadConfig: @escaping (String?) throws -> NfownerConfig,
-                    openHistory: @escaping (NfownerConfig.Storage) throws -> (any BucketWriter)?, logger: Logger) {
+                    openHistory: @escaping (NfownerConfig.Storage) throws -> (any BucketWriter)?, logger: Logger,
+                    enforce: EnforceOptions? = nil) {
+            self.enforce = enforce
             self.config = config
             self.configPath = configPath
             self.plan = plan
@@ -82,8 +86,27 @@ public final class Daemon: @unchecked Sendable {
             throw DaemonError("\(error)")
         }
         defer { history?.close() }
+        // Enforcement first, accounting after: the policy is in force before the daemon says it
+        // runs, and it ends last.
+        let stopAccounting = Mutex<(@Sendable () -> Void)?>(nil)
+        let enforcementEnded = Mutex<String?>(nil)
+        let enforcement = try options.enforce.map { enforce throws(DaemonError) in
+            try DaemonEnforcement(enforce, onUnexpectedEnd: { reason in
+                logger.error("enforcement stopped: \(reason); stopping the daemon")
+                enforcementEnded.withLock { $0 = reason }
+                stopAccounting.withLock { $0 }?()
+            })
+        }
+        defer { enforcement?.stop() }
+        self.enforcement = enforcement
+        func failIfEnforcementEnded() throws(DaemonError) {
+            if let reason = enforcementEnded.withLock({ $0 }) { throw DaemonError("enforcement stopped: \(reason)") }
+        }
         if config.accounting.mode == .kernel {
+            // Kernel counting has no stop from outside: a failed enforcement is logged, and the
+            // exit status says so.
             try runKernelCounting(history: history)
+            try failIfEnforcementEnded()
             return nil
         }
         let names = options.plan.cgroupMount.flatMap { CgroupNames(mountPoint: $0.mountPoint) }
@@ -101,13 +124,16 @@ public final class Daemon: @unchecked Sendable {
         let exporter = PrometheusExporter()
         nonisolated(unsafe) var server: MetricsServer?
         do {
-            return try session.run(onReady: { ready in
+            let outcome = try session.run(onReady: { ready in
+                stopAccounting.withLock { $0 = ready.stop }
+                if enforcementEnded.withLock({ $0 }) != nil { ready.stop() }
                 server = try Self.serveMetrics(config, logger: logger) { [weak session] in
                     let counters = session?.counters
                     return exporter.render(
                         snapshot: sink.published.withLock { $0 },
                         figures: .init(lostPackets: counters?.source.lost ?? 0,
-                                       parseErrors: (counters?.source.malformed ?? 0) + (counters?.pipeline.parseErrors ?? 0)))
+                                       parseErrors: (counters?.source.malformed ?? 0) + (counters?.pipeline.parseErrors ?? 0),
+                                       enforce: enforcement.map { Self.figures($0.counters) }))
                 }
                 let groups = ready.groups.map(String.init).joined(separator: ",")
                 let storage = config.storage.path.isEmpty ? "no history kept" : "history in \(config.storage.path)"
@@ -116,10 +142,23 @@ public final class Daemon: @unchecked Sendable {
             }, beforeSummary: { _ in
                 server?.stop()
             })
+            try failIfEnforcementEnded()
+            return outcome
+        } catch let error as DaemonError {
+            throw error
         } catch {
             server?.stop()
             throw DaemonError("\(error)")
         }
+    }
+
+    /// The running enforcement, for SIGHUP (set once, before any signal is read).
+    private nonisolated(unsafe) var enforcement: DaemonEnforcement?
+
+    /// Enforce mode's counters as the metrics show them.
+    static func figures(_ counters: EnforceCounters) -> PrometheusExporter.EnforceFigures {
+        PrometheusExporter.EnforceFigures(allow: counters.allow, deny: counters.deny, reject: counters.reject,
+                                          unknownProcess: counters.unknownProcess, auditEvents: counters.auditEvents)
     }
 
     /// The metrics endpoint of `config` serving `render`, bound on the calling thread (so inside
@@ -184,13 +223,16 @@ public final class Daemon: @unchecked Sendable {
             report: { logger.notice("\($0)") })
         counting.reload = { [self] in
             logger.notice("SIGHUP: kernel counting keeps its configuration; restart nfowner to change it")
-            _ = self
+            self.enforcement?.reload()
         }
         do {
             try KernelCounting(counting).run(onReady: { baseline in
                 last = baseline
+                let enforcement = self.enforcement
                 server = try Self.serveMetrics(config, logger: logger) {
-                    exporter.render(snapshot: published.withLock { $0 }, figures: .init(lostPackets: 0, parseErrors: 0))
+                    exporter.render(snapshot: published.withLock { $0 },
+                                    figures: .init(lostPackets: 0, parseErrors: 0,
+                                                   enforce: enforcement.map { Self.figures($0.counters) }))
                 }
                 let storage = config.storage.path.isEmpty ? "no history kept" : "history in \(config.storage.path)"
                 let table = KernelCounting.tableName, seconds = config.accounting.bucketSeconds
@@ -237,6 +279,7 @@ public final class Daemon: @unchecked Sendable {
         }
         sink.reconfigure(Self.limits(fresh))
         history?.apply(fresh.storage)
+        enforcement?.reload()
         let later = Self.restartOnlyChanges(from: old, to: fresh)
         let pending = later.isEmpty ? "" : "; applied at the next start: " + later.joined(separator: ", ")
         logger.notice("SIGHUP: configuration reloaded from \(path); counters kept\(pending)")
@@ -255,6 +298,7 @@ public final class Daemon: @unchecked Sendable {
         if old.metrics.listen != new.metrics.listen { tables.append("metrics.listen") }
         if old.metrics.remoteLabels != new.metrics.remoteLabels { tables.append("metrics.remote_labels") }
         if old.run != new.run { tables.append("[run]") }
+        if old.enforce != new.enforce { tables.append("[enforce]") }
         return tables
     }
 }

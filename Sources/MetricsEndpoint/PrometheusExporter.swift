@@ -17,10 +17,40 @@ public final class PrometheusExporter: Sendable {
     public struct SessionFigures: Sendable, Equatable {
         public var lostPackets: UInt64
         public var parseErrors: UInt64
-        public init(lostPackets: UInt64, parseErrors: UInt64) {
+        /// Enforce mode's decisions; nil when nothing is enforced (then no enforce series).
+        public var enforce: EnforceFigures?
+        public init(lostPackets: UInt64, parseErrors: UInt64, enforce: EnforceFigures? = nil) {
             self.lostPackets = lostPackets
             self.parseErrors = parseErrors
+            self.enforce = enforce
         }
+    }
+
+    /// What enforce mode decided so far: new flows by action (decided by nfowner, not by the
+    /// kernel's fast path), those decided without knowing the process, audit events written.
+    public struct EnforceFigures: Sendable, Equatable {
+        public var allow: UInt64
+        public var deny: UInt64
+        public var reject: UInt64
+        public var unknownProcess: UInt64
+        public var auditEvents: UInt64
+        public init(allow: UInt64, deny: UInt64, reject: UInt64, unknownProcess: UInt64, auditEvents: UInt64) {
+            self.allow = allow
+            self.deny = deny
+            self.reject = reject
+            self.unknownProcess = unknownProcess
+            self.auditEvents = auditEvents
+        }
+    }
+
+    /// Enforce mode's series, made at the first scrape that has enforce figures.
+    private struct EnforceSeries {
+        var allow: CoreMetrics.Counter
+        var deny: CoreMetrics.Counter
+        var reject: CoreMetrics.Counter
+        var unknownProcess: CoreMetrics.Counter
+        var auditEvents: CoreMetrics.Counter
+        var reported = EnforceFigures(allow: 0, deny: 0, reject: 0, unknownProcess: 0, auditEvents: 0)
     }
 
     private struct Series {
@@ -34,6 +64,7 @@ public final class PrometheusExporter: Sendable {
         var series: [Series] = []
         var lostReported: UInt64 = 0
         var parseErrorsReported: UInt64 = 0
+        var enforce: EnforceSeries?
     }
 
     private let registry = PrometheusCollectorRegistry()
@@ -83,9 +114,37 @@ public final class PrometheusExporter: Sendable {
                 state.parseErrorsReported = figures.parseErrors
             }
             activeFlows.record(Int64(snapshot.activeFlows))
+            if let figures = figures.enforce { update(&state.enforce, to: figures) }
         }
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
         return buffer
+    }
+
+    /// `nfowner_enforce_decisions_total{action}`, `nfowner_enforce_unknown_process_total` and
+    /// `nfowner_enforce_audit_events_total`, brought up to `figures`.
+    private func update(_ series: inout EnforceSeries?, to figures: EnforceFigures) {
+        if series == nil {
+            func decisions(_ action: String) -> CoreMetrics.Counter {
+                CoreMetrics.Counter(label: "nfowner_enforce_decisions_total", dimensions: [("action", action)], factory: factory)
+            }
+            series = EnforceSeries(
+                allow: decisions("allow"), deny: decisions("deny"), reject: decisions("reject"),
+                unknownProcess: CoreMetrics.Counter(label: "nfowner_enforce_unknown_process_total", factory: factory),
+                auditEvents: CoreMetrics.Counter(label: "nfowner_enforce_audit_events_total", factory: factory))
+        }
+        guard var current = series else { return }
+        func advance(_ counter: CoreMetrics.Counter, _ now: UInt64, _ before: UInt64) {
+            // Always touched, so a series shows 0 before its first decision.
+            counter.increment(by: Int(now > before ? now - before : 0))
+        }
+        let before = current.reported
+        advance(current.allow, figures.allow, before.allow)
+        advance(current.deny, figures.deny, before.deny)
+        advance(current.reject, figures.reject, before.reject)
+        advance(current.unknownProcess, figures.unknownProcess, before.unknownProcess)
+        advance(current.auditEvents, figures.auditEvents, before.auditEvents)
+        current.reported = figures
+        series = current
     }
 }

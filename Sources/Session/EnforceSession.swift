@@ -40,6 +40,10 @@ public struct EnforceOptions: @unchecked Sendable {
     /// After a reload, delete the conntrack entries of established flows the new policy denies
     /// (see `FlowReset`).
     public var resetFlows = false
+    /// Stop on SIGINT/SIGTERM and reload on SIGHUP by itself. False inside another run (the
+    /// daemon), which reads the signals and calls `Ready.stop` and `reloadPolicy()`: two readers
+    /// of one signal would each miss some.
+    public var handlesSignals = true
 
     /// The rules' spec for `policy`: audit mode always fails open (it must never block); with
     /// `fastPath`, the decision chain holds the compiled policy where `EnforceFastPath` applies.
@@ -58,6 +62,7 @@ public struct EnforceOptions: @unchecked Sendable {
 public final class EnforceSession: @unchecked Sendable {
     public let options: EnforceOptions
     private var pipeline: EnforcePipeline?
+    private var rulesRunner: EnforceRulesRunner?
 
     public init(_ options: EnforceOptions) {
         self.options = options
@@ -87,9 +92,9 @@ public final class EnforceSession: @unchecked Sendable {
         if let name = options.namespace {
             do { try NetworkNamespace.enter(named: name) } catch { throw SessionError(error.description) }
         }
-        let signals: TerminationSignals, wakeup: WakeupEvent
+        let signals: TerminationSignals?, wakeup: WakeupEvent
         do {
-            signals = try TerminationSignals()
+            signals = options.handlesSignals ? try TerminationSignals() : nil
             wakeup = try WakeupEvent()
         } catch {
             throw SessionError("cannot set up signal handling: \(error)")
@@ -145,6 +150,7 @@ public final class EnforceSession: @unchecked Sendable {
 
         let pipeline = EnforcePipeline(source: source, engine: engine, policy: policy, audit: options.audit)
         self.pipeline = pipeline
+        self.rulesRunner = rulesRunner
         let reloadPolicy = options.reloadPolicy
         let queue = options.queue
         let fastPath = options.fastPath
@@ -179,6 +185,16 @@ public final class EnforceSession: @unchecked Sendable {
         try? OutputDescriptor.standardError.write(line + "\n")
         if case .failed(let reason) = ending { throw SessionError(reason) }
         return Outcome(ending: ending, counters: counters, source: source.counters, verdictFailures: source.verdictFailures)
+    }
+
+    /// Re-reads the policy as SIGHUP does (see `reload`), for a run that reads the signals itself
+    /// (`handlesSignals` false). Any thread; does nothing before the session is ready.
+    public func reloadPolicy() {
+        guard let pipeline else { return }
+        if Self.reload(options.reloadPolicy, pipeline: pipeline, runner: rulesRunner, queue: options.queue,
+                       fastPath: options.fastPath, report: options.report), options.resetFlows {
+            pipeline.requestFlowReset()
+        }
     }
 
     /// What the kernel decides alone, for the start-up note.

@@ -78,7 +78,13 @@ private func failure(_ text: String, sourceLocation: SourceLocation = #_sourceLo
             [cgroups]
             levels = [16, 1]
             follow = false
+            [enforce]
+            policy = "/etc/nfowner/policy.toml"
+            queue = 0
+            audit_log = "/var/log/nfowner-audit.jsonl"
             """)
+        #expect(config.enforce == NfownerConfig.Enforce(policy: "/etc/nfowner/policy.toml", queue: 0,
+                                                        auditLog: "/var/log/nfowner-audit.jsonl"))
         var expected = NfownerConfig.Nflog(groups: [7, 0, 65535], snaplen: 65535, queueThreshold: 1,
                                            flushTimeout: 6000, receiveBuffer: 65536,
                                            coalesceMicroseconds: 0, newFlowSeconds: 30, newFlowGroup: 9)
@@ -194,8 +200,14 @@ private func failure(_ text: String, sourceLocation: SourceLocation = #_sourceLo
              reason: "unknown top-level key snaplen (did you mean nflog.snaplen, under [nflog]?)"),
         Case(text: "[hooks]\nforward = true\n", code: .unknownKey, line: 2,
              reason: "unknown key hooks.forward; the keys of [hooks] are input, packet_sockets"),
+        Case(text: "[[firewall]]\nx = 1\n", code: .unknownKey, line: 1,
+             reason: "unknown table [firewall]; the tables are [nflog], [hooks], [select], [cgroups], [accounting], [storage], [metrics], [run], [enforce]"),
         Case(text: "[[policy]]\nx = 1\n", code: .unknownKey, line: 1,
-             reason: "unknown table [policy]; the tables are [nflog], [hooks], [select], [cgroups], [accounting], [storage], [metrics], [run]"),
+             reason: "unknown top-level key policy (did you mean enforce.policy, under [enforce]?)"),
+        Case(text: "[enforce]\npolicy = \"policy.toml\"\n", code: .outOfRange, line: 2,
+             reason: "enforce.policy must be an absolute path to the policy file (or \"\" for none), got \"policy.toml\""),
+        Case(text: "[enforce]\nqueue = 70000\n", code: .outOfRange, line: 2,
+             reason: "enforce.queue must be an integer from 0 to 65535, got 70000"),
         // The daemon's tables.
         Case(text: "[accounting]\nbucket_s = 0\n", code: .outOfRange, line: 2,
              reason: "accounting.bucket_s must be an integer from 1 to 86400, got 0"),

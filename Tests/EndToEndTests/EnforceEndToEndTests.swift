@@ -139,6 +139,89 @@ extension EndToEnd {
             #expect(!(try filterRules()).contains("NFOWNER"), "rules left after SIGINT")
         }
 
+        /// `nfowner run` with `[enforce] policy`: the daemon accounts and enforces — a rejected
+        /// port fails at once, an allowed one connects — counts the decisions in its metrics,
+        /// writes the logged rule's audit events, re-reads the policy on SIGHUP (the newly
+        /// rejected port fails), and removes enforce mode's rules when stopped.
+        @Test func theDaemonEnforcesItsPolicyAndCountsTheDecisions() throws {
+            let web = try listener(port: 8080)
+            defer { web.stop() }
+            let other = try listener(port: 9090)
+            defer { other.stop() }
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("nfowner-runenf-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let policy = directory.appendingPathComponent("policy.toml"), audit = directory.appendingPathComponent("audit.jsonl")
+            func writePolicy(_ ports: String) throws {
+                try """
+                    default = "allow"
+                    fail = "open"
+                    [[rule]]
+                    name = "no-\(ports)"
+                    action = "reject"
+                    log = true
+                    uid = [\(Self.nobody)]
+                    proto = ["tcp"]
+                    dst_port = [\(ports)]
+                    """.write(to: policy, atomically: true, encoding: .utf8)
+            }
+            try writePolicy("9090")
+            let daemon = try RunningDaemon(config: """
+                [storage]
+                path = "@DB@"
+                [metrics]
+                listen = "127.0.0.1:@PORT@"
+                [enforce]
+                policy = "\(policy.path)"
+                queue = 17
+                audit_log = "\(audit.path)"
+                """, in: client)
+            defer { daemon.stop() }
+            #expect(daemon.log.contains("enforcing 1 rule(s), default allow, mode enforce, fail open"), "\(daemon.log)")
+            #expect(try filterRules().contains("-A OUTPUT -j NFOWNER-ENFORCE"))
+
+            let allowed = try connect(port: 8080)
+            #expect(allowed["sent"] == "1" && allowed["errors"] == "0", "\(allowed)")
+            let rejected = try connect(port: 9090)
+            #expect(rejected["sent"] == "0" && rejected["errors"] == "1" && Self.seconds(rejected) < 1, "\(rejected)")
+            // The scrape's own connection is a new flow too: allowed by the default.
+            let samples = RunningDaemon.samples(try daemon.scrape())
+            #expect(samples[#"nfowner_enforce_decisions_total{action="allow"}"#] == 2, "\(samples)")
+            #expect(samples[#"nfowner_enforce_decisions_total{action="reject"}"#] == 1, "\(samples)")
+            #expect(samples[#"nfowner_enforce_decisions_total{action="deny"}"#] == 0, "\(samples)")
+            #expect(samples["nfowner_enforce_audit_events_total"] == 1, "\(samples)")
+            // Accounting goes on beside it: the allowed connection's bytes are counted.
+            #expect(RunningDaemon.sum(samples, "nfowner_packets_total", ["direction": "out", "proto": "tcp"]) > 0, "\(samples)")
+
+            try writePolicy("8080, 9090")
+            daemon.signal(SIGHUP)
+            try daemon.waitForLog("SIGHUP: policy reloaded: 1 rule(s)", timeout: 5)
+            let nowRejected = try connect(port: 8080)
+            #expect(nowRejected["sent"] == "0" && nowRejected["errors"] == "1", "\(nowRejected)")
+
+            #expect(daemon.stop() == 0, "\(daemon.log)")
+            #expect(daemon.log.contains("held=4 decided=4 allow=2 deny=0 reject=2"), "\(daemon.log)")
+            #expect(!(try filterRules()).contains("NFOWNER"), "enforce rules left after SIGTERM")
+            let events = (try String(contentsOf: audit, encoding: .utf8)).split(separator: "\n")
+            #expect(events.count == 2 && events.allSatisfy { $0.contains(#""action":"reject""#) }, "\(events)")
+        }
+
+        /// The daemon refuses to start with a policy file that has errors, naming the line.
+        @Test func theDaemonRefusesABadPolicy() throws {
+            let policy = FileManager.default.temporaryDirectory.appendingPathComponent("nfowner-badpolicy-\(UUID().uuidString).toml")
+            try "default = \"maybe\"\n".write(to: policy, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: policy) }
+            // No history, no endpoint: nothing of the host's is touched even if it started.
+            let config = policy.appendingPathExtension("config.toml")
+            try "[storage]\npath = \"\"\n[metrics]\nlisten = \"\"\n".write(to: config, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: config) }
+            let result = try Harness.run("/usr/bin/timeout", ["-s", "KILL", "20", Harness.nfowner, "run", "--netns", client.name,
+                                                              "--config", config.path, "--policy", policy.path])
+            #expect(result.status != 0)
+            #expect(result.stderr.contains("\(policy.path):1:"), "\(result.stderr)")
+            #expect(!(try filterRules()).contains("NFOWNER"))
+        }
+
         /// A cgroup denied everything but UDP 53: its datagrams to port 53 arrive, its TCP
         /// connection is rejected at once; the same program outside the cgroup connects.
         @Test func aCgroupDeniedEverythingButUdp53() throws {

@@ -98,6 +98,30 @@ import Testing
         #expect(samples["nfowner_flows_active"] == 3)
         #expect(text.contains("# TYPE nfowner_bytes_total counter"))
         #expect(!text.contains("pid"))
+        #expect(!text.contains("nfowner_enforce"), "no enforce series when nothing is enforced")
+    }
+
+    /// Enforce mode's decisions (the daemon with a policy): by action, from the first scrape (0s
+    /// included), counting only upwards.
+    @Test func rendersEnforceDecisionsByAction() {
+        let exporter = PrometheusExporter()
+        func render(_ allow: UInt64, _ deny: UInt64, _ reject: UInt64) -> [String: Double] {
+            let figures = PrometheusExporter.EnforceFigures(allow: allow, deny: deny, reject: reject,
+                                                            unknownProcess: 1, auditEvents: reject)
+            return Self.samples(String(decoding: exporter.render(snapshot: AccountingSnapshot(),
+                                                                 figures: .init(lostPackets: 0, parseErrors: 0, enforce: figures)),
+                                       as: UTF8.self))
+        }
+        let first = render(3, 0, 0)
+        #expect(first[#"nfowner_enforce_decisions_total{action="allow"}"#] == 3)
+        #expect(first[#"nfowner_enforce_decisions_total{action="deny"}"#] == 0)
+        #expect(first[#"nfowner_enforce_decisions_total{action="reject"}"#] == 0)
+        let second = render(5, 1, 2)
+        #expect(second[#"nfowner_enforce_decisions_total{action="allow"}"#] == 5)
+        #expect(second[#"nfowner_enforce_decisions_total{action="deny"}"#] == 1)
+        #expect(second[#"nfowner_enforce_decisions_total{action="reject"}"#] == 2)
+        #expect(second["nfowner_enforce_unknown_process_total"] == 1)
+        #expect(second["nfowner_enforce_audit_events_total"] == 2)
     }
 }
 
