@@ -161,14 +161,21 @@ public final class AttributionEngine {
         processes?.attributeFrame(packet: packet, uid: uid, interface: interface, now: now)
     }
 
+    /// The attribution of an inbound ICMP error quoting `quoted` (see
+    /// `OwnerAttributor.attributeICMPError`); nil without owner resolution.
+    public func icmpErrorAttribution(quoting quoted: PacketSummary, now: UInt64) -> OwnerAttribution? {
+        processes?.attributeICMPError(quoted: quoted, now: now)
+    }
+
     /// Brings `owner` up to `attribution` for a packet whose attribution was found another way
-    /// (a packet socket's frame): names as `update` keeps them, the cgroup the process's own.
-    public func update(_ owner: inout PacketOwner, attribution: OwnerAttribution?, uid: UInt32?, gid: UInt32?) {
+    /// (a packet socket's frame, an ICMP error): names as `update` keeps them, the cgroup the
+    /// process's own, else the classified one (none at a device's hook).
+    public func update(_ owner: inout PacketOwner, attribution: OwnerAttribution?, uid: UInt32?, gid: UInt32?,
+                       cgroupID: UInt64?) {
         updateNames(&owner, uid: uid, gid: gid)
         owner.attribution = attribution
-        // No classification at a device's hook: the process's own cgroup, or none.
-        classifiedKnown = false
-        Self.setCgroup(of: &owner, classifiedID: nil, classifiedPath: nil, classifiedUnit: nil)
+        refreshClassification(cgroupID)
+        Self.setCgroup(of: &owner, classifiedID: cgroupID, classifiedPath: classifiedPath, classifiedUnit: classifiedUnit)
     }
 
     /// How frames on interface `index` start (cached); nil when its type is not one nfowner

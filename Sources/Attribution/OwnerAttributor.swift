@@ -250,6 +250,26 @@ public final class OwnerAttributor {
         return answer
     }
 
+    /// The attribution of an ICMP error that arrived for a packet this host sent (`quoted`, as
+    /// the error quotes it): the socket that sent it receives the error (its holders, `exact`);
+    /// else the connection's last known owner (`flow`); else nobody. Not through the flow cache:
+    /// the errors one router sends a host all look alike, whichever socket they are for.
+    public func attributeICMPError(quoted: PacketSummary, now: UInt64) -> OwnerAttribution {
+        lookups += 1
+        beforeResolving?()
+        if let found = try? sockets?.resolve(packet: quoted, direction: .outbound), var held = heldAnswer(found) {
+            held.reason = "an ICMP error for the socket's packet"
+            return held
+        }
+        if let connection = FlowOwners.connection(of: quoted, direction: .outbound),
+           let known = flowOwners.owner(of: connection, now: now) {
+            return OwnerAttribution(confidence: .flow, reason: "an ICMP error for the flow's packet; its socket is gone",
+                                    processes: known.attribution.processes, cgroup: known.attribution.cgroup,
+                                    uid: known.uid)
+        }
+        return OwnerAttribution(confidence: .none, reason: NoOwnerReason.notDelivered)
+    }
+
     /// How long a frame sender's answer is reused (ns): short, since a packet socket is often
     /// one command's (a DHCP client, a test tool) and the next may be another's.
     static let frameCacheLifetime: UInt64 = 100_000_000

@@ -24,6 +24,9 @@ public protocol PacketAttributing: AnyObject {
     /// The owner of a frame a packet socket of `uid` sent on interface `interface` (see
     /// `OwnerAttributor.attributeFrame`).
     func attributeFrame(packet: PacketSummary, uid: UInt32?, interface: UInt32?, now: UInt64) -> OwnerAttribution
+    /// The owner of an inbound ICMP error: the sender of the packet it quotes (see
+    /// `OwnerAttributor.attributeICMPError`).
+    func attributeICMPError(quoted: PacketSummary, now: UInt64) -> OwnerAttribution
 }
 
 extension PacketAttributing {
@@ -37,6 +40,11 @@ extension PacketAttributing {
     /// Without a way to find packet sockets: the uid alone.
     public func attributeFrame(packet: PacketSummary, uid: UInt32?, interface: UInt32?, now: UInt64) -> OwnerAttribution {
         OwnerAttribution(confidence: uid == nil ? .none : .uid, reason: "a packet socket's frame")
+    }
+
+    /// Without socket lookups: nobody known.
+    public func attributeICMPError(quoted: PacketSummary, now: UInt64) -> OwnerAttribution {
+        OwnerAttribution(confidence: .none, reason: NoOwnerReason.notDelivered)
     }
 
     /// Without identities: compares the answer with the one kept.
@@ -181,6 +189,12 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
     public func attributeFrame(packet: PacketSummary, uid: UInt32?, interface: UInt32?, now: UInt64) -> OwnerAttribution {
         drainEvents()
         return lock.withLock { _ in attributor.attributeFrame(packet: packet, uid: uid, interface: interface, now: now) }
+    }
+
+    /// An inbound ICMP error: resolved under the lock, like a new flow.
+    public func attributeICMPError(quoted: PacketSummary, now: UInt64) -> OwnerAttribution {
+        drainEvents()
+        return lock.withLock { _ in attributor.attributeICMPError(quoted: quoted, now: now) }
     }
 
     /// Applies the queued process events: reads them and what they need from /proc without the

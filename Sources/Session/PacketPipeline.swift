@@ -104,6 +104,15 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         // The ruleset logs a classified packet with the prefix "nfowner cg=<id>".
         let cgroupID = ClassificationPrefix.cgroupID(fromPrefixBytes: source.label)
         let direction = source.direction
+        // An ICMP error arriving for a packet this host sent goes to that packet's socket: its
+        // owner is found from the quoted packet, not from the error's own addresses.
+        if uid == nil, direction == .inbound, packet.isICMPError, engine.processes != nil,
+           let quoted = PacketParser.icmpErrorQuote(of: source.payload) {
+            let attribution = engine.icmpErrorAttribution(quoting: quoted, now: batchMonotonicTime())
+            handOut(packet, direction: direction, uid: uid, gid: source.gid, cgroupID: cgroupID,
+                    attribution: attribution, source: source, payload: source.payload)
+            return
+        }
         switch needs {
         case .counters:
             // Owners are resolved all the same (`--format none` measures the whole pipeline
@@ -170,22 +179,29 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         counters.bytes += UInt64(max(0, packet.totalLength))
         guard !isFinished else { return }
         counters.emitted += 1
-        let direction = source.direction
         let attribution = engine.frameAttribution(packet, uid: source.uid, interface: interface, now: batchMonotonicTime())
+        handOut(packet, direction: source.direction, uid: source.uid, gid: source.gid, cgroupID: nil,
+                attribution: attribution, source: source, payload: bytes)
+    }
+
+    /// Counts and hands out a packet whose attribution was found another way than the flow's
+    /// (a packet socket's frame, an ICMP error): the facts or event replace the kept ones.
+    private func handOut(_ packet: PacketSummary, direction: Direction, uid: UInt32?, gid: UInt32?, cgroupID: UInt64?,
+                         attribution: OwnerAttribution?, source: UnsafeSourcePacket, payload: UnsafeRawBufferPointer) {
         if let attribution { counters.attributions?.add(attribution.tally) }
         switch needs {
         case .counters:
             break
         case .facts:
-            facts = PacketFacts(packet: packet, direction: direction, uid: source.uid, gid: source.gid,
-                                cgroupID: nil, attribution: attribution)
+            facts = PacketFacts(packet: packet, direction: direction, uid: uid, gid: gid,
+                                cgroupID: cgroupID, attribution: attribution)
             factsIdentity = .max
             withUnsafePointer(to: &facts) { lent in
                 for sink in factSinks { sink.consume(lent.pointee) }
             }
         case .events:
-            engine.update(&event.owner, attribution: attribution, uid: source.uid, gid: source.gid)
-            deliverEvent(source, packet: packet, direction: direction, cgroupID: nil, payload: bytes)
+            engine.update(&event.owner, attribution: attribution, uid: uid, gid: gid, cgroupID: cgroupID)
+            deliverEvent(source, packet: packet, direction: direction, cgroupID: cgroupID, payload: payload)
         }
     }
 

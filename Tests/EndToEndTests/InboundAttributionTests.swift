@@ -110,6 +110,25 @@ extension EndToEnd {
             Self.expectCountedPerConfidence(summary)
         }
 
+        /// An ICMP error arriving for a packet this host sent — the peer's port unreachables for
+        /// UDP datagrams to a closed port — goes to the sending socket (the program sees
+        /// ECONNREFUSED): each names that program, found from the packet the error quotes.
+        @Test func anICMPErrorNamesTheSocketItIsFor() throws {
+            let (pair, monitor) = try Self.monitoredPair("13icmp")
+            defer { monitor.stop(); pair.close() }
+            let prober = try Python.start(Python.closedPortProber, [pair.peerAddress, "9661", "3"], in: pair.local,
+                                          uid: Self.receiverUID)
+            #expect(prober.finish().contains("refused 3"))
+            let all = monitor.waitForEvents(timeout: 8) { events in
+                events.filter { $0.string("dir") == "in" && $0.int("icmp_type") == 3 }.count >= 3
+            }
+            let summary = monitor.stop()
+            Self.expectNamed(all.filter { $0.string("dir") == "in" && $0.int("icmp_type") == 3 }, by: prober,
+                             uid: Self.receiverUID, count: 3, what: "ICMP port unreachables for a UDP socket",
+                             confidences: ["exact"])
+            Self.expectCountedPerConfidence(summary)
+        }
+
         /// What the kernel answers itself: its echo replies, RSTs to a closed port, port
         /// unreachables — `none`, reason kernel-generated; the packets that asked for them reach no
         /// socket and say so.
@@ -321,6 +340,29 @@ extension EndToEnd {
                 s.recvfrom(2048)
                 received += 1
         print("received", received, "calls", calls)
+        """#
+
+        /// ADDRESS PORT COUNT: a UDP socket connected to a closed port sends COUNT datagrams, 0.1 s
+        /// apart, and counts the ECONNREFUSED the port unreachables bring; keeps its socket 0.3 s.
+        static let closedPortProber = #"""
+        import socket, sys, time
+        address, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.connect((address, port))
+        s.settimeout(0.5)
+        print("ready", flush=True)
+        refused = 0
+        for _ in range(count):
+            s.send(b"x" * 32)
+            try:
+                s.recv(64)
+            except ConnectionRefusedError:
+                refused += 1
+            except socket.timeout:
+                pass
+            time.sleep(0.1)
+        time.sleep(0.3)
+        print("refused", refused)
         """#
 
         /// ADDRESS PORT COUNT SIZE: sends COUNT datagrams of SIZE bytes, 0.5 ms apart.
