@@ -28,9 +28,11 @@
 # Environment knobs (defaults in brackets):
 #   NFO_BENCH_REPS [3], NFO_BENCH_DURATION [3] s per run, NFO_BENCH_GROUP [42], NFO_BENCH_RATE [200000]
 #   NFO_BENCH_CASES ["max-64 max-1400 max-64-x8 rate-64"]
-#       <max|rate>-<payload bytes>[-x<log rules>][-f<flows>]: -f sends datagram i to 127.0.0.(i mod flows)
+#       <max|rate>-<payload bytes>[-x<log rules>][-f<flows>][-in]: -f sends datagram i to 127.0.0.(i mod flows)
 #       (nfowner-traffic udp --flows), so with flows > datagrams every message is a new flow for the
-#       owner resolution: rate-64-f10000000 against rate-64 gives its cost per new flow.
+#       owner resolution: rate-64-f10000000 against rate-64 gives its cost per new flow. -in also logs
+#       each datagram at INPUT, where it arrives at the sink (loopback: no uid, so nfowner finds the
+#       receiving socket): two messages per datagram, one out, one in (`monitor --input`'s cost).
 #   NFO_BENCH_CONSUMERS ["c c-paced none none-unpaced json-null json capture tcpdump run"], NFO_BENCH_NFQUEUE [1]
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -50,8 +52,8 @@ ECHO_PORT=7
 bench_begin nfo-nflog "network namespaces, NFLOG, nft" swift nft ip nsenter python3 cc awk
 [[ -f /usr/include/libmnl/libmnl.h ]] || die "libmnl headers missing: apt-get install libmnl-dev"
 for c in "${CASES[@]}"; do
-    [[ $c =~ ^(max|rate)-[0-9]+(-x[1-9][0-9]?)?(-f[1-9][0-9]*)?$ ]] \
-        || die "bad case '$c' (want max-64, rate-64, max-64-x8, rate-64-f1000000…)"
+    [[ $c =~ ^(max|rate)-[0-9]+(-x[1-9][0-9]?)?(-f[1-9][0-9]*)?(-in)?$ ]] \
+        || die "bad case '$c' (want max-64, rate-64, max-64-x8, rate-64-f1000000, max-64-in…)"
 done
 TCPDUMP=$(command -v tcpdump || true)
 SKIPPED=""
@@ -91,15 +93,19 @@ start_udp_sink "$SINK_PORT"
 # monitor parses it as it does in production; snaplen 128 caps the copy for every consumer alike
 # (tcpdump asks the group for whole packets). No queue-threshold: the group's own (64) applies.
 install_nflog_rules() {
-    local rules=$1 i
+    local rules=$1 inbound=${2:-0} i hook
+    local -a hooks=(output)
+    [[ $inbound == 1 ]] && hooks+=(input)
     {
         echo "table inet nfobench {"
-        echo "	chain output {"
-        echo "		type filter hook output priority 100; policy accept;"
-        for ((i = 0; i < rules; i++)); do
-            echo "		udp dport $SINK_PORT log prefix \"nfowner\" group $GROUP snaplen 128"
+        for hook in "${hooks[@]}"; do
+            echo "	chain $hook {"
+            echo "		type filter hook $hook priority 100; policy accept;"
+            for ((i = 0; i < rules; i++)); do
+                echo "		udp dport $SINK_PORT log prefix \"nfowner\" group $GROUP snaplen 128"
+            done
+            echo "	}"
         done
-        echo "	}"
         echo "}"
     } >"$WORK/rules.nft"
     in_ns nft flush ruleset
@@ -181,6 +187,8 @@ run_once() {
     local user_before system_before user_after system_after
     IFS=- read -r mode size _ <<<"$case"
     rules=1; [[ $case =~ -x([0-9]+) ]] && rules=${BASH_REMATCH[1]}
+    # Messages per datagram: each log rule once, at output and (-in) at input.
+    [[ $case == *-in ]] && rules=$((rules * 2))
     local -a pace=(--max) spread=()
     [[ $mode == rate ]] && pace=(--rate "$RATE")
     [[ $case =~ -f([0-9]+) ]] && spread=(--flows "${BASH_REMATCH[1]}")
@@ -214,7 +222,8 @@ run_once() {
 # --- 3. NFLOG: repetitions outermost, so drift in the machine's load spreads over every consumer.
 for c in "${CASES[@]}"; do
     rules=1; [[ $c =~ -x([0-9]+) ]] && rules=${BASH_REMATCH[1]}
-    install_nflog_rules "$rules"
+    inbound=0; [[ $c == *-in ]] && inbound=1
+    install_nflog_rules "$rules" "$inbound"
     for ((rep = 1; rep <= REPS; rep++)); do
         for consumer in "${CONSUMERS[@]}"; do
             run_once "$c" "$consumer" "$rep"
@@ -298,7 +307,8 @@ def describe(case):
     rules = next((int(p[1:]) for p in parts[2:] if p.startswith("x")), 1)
     flows = next((int(p[1:]) for p in parts[2:] if p.startswith("f")), None)
     return (f"{pace}, {parts[1]} B" + (f", {rules} rules" if rules > 1 else "")
-            + (f", a new flow per packet ({flows:,} destinations)" if flows else ""))
+            + (f", a new flow per packet ({flows:,} destinations)" if flows else "")
+            + (", logged out and in (2 messages per datagram)" if "in" in parts[2:] else ""))
 results = []
 for case, by in runs.items():
     ref = by.get("c")

@@ -107,6 +107,14 @@ public final class FlowCache {
     /// intern table is emptied) above its index. Equal identities are the same attribution, so
     /// a caller that keeps the last one compares two integers instead of copying it.
     @exclusivity(unchecked) public private(set) var memoIdentity: UInt64 = .max
+    /// The memo before it: a connection's two directions (a datagram logged at output, then at
+    /// input; a segment and its ACK) alternate packet by packet, and each is the other's flow.
+    /// A miss of the memo that hits this one swaps the two, without hashing.
+    @exclusivity(unchecked) private var otherKey: FlowKey?
+    @exclusivity(unchecked) private var otherAttribution = OwnerAttribution(confidence: .none)
+    @exclusivity(unchecked) private var otherStoredAt: UInt32 = 0
+    @exclusivity(unchecked) private var otherTally = AttributionTally.noneOther
+    @exclusivity(unchecked) private var otherIdentity: UInt64 = .max
     private var internGeneration: UInt64 = 0
 
     /// Tests only: bytes of slot memory given back to the kernel (resizes and `removeAll()`),
@@ -171,6 +179,12 @@ public final class FlowCache {
             memoHits += 1
             return true
         }
+        if let otherKey, otherKey == key {
+            guard isFresh(otherStoredAt, now: nowMilliseconds) else { return false }
+            swapMemos()
+            memoHits += 1
+            return true
+        }
         let fingerprint = self.fingerprint(key)
         guard let index = find(fingerprint, Self.check(key)) else { return false }
         let slot = slots[index]
@@ -226,6 +240,7 @@ public final class FlowCache {
     /// again: its cached answer was made before something better was known.
     public func remove(_ key: FlowKey) {
         if memoKey == key { memoKey = nil }
+        if otherKey == key { otherKey = nil }
         guard let index = find(fingerprint(key), Self.check(key)) else { return }
         remove(at: index)
     }
@@ -249,6 +264,7 @@ public final class FlowCache {
             }
         }
         if memoKey != nil, !isFresh(memoStoredAt, now: nowMilliseconds) { memoKey = nil }
+        if otherKey != nil, !isFresh(otherStoredAt, now: nowMilliseconds) { otherKey = nil }
     }
 
     /// Drops every flow and attribution; keeps the table's current size, but gives its memory
@@ -260,6 +276,7 @@ public final class FlowCache {
         internIndex.removeAll(keepingCapacity: true)
         internGeneration &+= 1
         memoKey = nil
+        otherKey = nil
     }
 
     // MARK: - Internals
@@ -282,11 +299,27 @@ public final class FlowCache {
     public var memoTallyValue: AttributionTally { memoTally }
 
     private func remember(_ key: FlowKey, _ attribution: OwnerAttribution, index: UInt16, storedAt: UInt32) {
+        // The memo becomes the other one (moved, not copied), unless it is this flow's.
+        if let current = memoKey, current != key {
+            otherKey = current
+            swap(&otherAttribution, &memoAttribution)
+            otherIdentity = memoIdentity
+            otherTally = memoTally
+            otherStoredAt = memoStoredAt
+        }
         memoKey = key
         memoIdentity = internGeneration << 16 | UInt64(index)
         memoAttribution = attribution
         memoTally = attribution.tally
         memoStoredAt = storedAt
+    }
+
+    private func swapMemos() {
+        swap(&memoKey, &otherKey)
+        swap(&memoAttribution, &otherAttribution)
+        swap(&memoIdentity, &otherIdentity)
+        swap(&memoTally, &otherTally)
+        swap(&memoStoredAt, &otherStoredAt)
     }
 
     private func isFresh(_ storedAt: UInt32, now: UInt32) -> Bool {

@@ -66,11 +66,11 @@ public final class NfqueueSource: PacketSource, @unchecked Sendable {
         }
         queueSocket = socket
         _ = try? socket.setReceiveBufferSize(settings.socketReceiveBuffer, force: true)
-        let flags: NfqueueConfigFlags = settings.failOpen ? [.uidGid, .failOpen] : [.uidGid]
+        let flags = Self.configFlags(failOpen: settings.failOpen)
         let sequence = takeSequence()
         let request = NfqueueMessages.config(queue: settings.queue, sequence: sequence, [
             .command(.bind), .copyMode(.packet, range: settings.copyRange),
-            .maximumLength(settings.maximumLength), .flags(flags, mask: [.uidGid, .failOpen]),
+            .maximumLength(settings.maximumLength), .flags(flags, mask: [.uidGid, .failOpen, .gso]),
         ])
         let code: Int32
         do {
@@ -97,6 +97,14 @@ public final class NfqueueSource: PacketSource, @unchecked Sendable {
     }
 
     deinit { verdictBuffer.deallocate() }
+
+    /// The queue's flags: the owner's uid/gid on each packet; GSO packets as they are (the
+    /// kernel would otherwise segment each one in software before queueing it — nfowner reads
+    /// only the headers and never gives a payload back, so an unsegmented packet, its checksum
+    /// not filled in yet, is decided the same); fail-open when asked.
+    public static func configFlags(failOpen: Bool) -> NfqueueConfigFlags {
+        failOpen ? [.uidGid, .gso, .failOpen] : [.uidGid, .gso]
+    }
 
     public var socket: NetlinkSocket {
         guard let queueSocket else { preconditionFailure("a decode-only NFQUEUE source has no socket") }

@@ -213,25 +213,36 @@ let millisecond: UInt64 = 1_000_000
         #expect(cache.lookup(flowKey(1, uid: nil), now: start) == nil)
         #expect(cache.lookup(flowKey(1, inbound: true), now: start) == nil)
         cache.insert(flowKey(1, inbound: true), ssh, now: start)
+        // The two directions alternating: the memo and the one before it answer both.
         #expect(cache.lookup(flowKey(1), now: start) == curl)
         #expect(cache.lookup(flowKey(1, inbound: true), now: start) == ssh)
         #expect(cache.lookup(flowKey(1, inbound: true), now: start) == ssh)
-        #expect(cache.memoHits == 3)
+        #expect(cache.memoHits == 5)
+        // A third flow pushes the oldest out of the two memos; answers stay right.
+        cache.insert(flowKey(3), curl, now: start)
+        #expect(cache.lookup(flowKey(1), now: start) == curl)
+        #expect(cache.lookup(flowKey(1, inbound: true), now: start) == ssh)
+        cache.remove(flowKey(1, inbound: true))
+        #expect(cache.lookup(flowKey(1, inbound: true), now: start) == nil, "a removed flow is no memo's either")
     }
 
     /// A SipHash collision (forced here: every key gets the same fingerprint) must be a miss,
     /// not the other flow's owner: the slot's check, from another hash, tells them apart.
     @Test func aFingerprintCollisionIsAMissNotAnotherFlowsOwner() throws {
         let cache = FlowCache(fingerprint: { _ in 42 })
-        let first = flowKey(1), second = flowKey(2)
-        try #require(FlowCache.check(first) != FlowCache.check(second))
+        let first = flowKey(1), second = flowKey(2), third = flowKey(3)
+        try #require(Set([first, second, third].map(FlowCache.check)).count == 3)
         cache.insert(first, curl, now: start)
         #expect(cache.lookup(second, now: start) == nil)
         cache.insert(second, ssh, now: start)
-        #expect(cache.count == 2)
-        for _ in 0..<2 {  // each lookup replaces the memo, so these go through the table
+        cache.insert(third, ssh, now: start)
+        #expect(cache.count == 3)
+        // Three flows in turn: each is neither of the two memos (the last two asked), so every
+        // lookup goes through the table.
+        for _ in 0..<2 {
             #expect(cache.lookup(first, now: start) == curl)
             #expect(cache.lookup(second, now: start) == ssh)
+            #expect(cache.lookup(third, now: start) == ssh)
         }
         #expect(cache.memoHits == 0)
     }

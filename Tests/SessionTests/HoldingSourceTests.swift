@@ -11,6 +11,13 @@ import Testing
 /// resolved (with the uid NFQUEUE attached), it is accepted by id and counted as held, and it is
 /// not an event; NFLOG datagrams through the same source still become events.
 @Suite struct HoldingSourceTests {
+    /// Every queue nfowner binds asks for the owner's uid/gid and for GSO packets unsegmented
+    /// (NFQA_CFG_F_GSO, bit 2), fail-open only when asked.
+    @Test func queuesTakeGSOPacketsWhole() {
+        #expect(NfqueueSource.configFlags(failOpen: true).rawValue == 0b1101)
+        #expect(NfqueueSource.configFlags(failOpen: false).rawValue == 0b1100)
+    }
+
     final class RecordingAttributor: PacketAttributing {
         var resolved: [(uid: UInt32?, destinationPort: UInt16?)] = []
         func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
