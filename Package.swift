@@ -146,7 +146,7 @@ let package = Package(
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "PacketModel", "PacketParsing"]),
         .testTarget(name: "SessionTests", dependencies: [
             "Session", "PacketSources", "Sinks", "Attribution", "PacketModel", "PacketParsing", "Capture", "Policy", "Rules",
-            "NetfilterSystem",
+            "NetfilterSystem", "Export",
         ]),
         .testTarget(name: "ViewsTests", dependencies: ["Views", "Accounting", "Sinks"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Accounting", "Configuration", "Rules"]),

@@ -23,15 +23,22 @@ public enum JSONLines {
     /// It also keeps the encoded owner keys (`"uid"` … `"reason"`) of the last event: packets come
     /// in runs from one owner (the flow cache hands out the same attribution, the name caches the
     /// same strings), so the next event of that owner copies them — and the equality check is
-    /// cheap, since identical strings and arrays compare by identity first.
+    /// cheap, since identical strings and arrays compare by identity first. One set of such texts
+    /// per direction: with inbound logging a connection's packets alternate out and in, and each
+    /// direction has its own flow keys, interfaces and (without a uid) owner keys.
     public struct Encoder {
         private var second: UInt64 = .max
         private var secondText: [UInt8] = []
-        /// The last owner encoded (kept, so the storage its fingerprint points at stays alive).
-        private var lastOwner: PacketOwner?
-        private var lastFingerprint: OwnerFingerprint?
-        private var ownerText: [UInt8] = []
-        private var repeated = RepeatedText()
+        private var outbound = DirectionTexts()
+        private var inbound = DirectionTexts()
+
+        struct DirectionTexts {
+            /// The last owner encoded (kept, so the storage its fingerprint points at stays alive).
+            var lastOwner: PacketOwner?
+            var lastFingerprint: OwnerFingerprint?
+            var ownerText: [UInt8] = []
+            var repeated = RepeatedText()
+        }
 
         public init() {}
 
@@ -47,17 +54,27 @@ public enum JSONLines {
             secondText.withUnsafeBytes { out.write($0) }
             out.write(decimal: min(time.microseconds, 999_999), zeroPaddedTo: 6)
             out.write(UInt8(ascii: "Z"))
-            JSONLines.appendPacketKeys(event, to: &out, memo: &repeated)
+            if event.metadata.direction == .inbound {
+                Self.appendRest(event, texts: &inbound, to: &out)
+            } else {
+                Self.appendRest(event, texts: &outbound, to: &out)
+            }
+        }
+
+        /// Everything after the time, with `texts` of the event's direction.
+        @inline(__always)
+        private static func appendRest(_ event: borrowing PacketEvent, texts: inout DirectionTexts, to out: inout ByteBuffer) {
+            JSONLines.appendPacketKeys(event, to: &out, memo: &texts.repeated)
             let fingerprint = OwnerFingerprint(event.owner)
-            if fingerprint != lastFingerprint {
-                ownerText.removeAll(keepingCapacity: true)
+            if fingerprint != texts.lastFingerprint {
+                texts.ownerText.removeAll(keepingCapacity: true)
                 var fresh = ByteBuffer(capacity: 1024)
                 JSONLines.appendOwnerKeys(event.owner, to: &fresh)
-                fresh.withBytes { ownerText.append(contentsOf: $0) }
-                lastOwner = event.owner
-                lastFingerprint = fingerprint
+                fresh.withBytes { texts.ownerText.append(contentsOf: $0) }
+                texts.lastOwner = event.owner
+                texts.lastFingerprint = fingerprint
             }
-            ownerText.withUnsafeBytes { out.write($0) }
+            texts.ownerText.withUnsafeBytes { out.write($0) }
             out.write("}\n")
         }
     }

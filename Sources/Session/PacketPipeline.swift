@@ -30,7 +30,10 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
     /// batch was queued within the flush timeout of the first.
     /// The event handed to the sinks, updated in place packet after packet: an owner that does
     /// not change is not copied, retained or released again.
+    /// One per direction: with inbound logging a connection's packets alternate out and in, and
+    /// each direction keeps its owner (an inbound packet often has no uid) and interfaces.
     @exclusivity(unchecked) private var event = PacketPipeline.emptyEvent
+    @exclusivity(unchecked) private var inboundEvent = PacketPipeline.emptyEvent
     @exclusivity(unchecked) private var receiveTime: EventTime?
     @exclusivity(unchecked) private var monotonicTime: UInt64?
     /// Set from another thread (SIGHUP) to drop cached names before the next datagram.
@@ -199,24 +202,37 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
             withUnsafePointer(to: &facts) { lent in
                 for sink in factSinks { sink.consume(lent.pointee) }
             }
+        case .events where direction == .inbound:
+            engine.update(&inboundEvent.owner, attribution: attribution, uid: uid, gid: gid, cgroupID: cgroupID)
+            deliverEvent(&inboundEvent, source, packet: packet, direction: direction, cgroupID: cgroupID, payload: payload)
         case .events:
             engine.update(&event.owner, attribution: attribution, uid: uid, gid: gid, cgroupID: cgroupID)
-            deliverEvent(source, packet: packet, direction: direction, cgroupID: cgroupID, payload: payload)
+            deliverEvent(&event, source, packet: packet, direction: direction, cgroupID: cgroupID, payload: payload)
         }
     }
 
     private func emitEvent(_ source: UnsafeSourcePacket, packet: PacketSummary, direction: Direction,
                            cgroupID: UInt64?) {
+        if direction == .inbound {
+            emitEvent(into: &inboundEvent, source, packet: packet, direction: direction, cgroupID: cgroupID)
+        } else {
+            emitEvent(into: &event, source, packet: packet, direction: direction, cgroupID: cgroupID)
+        }
+    }
+
+    @inline(__always)
+    private func emitEvent(into event: inout PacketEvent, _ source: UnsafeSourcePacket, packet: PacketSummary,
+                           direction: Direction, cgroupID: UInt64?) {
         engine.update(&event.owner, packet: packet, direction: direction, uid: source.uid, gid: source.gid,
                       cgroupID: cgroupID, now: batchMonotonicTime())
         if let attribution = event.owner.attribution { counters.attributions?.add(attribution.tally) }
-        deliverEvent(source, packet: packet, direction: direction, cgroupID: cgroupID, payload: source.payload)
+        deliverEvent(&event, source, packet: packet, direction: direction, cgroupID: cgroupID, payload: source.payload)
     }
 
-    /// Hands the event (its owner up to date) to the sinks; `payload`: the IP packet's bytes.
+    /// Hands `event` (its owner up to date) to the sinks; `payload`: the IP packet's bytes.
     @inline(__always)
-    private func deliverEvent(_ source: UnsafeSourcePacket, packet: PacketSummary, direction: Direction,
-                              cgroupID: UInt64?, payload: UnsafeRawBufferPointer) {
+    private func deliverEvent(_ event: inout PacketEvent, _ source: UnsafeSourcePacket, packet: PacketSummary,
+                              direction: Direction, cgroupID: UInt64?, payload: UnsafeRawBufferPointer) {
         if !factSinks.isEmpty {
             let facts = PacketFacts(packet: packet, direction: direction, uid: source.uid, gid: source.gid,
                                     cgroupID: cgroupID, attribution: event.owner.attribution)
@@ -238,6 +254,12 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
                                                             uid: nil, gid: nil, cgroupID: nil, attribution: nil)
     @exclusivity(unchecked) private var factsIdentity = UInt64.max
 
+    private static func forgetNames(in event: inout PacketEvent) {
+        event.owner = PacketOwner()
+        event.inputInterfaceName = nil
+        event.outputInterfaceName = nil
+    }
+
     /// An event with nothing in it yet.
     private static let emptyEvent = PacketEvent(
         metadata: PacketMetadata(),
@@ -249,9 +271,8 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         monotonicTime = nil
         if namesStale.exchange(false, ordering: .acquiring) {
             engine.forgetNames()
-            event.owner = PacketOwner()
-            event.inputInterfaceName = nil
-            event.outputInterfaceName = nil
+            Self.forgetNames(in: &event)
+            Self.forgetNames(in: &inboundEvent)
         }
         // Once per datagram, not per packet: the corrections are counted when flows are resolved.
         if let processes = engine.processes { counters.cgroupCorrections = processes.cgroupCorrections }

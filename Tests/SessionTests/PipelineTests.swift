@@ -1,4 +1,5 @@
 import Attribution
+import Export
 import Foundation
 import NetlinkWire
 import PacketModel
@@ -284,6 +285,42 @@ struct PipelineHarness {
         #expect(events.map(\.outputInterfaceName) == ["lo", nil, nil, "lo"])
         #expect(events.map { $0.metadata.prefix?.string } == ["nfowner cg=5", "nfowner", nil, "nfowner cg=5"])
         #expect(events.map(\.cgroupID) == [5, nil, nil, 5])
+    }
+
+    /// With inbound logging the directions alternate packet by packet; each direction keeps its
+    /// own event, and every event comes out with its own packet's owner and interfaces, also
+    /// through the JSON encoder's per-direction texts.
+    @Test func alternatingDirectionsComeOutRight() {
+        let harness = PipelineHarness()
+        func record(inbound: Bool, uid: UInt32?) -> NflogRecord {
+            var record = NflogRecord()
+            record.family = 2
+            record.hook = inbound ? 1 : 3
+            record.uid = uid
+            record.gid = uid
+            if inbound { record.inputInterface = 1 } else { record.outputInterface = 1 }
+            return record
+        }
+        let pattern: [(Bool, UInt32?)] = [(false, 65534), (true, nil), (false, 65534), (true, nil), (false, 1000), (true, 1000)]
+        harness.process(NflogPacketEncoder.encodeBatch(pattern.map { (record(inbound: $0.0, uid: $0.1), Self.udpPacket) }))
+        let events = harness.events
+        #expect(events.map(\.metadata.direction) == pattern.map { $0.0 ? .inbound : .outbound })
+        #expect(events.map(\.owner.uid) == pattern.map(\.1))
+        #expect(events.map(\.userName) == ["nobody", nil, "nobody", nil, nil, nil])
+        #expect(events.map(\.inputInterfaceName) == [nil, "lo", nil, "lo", nil, "lo"])
+        #expect(events.map(\.outputInterfaceName) == ["lo", nil, "lo", nil, "lo", nil])
+        var encoder = JSONLines.Encoder()
+        var buffer = ByteBuffer(capacity: 4096)
+        for event in events { encoder.append(event, to: &buffer) }
+        var text = ""
+        buffer.withBytes { text = String(decoding: $0, as: UTF8.self) }
+        let lines = text.split(separator: "\n")
+        #expect(lines.count == 6)
+        for (line, (inbound, uid)) in zip(lines, pattern) {
+            #expect(line.contains(inbound ? #""dir":"in""# : #""dir":"out""#), "\(line)")
+            #expect(line.contains(#""uid":\#(uid.map(String.init) ?? "null"),"#), "\(line)")
+            #expect(line.contains(inbound ? #""iface_in":"lo","iface_out":null"# : #""iface_in":null,"iface_out":"lo""#), "\(line)")
+        }
     }
 
     /// A queue source asks `decide` (hold mode): the pipeline resolves the packet's owner with
