@@ -85,6 +85,12 @@ public final class AttributionEngine {
     @exclusivity(unchecked) private var classifiedID: UInt64?
     @exclusivity(unchecked) private var classifiedPath: String?
     @exclusivity(unchecked) private var classifiedUnit: String?
+    /// Bumped whenever the classification above changes; each direction's owner records the
+    /// one its cgroup was set from (the pipeline keeps an owner per direction, and the packet
+    /// before may have been the other direction's).
+    @exclusivity(unchecked) private var classificationVersion: UInt64 = 0
+    @exclusivity(unchecked) private var outboundOwnerVersion: UInt64 = .max
+    @exclusivity(unchecked) private var inboundOwnerVersion: UInt64 = .max
 
     /// Looks the classified cgroup's path and unit up again when the id differs from the packet
     /// before's (or its path was not known yet); true when it did.
@@ -93,6 +99,7 @@ public final class AttributionEngine {
         guard !classifiedKnown || classifiedID != cgroupID || (cgroupID != nil && classifiedPath == nil) else { return false }
         let entry = cgroupID.flatMap { cgroups?.entry(forID: $0) }
         classifiedKnown = true
+        classificationVersion &+= 1
         classifiedID = cgroupID
         classifiedPath = entry?.path
         classifiedUnit = entry?.unit
@@ -107,7 +114,8 @@ public final class AttributionEngine {
     public func update(_ owner: inout PacketOwner, packet: PacketSummary, direction: Direction, uid: UInt32?,
                        gid: UInt32?, cgroupID: UInt64?, now: UInt64) {
         updateNames(&owner, uid: uid, gid: gid)
-        var cgroupStale = refreshClassification(cgroupID)
+        refreshClassification(cgroupID)
+        var cgroupStale = ownerVersion(direction) != classificationVersion
         if let processes {
             let found = processes.attribute(packet: packet, direction: direction, uid: uid, cgroupPath: classifiedPath,
                                             now: now)
@@ -121,7 +129,18 @@ public final class AttributionEngine {
         }
         if cgroupStale {
             Self.setCgroup(of: &owner, classifiedID: cgroupID, classifiedPath: classifiedPath, classifiedUnit: classifiedUnit)
+            setOwnerVersion(direction)
         }
+    }
+
+    @inline(__always)
+    private func ownerVersion(_ direction: Direction) -> UInt64 {
+        direction == .inbound ? inboundOwnerVersion : outboundOwnerVersion
+    }
+
+    @inline(__always)
+    private func setOwnerVersion(_ direction: Direction) {
+        if direction == .inbound { inboundOwnerVersion = classificationVersion } else { outboundOwnerVersion = classificationVersion }
     }
 
     /// The uid, gid and their names, looked up again only when they change (or were not known).
@@ -170,12 +189,13 @@ public final class AttributionEngine {
     /// Brings `owner` up to `attribution` for a packet whose attribution was found another way
     /// (a packet socket's frame, an ICMP error): names as `update` keeps them, the cgroup the
     /// process's own, else the classified one (none at a device's hook).
-    public func update(_ owner: inout PacketOwner, attribution: OwnerAttribution?, uid: UInt32?, gid: UInt32?,
-                       cgroupID: UInt64?) {
+    public func update(_ owner: inout PacketOwner, attribution: OwnerAttribution?, direction: Direction, uid: UInt32?,
+                       gid: UInt32?, cgroupID: UInt64?) {
         updateNames(&owner, uid: uid, gid: gid)
         owner.attribution = attribution
         refreshClassification(cgroupID)
         Self.setCgroup(of: &owner, classifiedID: cgroupID, classifiedPath: classifiedPath, classifiedUnit: classifiedUnit)
+        setOwnerVersion(direction)
     }
 
     /// How frames on interface `index` start (cached); nil when its type is not one nfowner

@@ -203,10 +203,12 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
                 for sink in factSinks { sink.consume(lent.pointee) }
             }
         case .events where direction == .inbound:
-            engine.update(&inboundEvent.owner, attribution: attribution, uid: uid, gid: gid, cgroupID: cgroupID)
+            engine.update(&inboundEvent.owner, attribution: attribution, direction: direction, uid: uid, gid: gid,
+                          cgroupID: cgroupID)
             deliverEvent(&inboundEvent, source, packet: packet, direction: direction, cgroupID: cgroupID, payload: payload)
         case .events:
-            engine.update(&event.owner, attribution: attribution, uid: uid, gid: gid, cgroupID: cgroupID)
+            engine.update(&event.owner, attribution: attribution, direction: direction, uid: uid, gid: gid,
+                          cgroupID: cgroupID)
             deliverEvent(&event, source, packet: packet, direction: direction, cgroupID: cgroupID, payload: payload)
         }
     }

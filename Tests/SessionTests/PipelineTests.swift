@@ -296,6 +296,9 @@ struct PipelineHarness {
             var record = NflogRecord()
             record.family = 2
             record.hook = inbound ? 1 : 3
+            // Both directions classified into one cgroup: the inbound event must get it too,
+            // although the classification did not change from the packet before.
+            record.prefix = "nfowner cg=5"
             record.uid = uid
             record.gid = uid
             if inbound { record.inputInterface = 1 } else { record.outputInterface = 1 }
@@ -309,6 +312,7 @@ struct PipelineHarness {
         #expect(events.map(\.userName) == ["nobody", nil, "nobody", nil, nil, nil])
         #expect(events.map(\.inputInterfaceName) == [nil, "lo", nil, "lo", nil, "lo"])
         #expect(events.map(\.outputInterfaceName) == ["lo", nil, "lo", nil, "lo", nil])
+        #expect(events.map(\.cgroupID) == Array(repeating: 5, count: 6))
         var encoder = JSONLines.Encoder()
         var buffer = ByteBuffer(capacity: 4096)
         for event in events { encoder.append(event, to: &buffer) }
