@@ -68,15 +68,19 @@ public struct LogPrefix: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { string }
 
-    /// Bytes past `length` are always zero (set once at init), so the whole storage compares.
+    /// Bytes past `length` are always zero (set once at init), so the words that hold the prefix
+    /// compare whole — one word for "nfowner", where comparing all sixteen was ≈ 4% of a JSON
+    /// run's profile (it runs for every event).
+    @inlinable
     public static func == (lhs: LogPrefix, rhs: LogPrefix) -> Bool {
         guard lhs.length == rhs.length else { return false }
+        let words = (Int(lhs.length) &+ 7) / 8
         return withUnsafeBytes(of: lhs.storage) { left in
             withUnsafeBytes(of: rhs.storage) { right in
                 var differing: UInt64 = 0
-                for word in 0..<(left.count / 8) {
-                    differing |= left.load(fromByteOffset: word * 8, as: UInt64.self)
-                        ^ right.load(fromByteOffset: word * 8, as: UInt64.self)
+                for word in 0..<words {
+                    differing |= left.load(fromByteOffset: word &* 8, as: UInt64.self)
+                        ^ right.load(fromByteOffset: word &* 8, as: UInt64.self)
                 }
                 return differing == 0
             }

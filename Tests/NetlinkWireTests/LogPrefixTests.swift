@@ -15,6 +15,19 @@ import Testing
         #expect(LogPrefix("") == nil)
     }
 
+    /// Equality reads only the words that hold the prefix: a difference anywhere in them, in
+    /// the last partial word included, and in the length, tells two apart.
+    @Test func equalityComparesEveryByteOfThePrefix() {
+        #expect(LogPrefix("nfowner") == LogPrefix("nfowner"))
+        #expect(LogPrefix("nfowner") != LogPrefix("nfownex"))
+        #expect(LogPrefix("nfowner cg=1") != LogPrefix("nfowner cg=2"))
+        #expect(LogPrefix("nfowner cg=49102") != LogPrefix("nfowner cg=49103"))
+        #expect(LogPrefix("nfowner") != LogPrefix("nfowner "))
+        let long = String(repeating: "a", count: 126)
+        #expect(LogPrefix(long + "b") != LogPrefix(long + "c"))
+        #expect(LogPrefix(long + "b") == LogPrefix(long + "b"))
+    }
+
     @Test func invalidUTF8IsKeptAsBytesAndRepairedOnlyAsText() {
         let bytes: [UInt8] = [0x6E, 0xFF, 0x77]
         let prefix = bytes.withUnsafeBytes { LogPrefix(bytes: $0) }
