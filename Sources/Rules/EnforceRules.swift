@@ -42,8 +42,11 @@ import PacketModel
 
 /// What enforce mode queues, and how.
 public struct EnforceSpec: Sendable, Equatable {
-    /// The NFQUEUE queue nfowner reads.
+    /// The NFQUEUE queue nfowner reads (the first of `queueCount`).
     public var queue: UInt16
+    /// Queues `queue` … `queue + queueCount - 1`, new flows spread over them by the CPU they are
+    /// sent on (`--queue-balance … --queue-cpu-fanout`), one reader thread each. Default 1.
+    public var queueCount: UInt16 = 1
     /// With nobody listening, let packets pass (`--queue-bypass`); else they are dropped.
     public var failOpen: Bool
     /// Queue new outbound flows (OUTPUT) and/or new inbound ones (INPUT).
@@ -96,7 +99,7 @@ public enum EnforceRules {
         ]
         let decisions = spec.decisions.map { $0[family] ?? [] } ?? [EnforceDecision(target: .queue)]
         for decision in decisions {
-            lines += decision.lines(family: family, queue: spec.queue, failOpen: spec.failOpen)
+            lines += decision.lines(family: family, queue: spec.queue, queueCount: spec.queueCount, failOpen: spec.failOpen)
                 .map { "-A \(decideChain) \($0)" }
         }
         lines.append("COMMIT")
@@ -220,7 +223,7 @@ public struct EnforceDecision: Sendable, Equatable {
     /// Its iptables rule(s), without `-A CHAIN`. Reject without a protocol is two rules (TCP
     /// reset first); a queue rule under fail-open is followed by an allow of the same packets
     /// (with nobody listening, bypass falls through: fail-open means they pass).
-    func lines(family: IptablesFamily, queue: UInt16, failOpen: Bool) -> [String] {
+    func lines(family: IptablesFamily, queue: UInt16, queueCount: UInt16 = 1, failOpen: Bool) -> [String] {
         let matches = matchText(family: family)
         func line(_ target: String) -> String { matches.isEmpty ? target : matches + " " + target }
         switch target {
@@ -234,7 +237,11 @@ public struct EnforceDecision: Sendable, Equatable {
             default: return [line(unreachable)]
             }
         case .queue:
-            let queueRule = line("-j NFQUEUE --queue-num \(queue)" + (failOpen ? " --queue-bypass" : ""))
+            // By the CPU the packet is sent on: the queue's hash alone reads only the addresses,
+            // so one busy peer would land every flow in one queue.
+            let queues = queueCount > 1 ? "--queue-balance \(queue):\(Int(queue) + Int(queueCount) - 1) --queue-cpu-fanout"
+                : "--queue-num \(queue)"
+            let queueRule = line("-j NFQUEUE \(queues)" + (failOpen ? " --queue-bypass" : ""))
             return failOpen ? [queueRule, line("-j RETURN")] : [queueRule]
         }
     }

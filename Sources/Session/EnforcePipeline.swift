@@ -26,6 +26,22 @@ public struct EnforceCounters: Sendable, Equatable {
 
     public init() {}
 
+    /// The counts of several queues' pipelines together.
+    public static func total(_ parts: [EnforceCounters]) -> EnforceCounters {
+        var sum = EnforceCounters()
+        for part in parts {
+            sum.decided += part.decided
+            sum.allow += part.allow
+            sum.deny += part.deny
+            sum.reject += part.reject
+            sum.parseErrors += part.parseErrors
+            sum.auditEvents += part.auditEvents
+            sum.unknownProcess += part.unknownProcess
+            sum.flowsReset += part.flowsReset
+        }
+        return sum
+    }
+
     /// `decided=… allow=… deny=… reject=… audit_events=… unknown_process=… parse_errors=… flows_reset=…`.
     public var summaryFields: String {
         "decided=\(decided) allow=\(allow) deny=\(deny) reject=\(reject) audit_events=\(auditEvents) "

@@ -4,6 +4,7 @@ import PacketModel
 import PacketSources
 import Policy
 import Rules
+import Synchronization
 
 /// What an enforce run needs: the policy, where it came from (for SIGHUP), the queue, and
 /// where audit events go.
@@ -13,6 +14,9 @@ public struct EnforceOptions: @unchecked Sendable {
     public var reloadPolicy: (() -> PolicyCheck)?
     /// The NFQUEUE queue the rules send packets to (must be free).
     public var queue: UInt16 = 10
+    /// Queues `queue` … `queue + queueCount - 1`, new flows spread over them by CPU, each read
+    /// and decided by a thread of its own (with an owner table of its own). Default 1.
+    public var queueCount: UInt16 = 1
     /// Packets held at once before the queue counts as full (then `fail` decides).
     public var maximumQueueLength: UInt32 = 4096
     /// The queue socket's receive buffer, in bytes.
@@ -61,7 +65,8 @@ public struct EnforceOptions: @unchecked Sendable {
 /// line to stderr.
 public final class EnforceSession: @unchecked Sendable {
     public let options: EnforceOptions
-    private var pipeline: EnforcePipeline?
+    /// One per queue (see `EnforceOptions.queueCount`); set once, before the first packet.
+    private nonisolated(unsafe) var pipelines: [EnforcePipeline] = []
     private var rulesRunner: EnforceRulesRunner?
 
     public init(_ options: EnforceOptions) {
@@ -83,60 +88,71 @@ public final class EnforceSession: @unchecked Sendable {
     }
 
     /// The counters so far (any thread).
-    public var counters: EnforceCounters { pipeline?.snapshot ?? EnforceCounters() }
+    public var counters: EnforceCounters { EnforceCounters.total(pipelines.map(\.snapshot)) }
 
     @discardableResult
     public func run(onReady: (Ready) throws -> Void = { _ in }) throws(SessionError) -> Outcome {
         let report = options.report
-        let processEvents = OwnerResolution.subscribeToProcessEvents()
+        let queues = (0..<Int(max(1, options.queueCount))).map { options.queue &+ UInt16($0) }
+        // Before entering a namespace: the process connector exists only in the initial one.
+        // One subscription per queue: each queue's reader resolves owners with a table of its own.
+        let processEvents = queues.map { _ in OwnerResolution.subscribeToProcessEvents() }
         if let name = options.namespace {
             do { try NetworkNamespace.enter(named: name) } catch { throw SessionError(error.description) }
         }
-        let signals: TerminationSignals?, wakeup: WakeupEvent
+        let signals: TerminationSignals?, wakeups: [WakeupEvent]
         do {
             signals = options.handlesSignals ? try TerminationSignals() : nil
-            wakeup = try WakeupEvent()
+            wakeups = try queues.map { _ throws(SystemError) in try WakeupEvent() }
         } catch {
             throw SessionError("cannot set up signal handling: \(error)")
         }
         let policy = options.policy
-        let spec = EnforceOptions.spec(for: policy, queue: options.queue, fastPath: options.fastPath)
+        var spec = EnforceOptions.spec(for: policy, queue: options.queue, fastPath: options.fastPath)
+        spec.queueCount = UInt16(queues.count)
         var settings = NfqueueSettings()
-        settings.queue = options.queue
         settings.copyRange = 128
         settings.maximumLength = options.maximumQueueLength
         settings.failOpen = spec.failOpen
         settings.socketReceiveBuffer = options.socketReceiveBuffer
         // Bound before the rules exist: a packet is never queued to a queue nobody will read.
-        let source: NfqueueSource
-        do { source = try NfqueueSource(settings: settings, verdictMarks: spec.marks, verdictBatch: 32) } catch {
-            // The source's advice names hold mode's option; enforce's is --queue.
-            throw SessionError(error.description.replacing("--hold-queue", with: "--queue"))
+        var sources: [NfqueueSource] = []
+        for queue in queues {
+            settings.queue = queue
+            do { sources.append(try NfqueueSource(settings: settings, verdictMarks: spec.marks, verdictBatch: 32)) } catch {
+                sources.forEach { $0.close() }
+                // The source's advice names hold mode's option; enforce's is --queue.
+                throw SessionError(error.description.replacing("--hold-queue", with: "--queue"))
+            }
         }
         var cgroupMount: CgroupMount?
         do { cgroupMount = try CgroupMount.current() } catch { report("no cgroup2 mount (\(error)): unit and cgroup matchers never match") }
         // Ready before the rules exist: the first queued packet is decided at once.
-        let owners = OwnerResolution(events: processEvents, flushTimeout: 1, exitGrace: options.processes.exitGrace,
-                                     flowLifetime: options.processes.flowLifetime,
-                                     maximumFlows: options.processes.maximumFlows,
-                                     cgroupMountPoint: cgroupMount?.mountPoint, report: report)
-        let engine = AttributionEngine(cgroups: cgroupMount.flatMap { CgroupNames(mountPoint: $0.mountPoint) },
-                                       processes: owners)
+        let owners = processEvents.map { events in
+            OwnerResolution(events: events, flushTimeout: 1, exitGrace: options.processes.exitGrace,
+                            flowLifetime: options.processes.flowLifetime, maximumFlows: options.processes.maximumFlows,
+                            cgroupMountPoint: cgroupMount?.mountPoint, report: report)
+        }
+        func releaseAll() {
+            owners.forEach { $0.shutdown() }
+            sources.forEach { $0.close() }
+        }
         let runner = EnforceRulesRunner()
         var installed = false
+        let queueText = queues.count == 1 ? "NFQUEUE queue \(options.queue)"
+            : "NFQUEUE queues \(queues[0])-\(queues[queues.count - 1]) (spread by CPU, one reader each)"
         if options.installsRules {
             do { try runner.install(spec) } catch {
-                owners.shutdown()
-                source.close()
+                releaseAll()
                 throw SessionError("cannot install enforce mode's rules: \(error.reason)")
             }
             installed = true
             report("enforcing \(policy.rules.count) rule(s), default \(policy.defaultAction.rawValue), mode \(policy.mode.rawValue), "
                    + "fail \(spec.failOpen ? "open" : "closed")\(policy.mode == .audit && policy.fail == .closed ? " (audit mode never blocks)" : ""): "
-                   + "new \(Self.directionsText(spec)) flows go to NFQUEUE queue \(options.queue) via \(runner.backendNote())")
+                   + "new \(Self.directionsText(spec)) flows go to \(queueText) via \(runner.backendNote())")
             report(Self.fastPathNote(spec, requested: options.fastPath))
         } else {
-            report("enforce with --no-rules: reading NFQUEUE queue \(options.queue); your rules must queue to it and act on "
+            report("enforce with --no-rules: reading \(queueText); your rules must queue to it and act on "
                    + "the verdict marks (see docs/enforce.md)")
         }
         let rulesRunner = installed ? runner : nil
@@ -148,52 +164,95 @@ public final class EnforceSession: @unchecked Sendable {
             }
         }
 
-        let pipeline = EnforcePipeline(source: source, engine: engine, policy: policy, audit: options.audit)
-        self.pipeline = pipeline
+        let pipelines = owners.indices.map { index in
+            EnforcePipeline(source: sources[index], engine: AttributionEngine(
+                cgroups: cgroupMount.flatMap { CgroupNames(mountPoint: $0.mountPoint) }, processes: owners[index]),
+                policy: policy, audit: options.audit)
+        }
+        self.pipelines = pipelines
         self.rulesRunner = rulesRunner
         let reloadPolicy = options.reloadPolicy
         let queue = options.queue
         let fastPath = options.fastPath
         let resetFlows = options.resetFlows
-        let loop = ReceiveLoop(source: source, consumer: pipeline, signals: signals, wakeup: wakeup,
-                               reload: {
-                                   if Self.reload(reloadPolicy, pipeline: pipeline, runner: rulesRunner,
-                                                  queue: queue, fastPath: fastPath, report: report), resetFlows {
-                                       pipeline.requestFlowReset()
-                                   }
-                               },
-                               tick: {
-                                   owners.housekeeping()
-                                   pipeline.resetFlowsIfRequested(report: report)
-                               })
+        // The first queue's loop reads the signals (SIGHUP reloads every queue's policy) and
+        // runs the flow reset; each loop runs its own owners' housekeeping.
+        let loops = pipelines.indices.map { index in
+            ReceiveLoop(source: sources[index], consumer: pipelines[index], signals: index == 0 ? signals : nil,
+                        wakeup: wakeups[index],
+                        reload: index != 0 ? nil : {
+                            if Self.reload(reloadPolicy, pipelines: pipelines, runner: rulesRunner,
+                                           queue: queue, queueCount: UInt16(queues.count), fastPath: fastPath,
+                                           report: report), resetFlows {
+                                pipelines[0].requestFlowReset()
+                            }
+                        },
+                        tick: {
+                            owners[index].housekeeping()
+                            if index == 0 { pipelines[0].resetFlowsIfRequested(report: report) }
+                        })
+        }
+        let stopAll: @Sendable () -> Void = { loops.forEach { $0.requestStop() } }
+        // The other queues' loops on threads of their own; one that ends stops them all.
+        let otherEndings = Mutex<[ReceiveLoop.Ending]>([])
+        var others: [DedicatedThread] = []
+        for index in loops.indices.dropFirst() {
+            do {
+                others.append(try DedicatedThread(name: "nfowner-enforce\(index)") {
+                    try? DedicatedThread.setCurrentNiceness(Session.receiveThreadNiceness)
+                    let ending = loops[index].run()
+                    otherEndings.withLock { $0.append(ending) }
+                    stopAll()
+                })
+            } catch {
+                stopAll()
+                others.forEach { $0.join() }
+                removeRules()
+                releaseAll()
+                throw SessionError("cannot start the reader of NFQUEUE queue \(queues[index]): \(error)")
+            }
+        }
         let started = WallClock.monotonicNanoseconds()
-        let ending = loop.runOnReceiveThread(name: "nfowner-enforce") {
+        var ending = loops[0].runOnReceiveThread(name: "nfowner-enforce") {
             try onReady(Ready(queue: options.queue, backend: rulesRunner == nil ? nil : EnforceRules.backendDescription,
-                              stop: { [loop] in loop.requestStop() }))
+                              stop: stopAll))
+        }
+        stopAll()
+        others.forEach { $0.join() }
+        if case .failed = ending {} else if let failed = otherEndings.withLock({ $0.first { if case .failed = $0 { true } else { false } } }) {
+            ending = failed
         }
         let seconds = Double(WallClock.monotonicNanoseconds() - started) / 1e9
         // No packet may be queued once the queue is gone: the rules go first.
         removeRules()
-        owners.shutdown()
-        source.close()
-        _ = pipeline.endDatagram()
-        let counters = pipeline.counters
-        let line = "held=\(source.counters.received) " + counters.summaryFields
-            + " verdict_failures=\(source.verdictFailures) malformed=\(source.counters.malformed)"
-            + " enobufs=\(source.counters.enobufs) duration_s=\(String(format: "%.2f", seconds))"
-            + " verdict_sends=\(source.verdictSends)"
+        owners.forEach { $0.shutdown() }
+        sources.forEach { $0.close() }
+        for pipeline in pipelines { _ = pipeline.endDatagram() }
+        let counters = EnforceCounters.total(pipelines.map(\.counters))
+        let total = { (value: (NfqueueSource) -> UInt64) in sources.reduce(UInt64(0)) { $0 + value($1) } }
+        let held = total { $0.counters.received }
+        let line = "held=\(held) " + counters.summaryFields
+            + " verdict_failures=\(total { $0.verdictFailures }) malformed=\(total { $0.counters.malformed })"
+            + " enobufs=\(total { $0.counters.enobufs }) duration_s=\(String(format: "%.2f", seconds))"
+            + " verdict_sends=\(total { $0.verdictSends })"
+            + " held_per_queue=\(sources.map { String($0.counters.received) }.joined(separator: ","))"
         try? OutputDescriptor.standardError.write(line + "\n")
         if case .failed(let reason) = ending { throw SessionError(reason) }
-        return Outcome(ending: ending, counters: counters, source: source.counters, verdictFailures: source.verdictFailures)
+        var source = SourceCounters()
+        source.received = held
+        source.malformed = total { $0.counters.malformed }
+        source.enobufs = total { $0.counters.enobufs }
+        return Outcome(ending: ending, counters: counters, source: source, verdictFailures: total { $0.verdictFailures })
     }
 
     /// Re-reads the policy as SIGHUP does (see `reload`), for a run that reads the signals itself
     /// (`handlesSignals` false). Any thread; does nothing before the session is ready.
     public func reloadPolicy() {
-        guard let pipeline else { return }
-        if Self.reload(options.reloadPolicy, pipeline: pipeline, runner: rulesRunner, queue: options.queue,
-                       fastPath: options.fastPath, report: options.report), options.resetFlows {
-            pipeline.requestFlowReset()
+        guard let first = pipelines.first else { return }
+        if Self.reload(options.reloadPolicy, pipelines: pipelines, runner: rulesRunner, queue: options.queue,
+                       queueCount: UInt16(pipelines.count), fastPath: options.fastPath, report: options.report),
+           options.resetFlows {
+            first.requestFlowReset()
         }
     }
 
@@ -221,8 +280,9 @@ public final class EnforceSession: @unchecked Sendable {
     /// queue's flags are set when it is bound).
     /// Returns whether the new policy is in force.
     @discardableResult
-    static func reload(_ reloadPolicy: (() -> PolicyCheck)?, pipeline: EnforcePipeline, runner: EnforceRulesRunner?,
-                       queue: UInt16, fastPath: Bool, report: (String) -> Void) -> Bool {
+    static func reload(_ reloadPolicy: (() -> PolicyCheck)?, pipelines: [EnforcePipeline], runner: EnforceRulesRunner?,
+                       queue: UInt16, queueCount: UInt16, fastPath: Bool, report: (String) -> Void) -> Bool {
+        guard let pipeline = pipelines.first else { return false }
         guard let reloadPolicy else {
             report("SIGHUP: no policy file to re-read")
             return false
@@ -235,8 +295,10 @@ public final class EnforceSession: @unchecked Sendable {
         }
         check.warnings.forEach { report("\($0)") }
         let old = pipeline.currentPolicy
-        let oldSpec = EnforceOptions.spec(for: old, queue: queue, fastPath: fastPath)
-        let newSpec = EnforceOptions.spec(for: new, queue: queue, fastPath: fastPath)
+        var oldSpec = EnforceOptions.spec(for: old, queue: queue, fastPath: fastPath)
+        var newSpec = EnforceOptions.spec(for: new, queue: queue, fastPath: fastPath)
+        oldSpec.queueCount = queueCount
+        newSpec.queueCount = queueCount
         if oldSpec.failOpen != newSpec.failOpen {
             report("SIGHUP: the new policy changes fail (or audit mode's fail-open); restart nfowner to change it; "
                    + "keeping the policy in force")
@@ -248,7 +310,7 @@ public final class EnforceSession: @unchecked Sendable {
                 return false
             }
         }
-        pipeline.replacePolicy(new)
+        for each in pipelines { each.replacePolicy(new) }
         report("SIGHUP: policy reloaded: \(new.rules.count) rule(s), default \(new.defaultAction.rawValue), mode \(new.mode.rawValue)")
         return true
     }

@@ -55,6 +55,10 @@ struct EnforceCommand: ParsableCommand {
                                valueName: "n"))
     var queue: UInt16 = 10
 
+    @Option(help: ArgumentHelp(
+        "Spread new flows over this many queues (--queue and the ones after it, by the CPU each is sent on), each decided by a thread of its own (1-16).",
+        valueName: "n"))
+    var queues: UInt16 = 1
     @Option(name: .customLong("queue-length"), help: ArgumentHelp(
         "Packets held at once before the queue is full (then fail decides: open accepts, closed drops).",
         valueName: "packets"))
@@ -100,6 +104,10 @@ struct EnforceCommand: ParsableCommand {
         if noRules && keepRules { throw ValidationError("--keep-rules and --no-rules contradict each other: pick one") }
         if auditLog != nil && noAudit { throw ValidationError("--audit-log and --no-audit contradict each other: pick one") }
         if queueLength == 0 { throw ValidationError("--queue-length must be at least 1") }
+        if !(1...16).contains(queues) { throw ValidationError("--queues must be 1 to 16") }
+        if Int(queue) + Int(queues) - 1 > Int(UInt16.max) {
+            throw ValidationError("--queue \(queue) with --queues \(queues) goes past queue 65535: choose a lower --queue")
+        }
         if receiveBuffer < 65536 || receiveBuffer > 1 << 30 {
             throw ValidationError("--receive-buffer must be 65536 to 1073741824 bytes")
         }
@@ -135,6 +143,7 @@ struct EnforceCommand: ParsableCommand {
         var options = EnforceOptions(policy: policy, report: note)
         options.reloadPolicy = { PolicyParser.load(path: policyPath) }
         options.queue = queue
+        options.queueCount = queues
         options.maximumQueueLength = queueLength
         options.socketReceiveBuffer = receiveBuffer
         options.installsRules = !noRules
@@ -146,7 +155,8 @@ struct EnforceCommand: ParsableCommand {
         options.processes = ProcessResolutionSettings(exitGrace: UInt64(exitGrace) * 1_000_000_000)
         do {
             try EnforceSession(options).run(onReady: { ready in
-                note("deciding packets from NFQUEUE queue \(ready.queue); stop with Ctrl-C, reload the policy with SIGHUP")
+                let range = queues == 1 ? "queue \(ready.queue)" : "queues \(ready.queue)-\(Int(ready.queue) + Int(queues) - 1)"
+                note("deciding packets from NFQUEUE \(range); stop with Ctrl-C, reload the policy with SIGHUP")
             })
         } catch {
             throw UserFacingError(error.description)

@@ -327,6 +327,39 @@ extension EndToEnd {
 
         /// An exe rule rejects one program (python3) while another of the same uid
         /// (nfowner-traffic) passes.
+        /// `--queues 2`: new flows are spread over two queues by the CPU they are sent on, each
+        /// decided by its own reader; every connection is decided once (an exe rule, so none is
+        /// the kernel's alone), both queues take part (the connects are pinned to CPU 0 and 1 in
+        /// turn), and the verdicts are right on both.
+        @Test func twoQueuesShareTheFlows() throws {
+            let web = try listener(port: 8080, accept: 20)
+            defer { web.stop() }
+            let enforcer = try RunningEnforcer(policy: """
+                default = "deny"
+                fail = "closed"
+                [[rule]]
+                name = "traffic-tool"
+                action = "allow"
+                exe = ["\(Harness.traffic)"]
+                """, ["--netns", client.name, "--queues", "2", "--no-audit"])
+            defer { enforcer.stop() }
+            #expect(enforcer.stderr.contains("NFQUEUE queues 10-11 (spread by CPU, one reader each)"), "\(enforcer.stderr)")
+            let rules = try filterRules()
+            #expect(rules.contains("-j NFQUEUE --queue-balance 10:11 --queue-cpu-fanout"), "\(rules)")
+            for index in 0..<16 {
+                let output = try client.exec(["taskset", "-c", String(index % 2), Harness.traffic, "tcp", "--to", Self.peerAddress,
+                                              "--port", "8080", "--timeout", "2", "--quiet",
+                                              "--uid", String(Self.nobody), "--gid", String(Self.nobody)]).stdout
+                let result = Harness.keyValues(output.split(separator: "\n").last.map(String.init) ?? "")
+                #expect(result["sent"] == "1" && result["errors"] == "0", "\(output)")
+            }
+            let summary = enforcer.stop()
+            #expect(summary["allow"] == "16" && summary["decided"] == "16", "\(summary)")
+            let perQueue = (summary["held_per_queue"] ?? "").split(separator: ",").compactMap { Int($0) }
+            #expect(perQueue.count == 2 && perQueue.allSatisfy { $0 > 0 } && perQueue.reduce(0, +) == 16, "\(summary)")
+            #expect(!(try filterRules()).contains("NFOWNER"), "rules left after SIGINT")
+        }
+
         @Test func anExeRuleRejectsOneProgramWhileAnotherOfTheSameUidPasses() throws {
             let web = try listener(port: 8080)
             defer { web.stop() }

@@ -29,6 +29,16 @@ import Testing
         #expect(v6.contains("-A NFOWNER-ENFORCE-DECIDE -j NFQUEUE --queue-num 3 --queue-bypass\n-A NFOWNER-ENFORCE-DECIDE -j RETURN\n"))
     }
 
+    /// Several queues: one rule spreads the flows over them by CPU (`--queue-balance`,
+    /// `--queue-cpu-fanout`).
+    @Test func severalQueuesAreOneBalancedRule() {
+        var spec = EnforceSpec(queue: 10, failOpen: true)
+        spec.queueCount = 3
+        let v4 = EnforceRules.iptablesRestore(spec, family: .ipv4)
+        #expect(v4.contains("-A NFOWNER-ENFORCE-DECIDE -j NFQUEUE --queue-balance 10:12 --queue-cpu-fanout --queue-bypass\n"), "\(v4)")
+        #expect(!v4.contains("--queue-num"))
+    }
+
     @Test func decisionsRenderAsKernelVerdicts() {
         var spec = EnforceSpec(queue: 10, failOpen: false)
         spec.decisions = [.ipv4: [
