@@ -47,7 +47,7 @@ enum Schema {
         ("storage", ["path", "retention_days", "max_mb"]),
         ("metrics", ["listen", "remote_labels"]),
         ("run", ["keep_rules"]),
-        ("enforce", ["policy", "queue", "audit_log"]),
+        ("enforce", ["policy", "queue", "queues", "audit_log"]),
     ]
 
     static func keys(of table: String) -> [String] {
@@ -188,6 +188,10 @@ private struct Reader {
                 if key == "policy" { config.enforce.policy = file } else { config.enforce.auditLog = file }
             }
             if let queue = try integer(enforce, ["enforce", "queue"], 0...65535) { config.enforce.queue = queue }
+            if let queues = try integer(enforce, ["enforce", "queues"], 1...16) { config.enforce.queues = queues }
+            guard config.enforce.queue + config.enforce.queues - 1 <= 65535 else {
+                throw error(.outOfRange, ["enforce", "queues"], "enforce.queue \(config.enforce.queue) with enforce.queues \(config.enforce.queues) goes past queue 65535; choose a lower enforce.queue")
+            }
         }
         return config
     }

@@ -107,6 +107,9 @@ extension NfownerConfig {
     policy = ""
     # The NFQUEUE queue its rules queue new flows to (0 to 65535); it must be free.
     queue = 10
+    # Spread new flows over this many queues from `queue` on (1 to 16), by the CPU each is sent
+    # on, each decided by a thread of its own.
+    queues = 1
     # Append an audit event (JSON Lines) for each decision of a rule with log = true, or every
     # decision in audit mode; "" writes none.
     audit_log = ""

@@ -108,12 +108,15 @@ public struct NfownerConfig: Sendable, Equatable {
         public var policy: String = ""
         /// The NFQUEUE queue enforce mode's rules queue to. Default 10.
         public var queue: Int = 10
+        /// How many queues, from `queue` on, new flows are spread over (by CPU), 1…16. Default 1.
+        public var queues: Int = 1
         /// Where audit events go (JSON Lines, appended; absolute path); "" writes none.
         public var auditLog: String = ""
 
-        public init(policy: String = "", queue: Int = 10, auditLog: String = "") {
+        public init(policy: String = "", queue: Int = 10, queues: Int = 1, auditLog: String = "") {
             self.policy = policy
             self.queue = queue
+            self.queues = queues
             self.auditLog = auditLog
         }
     }

@@ -96,6 +96,7 @@ extension NfownerConfig {
             "[enforce]",
             "policy = \(TOMLText.basicString(enforce.policy))  # the policy `nfowner run` enforces; \"\" = none",
             "queue = \(enforce.queue)  # NFQUEUE queue of enforce mode",
+            "queues = \(enforce.queues)  # queues from `queue` on, new flows spread over them by CPU",
             "audit_log = \(TOMLText.basicString(enforce.auditLog))  # audit events (JSON Lines); \"\" = none",
         ]
         return lines.joined(separator: "\n") + "\n"

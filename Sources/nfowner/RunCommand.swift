@@ -100,6 +100,7 @@ struct RunCommand: ParsableCommand {
         var options = EnforceOptions(policy: policy, report: { Logger(label: "nfowner").notice("\($0)") })
         options.reloadPolicy = { PolicyParser.load(path: path) }
         options.queue = UInt16(truncatingIfNeeded: settings.queue)
+        options.queueCount = UInt16(truncatingIfNeeded: settings.queues)
         options.audit = auditFile?.descriptor
         options.namespace = namespace.name
         return (options, auditFile)

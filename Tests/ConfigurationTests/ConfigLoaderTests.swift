@@ -81,9 +81,10 @@ private func failure(_ text: String, sourceLocation: SourceLocation = #_sourceLo
             [enforce]
             policy = "/etc/nfowner/policy.toml"
             queue = 0
+            queues = 4
             audit_log = "/var/log/nfowner-audit.jsonl"
             """)
-        #expect(config.enforce == NfownerConfig.Enforce(policy: "/etc/nfowner/policy.toml", queue: 0,
+        #expect(config.enforce == NfownerConfig.Enforce(policy: "/etc/nfowner/policy.toml", queue: 0, queues: 4,
                                                         auditLog: "/var/log/nfowner-audit.jsonl"))
         var expected = NfownerConfig.Nflog(groups: [7, 0, 65535], snaplen: 65535, queueThreshold: 1,
                                            flushTimeout: 6000, receiveBuffer: 65536,
@@ -208,6 +209,10 @@ private func failure(_ text: String, sourceLocation: SourceLocation = #_sourceLo
              reason: "enforce.policy must be an absolute path to the policy file (or \"\" for none), got \"policy.toml\""),
         Case(text: "[enforce]\nqueue = 70000\n", code: .outOfRange, line: 2,
              reason: "enforce.queue must be an integer from 0 to 65535, got 70000"),
+        Case(text: "[enforce]\nqueues = 17\n", code: .outOfRange, line: 2,
+             reason: "enforce.queues must be an integer from 1 to 16, got 17"),
+        Case(text: "[enforce]\nqueue = 65535\nqueues = 2\n", code: .outOfRange, line: 3,
+             reason: "enforce.queue 65535 with enforce.queues 2 goes past queue 65535; choose a lower enforce.queue"),
         // The daemon's tables.
         Case(text: "[accounting]\nbucket_s = 0\n", code: .outOfRange, line: 2,
              reason: "accounting.bucket_s must be an integer from 1 to 86400, got 0"),
