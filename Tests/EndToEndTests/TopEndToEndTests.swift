@@ -4,8 +4,8 @@ import Testing
 
 extension EndToEnd {
     /// Issue 17: `nfowner top` in a real pseudo-terminal (tmux) with traffic from two programs in
-    /// a namespace of the test: the rows, the keys, and the terminal put back on q and on SIGTERM;
-    /// and `--once` for scripts.
+    /// a namespace of the test: the rows, the keys, a window resize, and the terminal put back on
+    /// q and on SIGTERM; and `--once` for scripts.
     @Suite(.serialized, .enabled(if: Harness.isRoot, Harness.rootReason),
            .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux"), "needs tmux (apt-get install tmux)"))
     struct TopTests {
@@ -106,6 +106,19 @@ extension EndToEnd {
             defer { namespace.close() }
             let pane = try Pane([Harness.nfowner, "top", "--netns", namespace.name, "--interval", "1", "--by", "unit"])
             #expect(pane.waitFor("nfowner top — by unit").contains("UNIT"))
+            // The column headings span the window: 110 columns, then 70 after a resize (the last
+            // heading, "OUT total", ends at the right edge both times; a view that did not follow
+            // the new size would be cut off in the middle of its columns instead).
+            func headings() -> String {
+                pane.screen.split(separator: "\n").first { $0.hasPrefix("UNIT") }.map {
+                    String($0).trimmingCharacters(in: .whitespaces)
+                } ?? ""
+            }
+            #expect(headings().count == 110 && headings().hasSuffix("OUT total"), "\(pane.screen)")
+            Pane.tmux(["resize-window", "-t", pane.name, "-x", "70", "-y", "20"])
+            let deadline = Date().addingTimeInterval(5)
+            while !(headings().count == 70 && headings().hasSuffix("OUT total")), Date() < deadline { usleep(100_000) }
+            #expect(headings().count == 70 && headings().hasSuffix("OUT total"), "after the resize:\n\(pane.screen)")
             let pid = try #require(pane.commandPID)
             kill(pid, SIGTERM)
             let screen = pane.waitFor("TOP-EXITED")
