@@ -29,19 +29,11 @@ public enum LinkHeader: Sendable, Equatable {
 }
 
 /// What a frame carries, once its link-layer header is taken off.
-public enum LinkPayload: Equatable {
+public enum LinkPayload {
     /// An IP packet: its bytes, from the IP header on.
     case ip(UnsafeRawBufferPointer)
     /// Not IP (its EtherType), or cut short inside the link-layer header (nil).
     case other(etherType: UInt16?)
-
-    public static func == (lhs: LinkPayload, rhs: LinkPayload) -> Bool {
-        switch (lhs, rhs) {
-        case (.ip(let a), .ip(let b)): a.baseAddress == b.baseAddress && a.count == b.count
-        case (.other(let a), .other(let b)): a == b
-        default: false
-        }
-    }
 }
 
 public enum LinkLayer {

@@ -171,22 +171,12 @@ public final class EnforceSession: @unchecked Sendable {
         }
         self.pipelines = pipelines
         self.rulesRunner = rulesRunner
-        let reloadPolicy = options.reloadPolicy
-        let queue = options.queue
-        let fastPath = options.fastPath
-        let resetFlows = options.resetFlows
-        // The first queue's loop reads the signals (SIGHUP reloads every queue's policy) and
-        // runs the flow reset; each loop runs its own owners' housekeeping.
+        // The first queue's loop reads the signals (SIGHUP: `reloadPolicy()`, every queue's policy)
+        // and runs the flow reset; each loop runs its own owners' housekeeping.
         let loops = pipelines.indices.map { index in
             ReceiveLoop(source: sources[index], consumer: pipelines[index], signals: index == 0 ? signals : nil,
                         wakeup: wakeups[index],
-                        reload: index != 0 ? nil : {
-                            if Self.reload(reloadPolicy, pipelines: pipelines, runner: rulesRunner,
-                                           queue: queue, queueCount: UInt16(queues.count), fastPath: fastPath,
-                                           report: report), resetFlows {
-                                pipelines[0].requestFlowReset()
-                            }
-                        },
+                        reload: index != 0 ? nil : { [self] in reloadPolicy() },
                         tick: {
                             owners[index].housekeeping()
                             if index == 0 { pipelines[0].resetFlowsIfRequested(report: report) }

@@ -81,7 +81,7 @@ struct RulesCommand: ParsableCommand {
                     let vanished = try NftRunner().installSkippingVanished(spec, installer: .rulesInstall)
                     for cgroup in vanished { note("cgroup \(cgroup.hierarchyPath) vanished before installing; left out") }
                     note("installed table inet \(spec.tableName): logging \(hooks(spec)) to NFLOG group \(spec.group)"
-                         + cgroupSummary(spec) + newFlowSummary(spec))
+                         + cgroupSummary(spec) + newFlowSummary(spec) + packetSocketSummary(spec))
                 case .iptables:
                     try IptablesRunner().install(spec, families: IptablesFamily.allCases)
                     if spec.newFlowSeconds > 0 {
@@ -168,7 +168,10 @@ private func cgroupSummary(_ spec: RulesetSpec) -> String {
 }
 
 private func newFlowSummary(_ spec: RulesetSpec) -> String {
-    (spec.newFlowSeconds > 0 ? "; each new flow's first packet at once" : "")
-        + (spec.packetSocketInterfaces.isEmpty ? ""
-           : "; table netdev \(spec.tableName): packet sockets' frames on \(spec.packetSocketInterfaces.joined(separator: ", "))")
+    spec.newFlowSeconds > 0 ? "; each new flow's first packet at once" : ""
+}
+
+private func packetSocketSummary(_ spec: RulesetSpec) -> String {
+    spec.packetSocketInterfaces.isEmpty ? ""
+        : "; table netdev \(spec.tableName): packet sockets' frames on \(spec.packetSocketInterfaces.joined(separator: ", "))"
 }
