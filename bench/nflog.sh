@@ -12,6 +12,8 @@
 #            file is in the run's work directory under /tmp and removed after each run)
 #   capture  nfowner capture -w FILE --no-rules   (pcapng with each packet's owner as comment and JSON
 #            option; the file in the work directory, removed after each run like json's)
+#   capture-null  nfowner capture -w /dev/null --no-rules   (the pcapng encoder's own cost, without the
+#            file system's page-cache writes; not in the default set)
 #   tcpdump  tcpdump -i nflog:N -w /dev/null
 #   run      nfowner run --no-rules: the accounting daemon, with its SQLite history (1 s buckets, so
 #            it writes every second) and its metrics endpoint on; its CPU is also given ÷ none's
@@ -128,6 +130,8 @@ start_consumer() {
         json) "$NFOWNER" monitor --format json --no-rules --group "$GROUP" --netns "$NS" \
                   </dev/null >"$WORK/events.json" 2>"$WORK/consumer.err" & ;;
         capture) "$NFOWNER" capture -w "$WORK/capture.pcapng" --no-rules --group "$GROUP" --netns "$NS" \
+                  </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
+        capture-null) "$NFOWNER" capture -w /dev/null --no-rules --group "$GROUP" --netns "$NS" \
                   </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
         run) printf '[nflog]\ngroups = [%s]\n[accounting]\nbucket_s = 1\n[storage]\npath = "%s"\n[metrics]\nlisten = "127.0.0.1:19465"\n' \
                   "$GROUP" "$WORK/history.db" >"$WORK/run.toml"
@@ -300,7 +304,7 @@ for line in open(raw).read().splitlines()[1:]:
 
 names = {"c": "C reference (libmnl)", "c-paced": "C reference, 2 ms wake coalescing",
          "none": "nfowner --format none", "none-unpaced": "nfowner --format none --coalesce-us 0", "none-500": "nfowner --format none --coalesce-us 500",
-         "json-null": "nfowner --format json > /dev/null", "run": "nfowner run (accounting, SQLite, metrics)", "json": "nfowner --format json > file", "capture": "nfowner capture -w file (pcapng)", "tcpdump": "tcpdump -w /dev/null"}
+         "json-null": "nfowner --format json > /dev/null", "run": "nfowner run (accounting, SQLite, metrics)", "json": "nfowner --format json > file", "capture": "nfowner capture -w file (pcapng)", "capture-null": "nfowner capture -w /dev/null (pcapng)", "tcpdump": "tcpdump -w /dev/null"}
 def describe(case):
     parts = case.split("-")
     pace = "max rate" if parts[0] == "max" else f"{int(rate) // 1000}k pkt/s"

@@ -32,6 +32,12 @@ extension Array where Element == UInt8 {
         Swift.withUnsafeBytes(of: value.littleEndian) { append(contentsOf: $0) }
     }
 
+    /// An option with a u32 value: code, length 4 and the value, in one append.
+    mutating func appendOption(_ code: UInt16, _ value: UInt32) {
+        let option = UInt64(code) | UInt64(4) << 16 | UInt64(value) << 32
+        appendLittleEndian(option)
+    }
+
     /// Zero bytes up to the next multiple of 4 of `length` (pcapng pads every value to 32 bits).
     mutating func appendPadding(after length: Int) {
         let padding = paddedTo4(length) - length

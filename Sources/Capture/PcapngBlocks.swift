@@ -94,27 +94,44 @@ public enum PcapngBlocks {
     }
 
     /// The same with the owner's options already encoded (the writer keeps them for runs of
-    /// packets from one owner instead of encoding them again per packet).
+    /// packets from one owner instead of encoding them again per packet). Every length is known
+    /// up front, so the block goes out in a handful of appends of fixed-size records rather than
+    /// a field at a time or through an option list of its own: this runs once per captured packet.
     static func appendEnhancedPacket(interfaceID: UInt32, timestamp: UInt64, originalLength: UInt32,
                                      data: UnsafeRawBufferPointer, direction: Direction?, ownerOptions: [UInt8],
                                      processIndex: UInt32?, to out: inout [UInt8]) {
-        appendBlock(type: PcapngBlockType.enhancedPacket, to: &out) { body in
-            body.appendLittleEndian(interfaceID)
-            body.appendLittleEndian(UInt32(truncatingIfNeeded: timestamp >> 32))
-            body.appendLittleEndian(UInt32(truncatingIfNeeded: timestamp))
-            body.appendLittleEndian(UInt32(clamping: data.count))
-            body.appendLittleEndian(originalLength)
-            body.append(contentsOf: data)
-            body.appendPadding(after: data.count)
-            var options = OptionList()
-            if let direction {
-                // Bits 0-1 of epb_flags: 01 inbound, 10 outbound (00 would be "unknown").
-                options.add(PcapngOption.packetFlags, littleEndian: UInt32(direction == .inbound ? 0b01 : 0b10))
-            }
-            options.bytes.append(contentsOf: ownerOptions)
-            if let processIndex { options.add(PcapngOption.packetDarwinProcessIndex, littleEndian: processIndex) }
-            options.finish(into: &body)
+        let paddedData = paddedTo4(data.count)
+        let optionBytes = (direction == nil ? 0 : 8) + ownerOptions.count + (processIndex == nil ? 0 : 8)
+        let total = 28 + paddedData + (optionBytes == 0 ? 0 : optionBytes + 4) + 4
+        let totalLength = UInt32(clamping: total)
+        out.reserveCapacity(out.count + total)
+        let head = EnhancedPacketHead(
+            type: PcapngBlockType.enhancedPacket.littleEndian, totalLength: totalLength.littleEndian,
+            interfaceID: interfaceID.littleEndian, timestampHigh: UInt32(truncatingIfNeeded: timestamp >> 32).littleEndian,
+            timestampLow: UInt32(truncatingIfNeeded: timestamp).littleEndian,
+            capturedLength: UInt32(clamping: data.count).littleEndian, originalLength: originalLength.littleEndian)
+        withUnsafeBytes(of: head) { out.append(contentsOf: $0) }
+        out.append(contentsOf: data)
+        out.appendPadding(after: data.count)
+        if let direction {
+            // Bits 0-1 of epb_flags: 01 inbound, 10 outbound (00 would be "unknown").
+            out.appendOption(PcapngOption.packetFlags, UInt32(direction == .inbound ? 0b01 : 0b10))
         }
+        out.append(contentsOf: ownerOptions)
+        if let processIndex { out.appendOption(PcapngOption.packetDarwinProcessIndex, processIndex) }
+        if optionBytes != 0 { out.appendLittleEndian(UInt32(PcapngOption.endOfOptions)) }
+        out.appendLittleEndian(totalLength)
+    }
+
+    /// An Enhanced Packet Block's fixed fields, in file order (seven u32s: no padding between them).
+    private struct EnhancedPacketHead {
+        var type: UInt32
+        var totalLength: UInt32
+        var interfaceID: UInt32
+        var timestampHigh: UInt32
+        var timestampLow: UInt32
+        var capturedLength: UInt32
+        var originalLength: UInt32
     }
 
     /// Appends `type`, a placeholder length, the body, and the length again — then stores the
@@ -159,9 +176,7 @@ struct OptionList {
     }
 
     mutating func add(_ code: UInt16, littleEndian value: UInt32) {
-        bytes.appendLittleEndian(code)
-        bytes.appendLittleEndian(UInt16(4))
-        bytes.appendLittleEndian(value)
+        bytes.appendOption(code, value)
     }
 
     /// The comment, then the JSON as a custom option behind nfowner's PEN. A comment too long for

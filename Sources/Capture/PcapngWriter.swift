@@ -57,14 +57,15 @@ public struct PcapngWriter: Sendable {
     private var interfaceIDs: [CaptureInterface: UInt32] = [:]
     private var processIndexes: [ProcessKey: UInt32] = [:]
     private var wroteSectionHeader = false
-    /// The last owner and its encoded comment and JSON options: packets come in runs from one
-    /// owner, and encoding them is most of the cost of a packet.
+    /// The last owner, its encoded comment and JSON options and its process block's index:
+    /// packets come in runs from one owner, and encoding them is most of the cost of a packet.
+    /// Owners are compared by fingerprint; `lastOwner` keeps the storage it points at alive.
     private var lastOwner: PacketOwner?
+    private var lastOwnerFingerprint: OwnerFingerprint?
     private var lastOwnerOptions: [UInt8] = []
-    /// The last packet's interface and process with their ids, for the same reason: a run of
-    /// packets skips hashing a process name per packet.
+    private var lastProcessIndex: UInt32?
+    /// The last packet's interface with its id, for the same reason.
     private var lastInterface: (interface: CaptureInterface, id: UInt32)?
-    private var lastProcess: (process: ProcessReference, index: UInt32)?
 
     private struct ProcessKey: Hashable {
         var pid: Int32
@@ -120,26 +121,19 @@ public struct PcapngWriter: Sendable {
             interfaceID = declare(interface, to: &out)
             lastInterface = (interface, interfaceID)
         }
-        var processIndex: UInt32?
-        if let chosen = event.owner.attribution?.chosen {
-            if let last = lastProcess, last.process == chosen {
-                processIndex = last.index
-            } else {
-                let index = index(of: chosen, to: &out)
-                lastProcess = (chosen, index)
-                processIndex = index
-            }
-        }
-        if lastOwner != event.owner {
+        let fingerprint = OwnerFingerprint(event.owner)
+        if fingerprint != lastOwnerFingerprint {
             lastOwnerOptions = Self.ownerOptions(for: event.owner)
+            lastProcessIndex = event.owner.attribution?.chosen.map { index(of: $0, to: &out) }
             lastOwner = event.owner
+            lastOwnerFingerprint = fingerprint
         }
         let kept = snapLength == 0 ? payload.count : min(payload.count, Int(snapLength))
         let data = UnsafeRawBufferPointer(rebasing: payload[0..<kept])
         let originalLength = UInt32(clamping: max(event.packet.totalLength, payload.count))
         PcapngBlocks.appendEnhancedPacket(interfaceID: interfaceID, timestamp: Self.microseconds(event.metadata.time),
                                           originalLength: originalLength, data: data, direction: direction,
-                                          ownerOptions: lastOwnerOptions, processIndex: processIndex, to: &out)
+                                          ownerOptions: lastOwnerOptions, processIndex: lastProcessIndex, to: &out)
     }
 
     /// `append` for a payload held in an array.

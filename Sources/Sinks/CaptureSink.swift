@@ -55,7 +55,7 @@ public final class CaptureSink: PacketSink {
 
     private var file: OutputFile?
     private var output: OutputDescriptor = .standardOutput
-    private var pcapng: PcapngWriter
+    @exclusivity(unchecked) private var pcapng: PcapngWriter
     private var bytesInFile = 0
     @exclusivity(unchecked) private var buffer: [UInt8] = []
     private var pendingError: SinkError?

@@ -189,6 +189,30 @@ import Testing
         #expect(reader.processes == [CaptureProcess(pid: 1234, name: "curl")])
     }
 
+    /// The writer reuses the last owner's encoded options while the owner stays the same; an owner
+    /// that differs in its process only (same uid, cgroup and names) gets its own comment, JSON
+    /// and process block, and going back to the first owner refers to its block again.
+    @Test func ownerChangesWithinARun() throws {
+        var other = Owners.alice
+        other.attribution = OwnerAttribution(confidence: .exact, processes: [
+            ProcessReference(pid: 1235, comm: "wget", exe: "/usr/bin/wget"),
+        ])
+        var writer = PcapngWriter(snapLength: 0)
+        var bytes: [UInt8] = []
+        for (port, owner) in [(40000, Owners.alice), (40001, other), (40002, other), (40003, Owners.alice)] {
+            let packet = TestPacket(Packets.ipv4(protocolNumber: 6, transport: Packets.tcpSyn(port, 443)),
+                                    direction: .outbound, owner: owner)
+            writer.append(packet.event, payload: packet.payload, to: &bytes)
+        }
+        var reader = try CaptureFileReader(bytes: bytes)
+        var records: [CaptureRecord] = []
+        while let record = try reader.next() { records.append(record) }
+        #expect(records.map(\.processIndex) == [0, 1, 1, 0])
+        #expect(records.map { $0.comment?.contains("pid=1235 comm=wget") } == [false, true, true, false])
+        #expect(records.map { $0.ownerJSON?.contains("\"pid\":1234") } == [true, false, false, true])
+        #expect(reader.processes == [CaptureProcess(pid: 1234, name: "curl"), CaptureProcess(pid: 1235, name: "wget")])
+    }
+
     @Test func interfaceNames() {
         #expect(CaptureInterface(origin: PacketOrigin(kind: .nflog, number: 5), direction: .outbound).name == "nflog:5 out")
         #expect(CaptureInterface(origin: PacketOrigin(kind: .nfqueue, number: 3), direction: .inbound).name == "nfqueue:3 in")
