@@ -137,11 +137,7 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
             facts.uid = uid
             facts.gid = source.gid
             facts.cgroupID = cgroupID
-            // Lent in place: passing the stored property itself makes a copy for the call,
-            // which retains the attribution's strings, array and cgroup per packet and sink.
-            withUnsafePointer(to: &facts) { lent in
-                for sink in factSinks { sink.consume(lent.pointee) }
-            }
+            for sink in factSinks { sink.consume(facts) }
         case .events:
             emitEvent(source, packet: packet, direction: direction, cgroupID: cgroupID)
         }
@@ -199,9 +195,7 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
             facts = PacketFacts(packet: packet, direction: direction, uid: uid, gid: gid,
                                 cgroupID: cgroupID, attribution: attribution)
             factsIdentity = .max
-            withUnsafePointer(to: &facts) { lent in
-                for sink in factSinks { sink.consume(lent.pointee) }
-            }
+            for sink in factSinks { sink.consume(facts) }
         case .events where direction == .inbound:
             engine.update(&inboundEvent.owner, attribution: attribution, direction: direction, uid: uid, gid: gid,
                           cgroupID: cgroupID)

@@ -9,12 +9,14 @@ import Synchronization
 /// the metrics endpoint at most once a second, and packets the session lost are added to the
 /// bucket they were lost in as unaccounted.
 public final class AccountingSink: PacketSink, @unchecked Sendable {
-    private var aggregator: TrafficAggregator
+    // Touched by the receive thread only (the metrics endpoint reads `published`): no dynamic
+    // exclusivity check per packet.
+    @exclusivity(unchecked) private var aggregator: TrafficAggregator
     private let userName: (UInt32) -> String?
     private let cgroupName: (UInt64) -> (path: String, unit: String?)?
     /// The second packets are counted in: read at the first packet after each batch or tick.
-    private var second: Int64 = 0
-    private var clockIsStale = true
+    @exclusivity(unchecked) private var second: Int64 = 0
+    @exclusivity(unchecked) private var clockIsStale = true
     private let deliver: ([TrafficBucket]) -> Void
     /// The session's lost packets so far (sequence gaps and ENOBUFS); set once the session exists.
     public var lostPackets: (() -> UInt64)?

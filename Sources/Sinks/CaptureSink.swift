@@ -50,7 +50,7 @@ public final class CaptureSink: PacketSink {
     /// Called (once) when `limit` packets have been written.
     public var onLimit: () -> Void = {}
 
-    public private(set) var packetsWritten: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var packetsWritten: UInt64 = 0
     public private(set) var filesStarted = 0
 
     private var file: OutputFile?
@@ -58,7 +58,7 @@ public final class CaptureSink: PacketSink {
     @exclusivity(unchecked) private var pcapng: PcapngWriter
     private var bytesInFile = 0
     @exclusivity(unchecked) private var buffer: [UInt8] = []
-    private var pendingError: SinkError?
+    @exclusivity(unchecked) private var pendingError: SinkError?
     private var limitReported = false
     private let flushThreshold = 1 << 20
 

@@ -49,7 +49,11 @@ public enum SinkNeeds: Int, Sendable, Comparable {
 
 /// What a counting sink gets per packet: its headers, direction and owner ids, and the
 /// attribution when owner resolution is on. Cheaper than an event: no names, no metadata.
-public struct PacketFacts {
+///
+/// Not copyable: the session lends one to each sink. A copy would retain the attribution's
+/// strings, process list and cgroup per packet and sink (as an existential call on a value read
+/// through a pointer did), and a sink has no reason to keep one.
+public struct PacketFacts: ~Copyable {
     public var packet: PacketSummary
     public var direction: Direction
     public var uid: UInt32?
