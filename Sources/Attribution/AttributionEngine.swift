@@ -91,6 +91,10 @@ public final class AttributionEngine {
     @exclusivity(unchecked) private var classificationVersion: UInt64 = 0
     @exclusivity(unchecked) private var outboundOwnerVersion: UInt64 = .max
     @exclusivity(unchecked) private var inboundOwnerVersion: UInt64 = .max
+    /// The identity (`PacketAttributing.update`) of the attribution each direction's owner holds;
+    /// .max when unknown (set another way, or forgotten).
+    @exclusivity(unchecked) private var outboundIdentity: UInt64 = .max
+    @exclusivity(unchecked) private var inboundIdentity: UInt64 = .max
 
     /// Looks the classified cgroup's path and unit up again when the id differs from the packet
     /// before's (or its path was not known yet); true when it did.
@@ -111,16 +115,25 @@ public final class AttributionEngine {
     /// nothing. Names and cgroup paths not known yet are looked up again (they may appear).
     /// The owner's cgroup is rewritten only when the classification or the attribution changed:
     /// a packet of a cached flow costs no more than before.
+    ///
+    /// The attribution is brought up to date by identity (`PacketAttributing.update`): a cached
+    /// flow's packet neither copies the cached answer nor compares it with the one held. Returns
+    /// how the summary line counts the answer (nil without owner resolution).
+    @discardableResult
     public func update(_ owner: inout PacketOwner, packet: PacketSummary, direction: Direction, uid: UInt32?,
-                       gid: UInt32?, cgroupID: UInt64?, now: UInt64) {
+                       gid: UInt32?, cgroupID: UInt64?, now: UInt64) -> AttributionTally? {
         updateNames(&owner, uid: uid, gid: gid)
         refreshClassification(cgroupID)
         var cgroupStale = ownerVersion(direction) != classificationVersion
+        var tally: AttributionTally?
         if let processes {
-            let found = processes.attribute(packet: packet, direction: direction, uid: uid, cgroupPath: classifiedPath,
-                                            now: now)
-            if owner.attribution.map({ !$0.isSame(as: found) }) ?? true {
-                owner.attribution = found
+            let before = attributionIdentity(direction)
+            var identity = before
+            tally = processes.update(&owner.attribution, identity: &identity, packet: packet, direction: direction,
+                                     uid: uid, cgroupPath: classifiedPath, now: now)
+            // .max: an attributor without identities, which may have replaced the attribution.
+            if identity != before || identity == .max {
+                setAttributionIdentity(direction, identity)
                 cgroupStale = true
             }
         } else if owner.attribution != nil {
@@ -131,6 +144,17 @@ public final class AttributionEngine {
             Self.setCgroup(of: &owner, classifiedID: cgroupID, classifiedPath: classifiedPath, classifiedUnit: classifiedUnit)
             setOwnerVersion(direction)
         }
+        return tally
+    }
+
+    @inline(__always)
+    private func attributionIdentity(_ direction: Direction) -> UInt64 {
+        direction == .inbound ? inboundIdentity : outboundIdentity
+    }
+
+    @inline(__always)
+    private func setAttributionIdentity(_ direction: Direction, _ identity: UInt64) {
+        if direction == .inbound { inboundIdentity = identity } else { outboundIdentity = identity }
     }
 
     @inline(__always)
@@ -193,6 +217,7 @@ public final class AttributionEngine {
                        gid: UInt32?, cgroupID: UInt64?) {
         updateNames(&owner, uid: uid, gid: gid)
         owner.attribution = attribution
+        setAttributionIdentity(direction, .max)
         refreshClassification(cgroupID)
         Self.setCgroup(of: &owner, classifiedID: cgroupID, classifiedPath: classifiedPath, classifiedUnit: classifiedUnit)
         setOwnerVersion(direction)
@@ -218,6 +243,8 @@ public final class AttributionEngine {
     /// Forgets cached names (on reload).
     public func forgetNames() {
         classifiedKnown = false
+        outboundIdentity = .max
+        inboundIdentity = .max
         linkHeaders.removeAll()
         names.forget()
         interfaces.forget()

@@ -159,7 +159,10 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
                        direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64) -> AttributionTally {
         let key = FlowKey(packet: packet, direction: direction, uid: uid)
         if let cached = attributor.cachedIdentity(key, now: now) {
-            if cached != identity || current == nil {
+            // `current == nil` would copy the attribution (three retains and releases per packet).
+            var held = true
+            if case .none = current { held = false }
+            if cached != identity || !held {
                 current = attributor.lastAttribution
                 identity = cached
             }

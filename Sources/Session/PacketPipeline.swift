@@ -219,9 +219,10 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
     @inline(__always)
     private func emitEvent(into event: inout PacketEvent, _ source: UnsafeSourcePacket, packet: PacketSummary,
                            direction: Direction, cgroupID: UInt64?) {
-        engine.update(&event.owner, packet: packet, direction: direction, uid: source.uid, gid: source.gid,
-                      cgroupID: cgroupID, now: batchMonotonicTime())
-        if let attribution = event.owner.attribution { counters.attributions?.add(attribution.tally) }
+        if let tally = engine.update(&event.owner, packet: packet, direction: direction, uid: source.uid,
+                                     gid: source.gid, cgroupID: cgroupID, now: batchMonotonicTime()) {
+            counters.attributions?.add(tally)
+        }
         deliverEvent(&event, source, packet: packet, direction: direction, cgroupID: cgroupID, payload: source.payload)
     }
 
