@@ -69,21 +69,23 @@ public struct LogPrefix: Sendable, Equatable, CustomStringConvertible {
     public var description: String { string }
 
     /// Bytes past `length` are always zero (set once at init), so the words that hold the prefix
-    /// compare whole — one word for "nfowner", where comparing all sixteen was ≈ 4% of a JSON
-    /// run's profile (it runs for every event).
+    /// compare whole — one word for "nfowner", two for "nfowner cg=49102" — read straight from
+    /// the tuple: taking the storage's address copied both 128-byte tuples first, and this runs
+    /// for every event (comparing all sixteen words was ≈ 4% of a JSON run's profile).
     @inlinable
     public static func == (lhs: LogPrefix, rhs: LogPrefix) -> Bool {
-        guard lhs.length == rhs.length else { return false }
-        let words = (Int(lhs.length) &+ 7) / 8
-        return withUnsafeBytes(of: lhs.storage) { left in
-            withUnsafeBytes(of: rhs.storage) { right in
-                var differing: UInt64 = 0
-                for word in 0..<words {
-                    differing |= left.load(fromByteOffset: word &* 8, as: UInt64.self)
-                        ^ right.load(fromByteOffset: word &* 8, as: UInt64.self)
-                }
-                return differing == 0
-            }
+        guard lhs.length == rhs.length, lhs.storage.0 == rhs.storage.0 else { return false }
+        if lhs.length <= 8 { return true }
+        guard lhs.storage.1 == rhs.storage.1 else { return false }
+        if lhs.length <= 16 { return true }
+        return allWordsEqual(lhs, rhs)
+    }
+
+    /// Longer prefixes, rare: out of line, so the common case needs no stack frame for copies.
+    @usableFromInline @inline(never)
+    static func allWordsEqual(_ lhs: LogPrefix, _ rhs: LogPrefix) -> Bool {
+        withUnsafeBytes(of: lhs.storage) { left in
+            withUnsafeBytes(of: rhs.storage) { right in left.elementsEqual(right) }
         }
     }
 }

@@ -22,6 +22,8 @@ import Testing
         #expect(LogPrefix("nfowner") != LogPrefix("nfownex"))
         #expect(LogPrefix("nfowner cg=1") != LogPrefix("nfowner cg=2"))
         #expect(LogPrefix("nfowner cg=49102") != LogPrefix("nfowner cg=49103"))
+        #expect(LogPrefix("nfowner cg=4910200") != LogPrefix("nfowner cg=4910201"))  // the third word
+        #expect(LogPrefix("nfowner cg=4910200") == LogPrefix("nfowner cg=4910200"))
         #expect(LogPrefix("nfowner") != LogPrefix("nfowner "))
         let long = String(repeating: "a", count: 126)
         #expect(LogPrefix(long + "b") != LogPrefix(long + "c"))
