@@ -52,6 +52,11 @@ public struct TrafficAggregator: Sendable {
     /// 56, and a 16-byte memo; two flows sharing a hash (about 1 in 2^45 at 262,144 flows) would
     /// share a flow count, never bytes.
     private var flows: [Int: FlowMemo] = [:]
+    /// The flow counted last and where its memo sits in `flows`: the next packet of that flow (a
+    /// run of one flow's packets is the usual case) skips the dictionary's hashing and probe.
+    /// Cleared whenever `flows` gains or loses keys, which is what invalidates an index (writing
+    /// a value through one does not, nor does the copy-on-write of a copied aggregator).
+    private var lastFlow: (id: Int, index: Dictionary<Int, FlowMemo>.Index)?
     private var seriesIndex: [MetricSeries: Int] = [:]
     public private(set) var seriesKeys: [MetricSeries] = []
     public private(set) var seriesCounts: [AccountingCounts] = []
@@ -116,7 +121,7 @@ public struct TrafficAggregator: Sendable {
         let stampID = stamp.mixed
         var isNewFlow = true
         var row = -1
-        let index = flows.index(forKey: flowID)
+        let index = lastFlow.flatMap { $0.id == flowID ? $0.index : nil } ?? flows.index(forKey: flowID)
         if let index {
             let memo = flows.values[index]
             isNewFlow = seconds - Int64(memo.lastSeen) > limits.flowIdleSeconds
@@ -141,7 +146,13 @@ public struct TrafficAggregator: Sendable {
         let memo = FlowMemo(lastSeen: UInt32(truncatingIfNeeded: seconds), bucketStart: bucketStart,
                             row: Int32(truncatingIfNeeded: row), stamp: stampID)
         // Placing a row touches the bucket and the series, never `flows`: the index still holds.
-        if let index { flows.values[index] = memo } else { flows[flowID] = memo }
+        if let index {
+            flows.values[index] = memo
+            lastFlow = (flowID, index)
+        } else {
+            flows[flowID] = memo
+            lastFlow = nil
+        }
         let added = AccountingCounts(bytes: bytes, packets: 1, flows: isNewFlow ? 1 : 0)
         current!.counts[row] += added
         seriesCounts[current!.series[row]] += added
@@ -218,6 +229,7 @@ public struct TrafficAggregator: Sendable {
     /// (a flood of live flows), drops them all: they count as new when they send again.
     private mutating func forgetIdleFlows(now: Int64, keepingAtMost maximum: Int) {
         let idle = limits.flowIdleSeconds
+        lastFlow = nil
         flows = flows.filter { now - Int64($0.value.lastSeen) <= idle }
         if flows.count > maximum { flows.removeAll(keepingCapacity: true) }
     }
