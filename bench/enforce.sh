@@ -18,6 +18,10 @@
 #   enforce    the SYN queued to nfowner enforce (exe rule: owner resolved while it waits)
 #   enforce-no-process  the same uid/port policy with --no-fast-path: every SYN queued, but the
 #              policy reads nothing of the process (the verdict path alone, no owner resolution)
+#   c-repeat   nfowner's own chains (as enforce-no-process installed them), answered by the C
+#              reference with enforce's allow verdict: NF_REPEAT and the allow mark, so the packet
+#              runs the chains again and continues through OUTPUT (see Sources/Rules/EnforceRules.swift).
+#              Separates the kernel path nfowner's rules take from nfowner's own userspace time.
 #   fast-path  nfowner enforce with that policy the kernel decides alone (uid and port rules):
 #              the queue must see 0 packets
 #
@@ -75,8 +79,9 @@ send() { in_ns "$TRAFFIC" udp --to 127.0.0.1 --port "$SINK_PORT" --max --duratio
 field() { grep -oE "(^| )$1=[0-9.]+" <<<"$2" | tail -1 | cut -d= -f2; }
 latency() { echo "$(field p50_us "$1") $(field p99_us "$1")"; }
 
+# start_c [REPEAT_MARK]: the C reference on the queue; with a mark it answers NF_REPEAT with it.
 start_c() {
-    nsenter --net="$NSFILE" "$WORK/nfqueue-accept" "$QUEUE_NUM" </dev/null >/dev/null 2>"$WORK/c.err" &
+    nsenter --net="$NSFILE" "$WORK/nfqueue-accept" "$QUEUE_NUM" ${1:+1024 "$1"} </dev/null >/dev/null 2>"$WORK/c.err" &
     CONSUMER_PID=$!
     for _ in $(seq 100); do grep -q '^ready' "$WORK/c.err" && break; sleep 0.1; done
     grep -q '^ready' "$WORK/c.err" || die "nfqueue-accept did not start: $(cat "$WORK/c.err")"
@@ -127,13 +132,21 @@ for ((rep = 1; rep <= REPS; rep++)); do
     echo "enforce $(latency "$line") $(field held "$(cat "$WORK/enforce.err")")" >>"$WORK/latency.txt"
     start_enforce "$WORK/kernel.toml" --no-fast-path
     line=$(probe)
+    in_ns iptables-save -t filter >"$WORK/enforce-rules.txt"
     stop_enforce
     echo "enforce-no-process $(latency "$line") $(field held "$(cat "$WORK/enforce.err")")" >>"$WORK/latency.txt"
+    in_ns iptables-restore <"$WORK/enforce-rules.txt"
+    start_c 0x400000
+    line=$(probe)
+    stop_c
+    in_ns iptables -F
+    in_ns iptables -X
+    echo "c-repeat $(latency "$line") $(field accepted "$(cat "$WORK/c.err")")" >>"$WORK/latency.txt"
     start_enforce "$WORK/kernel.toml"
     line=$(probe)
     stop_enforce
     echo "fast-path $(latency "$line") $(field held "$(cat "$WORK/enforce.err")")" >>"$WORK/latency.txt"
-    printf '  latency rep %s: %s\n' "$rep" "$(tail -5 "$WORK/latency.txt" | tr '\n' ' ')" >&2
+    printf '  latency rep %s: %s\n' "$rep" "$(tail -6 "$WORK/latency.txt" | tr '\n' ' ')" >&2
 done
 
 python3 - "$WORK/rate.txt" "$WORK/latency.txt" "$PROBES" <<'PY'

@@ -5,8 +5,11 @@
  * and after each recv sends one NFQNL_MSG_VERDICT_BATCH (NF_ACCEPT for every id <= the highest id
  * seen). That is the least a userspace verdict can cost; the enforce mode will be measured against it.
  *
- * usage: nfqueue-accept QUEUE [MAXLEN]     prints accepted/s once a second on stdout; on
- *        SIGINT/SIGTERM prints to stderr:  accepted=N enobufs=N batches=N verdicts=N
+ * usage: nfqueue-accept QUEUE [MAXLEN [REPEAT_MARK]]     prints accepted/s once a second on stdout;
+ *        on SIGINT/SIGTERM prints to stderr:  accepted=N enobufs=N batches=N verdicts=N
+ *        With REPEAT_MARK (e.g. 0x400000) the verdict is NF_REPEAT with that packet mark instead of
+ *        NF_ACCEPT: what nfowner enforce answers for "allow" with its own chains installed, so the
+ *        two can be compared on the same kernel path (bench/enforce.sh, case c-repeat).
  * Build: cc -O2 -o nfqueue-accept nfqueue-accept.c -lmnl
  * Rules: iptables -A OUTPUT -p udp --dport 9 -j NFQUEUE --queue-num N   (nft's queue statement is
  *        missing in this kernel, CONFIG_NFT_QUEUE off).
@@ -74,9 +77,11 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || argc > 3) { fprintf(stderr, "usage: %s QUEUE [MAXLEN]\n", argv[0]); return 64; }
+    if (argc < 2 || argc > 4) { fprintf(stderr, "usage: %s QUEUE [MAXLEN [REPEAT_MARK]]\n", argv[0]); return 64; }
     long q = strtol(argv[1], NULL, 10);
-    long maxlen = argc == 3 ? strtol(argv[2], NULL, 10) : 1024;
+    long maxlen = argc >= 3 ? strtol(argv[2], NULL, 10) : 1024;
+    int repeat = argc == 4;
+    uint32_t repeat_mark = repeat ? (uint32_t)strtoul(argv[3], NULL, 0) : 0;
     if (q < 0 || q > 65535 || maxlen < 1) { fprintf(stderr, "bad queue or maxlen\n"); return 64; }
 
     struct sigaction sa = { .sa_handler = on_signal };
@@ -141,8 +146,9 @@ int main(int argc, char **argv)
         if (!any) continue;
         /* One verdict for the whole batch: accept every id <= max_id. */
         struct nlmsghdr *v = put_header(vbuf, NFQNL_MSG_VERDICT_BATCH, (uint16_t)q, 0);
-        struct nfqnl_msg_verdict_hdr vh = { .verdict = htonl(NF_ACCEPT), .id = htonl(max_id) };
+        struct nfqnl_msg_verdict_hdr vh = { .verdict = htonl(repeat ? NF_REPEAT : NF_ACCEPT), .id = htonl(max_id) };
         mnl_attr_put(v, NFQA_VERDICT_HDR, sizeof(vh), &vh);
+        if (repeat) mnl_attr_put_u32(v, NFQA_MARK, htonl(repeat_mark));
         if (mnl_socket_sendto(nl, v, v->nlmsg_len) < 0) { perror("verdict"); break; }
         verdicts++;
     }
