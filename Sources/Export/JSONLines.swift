@@ -124,13 +124,17 @@ public enum JSONLines {
             fresh.withBytes { memo.flowText.append(contentsOf: $0) }
         }
         memo.flowText.withUnsafeBytes { out.write($0) }
-        let icmp = packet.icmp
-        out.write(",\"icmp_type\":")
-        appendNumber(icmp?.type.map(UInt64.init), to: &out)
-        out.write(",\"icmp_code\":")
-        appendNumber(icmp?.code.map(UInt64.init), to: &out)
-        out.write(",\"icmp_id\":")
-        appendNumber(icmp?.echoIdentifier.map(UInt64.init), to: &out)
+        if let icmp = packet.icmp {
+            out.write(",\"icmp_type\":")
+            appendNumber(icmp.type.map(UInt64.init), to: &out)
+            out.write(",\"icmp_code\":")
+            appendNumber(icmp.code.map(UInt64.init), to: &out)
+            out.write(",\"icmp_id\":")
+            appendNumber(icmp.echoIdentifier.map(UInt64.init), to: &out)
+        } else {
+            // UDP, TCP and the rest: one write for the three nulls.
+            out.write(",\"icmp_type\":null,\"icmp_code\":null,\"icmp_id\":null")
+        }
         out.write(",\"tcp_flags\":")
         appendString(packet.tcpFlags?.letters, to: &out)
         out.write(",\"len\":")
