@@ -35,6 +35,13 @@ public struct LogPrefix: Sendable, Equatable, CustomStringConvertible {
     public func equals(_ bytes: UnsafeRawBufferPointer) -> Bool {
         let kept = min(bytes.count, Self.inlineCapacity)
         guard kept == Int(length), kept > 0 else { return false }
+        if kept <= 16 {
+            // nfowner's own prefixes ("nfowner", "nfowner cg=49102"): their one or two words
+            // against the storage's, read from the tuple (bytes past `length` are zero there) —
+            // the loop below first copies the 128-byte storage to reach it by address.
+            guard Self.word(of: bytes, at: 0, count: min(kept, 8)) == UInt64(littleEndian: storage.0) else { return false }
+            return kept <= 8 || Self.word(of: bytes, at: 8, count: kept &- 8) == UInt64(littleEndian: storage.1)
+        }
         // Eight bytes at a time: it runs for every packet that becomes an event, and a byte-wise
         // `elementsEqual` cost ~260 instructions for a 7-byte prefix.
         return withBytes { mine in
@@ -50,6 +57,22 @@ public struct LogPrefix: Sendable, Equatable, CustomStringConvertible {
             }
             return true
         }
+    }
+
+    /// `count` (1…8) bytes of `bytes` from `offset` as a little-endian word, zero above them;
+    /// never reads past `offset + count`, which the caller keeps within `bytes`.
+    @inlinable @inline(__always)
+    static func word(of bytes: UnsafeRawBufferPointer, at offset: Int, count: Int) -> UInt64 {
+        if count == 8 { return UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) }
+        if count >= 4 {
+            // Two overlapping four-byte reads; the bytes they share land on the same bits.
+            let low = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+            let high = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset &+ count &- 4, as: UInt32.self))
+            return UInt64(low) | UInt64(high) << UInt64(8 &* (count &- 4))
+        }
+        var value: UInt64 = 0
+        for index in 0..<count { value |= UInt64(bytes[offset &+ index]) << UInt64(8 &* index) }
+        return value
     }
 
     /// Number of bytes.

@@ -60,18 +60,24 @@ import Testing
         long.withUnsafeBytes { #expect(cut?.equals($0) == true) }  // cut at the inline capacity, as init does
     }
 
-    /// Compared eight bytes at a time and then byte by byte: a difference at any position of any
-    /// length is found.
+    /// Compared as whole words (up to 16 bytes) or eight bytes at a time and then byte by byte:
+    /// a difference at any position of any length is found, and a buffer one byte longer or
+    /// shorter never matches.
     @Test func equalsFindsADifferenceAnywhere() {
         for length in 1...LogPrefix.inlineCapacity {
             let text = (0..<length).map { UInt8(ascii: "a") + UInt8($0 % 26) }
             let prefix = text.withUnsafeBytes { LogPrefix(bytes: $0) }
             text.withUnsafeBytes { #expect(prefix?.equals($0) == true) }
-            for position in [0, length / 2, length - 1] {
+            // Every position of the short prefixes (read as one or two words), three of the rest.
+            for position in length <= 17 ? Array(0..<length) : [0, length / 2, length - 1] {
                 var changed = text
                 changed[position] = UInt8(ascii: "#")
                 changed.withUnsafeBytes { #expect(prefix?.equals($0) == false, "length \(length), byte \(position)") }
             }
+            if length < LogPrefix.inlineCapacity {
+                (text + [0]).withUnsafeBytes { #expect(prefix?.equals($0) == false, "length \(length) + a NUL") }
+            }
+            Array(text.dropLast()).withUnsafeBytes { #expect(prefix?.equals($0) == false, "length \(length) - 1") }
         }
     }
 }
