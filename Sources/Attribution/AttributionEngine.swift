@@ -117,8 +117,10 @@ public final class AttributionEngine {
     /// a packet of a cached flow costs no more than before.
     ///
     /// The attribution is brought up to date by identity (`PacketAttributing.update`): a cached
-    /// flow's packet neither copies the cached answer nor compares it with the one held. Returns
-    /// how the summary line counts the answer (nil without owner resolution).
+    /// flow's packet neither copies the cached answer nor compares it with the one held. Like the
+    /// cgroup's version, the identity is kept per direction: pass the same owner for a direction
+    /// every time (the pipeline keeps one per direction; a fresh owner is always filled in).
+    /// Returns how the summary line counts the answer (nil without owner resolution).
     @discardableResult
     public func update(_ owner: inout PacketOwner, packet: PacketSummary, direction: Direction, uid: UInt32?,
                        gid: UInt32?, cgroupID: UInt64?, now: UInt64) -> AttributionTally? {
