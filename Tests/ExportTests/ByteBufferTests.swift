@@ -2,13 +2,13 @@ import Export
 import Testing
 
 @Suite struct ByteBufferTests {
-    /// Every run length through each copy path (bytewise, 4-, 8-byte overlapping, memcpy), at
-    /// every alignment, across growth from a tiny buffer.
+    /// Every run length through each copy path (bytewise, 4-, 8-byte overlapping, 16-byte
+    /// chunks, memcpy), at every alignment, across growth from a tiny buffer.
     @Test func writesEveryLengthExactly() {
-        let source = (0..<200).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+        let source = (0..<600).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
         var expected: [UInt8] = []
         var buffer = ByteBuffer(capacity: 1)
-        for length in 0...40 {
+        for length in 0...540 {
             for start in 0..<3 {
                 let run = Array(source[start..<(start + length)])
                 run.withUnsafeBytes { buffer.write($0) }
