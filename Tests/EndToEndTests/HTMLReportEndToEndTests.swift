@@ -16,7 +16,15 @@ extension EndToEnd {
 
     /// An hour of one-minute buckets: ten units sending (unit N sends N KiB a minute, unit 0
     /// has a name that must be escaped), three receiving, and 9 lost packets.
-    static func writeHour(to path: String, now: Int64) throws -> (out: UInt64, in: UInt64) {
+    /// `seconds` since the epoch as RFC 3339 in UTC, one of the forms `report --since` takes.
+    static func rfc3339(_ seconds: Int64) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
+    }
+
+    /// Returns the totals each way and the first bucket's start.
+    static func writeHour(to path: String, now: Int64) throws -> (out: UInt64, in: UInt64, first: Int64) {
         let store = try HistoryStore(path: path)
         let first = now / 60 * 60 - 59 * 60
         var sent: UInt64 = 0, received: UInt64 = 0
@@ -41,7 +49,7 @@ extension EndToEnd {
         }
         try store.write(buckets)
         try store.close()
-        return (sent, received)
+        return (sent, received, first)
     }
 
     @Test func chromiumRendersBothChartsWithoutErrors() throws {
@@ -53,7 +61,10 @@ extension EndToEnd {
         let database = directory.appendingPathComponent("history.db").path
         let totals = try Self.writeHour(to: database, now: Int64(Date().timeIntervalSince1970))
 
-        let report = try Harness.run(Harness.nfowner, ["report", "--db", database, "--since", "1h", "--by", "unit",
+        // The hour the buckets cover, given exactly: `--since 1h` measured from the report's own
+        // start dropped the first bucket when a minute began between writing and reporting.
+        let report = try Harness.run(Harness.nfowner, ["report", "--db", database, "--since", Self.rfc3339(totals.first),
+                                                       "--until", Self.rfc3339(totals.first + 3600), "--by", "unit",
                                                        "--format", "html"])
         #expect(report.status == 0, "\(report.stderr)")
         let html = report.stdout
