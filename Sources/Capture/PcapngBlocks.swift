@@ -104,7 +104,6 @@ public enum PcapngBlocks {
         let optionBytes = (direction == nil ? 0 : 8) + ownerOptions.count + (processIndex == nil ? 0 : 8)
         let total = 28 + paddedData + (optionBytes == 0 ? 0 : optionBytes + 4) + 4
         let totalLength = UInt32(clamping: total)
-        out.reserveCapacity(out.count + total)
         let head = EnhancedPacketHead(
             type: PcapngBlockType.enhancedPacket.littleEndian, totalLength: totalLength.littleEndian,
             interfaceID: interfaceID.littleEndian, timestampHigh: UInt32(truncatingIfNeeded: timestamp >> 32).littleEndian,
