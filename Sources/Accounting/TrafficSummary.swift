@@ -35,7 +35,7 @@ public struct TrafficSummary: Sendable {
         public var bytesIn: UInt64 = 0
         public init() {}
 
-        mutating func add(_ event: PacketEvent) {
+        mutating func add(_ event: borrowing PacketEvent) {
             let bytes = UInt64(max(0, event.packet.totalLength))
             if event.direction == .inbound {
                 packetsIn += 1
@@ -58,7 +58,7 @@ public struct TrafficSummary: Sendable {
     public init() {}
 
     /// Adds one event. `owner` labels who sent it (see `byOwner`).
-    public mutating func add(_ event: PacketEvent, owner: String? = nil) {
+    public mutating func add(_ event: borrowing PacketEvent, owner: String? = nil) {
         let packet = event.packet
         let name = IPProtocolNames.name(for: packet.protocolNumber) ?? String(packet.protocolNumber)
         let outbound = event.direction == .outbound
@@ -122,7 +122,7 @@ public struct TrafficSummary: Sendable {
 
     /// "curl[812]" for a known process, "ping or sh (2 candidates)" for several, else nil (the
     /// summary then labels by uid).
-    public static func senderLabel(_ event: PacketEvent) -> String? {
+    public static func senderLabel(_ event: borrowing PacketEvent) -> String? {
         guard let attribution = event.attribution else { return nil }
         if let chosen = attribution.chosen { return "\(chosen.comm ?? "?")[\(chosen.pid)]" }
         guard attribution.confidence == .candidates else { return nil }

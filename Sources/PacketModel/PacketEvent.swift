@@ -6,7 +6,12 @@ import PacketParsing
 /// It owns nothing of its source: NFLOG, NFQUEUE and capture files all map into it, and no
 /// netlink type appears here. Building one allocates nothing per packet: names come from
 /// caches, the attribution from the flow cache, the prefix is held inline.
-public struct PacketEvent: Sendable {
+///
+/// Not copyable: the session keeps one event per direction and lends it to every sink, and
+/// the compiler now guarantees that no sink call, encoder or helper copies it on the way (a
+/// copy moves 470 bytes and retains each of its names and its attribution). Code that keeps
+/// events keeps their parts (`metadata`, `packet`, `owner`).
+public struct PacketEvent: ~Copyable, Sendable {
     public var metadata: PacketMetadata
     public var packet: PacketSummary
     public var owner: PacketOwner

@@ -32,8 +32,8 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
     /// not change is not copied, retained or released again.
     /// One per direction: with inbound logging a connection's packets alternate out and in, and
     /// each direction keeps its owner (an inbound packet often has no uid) and interfaces.
-    @exclusivity(unchecked) private var event = PacketPipeline.emptyEvent
-    @exclusivity(unchecked) private var inboundEvent = PacketPipeline.emptyEvent
+    @exclusivity(unchecked) private var event = PacketPipeline.emptyEvent()
+    @exclusivity(unchecked) private var inboundEvent = PacketPipeline.emptyEvent()
     @exclusivity(unchecked) private var receiveTime: EventTime?
     @exclusivity(unchecked) private var monotonicTime: UInt64?
     /// Set from another thread (SIGHUP) to drop cached names before the next datagram.
@@ -247,7 +247,7 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
 
     /// The facts of the packet being handed to sinks (the facts path), and the identity of the
     /// attribution in it (see `PacketAttributing.update`).
-    @exclusivity(unchecked) private var facts = PacketFacts(packet: PacketPipeline.emptyEvent.packet, direction: .outbound,
+    @exclusivity(unchecked) private var facts = PacketFacts(packet: PacketPipeline.emptyPacket, direction: .outbound,
                                                             uid: nil, gid: nil, cgroupID: nil, attribution: nil)
     @exclusivity(unchecked) private var factsIdentity = UInt64.max
 
@@ -258,10 +258,12 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
     }
 
     /// An event with nothing in it yet.
-    private static let emptyEvent = PacketEvent(
-        metadata: PacketMetadata(),
-        packet: PacketSummary(family: .ipv4, source: .v4(0), destination: .v4(0), protocolNumber: 0, totalLength: 0,
-                              fragment: nil, transport: .notFirstFragment))
+    private static func emptyEvent() -> PacketEvent {
+        PacketEvent(metadata: PacketMetadata(), packet: emptyPacket)
+    }
+
+    private static let emptyPacket = PacketSummary(family: .ipv4, source: .v4(0), destination: .v4(0), protocolNumber: 0,
+                                                   totalLength: 0, fragment: nil, transport: .notFirstFragment)
 
     public func endDatagram() -> ReceiveLoop.Ending? {
         receiveTime = nil

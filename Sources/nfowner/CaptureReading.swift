@@ -179,7 +179,7 @@ struct ConversationTable {
     private(set) var order: [Key] = []
     private(set) var totals: [Key: Totals] = [:]
 
-    mutating func add(_ event: PacketEvent, ipBytes: Int) {
+    mutating func add(_ event: borrowing PacketEvent, ipBytes: Int) {
         let chosen = event.owner.attribution?.chosen
         let program = chosen?.comm ?? chosen?.exe ?? event.owner.userName.map { "(\($0))" }
             ?? event.owner.uid.map { "(uid \($0))" } ?? "-"

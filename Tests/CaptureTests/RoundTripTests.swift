@@ -146,7 +146,7 @@ import Testing
     /// Times no clock produces saturate instead of trapping.
     @Test func extremeTimes() throws {
         var packet = TestPacket(Packets.ipv4(protocolNumber: 1, transport: Packets.icmpEcho()), direction: .inbound)
-        packet.event.metadata.time = EventTime(seconds: .max, microseconds: .max)
+        packet.metadata.time = EventTime(seconds: .max, microseconds: .max)
         var bytes: [UInt8] = []
         var writer = PcapngWriter(snapLength: 0)
         writer.append(packet.event, payload: packet.payload, to: &bytes)
@@ -182,8 +182,8 @@ import Testing
         var records: [CaptureRecord] = []
         while let record = try reader.next() { records.append(record) }
         #expect(records.map(\.data) == packets.map(\.payload))
-        #expect(records.map(\.time.eventTime) == packets.map(\.event.time))
-        #expect(records.map(\.originalLength) == packets.map(\.event.packet.totalLength))
+        #expect(records.map(\.time.eventTime) == packets.map(\.metadata.time))
+        #expect(records.map(\.originalLength) == packets.map(\.packet.totalLength))
         #expect(records.allSatisfy { $0.interface.linkType == 101 && $0.comment == nil && $0.direction == nil })
     }
 

@@ -52,9 +52,14 @@ enum Packets {
 }
 
 /// Events around real packet bytes: the summary is PacketParser's, the rest as the test says.
+/// Keeps the event's parts (events are not copyable) and builds the event on each read.
 struct TestPacket {
-    var event: PacketEvent
+    var metadata: PacketMetadata
+    var packet: PacketSummary
+    var owner: PacketOwner
     var payload: [UInt8]
+
+    var event: PacketEvent { PacketEvent(metadata: metadata, packet: packet, owner: owner) }
 
     init(_ payload: [UInt8], direction: Direction, group: UInt16 = 5, seconds: UInt64 = 1_795_478_400,
          microseconds: UInt64 = 42, owner: PacketOwner = PacketOwner()) {
@@ -69,7 +74,9 @@ struct TestPacket {
         metadata.capturedLength = payload.count
         // A test packet that does not parse is a bug in the test: trap loudly.
         guard case .success(let packet) = summary else { fatalError("test packet does not parse: \(summary)") }
-        event = PacketEvent(metadata: metadata, packet: packet, owner: owner)
+        self.metadata = metadata
+        self.packet = packet
+        self.owner = owner
         self.payload = payload
     }
 }

@@ -24,7 +24,7 @@ import Testing
                            outputInterfaceName: "lo")
     }
 
-    static func decode(_ event: PacketEvent) throws -> [String: Any] {
+    static func decode(_ event: borrowing PacketEvent) throws -> [String: Any] {
         var out: [UInt8] = []
         JSONLines.append(event, to: &out)
         #expect(out.last == UInt8(ascii: "\n"))
@@ -42,7 +42,10 @@ import Testing
         bob.attribution = OwnerAttribution(confidence: .single, processes: [ProcessReference(pid: 8, comm: "wget", exe: "/usr/bin/wget")])
         var encoder = JSONLines.Encoder()
         var buffer = ByteBuffer()
-        for event in [alice, alice, bob, alice, bob, bob] { encoder.append(event, to: &buffer) }
+        // Events are not copyable: the stream names which one goes next.
+        for isAlice in [true, true, false, true, false, false] {
+            if isAlice { encoder.append(alice, to: &buffer) } else { encoder.append(bob, to: &buffer) }
+        }
         let lines = buffer.bytes.split(separator: UInt8(ascii: "\n"))
         #expect(lines.count == 6)
         let objects = try lines.map { try #require(try JSONSerialization.jsonObject(with: Data($0)) as? [String: Any]) }
@@ -65,7 +68,13 @@ import Testing
         let unprefixed = Self.event(prefix: nil)
         var encoder = JSONLines.Encoder()
         var buffer = ByteBuffer()
-        for event in [plain, plain, classified, unprefixed, classified, plain] { encoder.append(event, to: &buffer) }
+        for next in [0, 0, 1, 2, 1, 0] {
+            switch next {
+            case 0: encoder.append(plain, to: &buffer)
+            case 1: encoder.append(classified, to: &buffer)
+            default: encoder.append(unprefixed, to: &buffer)
+            }
+        }
         let objects = try buffer.bytes.split(separator: UInt8(ascii: "\n")).map {
             try #require(try JSONSerialization.jsonObject(with: Data($0)) as? [String: Any])
         }
@@ -84,11 +93,11 @@ import Testing
             return event
         }
         let v6 = IPAddress.v6(high: 0x2001_0db8_0000_0000, low: 1)
-        let stream = [event(.v4(0x7F00_0001), 1, 2), event(.v4(0x7F00_0001), 1, 2), event(.v4(0x7F00_0001), 1, 3),
-                      event(v6, 1, 3), event(.v4(0x7F00_0001), 1, 2)]
+        let stream: [(IPAddress, UInt16, UInt16)] = [(.v4(0x7F00_0001), 1, 2), (.v4(0x7F00_0001), 1, 2),
+                                                     (.v4(0x7F00_0001), 1, 3), (v6, 1, 3), (.v4(0x7F00_0001), 1, 2)]
         var encoder = JSONLines.Encoder()
         var buffer = ByteBuffer()
-        for item in stream { encoder.append(item, to: &buffer) }
+        for item in stream { encoder.append(event(item.0, item.1, item.2), to: &buffer) }
         let objects = try buffer.bytes.split(separator: UInt8(ascii: "\n")).map {
             try #require(try JSONSerialization.jsonObject(with: Data($0)) as? [String: Any])
         }
@@ -228,11 +237,14 @@ import Testing
         #expect(String(decoding: out, as: UTF8.self).contains(" ping[*] "))
 
         // The stream encoder tells a program from the single process of the same list apart.
-        var single = event
+        var single = Self.event()
+        single.attribution = event.attribution
         single.attribution?.confidence = .single
         var encoder = JSONLines.Encoder()
         var buffer = ByteBuffer()
-        for next in [event, single, event] { encoder.append(next, to: &buffer) }
+        encoder.append(event, to: &buffer)
+        encoder.append(single, to: &buffer)
+        encoder.append(event, to: &buffer)
         let objects = try buffer.bytes.split(separator: UInt8(ascii: "\n")).map {
             try #require(try JSONSerialization.jsonObject(with: Data($0)) as? [String: Any])
         }
