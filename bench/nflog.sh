@@ -36,6 +36,9 @@
 #       each datagram at INPUT, where it arrives at the sink (loopback: no uid, so nfowner finds the
 #       receiving socket): two messages per datagram, one out, one in (`monitor --input`'s cost).
 #   NFO_BENCH_CONSUMERS ["c c-paced none none-unpaced json-null json capture tcpdump run"], NFO_BENCH_NFQUEUE [1]
+#   NFO_BENCH_BASELINE: another nfowner binary (e.g. a release build of an earlier commit); a consumer
+#       named `<consumer>@base` (none@base, json-null@base…) runs from it, interleaved with the others
+#       in every repetition, so a change is compared with its baseline under the same machine load.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -57,6 +60,10 @@ for c in "${CASES[@]}"; do
     [[ $c =~ ^(max|rate)-[0-9]+(-x[1-9][0-9]?)?(-f[1-9][0-9]*)?(-in)?$ ]] \
         || die "bad case '$c' (want max-64, rate-64, max-64-x8, rate-64-f1000000, max-64-in…)"
 done
+if [[ " ${CONSUMERS[*]} " == *"@base "* ]]; then
+    [[ -x ${NFO_BENCH_BASELINE:-} ]] \
+        || die "a @base consumer needs NFO_BENCH_BASELINE=/path/to/an/nfowner/binary (got '${NFO_BENCH_BASELINE:-}')"
+fi
 TCPDUMP=$(command -v tcpdump || true)
 SKIPPED=""
 if [[ " ${CONSUMERS[*]} " == *" tcpdump "* && -z $TCPDUMP ]]; then
@@ -115,7 +122,12 @@ install_nflog_rules() {
 }
 
 start_consumer() {
-    local consumer=$1
+    local consumer=$1 NFOWNER=$NFOWNER
+    # `<consumer>@base`: the same consumer run from NFO_BENCH_BASELINE's binary (an A/B in one run).
+    if [[ $consumer == *@base ]]; then
+        consumer=${consumer%@base}
+        NFOWNER=$NFO_BENCH_BASELINE
+    fi
     case $consumer in
         c) nsenter --net="$NSFILE" "$WORK/nflog-count" "$GROUP" </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
         c-paced) nsenter --net="$NSFILE" "$WORK/nflog-count" "$GROUP" 2000 </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
@@ -305,6 +317,9 @@ for line in open(raw).read().splitlines()[1:]:
 names = {"c": "C reference (libmnl)", "c-paced": "C reference, 2 ms wake coalescing",
          "none": "nfowner --format none", "none-unpaced": "nfowner --format none --coalesce-us 0", "none-500": "nfowner --format none --coalesce-us 500",
          "json-null": "nfowner --format json > /dev/null", "run": "nfowner run (accounting, SQLite, metrics)", "json": "nfowner --format json > file", "capture": "nfowner capture -w file (pcapng)", "capture-null": "nfowner capture -w /dev/null (pcapng)", "tcpdump": "tcpdump -w /dev/null"}
+def label(consumer):
+    base = consumer.removesuffix("@base")
+    return names.get(base, base) + (" (baseline build)" if consumer != base else "")
 def describe(case):
     parts = case.split("-")
     pace = "max rate" if parts[0] == "max" else f"{int(rate) // 1000}k pkt/s"
@@ -379,7 +394,7 @@ lines = [f"# NFLOG consumers, {meta['date']}", "",
          "| case | consumer | msgs/s (median) | max drain s | CPU ns/msg min | median | max | × C | × none | user / system ns/msg | batches per wakeup | deficit | seq lost | kernel drops | ENOBUFS | sender slipped ms |",
          "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 for r in results:
-    lines.append(f"| {r['description']} | {names.get(r['consumer'], r['consumer'])} | "
+    lines.append(f"| {r['description']} | {label(r['consumer'])} | "
                  f"{r['median_msgs_per_s'] / 1000:.0f}k | {r['max_drain_s']:.2f} | {f(r['min_ns_per_msg'], '.0f')} | "
                  f"{f(r['median_ns_per_msg'], '.0f')} | {f(r['max_ns_per_msg'], '.0f')} | "
                  f"{f(r['ratio_to_c_median'], '.2f')} | {f(r['ratio_to_none_median'], '.2f')} | {r['median_user_ns_per_msg']:.0f} / {r['median_system_ns_per_msg']:.0f} | "
