@@ -20,8 +20,8 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
     private let engine: AttributionEngine
     private let sinks: [any PacketSink]
     /// The sinks by what they read, split once so the per-packet loop asks nothing.
-    private let eventSinks: [any PacketSink]
-    private let factSinks: [any PacketSink]
+    private let eventSinks: SinkFanOut
+    private let factSinks: SinkFanOut
     private let needs: SinkNeeds
     /// Stop handing out packets after this many (nil: no limit).
     public let eventLimit: UInt64?
@@ -50,8 +50,8 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         self.engine = engine
         self.sinks = sinks
         self.needs = sinks.map(\.needs).max() ?? .counters
-        eventSinks = sinks.filter { $0.needs == .events }
-        factSinks = sinks.filter { $0.needs == .facts }
+        eventSinks = SinkFanOut(sinks.filter { $0.needs == .events })
+        factSinks = SinkFanOut(sinks.filter { $0.needs == .facts })
         self.eventLimit = eventLimit
         self.clock = clock
         // The summary line has `cgroup_corrections` whenever owners are resolved, from the start;
@@ -137,7 +137,7 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
             facts.uid = uid
             facts.gid = source.gid
             facts.cgroupID = cgroupID
-            for sink in factSinks { sink.consume(facts) }
+            factSinks.consume(facts)
         case .events:
             emitEvent(source, packet: packet, direction: direction, cgroupID: cgroupID)
         }
@@ -195,7 +195,7 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
             facts = PacketFacts(packet: packet, direction: direction, uid: uid, gid: gid,
                                 cgroupID: cgroupID, attribution: attribution)
             factsIdentity = .max
-            for sink in factSinks { sink.consume(facts) }
+            factSinks.consume(facts)
         case .events where direction == .inbound:
             engine.update(&inboundEvent.owner, attribution: attribution, direction: direction, uid: uid, gid: gid,
                           cgroupID: cgroupID)
@@ -233,16 +233,17 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         if !factSinks.isEmpty {
             let facts = PacketFacts(packet: packet, direction: direction, uid: source.uid, gid: source.gid,
                                     cgroupID: cgroupID, attribution: event.owner.attribution)
-            for sink in factSinks { sink.consume(facts) }
+            factSinks.consume(facts)
         }
         // Only a packet that becomes an event needs its metadata as a value.
         self.source.readMetadata(of: source, receivedAt: batchReceiveTime(), into: &event.metadata)
         event.packet = packet
-        let input = event.metadata.inputInterface.flatMap(engine.interfaceName(of:))
+        // Not `flatMap(engine.interfaceName(of:))`: that closure retains the engine per packet.
+        let input = event.metadata.inputInterface.map { engine.interfaceName(of: $0) } ?? nil
         if event.inputInterfaceName != input { event.inputInterfaceName = input }
-        let output = event.metadata.outputInterface.flatMap(engine.interfaceName(of:))
+        let output = event.metadata.outputInterface.map { engine.interfaceName(of: $0) } ?? nil
         if event.outputInterfaceName != output { event.outputInterfaceName = output }
-        for sink in eventSinks { sink.consume(event, payload: payload) }
+        eventSinks.consume(event, payload: payload)
     }
 
     /// The facts of the packet being handed to sinks (the facts path), and the identity of the
