@@ -61,7 +61,7 @@ public struct PcapngWriter: Sendable {
     /// packets come in runs from one owner, and encoding them is most of the cost of a packet.
     /// Owners are compared by fingerprint; `lastOwner` keeps the storage it points at alive.
     private var lastOwner: PacketOwner?
-    private var lastOwnerFingerprint: OwnerFingerprint?
+    private var lastOwnerFingerprint = OwnerFingerprint.unmatched
     private var lastOwnerOptions: [UInt8] = []
     private var lastProcessIndex: UInt32?
     /// The last packet's interface with its id, for the same reason.

@@ -35,7 +35,7 @@ public enum JSONLines {
         struct DirectionTexts {
             /// The last owner encoded (kept, so the storage its fingerprint points at stays alive).
             var lastOwner: PacketOwner?
-            var lastFingerprint: OwnerFingerprint?
+            var lastFingerprint = OwnerFingerprint.unmatched
             var ownerText: [UInt8] = []
             var repeated = RepeatedText()
         }

@@ -111,6 +111,21 @@ import Testing
         #expect(MemoryLayout<String?>.size == 16)
     }
 
+    /// The encoders start from `OwnerFingerprint.unmatched`: no owner may have it, or its first
+    /// event would be written with no owner keys at all. The empty owner and owners with the
+    /// largest ids are the ones closest to it.
+    @Test func noOwnerHasTheUnmatchedFingerprint() throws {
+        let owners = [PacketOwner(), PacketOwner(uid: .max, gid: .max, cgroupID: .max),
+                      PacketOwner(uid: 0, gid: 0, cgroupID: 0, attribution: OwnerAttribution(confidence: .flow))]
+        for owner in owners { #expect(OwnerFingerprint(owner) != .unmatched) }
+        // And the first event of a stream carries its owner.
+        var encoder = JSONLines.Encoder()
+        var buffer = ByteBuffer()
+        encoder.append(PacketEvent(metadata: PacketMetadata(), packet: Self.event().packet, owner: PacketOwner()), to: &buffer)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(buffer.bytes)) as? [String: Any])
+        #expect(Set(object.keys) == Set(JSONLines.keys))
+    }
+
     /// Owners equal in content but built separately (other string storage) encode the same.
     @Test func equalOwnersFromOtherStorageEncodeTheSame() throws {
         var first = Self.event()
