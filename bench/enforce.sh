@@ -22,6 +22,8 @@
 #              reference with enforce's allow verdict: NF_REPEAT and the allow mark, so the packet
 #              runs the chains again and continues through OUTPUT (see Sources/Rules/EnforceRules.swift).
 #              Separates the kernel path nfowner's rules take from nfowner's own userspace time.
+#   c-chains   the same chains answered NF_ACCEPT (as c-accept answers): against c-repeat, what
+#              the REPEAT verdict itself costs; against c-accept, what nfowner's chains cost
 #   fast-path  nfowner enforce with that policy the kernel decides alone (uid and port rules):
 #              the queue must see 0 packets
 #
@@ -139,14 +141,18 @@ for ((rep = 1; rep <= REPS; rep++)); do
     start_c 0x400000
     line=$(probe)
     stop_c
+    echo "c-repeat $(latency "$line") $(field accepted "$(cat "$WORK/c.err")")" >>"$WORK/latency.txt"
+    start_c
+    line=$(probe)
+    stop_c
     in_ns iptables -F
     in_ns iptables -X
-    echo "c-repeat $(latency "$line") $(field accepted "$(cat "$WORK/c.err")")" >>"$WORK/latency.txt"
+    echo "c-chains $(latency "$line") $(field accepted "$(cat "$WORK/c.err")")" >>"$WORK/latency.txt"
     start_enforce "$WORK/kernel.toml"
     line=$(probe)
     stop_enforce
     echo "fast-path $(latency "$line") $(field held "$(cat "$WORK/enforce.err")")" >>"$WORK/latency.txt"
-    printf '  latency rep %s: %s\n' "$rep" "$(tail -6 "$WORK/latency.txt" | tr '\n' ' ')" >&2
+    printf '  latency rep %s: %s\n' "$rep" "$(tail -7 "$WORK/latency.txt" | tr '\n' ' ')" >&2
 done
 
 python3 - "$WORK/rate.txt" "$WORK/latency.txt" "$PROBES" <<'PY'
