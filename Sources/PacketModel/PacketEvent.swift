@@ -8,8 +8,9 @@ import PacketParsing
 /// caches, the attribution from the flow cache, the prefix is held inline.
 ///
 /// Not copyable: the session keeps one event per direction and lends it to every sink, and
-/// the compiler now guarantees that no sink call, encoder or helper copies it on the way (a
-/// copy moves 470 bytes and retains each of its names and its attribution). Code that keeps
+/// the compiler guarantees that no sink call, encoder or helper copies it on the way (a copy
+/// retains each of its names and its attribution). Lending it out of the pipeline's storage
+/// still moves its 472 bytes to a temporary per sink call, without retains. Code that keeps
 /// events keeps their parts (`metadata`, `packet`, `owner`).
 public struct PacketEvent: ~Copyable, Sendable {
     public var metadata: PacketMetadata

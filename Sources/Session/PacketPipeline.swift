@@ -238,10 +238,9 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         // Only a packet that becomes an event needs its metadata as a value.
         self.source.readMetadata(of: source, receivedAt: batchReceiveTime(), into: &event.metadata)
         event.packet = packet
-        // Not `flatMap(engine.interfaceName(of:))`: that closure retains the engine per packet.
-        let input = event.metadata.inputInterface.map { engine.interfaceName(of: $0) } ?? nil
+        let input = event.metadata.inputInterface.flatMap(engine.interfaceName(of:))
         if event.inputInterfaceName != input { event.inputInterfaceName = input }
-        let output = event.metadata.outputInterface.map { engine.interfaceName(of: $0) } ?? nil
+        let output = event.metadata.outputInterface.flatMap(engine.interfaceName(of:))
         if event.outputInterfaceName != output { event.outputInterfaceName = output }
         eventSinks.consume(event, payload: payload)
     }
