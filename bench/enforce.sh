@@ -29,7 +29,11 @@
 #
 # Run as root: sudo bench/enforce.sh   (≈ 2 min)
 # Environment knobs [defaults]: NFO_BENCH_REPS [3], NFO_BENCH_DURATION [3] s, NFO_BENCH_PROBES [2000],
-#   NFO_BENCH_PORT [9101] (sink; the closed port is +1)
+#   NFO_BENCH_PORT [9101] (sink; the closed port is +1),
+#   NFO_BENCH_AWAKE [0]: 1 runs one `nice -n 19` busy loop per CPU during the latency part. On a
+#       virtual machine an idle vCPU is halted, and waking it to run the queue's consumer can cost
+#       hundreds of µs, more than everything measured here; the loops keep every vCPU running and
+#       yield to any other task at once, so the p50s measure the software path, not the host.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 bench_begin nfo-enforce "network namespaces, NFQUEUE and iptables" nft iptables python3 cc
@@ -40,10 +44,12 @@ PROBES=${NFO_BENCH_PROBES:-2000}
 SINK_PORT=${NFO_BENCH_PORT:-9101}
 CLOSED_PORT=$((SINK_PORT + 1))
 QUEUE_NUM=47
+AWAKE=${NFO_BENCH_AWAKE:-0}
 CONSUMER_PID=""
 SINK_PID=""
+SPINNER_PIDS=()
 
-stop_started() { stop_pids "$CONSUMER_PID" "$SINK_PID"; }
+stop_started() { stop_pids "$CONSUMER_PID" "$SINK_PID" "${SPINNER_PIDS[@]}"; }
 
 echo "building release binaries (.build-bench)…" >&2
 build_release_binaries
@@ -120,6 +126,13 @@ done
 in_ns iptables -t raw -F OUTPUT
 
 echo "kind p50_us p99_us queued" >"$WORK/latency.txt"
+if [[ $AWAKE == 1 ]]; then
+    for ((cpu = 0; cpu < $(nproc); cpu++)); do
+        taskset -c "$cpu" nice -n 19 bash -c 'while :; do :; done' &
+        SPINNER_PIDS+=("$!")
+    done
+    echo "latency with every vCPU kept awake (NFO_BENCH_AWAKE=1: ${#SPINNER_PIDS[@]} nice 19 busy loops)" >&2
+fi
 for ((rep = 1; rep <= REPS; rep++)); do
     echo "plain $(latency "$(probe)") -" >>"$WORK/latency.txt"
     in_ns iptables -A OUTPUT -p tcp -m conntrack --ctstate NEW -j NFQUEUE --queue-num "$QUEUE_NUM"
@@ -154,8 +167,13 @@ for ((rep = 1; rep <= REPS; rep++)); do
     echo "fast-path $(latency "$line") $(field held "$(cat "$WORK/enforce.err")")" >>"$WORK/latency.txt"
     printf '  latency rep %s: %s\n' "$rep" "$(tail -7 "$WORK/latency.txt" | tr '\n' ' ')" >&2
 done
+if ((${#SPINNER_PIDS[@]})); then
+    kill "${SPINNER_PIDS[@]}"
+    wait "${SPINNER_PIDS[@]}" 2>/dev/null || true   # killed by SIGTERM: not an error
+    SPINNER_PIDS=()
+fi
 
-python3 - "$WORK/rate.txt" "$WORK/latency.txt" "$PROBES" <<'PY'
+python3 - "$WORK/rate.txt" "$WORK/latency.txt" "$PROBES" "$AWAKE" <<'PY'
 import statistics, sys
 rate = [l.split() for l in open(sys.argv[1]).read().splitlines()[1:]]
 lat = [l.split() for l in open(sys.argv[2]).read().splitlines()[1:]]
@@ -169,7 +187,8 @@ ref = med(v for v, _ in per["c-accept"])
 for kind, values in per.items():
     v = med(x for x, _ in values)
     print(f"  {kind:9s} {v:>10,.0f}/s  ({v / ref:.2f}× c-accept)  sent {med(s for _, s in values):,.0f}")
-print(f"connect() to a closed port, {probes} probes (medians of the runs' p50 and p99):")
+awake = " with every vCPU kept awake (NFO_BENCH_AWAKE=1)" if sys.argv[4] == "1" else ""
+print(f"connect() to a closed port, {probes} probes{awake} (medians of the runs' p50 and p99):")
 byk = {}
 for kind, p50, p99, queued in lat:
     byk.setdefault(kind, []).append((float(p50), float(p99), queued))
