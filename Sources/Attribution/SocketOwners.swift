@@ -9,6 +9,8 @@
 //   1. processes not seen before (a new socket most often belongs to a new process);
 //   2. if still missing, every other process (fd numbers are reused, so an old process's
 //      unchanged fd count proves nothing).
+// A likely holder's fds that held sockets at its last scan are read first: a new socket often
+// takes the fd of the one closed before it.
 // A hit is verified with one readlink of the remembered pid/fd, so a closed socket whose fd
 // now holds something else is not reported. A process that vanishes mid-scan is normal.
 // The reading of /proc itself is NetfilterSystem's `ProcessDescriptors`; this is the index.
@@ -35,11 +37,15 @@ public final class SocketOwners: @unchecked Sendable {
     public private(set) var refreshes = 0
     /// Misses answered by re-reading a likely holder's fds, without a refresh.
     public private(set) var likelyHolderHits = 0
+    /// Of those, the ones found at an fd that held another socket at the process's last scan.
+    public private(set) var reusedDescriptorHits = 0
     /// Processes that held the latest sockets found by a scan, newest first: a process that opens
     /// one socket (a client, a resolver) often opens the next.
     private var recentHolders: [Int32] = []
     /// How many likely holders are read before falling back to a refresh.
     public static let likelyHolderLimit = 16
+    /// A likely holder with at most this many known socket fds has those read first.
+    public static let reusedDescriptorLimit = 8
 
     public init(procRoot: String = "/proc", minimumRescanInterval: Double = 0.05,
                 now: @escaping () -> Double = SocketOwners.monotonicSeconds) {
@@ -84,6 +90,7 @@ public final class SocketOwners: @unchecked Sendable {
         var tried = Set<Int32>()
         func holdsIt(_ pid: Int32) -> Bool {
             guard tried.count < Self.likelyHolderLimit, tried.insert(pid).inserted else { return false }
+            if foundAtReusedDescriptor(inode, pid) { return true }
             scan(pid)
             return holders[inode].map { !$0.isEmpty } ?? false
         }
@@ -91,6 +98,25 @@ public final class SocketOwners: @unchecked Sendable {
         guard recentHolders.contains(where: holdsIt) || named().contains(where: holdsIt) else { return nil }
         likelyHolderHits += 1
         return remembered(Self.sortedPIDs(holders[inode] ?? []))
+    }
+
+    /// Whether `pid` now holds `inode` at one of the fds that held a socket at its last scan,
+    /// recorded for that fd alone. A program that opens sockets one after another (a client
+    /// connecting per request) mostly gets the lowest free fd, the one its last socket had: one
+    /// readlink instead of one per fd — the difference to a queued packet's verdict time, as
+    /// the process waits for it (enforce's exe rules).
+    private func foundAtReusedDescriptor(_ inode: UInt64, _ pid: Int32) -> Bool {
+        guard let known = scanned[pid], known.count <= Self.reusedDescriptorLimit else { return false }
+        for (fd, previous) in known where previous != inode && socketInode(pid: pid, fd: fd) == inode {
+            let holder = Holder(pid: pid, fd: fd)
+            holders[previous]?.remove(holder)
+            if holders[previous]?.isEmpty == true { holders[previous] = nil }
+            holders[inode, default: []].insert(holder)
+            scanned[pid]?[fd] = inode
+            reusedDescriptorHits += 1
+            return true
+        }
+        return false
     }
 
     /// Puts `pids` first among the recent holders (at most 8 are kept) and returns them.

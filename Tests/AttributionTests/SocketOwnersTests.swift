@@ -205,6 +205,34 @@ struct SocketOwnersTests {
         #expect(owners.refreshes == 2)
     }
 
+    /// A client that closes its socket and opens the next one at the same fd is found by reading
+    /// that fd alone; a socket at a new fd still is, by reading them all; the index stays true.
+    @Test func aNewSocketAtAClosedSocketsFdIsFoundByThatFdAlone() throws {
+        let root = try makeProc([100: [0: "/dev/null", 1: "/dev/null", 2: "pipe:[7]", 3: "socket:[500]", 4: "/tmp/log"]])
+        defer { root.remove() }
+        let owners = SocketOwners(procRoot: root.path, minimumRescanInterval: 0)
+        #expect(owners.pids(forInode: 500) == [100])  // a refresh: 100 becomes a recent holder
+        #expect(owners.refreshes == 1)
+        func relink(_ fd: Int32, _ target: String) throws {
+            try? FileManager.default.removeItem(atPath: "\(root.path)/100/fd/\(fd)")
+            try FileManager.default.createSymbolicLink(atPath: "\(root.path)/100/fd/\(fd)", withDestinationPath: target)
+        }
+        try relink(3, "socket:[501]")
+        #expect(owners.pids(forInode: 501) == [100])
+        #expect(owners.reusedDescriptorHits == 1)
+        #expect(owners.likelyHolderHits == 1)
+        #expect(owners.refreshes == 1)
+        #expect(owners.pids(forInode: 500, refreshing: false) == [])  // the index forgot the closed socket
+        #expect(owners.pids(forInode: 501) == [100])
+        // The next socket at a new fd: the known fd (still 501) misses, the process's fds are read.
+        try relink(5, "socket:[502]")
+        #expect(owners.pids(forInode: 502) == [100])
+        #expect(owners.reusedDescriptorHits == 1)
+        #expect(owners.likelyHolderHits == 2)
+        #expect(owners.refreshes == 1)
+        #expect(owners.pids(forInode: 501) == [100])
+    }
+
     @Test func reusedFdIsNotReportedAndVanishedProcessIsForgotten() throws {
         let root = try makeProc([100: [3: "socket:[500]"], 200: [3: "socket:[600]"]])
         defer { root.remove() }
