@@ -9,7 +9,10 @@
 #
 # Run as root: sudo bench/callgrind-monitor.sh     (≈ 1 min)
 # Knobs: NFO_PROF_FORMAT [none] (none|json), NFO_PROF_RATE [20000], NFO_PROF_DURATION [3], NFO_PROF_TOP [25],
-#        NFO_PROF_VALGRIND_ARGS [] (extra callgrind options, e.g. --dump-instr=yes for per-instruction costs)
+#        NFO_PROF_VALGRIND_ARGS [] (extra callgrind options, e.g. --dump-instr=yes for per-instruction costs),
+#        NFO_PROF_BINARY [this tree's release build] (another nfowner binary to profile, e.g. a release build
+#        of an earlier commit: two runs give an A/B in instructions per message, which do not vary
+#        with the host's load as CPU time does)
 # Output: bench/results/callgrind-monitor-<format>-<UTC time>.out (callgrind file) and .txt (the listing).
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -37,7 +40,9 @@ mkdir -p "$REPO/bench/results"
 OUT=$REPO/bench/results/callgrind-monitor-$FORMAT-$(date -u +%Y-%m-%dT%H%M%SZ)
 # valgrind 3.19 (Debian 12) cannot read the DWARF 5 that Swift 6 emits ("Possibly corrupted debuginfo
 # file ... Giving up"): profile a copy without debug sections; the symbol table keeps function names.
-objcopy --strip-debug "$BIN/nfowner" "$WORK/nfowner"
+PROFILED=${NFO_PROF_BINARY:-$BIN/nfowner}
+[[ -x $PROFILED ]] || die "NFO_PROF_BINARY '$PROFILED' is not an executable"
+objcopy --strip-debug "$PROFILED" "$WORK/nfowner"
 # shellcheck disable=SC2086 # word splitting of the extra options is intended
 valgrind --tool=callgrind --callgrind-out-file="$OUT.out" ${NFO_PROF_VALGRIND_ARGS:-} \
     "$WORK/nfowner" monitor --format "$FORMAT" --no-rules --group "$GROUP" --netns "$NS" \
@@ -58,7 +63,7 @@ grep 'received=' "$WORK/monitor.err" >&2 || true
 
 demangle() { if command -v swift-demangle >/dev/null; then swift-demangle --simplified; else swift demangle --simplified; fi; }
 {
-    echo "# callgrind: nfowner monitor --format $FORMAT, $RATE pkt/s × $DURATION s, $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "# callgrind: nfowner monitor --format $FORMAT, $RATE pkt/s × $DURATION s, $(date -u '+%Y-%m-%d %H:%M UTC'), $PROFILED"
     grep 'received=' "$WORK/monitor.err" || true
     echo
     echo "## inclusive"

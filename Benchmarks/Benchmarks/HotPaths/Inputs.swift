@@ -113,7 +113,8 @@ enum Inputs {
     }
 
     /// An event with every field set: what `--format json` writes for a fully resolved packet.
-    static let fullEvent: PacketEvent = {
+    /// A function, not a stored value: `PacketEvent` is not copyable, so each benchmark makes its own.
+    static func fullEvent() -> PacketEvent {
         var metadata = PacketMetadata()
         metadata.origin = PacketOrigin(kind: .nflog, number: 5)
         metadata.family = 2
@@ -136,5 +137,5 @@ enum Inputs {
                                cgroupPath: "/user.slice/user-1000.slice/session-3.scope",
                                unit: "session-3.scope", attribution: attribution),
             inputInterfaceName: nil, outputInterfaceName: "eth0")
-    }()
+    }
 }
