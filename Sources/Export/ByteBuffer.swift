@@ -168,6 +168,23 @@ public struct ByteBuffer: ~Copyable {
         write(decimal: value)
     }
 
+    /// `value` (below one million) as exactly six digits, zero-padded: an event's microseconds,
+    /// three digit pairs from the table and no digit counting.
+    @inlinable @inline(__always)
+    public mutating func write(sixDigits value: UInt64) {
+        reserve(6)
+        let pairs = Self.digitPairs.utf8Start
+        let value = Int(truncatingIfNeeded: min(value, 999_999))
+        let high = value / 10_000, middle = (value / 100) % 100, low = value % 100
+        base[used] = pairs[high &* 2]
+        base[used &+ 1] = pairs[high &* 2 &+ 1]
+        base[used &+ 2] = pairs[middle &* 2]
+        base[used &+ 3] = pairs[middle &* 2 &+ 1]
+        base[used &+ 4] = pairs[low &* 2]
+        base[used &+ 5] = pairs[low &* 2 &+ 1]
+        used &+= 6
+    }
+
     /// Lets `body` write up to `maximum` bytes straight into the buffer; it returns how many it wrote.
     @inlinable
     public mutating func write(maximum: Int, _ body: (UnsafeMutableBufferPointer<UInt8>) -> Int) {

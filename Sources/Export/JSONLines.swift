@@ -16,14 +16,20 @@ public enum JSONLines {
         buffer.withBytes { out.append(contentsOf: $0) }
     }
 
-    /// Encodes a stream of events. Holds the text of the current second
-    /// (`{"time":"2026-11-24T23:04:44.`), so consecutive events copy it instead of computing a
-    /// civil date and six divisions each.
+    /// Encodes a stream of events, as a few cached texts and the handful of values that change
+    /// from packet to packet:
     ///
-    /// It also keeps the encoded owner keys (`"uid"` … `"reason"`) of the last event: packets come
-    /// in runs from one owner (the flow cache hands out the same attribution, the name caches the
-    /// same strings), so the next event of that owner copies them — and the equality check is
-    /// cheap, since identical strings and arrays compare by identity first. One set of such texts
+    ///     {"time":"2026-11-24T23:04:44.   the current second                (per second)
+    ///     123456                          microseconds
+    ///     Z","dir":…,"seq":               direction, hook, group             (head)
+    ///     4242                            sequence number
+    ///     ,"prefix":…,"dport":443         prefix and the flow's keys         (middle)
+    ///     ,"icmp_type":…,"len":60         ICMP, TCP flags, length
+    ///     ,"iface_in":…,"owner_uid":0}⏎   interfaces and the owner's keys    (tail)
+    ///
+    /// Packets come in runs of one flow and one owner (the flow cache hands out the same
+    /// attribution, the name caches the same strings), so each cached text is checked with a
+    /// cheap comparison — identical strings and arrays compare by identity — and copied. One set
     /// per direction: with inbound logging a connection's packets alternate out and in, and each
     /// direction has its own flow keys, interfaces and (without a uid) owner keys.
     public struct Encoder {
@@ -33,11 +39,22 @@ public enum JSONLines {
         private var inbound = DirectionTexts()
 
         struct DirectionTexts {
-            /// The last owner encoded (kept, so the storage its fingerprint points at stays alive).
+            /// Direction, hook and group as one word (see `headKey`), and their text.
+            var headKey = UInt64.max
+            var head: [UInt8] = []
+            /// The prefix and flow the middle text was made from (the prefix itself only when
+            /// its summary does not tell it: longer than 24 bytes).
+            var prefixSummary = LogPrefix.Summary(nil)
+            var longPrefix: LogPrefix?
+            var flow = RepeatedFlow.none
+            var middle: [UInt8] = []
+            /// The interface names and owner the tail was made from, kept so the storage their
+            /// bits point at stays alive (equal bits keep meaning equal strings).
+            var interfaces: (String?, String?) = (nil, nil)
+            var interfaceBits = SIMD4<UInt64>(repeating: .max)
             var lastOwner: PacketOwner?
             var lastFingerprint = OwnerFingerprint.unmatched
-            var ownerText: [UInt8] = []
-            var repeated = RepeatedText()
+            var tail: [UInt8] = []
         }
 
         public init() {}
@@ -52,8 +69,7 @@ public enum JSONLines {
                 RFC3339.appendSecond(time.seconds, to: &secondText)
             }
             secondText.withUnsafeBytes { out.write($0) }
-            out.write(decimal: min(time.microseconds, 999_999), zeroPaddedTo: 6)
-            out.write(UInt8(ascii: "Z"))
+            out.write(sixDigits: min(time.microseconds, 999_999))
             if event.metadata.direction == .inbound {
                 Self.appendRest(event, texts: &inbound, to: &out)
             } else {
@@ -61,31 +77,72 @@ public enum JSONLines {
             }
         }
 
-        /// Everything after the time, with `texts` of the event's direction.
+        /// Everything after the microseconds, with `texts` of the event's direction.
         @inline(__always)
         private static func appendRest(_ event: borrowing PacketEvent, texts: inout DirectionTexts, to out: inout ByteBuffer) {
-            JSONLines.appendPacketKeys(event, to: &out, memo: &texts.repeated)
-            let fingerprint = OwnerFingerprint(event.owner)
-            if fingerprint != texts.lastFingerprint {
-                texts.ownerText.removeAll(keepingCapacity: true)
-                var fresh = ByteBuffer(capacity: 1024)
-                JSONLines.appendOwnerKeys(event.owner, to: &fresh)
-                fresh.withBytes { texts.ownerText.append(contentsOf: $0) }
+            let headKey = Self.headKey(event)
+            if headKey != texts.headKey {
+                texts.headKey = headKey
+                Self.remake(&texts.head) { JSONLines.appendHead(event, to: &$0) }
+            }
+            texts.head.withUnsafeBytes { out.write($0) }
+            appendNumber(event.metadata.sequence.map(UInt64.init), to: &out)
+
+            let flow = RepeatedFlow(event.packet)
+            let prefixSummary = event.metadata.prefixSummary
+            if flow != texts.flow || prefixSummary != texts.prefixSummary
+                || (!prefixSummary.isExact && event.metadata.prefix != texts.longPrefix) {
+                texts.flow = flow
+                texts.prefixSummary = prefixSummary
+                texts.longPrefix = prefixSummary.isExact ? nil : event.metadata.prefix
+                Self.remake(&texts.middle) { buffer in
+                    buffer.write(",\"prefix\":")
+                    JSONLines.appendPrefix(event.metadata.prefix, to: &buffer)
+                    JSONLines.appendFlowKeys(event.packet, to: &buffer)
+                }
+            }
+            texts.middle.withUnsafeBytes { out.write($0) }
+            JSONLines.appendPacketValues(event.packet, to: &out)
+
+            let interfaceBits = SIMD4(OwnerFingerprint.bits(event.inputInterfaceName).0, OwnerFingerprint.bits(event.inputInterfaceName).1,
+                                      OwnerFingerprint.bits(event.outputInterfaceName).0, OwnerFingerprint.bits(event.outputInterfaceName).1)
+            let fingerprint = OwnerFingerprint(of: event)
+            if fingerprint != texts.lastFingerprint || interfaceBits != texts.interfaceBits {
+                texts.interfaces = (event.inputInterfaceName, event.outputInterfaceName)
+                texts.interfaceBits = interfaceBits
                 texts.lastOwner = event.owner
                 texts.lastFingerprint = fingerprint
+                Self.remake(&texts.tail) { buffer in
+                    buffer.write(",\"iface_in\":")
+                    appendString(event.inputInterfaceName, to: &buffer)
+                    buffer.write(",\"iface_out\":")
+                    appendString(event.outputInterfaceName, to: &buffer)
+                    JSONLines.appendOwnerKeys(event.owner, to: &buffer)
+                    buffer.write("}\n")
+                }
             }
-            texts.ownerText.withUnsafeBytes { out.write($0) }
-            out.write("}\n")
+            texts.tail.withUnsafeBytes { out.write($0) }
+        }
+
+        /// Direction, hook (family and number) and group in one word: what the head text says.
+        @inline(__always)
+        static func headKey(_ event: borrowing PacketEvent) -> UInt64 {
+            UInt64(event.metadata.direction == .inbound ? 1 : 0) | UInt64(event.metadata.family) << 8
+                | UInt64(event.metadata.hookNumber) << 16 | UInt64(event.metadata.origin.number) << 32
+        }
+
+        /// Replaces `text` with what `body` writes (only when a cached text changes).
+        static func remake(_ text: inout [UInt8], _ body: (inout ByteBuffer) -> Void) {
+            var fresh = ByteBuffer(capacity: 1024)
+            body(&fresh)
+            text.removeAll(keepingCapacity: true)
+            fresh.withBytes { text.append(contentsOf: $0) }
         }
     }
 
-    /// The keys after the time, up to `iface_out`.
-    static func appendPacketKeys(_ event: borrowing PacketEvent, to out: inout ByteBuffer,
-                                 memo: inout RepeatedText) {
-        // Fields read through `event` (borrowed): a local copy of the metadata moved ~250 bytes
-        // (the prefix inline) per event.
-        let packet = event.packet
-        out.write("\",\"dir\":\"")
+    /// From the time's `Z` to `"seq":`.
+    static func appendHead(_ event: borrowing PacketEvent, to out: inout ByteBuffer) {
+        out.write("Z\",\"dir\":\"")
         out.write(event.metadata.direction == .inbound ? "in" : "out")
         out.write("\",\"hook\":")
         switch event.metadata.hook {
@@ -101,29 +158,11 @@ public enum JSONLines {
         out.write(",\"group\":")
         out.write(decimal: UInt64(event.metadata.origin.number))
         out.write(",\"seq\":")
-        appendNumber(event.metadata.sequence.map(UInt64.init), to: &out)
-        out.write(",\"prefix\":")
-        if event.metadata.prefix != memo.prefix || !memo.hasPrefix {
-            memo.prefix = event.metadata.prefix
-            memo.hasPrefix = true
-            var fresh = ByteBuffer(capacity: 256)
-            appendPrefix(event.metadata.prefix, to: &fresh)
-            memo.prefixText.removeAll(keepingCapacity: true)
-            fresh.withBytes { memo.prefixText.append(contentsOf: $0) }
-        }
-        memo.prefixText.withUnsafeBytes { out.write($0) }
-        // The flow's keys (family … dport) repeat for every packet of the flow: encoded once.
-        let flow = RepeatedText.Flow(family: packet.family, protocolNumber: packet.protocolNumber,
-                                     source: packet.source, destination: packet.destination,
-                                     sourcePort: packet.sourcePort, destinationPort: packet.destinationPort)
-        if memo.flow != flow {
-            memo.flow = flow
-            var fresh = ByteBuffer(capacity: 256)
-            appendFlowKeys(packet, to: &fresh)
-            memo.flowText.removeAll(keepingCapacity: true)
-            fresh.withBytes { memo.flowText.append(contentsOf: $0) }
-        }
-        memo.flowText.withUnsafeBytes { out.write($0) }
+    }
+
+    /// The keys after `dport` that change from packet to packet of a flow: `icmp_type` to `len`.
+    @inline(__always)
+    static func appendPacketValues(_ packet: borrowing PacketSummary, to out: inout ByteBuffer) {
         if let icmp = packet.icmp {
             out.write(",\"icmp_type\":")
             appendNumber(icmp.type.map(UInt64.init), to: &out)
@@ -131,29 +170,27 @@ public enum JSONLines {
             appendNumber(icmp.code.map(UInt64.init), to: &out)
             out.write(",\"icmp_id\":")
             appendNumber(icmp.echoIdentifier.map(UInt64.init), to: &out)
+            out.write(",\"tcp_flags\":null")
+        } else if let flags = packet.tcpFlags {
+            out.write(",\"icmp_type\":null,\"icmp_code\":null,\"icmp_id\":null,\"tcp_flags\":\"")
+            appendLetters(flags, to: &out)
+            out.write(UInt8(ascii: "\""))
         } else {
-            // UDP, TCP and the rest: one write for the three nulls.
-            out.write(",\"icmp_type\":null,\"icmp_code\":null,\"icmp_id\":null")
+            // UDP and the rest: one write for the four nulls.
+            out.write(",\"icmp_type\":null,\"icmp_code\":null,\"icmp_id\":null,\"tcp_flags\":null")
         }
-        out.write(",\"tcp_flags\":")
-        appendString(packet.tcpFlags?.letters, to: &out)
         out.write(",\"len\":")
         out.write(decimal: UInt64(max(0, packet.totalLength)))
-        let names = SIMD4(OwnerFingerprint.bits(event.inputInterfaceName).0, OwnerFingerprint.bits(event.inputInterfaceName).1,
-                          OwnerFingerprint.bits(event.outputInterfaceName).0, OwnerFingerprint.bits(event.outputInterfaceName).1)
-        if memo.interfaceNames != names || memo.interfaces == nil {
-            // Kept alive with the bits, so equal bits keep meaning equal names.
-            memo.interfaces = (event.inputInterfaceName, event.outputInterfaceName)
-            memo.interfaceNames = names
-            var fresh = ByteBuffer(capacity: 128)
-            fresh.write(",\"iface_in\":")
-            appendString(event.inputInterfaceName, to: &fresh)
-            fresh.write(",\"iface_out\":")
-            appendString(event.outputInterfaceName, to: &fresh)
-            memo.interfacesText.removeAll(keepingCapacity: true)
-            fresh.withBytes { memo.interfacesText.append(contentsOf: $0) }
+    }
+
+    /// The flags' letters (`TCPFlags.letters`) straight into the buffer: no String per packet.
+    @inline(__always)
+    static func appendLetters(_ flags: TCPFlags, to out: inout ByteBuffer) {
+        let letters: StaticString = "FSRPAUEC"
+        out.reserve(8)
+        for index in 0..<8 where flags.rawValue & (1 << UInt8(index)) != 0 {
+            out.write(letters.utf8Start[index])
         }
-        memo.interfacesText.withUnsafeBytes { out.write($0) }
     }
 
     /// `family` to `dport`.
@@ -179,25 +216,33 @@ public enum JSONLines {
         appendNumber(packet.destinationPort.map(UInt64.init), to: &out)
     }
 
-    /// Text that repeats from event to event (the flow's keys, the log prefix, the interface
-    /// names), encoded once.
-    struct RepeatedText {
-        struct Flow: Equatable {
-            var family: IPFamily
-            var protocolNumber: UInt8
-            var source: IPAddress
-            var destination: IPAddress
-            var sourcePort: UInt16?
-            var destinationPort: UInt16?
+    /// A flow's keys as the middle text was made from them.
+    struct RepeatedFlow: Equatable {
+        var family: IPFamily
+        var protocolNumber: UInt8
+        var source: IPAddress
+        var destination: IPAddress
+        var sourcePort: UInt16?
+        var destinationPort: UInt16?
+
+        @inline(__always)
+        init(_ packet: borrowing PacketSummary) {
+            family = packet.family
+            protocolNumber = packet.protocolNumber
+            source = packet.source
+            destination = packet.destination
+            sourcePort = packet.sourcePort
+            destinationPort = packet.destinationPort
         }
-        var flow: Flow?
-        var flowText: [UInt8] = []
-        var prefix: LogPrefix?
-        var hasPrefix = false
-        var prefixText: [UInt8] = []
-        var interfaces: (String?, String?)?
-        var interfaceNames = SIMD4<UInt64>()
-        var interfacesText: [UInt8] = []
+
+        /// Matches no packet's flow (an IPv4 family with an IPv6 address): for an encoder that
+        /// has encoded nothing yet.
+        static let none: RepeatedFlow = {
+            var flow = RepeatedFlow(PacketSummary(family: .ipv4, source: .v4(0), destination: .v4(0), protocolNumber: 0,
+                                                  totalLength: 0, fragment: nil, transport: .notFirstFragment))
+            flow.source = .v6(high: .max, low: .max)
+            return flow
+        }()
     }
 
     /// The owner's keys, `uid` to `reason`, then `owner_uid`.

@@ -114,38 +114,42 @@ public struct NflogPacketView {
         public var inputInterface: UInt32?
         public var outputInterface: UInt32?
         public var mark: UInt32?
-        /// The prefix up to its first NUL; nil when absent or empty.
-        public var prefix: UnsafeRawBufferPointer?
 
         public init() {}
     }
 
-    /// The event fields of a message this type already validated: for the few packets that
-    /// become events, one walk over raw attribute numbers instead of validating again and then
-    /// building a whole record. Still never reads out of bounds (the cursor is the checked one)
-    /// but reports no malformation; nil when the message has no nfgenmsg.
+    /// The event fields of a message this type already validated (the prefix is the view's
+    /// `prefixBytes`): for the packets that become events, one lean walk over raw attribute
+    /// numbers instead of validating again and building a whole record. Every read stays
+    /// within the message (a malformed attribute ends the walk), but nothing is reported;
+    /// nil when the message has no nfgenmsg.
     public static func eventFields(ofValidatedMessage message: UnsafeRawBufferPointer) -> EventFields? {
         let fixedEnd = NetlinkMessageHeader.size + NfgenMessage.size
-        guard let attributes = message.suffix(from: fixedEnd) else { return nil }
+        guard message.count >= fixedEnd, let base = message.baseAddress else { return nil }
         var fields = EventFields()
-        var cursor = AttributeCursor(area: attributes, baseOffset: 0)
-        while case let attribute?? = try? cursor.next() {
-            let value = attribute.value
-            switch attribute.type {
-            case NflogAttributeType.sequence.rawValue: fields.sequence = value.bigEndianUInt32(at: 0)
-            case NflogAttributeType.inputInterface.rawValue: fields.inputInterface = value.bigEndianUInt32(at: 0)
-            case NflogAttributeType.outputInterface.rawValue: fields.outputInterface = value.bigEndianUInt32(at: 0)
-            case NflogAttributeType.mark.rawValue: fields.mark = value.bigEndianUInt32(at: 0)
-            case NflogAttributeType.timestamp.rawValue:
-                if let seconds = value.bigEndianUInt64(at: 0), let microseconds = value.bigEndianUInt64(at: 8) {
-                    fields.timestamp = NflogTimestamp(seconds: seconds, microseconds: microseconds)
-                }
-            case NflogAttributeType.prefix.rawValue:
-                // The kernel sends the prefix with its NUL; up to the first NUL is what was configured.
-                let characters = value.prefixBeforeFirstZeroByte()
-                fields.prefix = characters.isEmpty ? nil : characters
+        var position = fixedEnd
+        // The checked cursor with `try?` cost ~38 instructions an attribute here; this loop
+        // does the same bounds checks with plain loads.
+        while message.count &- position >= NetlinkAttribute.headerSize {
+            let length = Int(base.loadUnaligned(fromByteOffset: position, as: UInt16.self))  // host order
+            guard length >= NetlinkAttribute.headerSize, length <= message.count &- position else { break }
+            let type = base.loadUnaligned(fromByteOffset: position &+ 2, as: UInt16.self) & NetlinkAttribute.typeMask
+            let value = position &+ NetlinkAttribute.headerSize
+            let valueLength = length &- NetlinkAttribute.headerSize
+            func word(_ offset: Int = 0) -> UInt32 {
+                UInt32(bigEndian: base.loadUnaligned(fromByteOffset: value &+ offset, as: UInt32.self))
+            }
+            switch type {
+            case NflogAttributeType.sequence.rawValue where valueLength == 4: fields.sequence = word()
+            case NflogAttributeType.inputInterface.rawValue where valueLength == 4: fields.inputInterface = word()
+            case NflogAttributeType.outputInterface.rawValue where valueLength == 4: fields.outputInterface = word()
+            case NflogAttributeType.mark.rawValue where valueLength == 4: fields.mark = word()
+            case NflogAttributeType.timestamp.rawValue where valueLength == NflogStructSize.timestamp:
+                fields.timestamp = NflogTimestamp(seconds: UInt64(word()) << 32 | UInt64(word(4)),
+                                                  microseconds: UInt64(word(8)) << 32 | UInt64(word(12)))
             default: break
             }
+            position &+= (length &+ 3) & ~3
         }
         return fields
     }

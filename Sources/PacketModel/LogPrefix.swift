@@ -104,6 +104,49 @@ public struct LogPrefix: Sendable, Equatable, CustomStringConvertible {
         return allWordsEqual(lhs, rhs)
     }
 
+    /// A prefix's length and its first 24 bytes: equal summaries of prefixes up to 24 bytes
+    /// (nfowner's own, "nfowner cg=<id>", up to 13 digits of id) mean equal prefixes; longer
+    /// ones are compared whole as well (`isExact` false).
+    public struct Summary: Equatable, Sendable {
+        /// 0: no prefix (a prefix is never empty).
+        @usableFromInline var length: UInt8
+        @usableFromInline var words: SIMD4<UInt64>
+
+        public static let exactLength = 24
+
+        @inlinable
+        public init(_ prefix: LogPrefix?) {
+            guard let prefix else {
+                length = 0
+                words = SIMD4()
+                return
+            }
+            length = prefix.length
+            words = SIMD4(prefix.storage.0, prefix.storage.1, prefix.storage.2, 0)
+        }
+
+        /// Whether it summarizes no prefix.
+        @inlinable
+        public var isAbsent: Bool { length == 0 }
+
+        /// Whether equal summaries mean equal prefixes.
+        @inlinable
+        public var isExact: Bool { Int(length) <= Self.exactLength }
+
+        /// Whether the prefix summarized is exactly `bytes` (as `init(bytes:)` would keep them),
+        /// when that can be told from the summary (`isExact`); reads only within `bytes`.
+        @inlinable @inline(__always)
+        public func matches(_ bytes: UnsafeRawBufferPointer) -> Bool {
+            let count = min(bytes.count, LogPrefix.inlineCapacity)
+            guard count == Int(length), count > 0 else { return false }
+            guard UInt64(littleEndian: words[0]) == LogPrefix.word(of: bytes, at: 0, count: min(count, 8)) else { return false }
+            if count <= 8 { return true }
+            guard UInt64(littleEndian: words[1]) == LogPrefix.word(of: bytes, at: 8, count: min(count &- 8, 8)) else { return false }
+            if count <= 16 { return true }
+            return UInt64(littleEndian: words[2]) == LogPrefix.word(of: bytes, at: 16, count: min(count &- 16, 8))
+        }
+    }
+
     /// Longer prefixes, rare: out of line, so the common case needs no stack frame for copies.
     @usableFromInline @inline(never)
     static func allWordsEqual(_ lhs: LogPrefix, _ rhs: LogPrefix) -> Bool {

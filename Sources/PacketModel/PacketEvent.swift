@@ -99,7 +99,13 @@ public struct PacketMetadata: Sendable, Equatable {
     /// The packet mark; nil when zero or unknown.
     public var mark: UInt32?
     /// The rule's log prefix, held inline; nil when none.
-    public var prefix: LogPrefix?
+    public var prefix: LogPrefix? {
+        didSet { prefixSummary = LogPrefix.Summary(prefix) }
+    }
+    /// The prefix's length and first 24 bytes, kept with it: what per-packet code compares (the
+    /// source against the next message's prefix, the JSON encoder against the prefix of its
+    /// cached text). Reading any part of the optional prefix copied all 130 bytes of it first.
+    public private(set) var prefixSummary = LogPrefix.Summary(nil)
     /// Bytes of the packet the source captured (at most the snap length).
     public var capturedLength: Int = 0
 

@@ -84,9 +84,12 @@ public final class NflogSource: PacketSource, @unchecked Sendable {
         metadata.inputInterface = fields.inputInterface
         metadata.outputInterface = fields.outputInterface
         metadata.mark = fields.mark
-        if let bytes = fields.prefix {
-            if metadata.prefix?.equals(bytes) != true { metadata.prefix = LogPrefix(bytes: bytes) }
-        } else {
+        if packet.label.count > 0 {
+            let bytes = packet.label
+            let summary = metadata.prefixSummary
+            let same = summary.isExact ? summary.matches(bytes) : metadata.prefix?.equals(bytes) == true
+            if !same { metadata.prefix = LogPrefix(bytes: bytes) }
+        } else if !metadata.prefixSummary.isAbsent {
             metadata.prefix = nil
         }
     }

@@ -106,6 +106,75 @@ import Testing
         #expect(objects.map { $0["family"] as? String } == ["ipv4", "ipv4", "ipv4", "ipv6", "ipv4"])
     }
 
+    /// Events of every shape the encoder caches differently: TCP with flags, ICMP echo, UDP,
+    /// inbound without a hook's uid, a packet seen without a hook, an IPv6 flow.
+    static let shapeCount = 5
+    static func shape(_ which: Int) -> PacketEvent {
+        var tcp = Self.event()
+        tcp.attribution = OwnerAttribution(confidence: .exact, processes: [ProcessReference(pid: 7, comm: "curl", exe: "/usr/bin/curl")])
+        var icmp = Self.event()
+        icmp.packet = PacketSummary(family: .ipv4, source: .v4(0x7F00_0001), destination: .v4(0x7F00_0001), protocolNumber: 1,
+                                    totalLength: 84, fragment: nil,
+                                    transport: .icmp(ICMPInfo(type: 8, code: 0, echoIdentifier: 4711)))
+        icmp.metadata.sequence = nil
+        icmp.metadata.origin = PacketOrigin(kind: .nflog, number: 6)
+        var udp = Self.event(prefix: "nfowner cg=49102")
+        udp.packet = PacketSummary(family: .ipv6, source: .v6(high: 0x2001_0db8_0000_0000, low: 1),
+                                   destination: .v6(high: 0x2001_0db8_0000_0000, low: 2), protocolNumber: 17,
+                                   totalLength: 1280, fragment: nil, transport: .udp(PortPair(source: 5353, destination: 53)))
+        udp.metadata.family = 10
+        udp.metadata.origin = PacketOrigin(kind: .nflog, number: 7)
+        var inbound = Self.event(prefix: nil, uid: nil, user: nil)
+        inbound.metadata.hookNumber = 1
+        inbound.inputInterfaceName = "veth0"
+        inbound.outputInterfaceName = nil
+        inbound.attribution = OwnerAttribution(confidence: .exact, reason: "the receiving socket", processes: [ProcessReference(pid: 9, comm: "nc", exe: "/usr/bin/nc.openbsd")], uid: 1000)
+        var netdev = Self.event(prefix: "nfowner \"q\"\t")
+        netdev.metadata.family = 5
+        netdev.metadata.hookNumber = 1
+        netdev.metadata.time = EventTime(seconds: 1_795_478_401, microseconds: 999_999)
+        switch which {
+        case 0: return tcp
+        case 1: return icmp
+        case 2: return udp
+        case 3: return inbound
+        default: return netdev
+        }
+    }
+
+    /// Byte for byte what the encoder wrote before its texts were cached in larger pieces: a
+    /// change of layout is a change of the public contract's bytes, which must be deliberate.
+    @Test func jsonLinesAreByteForByteStable() throws {
+        let expected = [
+            #"{"time":"2026-11-24T00:00:00.000042Z","dir":"out","hook":"output","group":5,"seq":41,"prefix":"nfowner","family":"ipv4","proto":"tcp","proto_num":6,"src":"127.0.0.1","dst":"10.0.0.2","sport":40000,"dport":443,"icmp_type":null,"icmp_code":null,"icmp_id":null,"tcp_flags":"SA","len":60,"iface_in":null,"iface_out":"lo","uid":1000,"gid":100,"user":"alice","group_name":"users","cgroup":null,"unit":null,"cgroup_id":null,"pid":7,"comm":"curl","exe":"/usr/bin/curl","processes":[{"pid":7,"comm":"curl","exe":"/usr/bin/curl"}],"confidence":"exact","reason":null,"owner_uid":1000}"#,
+            #"{"time":"2026-11-24T00:00:00.000042Z","dir":"out","hook":"output","group":6,"seq":null,"prefix":"nfowner","family":"ipv4","proto":"icmp","proto_num":1,"src":"127.0.0.1","dst":"127.0.0.1","sport":null,"dport":null,"icmp_type":8,"icmp_code":0,"icmp_id":4711,"tcp_flags":null,"len":84,"iface_in":null,"iface_out":"lo","uid":1000,"gid":100,"user":"alice","group_name":"users","cgroup":null,"unit":null,"cgroup_id":null,"pid":null,"comm":null,"exe":null,"processes":null,"confidence":null,"reason":null,"owner_uid":1000}"#,
+            #"{"time":"2026-11-24T00:00:00.000042Z","dir":"out","hook":"output","group":7,"seq":41,"prefix":"nfowner cg=49102","family":"ipv6","proto":"udp","proto_num":17,"src":"2001:db8::1","dst":"2001:db8::2","sport":5353,"dport":53,"icmp_type":null,"icmp_code":null,"icmp_id":null,"tcp_flags":null,"len":1280,"iface_in":null,"iface_out":"lo","uid":1000,"gid":100,"user":"alice","group_name":"users","cgroup":null,"unit":null,"cgroup_id":null,"pid":null,"comm":null,"exe":null,"processes":null,"confidence":null,"reason":null,"owner_uid":1000}"#,
+            #"{"time":"2026-11-24T00:00:00.000042Z","dir":"in","hook":"input","group":5,"seq":41,"prefix":null,"family":"ipv4","proto":"tcp","proto_num":6,"src":"127.0.0.1","dst":"10.0.0.2","sport":40000,"dport":443,"icmp_type":null,"icmp_code":null,"icmp_id":null,"tcp_flags":"SA","len":60,"iface_in":"veth0","iface_out":null,"uid":null,"gid":null,"user":null,"group_name":null,"cgroup":null,"unit":null,"cgroup_id":null,"pid":9,"comm":"nc","exe":"/usr/bin/nc.openbsd","processes":[{"pid":9,"comm":"nc","exe":"/usr/bin/nc.openbsd"}],"confidence":"exact","reason":"the receiving socket","owner_uid":1000}"#,
+            #"{"time":"2026-11-24T00:00:01.999999Z","dir":"out","hook":"egress","group":5,"seq":41,"prefix":"nfowner \"q\"\t","family":"ipv4","proto":"tcp","proto_num":6,"src":"127.0.0.1","dst":"10.0.0.2","sport":40000,"dport":443,"icmp_type":null,"icmp_code":null,"icmp_id":null,"tcp_flags":"SA","len":60,"iface_in":null,"iface_out":"lo","uid":1000,"gid":100,"user":"alice","group_name":"users","cgroup":null,"unit":null,"cgroup_id":null,"pid":null,"comm":null,"exe":null,"processes":null,"confidence":null,"reason":null,"owner_uid":1000}"#
+        ]
+        for which in 0..<Self.shapeCount {
+            var out: [UInt8] = []
+            JSONLines.append(Self.shape(which), to: &out)
+            #expect(String(decoding: out, as: UTF8.self) == expected[which] + "\n", "shape \(which)")
+        }
+    }
+
+    /// One encoder fed the shapes in an order where every cached text changes (head, middle,
+    /// tail, direction): each line is the event's own encoding, never a neighbour's text.
+    @Test func streamLinesEqualOneOffLines() throws {
+        let order = [0, 0, 1, 2, 3, 0, 4, 3, 3, 1, 1, 2, 0, 4, 4]
+        var encoder = JSONLines.Encoder()
+        var buffer = ByteBuffer()
+        for which in order { encoder.append(Self.shape(which), to: &buffer) }
+        let lines = buffer.bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).dropLast()
+        #expect(lines.count == order.count)
+        for (line, which) in zip(lines, order) {
+            var single: [UInt8] = []
+            JSONLines.append(Self.shape(which), to: &single)
+            #expect(String(decoding: line, as: UTF8.self) + "\n" == String(decoding: single, as: UTF8.self), "shape \(which)")
+        }
+    }
+
     /// The stream encoder fingerprints owners by the 16 bytes of their optional strings.
     @Test func anOptionalStringIsSixteenBytes() {
         #expect(MemoryLayout<String?>.size == 16)

@@ -30,6 +30,44 @@ import Testing
         #expect(LogPrefix(long + "b") == LogPrefix(long + "b"))
     }
 
+    /// The summary the source and the JSON encoder compare: for prefixes up to 24 bytes equal
+    /// summaries are equal prefixes, and `matches` tells a prefix's own bytes from any other
+    /// byte string (one byte changed at every position, one byte more or fewer), at every length.
+    @Test func summaryTellsPrefixesApartUpToItsExactLength() {
+        for length in 1...30 {
+            let text = String((0..<length).map { Character(UnicodeScalar(UInt8(97 + $0 % 26))) })
+            let prefix = LogPrefix(text)
+            let summary = LogPrefix.Summary(prefix)
+            #expect(summary.isExact == (length <= LogPrefix.Summary.exactLength))
+            #expect(summary != LogPrefix.Summary(nil))
+            let bytes = Array(text.utf8)
+            if summary.isExact {
+                #expect(bytes.withUnsafeBytes { summary.matches($0) }, "length \(length)")
+            }
+            #expect(bytes.dropLast().withUnsafeBytes { summary.matches($0) } == false)
+            #expect((bytes + [0x61]).withUnsafeBytes { summary.matches($0) } == false)
+            for position in 0..<length {
+                var other = bytes
+                other[position] ^= 0x20
+                guard summary.isExact else { continue }
+                #expect(other.withUnsafeBytes { summary.matches($0) } == false, "length \(length), byte \(position)")
+                let otherSummary = LogPrefix.Summary(other.withUnsafeBytes { LogPrefix(bytes: $0) })
+                #expect(otherSummary != summary, "length \(length), byte \(position)")
+            }
+        }
+        #expect(Array<UInt8>().withUnsafeBytes { LogPrefix.Summary(nil).matches($0) } == false)
+    }
+
+    /// The metadata keeps the summary of whatever prefix it holds.
+    @Test func metadataSummaryFollowsItsPrefix() {
+        var metadata = PacketMetadata()
+        #expect(metadata.prefixSummary == LogPrefix.Summary(nil))
+        metadata.prefix = LogPrefix("nfowner cg=42")
+        #expect(metadata.prefixSummary == LogPrefix.Summary(LogPrefix("nfowner cg=42")))
+        metadata.prefix = nil
+        #expect(metadata.prefixSummary == LogPrefix.Summary(nil))
+    }
+
     @Test func invalidUTF8IsKeptAsBytesAndRepairedOnlyAsText() {
         let bytes: [UInt8] = [0x6E, 0xFF, 0x77]
         let prefix = bytes.withUnsafeBytes { LogPrefix(bytes: $0) }
