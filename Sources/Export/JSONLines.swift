@@ -70,17 +70,22 @@ public enum JSONLines {
             }
             secondText.withUnsafeBytes { out.write($0) }
             out.write(sixDigits: min(time.microseconds, 999_999))
-            if event.metadata.direction == .inbound {
-                Self.appendRest(event, texts: &inbound, to: &out)
+            // The direction from the head's key when a head of that key was written before:
+            // `metadata.direction` (a computed property) copied the metadata, prefix and all.
+            let headKey = Self.headKey(event)
+            if headKey == outbound.headKey {
+                Self.appendRest(event, headKey: headKey, texts: &outbound, to: &out)
+            } else if headKey == inbound.headKey || Self.direction(event) == .inbound {
+                Self.appendRest(event, headKey: headKey, texts: &inbound, to: &out)
             } else {
-                Self.appendRest(event, texts: &outbound, to: &out)
+                Self.appendRest(event, headKey: headKey, texts: &outbound, to: &out)
             }
         }
 
         /// Everything after the microseconds, with `texts` of the event's direction.
         @inline(__always)
-        private static func appendRest(_ event: borrowing PacketEvent, texts: inout DirectionTexts, to out: inout ByteBuffer) {
-            let headKey = Self.headKey(event)
+        private static func appendRest(_ event: borrowing PacketEvent, headKey: UInt64, texts: inout DirectionTexts,
+                                       to out: inout ByteBuffer) {
             if headKey != texts.headKey {
                 texts.headKey = headKey
                 Self.remake(&texts.head) { JSONLines.appendHead(event, to: &$0) }
@@ -124,11 +129,20 @@ public enum JSONLines {
             texts.tail.withUnsafeBytes { out.write($0) }
         }
 
-        /// Direction, hook (family and number) and group in one word: what the head text says.
+        /// What the head text says in one word, from stored fields alone: the hook (family and
+        /// number), the group, and which interfaces are known (the direction of a packet seen
+        /// without a hook).
         @inline(__always)
         static func headKey(_ event: borrowing PacketEvent) -> UInt64 {
-            UInt64(event.metadata.direction == .inbound ? 1 : 0) | UInt64(event.metadata.family) << 8
-                | UInt64(event.metadata.hookNumber) << 16 | UInt64(event.metadata.origin.number) << 32
+            UInt64(event.metadata.inputInterface == nil ? 0 : 1) | UInt64(event.metadata.outputInterface == nil ? 0 : 2)
+                | UInt64(event.metadata.family) << 8 | UInt64(event.metadata.hookNumber) << 16
+                | UInt64(event.metadata.origin.number) << 32
+        }
+
+        /// `metadata.direction`, read from stored fields.
+        static func direction(_ event: borrowing PacketEvent) -> Direction {
+            Hook(family: event.metadata.family, number: event.metadata.hookNumber)?.direction
+                ?? (event.metadata.inputInterface != nil && event.metadata.outputInterface == nil ? .inbound : .outbound)
         }
 
         /// Replaces `text` with what `body` writes (only when a cached text changes).
@@ -143,9 +157,9 @@ public enum JSONLines {
     /// From the time's `Z` to `"seq":`.
     static func appendHead(_ event: borrowing PacketEvent, to out: inout ByteBuffer) {
         out.write("Z\",\"dir\":\"")
-        out.write(event.metadata.direction == .inbound ? "in" : "out")
+        out.write(Encoder.direction(event) == .inbound ? "in" : "out")
         out.write("\",\"hook\":")
-        switch event.metadata.hook {
+        switch Hook(family: event.metadata.family, number: event.metadata.hookNumber) {
         case .prerouting?: out.write("\"prerouting\"")
         case .input?: out.write("\"input\"")
         case .forward?: out.write("\"forward\"")

@@ -43,6 +43,16 @@ public struct OwnerFingerprint: Equatable, Sendable {
         references = SIMD8(user.0, user.1, group.0, group.1, path.0, path.1, unit.0, unit.1)
     }
 
+    /// All sixteen words at once: the derived `==` compared lane by lane through SIMD's generic
+    /// equality (86 instructions an event in the JSON encoder).
+    @inlinable @inline(__always)
+    public static func == (lhs: OwnerFingerprint, rhs: OwnerFingerprint) -> Bool {
+        let difference = (lhs.ids ^ rhs.ids) | (lhs.references ^ rhs.references)
+        let half = difference.lowHalf | difference.highHalf
+        let quarter = half.lowHalf | half.highHalf
+        return quarter[0] | quarter[1] == 0
+    }
+
     /// A fingerprint no owner has (an id word of all ones: uids and gids fill 33 bits), for an
     /// encoder that has encoded nothing yet. Not an optional: testing an optional's tag after
     /// the 128-byte value was stored stalled the JSON encoder (3.6% of its CPU).

@@ -39,6 +39,16 @@ import Testing
         }
     }
 
+    /// Microseconds: always six digits, zero-padded; a value past a second is clamped.
+    @Test func sixDigitsArePaddedAndClamped() {
+        for (value, text) in [(0, "000000"), (7, "000007"), (42, "000042"), (123_456, "123456"), (100_000, "100000"),
+                              (999_999, "999999"), (1_000_000, "999999"), (UInt64.max, "999999")] as [(UInt64, String)] {
+            var buffer = ByteBuffer(capacity: 4)
+            buffer.write(sixDigits: value)
+            #expect(String(decoding: buffer.bytes, as: UTF8.self) == text, "\(value)")
+        }
+    }
+
     @Test func decimalsAndLiterals() {
         var buffer = ByteBuffer(capacity: 4)
         buffer.write(decimal: 0)
