@@ -83,9 +83,8 @@ public struct ByteBuffer: ~Copyable {
             for index in 0..<count {
                 target.storeBytes(of: source.load(fromByteOffset: index, as: UInt8.self), toByteOffset: index, as: UInt8.self)
             }
-        } else if count <= 512 {
-            // Cached texts (an owner's keys, a flow's): sixteen bytes at a time, the last
-            // sixteen overlapping, inline rather than a call per text.
+        } else if count <= 64 {
+            // Sixteen bytes at a time, the last sixteen overlapping, inline.
             var offset = 0
             while offset &+ 16 < count {
                 target.storeBytes(of: source.loadUnaligned(fromByteOffset: offset, as: SIMD16<UInt8>.self),

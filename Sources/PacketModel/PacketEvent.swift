@@ -18,6 +18,11 @@ public struct PacketEvent: ~Copyable, Sendable {
     public var owner: PacketOwner
     public var inputInterfaceName: String?
     public var outputInterfaceName: String?
+    /// Makes the event an address-only type, so it is always lent by address. A type whose
+    /// fields are all plain values is lent as a value: each sink call copied the event's 520
+    /// bytes to a temporary, and each read of `event.metadata.x` in the JSON encoder loaded all
+    /// of `metadata`. An opaque existential is address-only; this one holds nothing.
+    @usableFromInline let lentByAddress: any Sendable = ()
 
     @inlinable
     public init(metadata: PacketMetadata, packet: PacketSummary, owner: PacketOwner = PacketOwner(),
