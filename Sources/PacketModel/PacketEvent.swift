@@ -9,9 +9,8 @@ import PacketParsing
 ///
 /// Not copyable: the session keeps one event per direction and lends it to every sink, and
 /// the compiler guarantees that no sink call, encoder or helper copies it on the way (a copy
-/// retains each of its names and its attribution). Lending it out of the pipeline's storage
-/// still moves its 472 bytes to a temporary per sink call, without retains. Code that keeps
-/// events keeps their parts (`metadata`, `packet`, `owner`).
+/// retains each of its names and its attribution), and it is lent by address (see
+/// `lentByAddress`). Code that keeps events keeps their parts (`metadata`, `packet`, `owner`).
 public struct PacketEvent: ~Copyable, Sendable {
     public var metadata: PacketMetadata
     public var packet: PacketSummary
