@@ -62,6 +62,9 @@ public struct PacketFacts: ~Copyable {
     /// process's own cgroup, which events report instead, is `attribution?.cgroup`.
     public var cgroupID: UInt64?
     public var attribution: OwnerAttribution?
+    /// Makes the facts an address-only type, lent to each sink by address rather than copied to
+    /// a temporary per call (see `PacketEvent.lentByAddress`); holds nothing.
+    @usableFromInline let lentByAddress: any Sendable = ()
 
     public init(packet: PacketSummary, direction: Direction, uid: UInt32?, gid: UInt32?, cgroupID: UInt64?,
                 attribution: OwnerAttribution?) {
