@@ -121,7 +121,7 @@ public struct PcapngWriter: Sendable {
             interfaceID = declare(interface, to: &out)
             lastInterface = (interface, interfaceID)
         }
-        let fingerprint = OwnerFingerprint(of: event)
+        let fingerprint = OwnerFingerprint(event.owner)
         if fingerprint != lastOwnerFingerprint {
             lastOwnerOptions = Self.ownerOptions(for: event.owner)
             lastProcessIndex = event.owner.attribution?.chosen.map { index(of: $0, to: &out) }

@@ -141,19 +141,16 @@ public struct ByteBuffer: ~Copyable {
     /// "00", "01", … "99" back to back: the two digits of `n` are at `2n` and `2n + 1`.
     @usableFromInline static let digitPairs: StaticString = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
 
-    /// How many decimal digits `value` has (1…20): a few comparisons for the numbers events
-    /// hold (up to ten digits), instead of a loop over every digit.
+    /// How many decimal digits `value` has (1…20).
     @inlinable
     static func decimalDigits(_ value: UInt64) -> Int {
-        if value < 100_000 {
-            if value < 100 { return value < 10 ? 1 : 2 }
-            return value < 1_000 ? 3 : (value < 10_000 ? 4 : 5)
+        var digits = 1
+        var bound: UInt64 = 10
+        while digits < 20, value >= bound {
+            digits &+= 1
+            bound = bound &* 10
         }
-        if value < 10_000_000_000 {
-            if value < 10_000_000 { return value < 1_000_000 ? 6 : 7 }
-            return value < 100_000_000 ? 8 : (value < 1_000_000_000 ? 9 : 10)
-        }
-        return 10 &+ decimalDigits(value / 10_000_000_000)
+        return digits
     }
 
     /// `value` in decimal, left-padded with zeros to `width` digits (at most 20).

@@ -70,12 +70,12 @@ public enum JSONLines {
             }
             secondText.withUnsafeBytes { out.write($0) }
             out.write(sixDigits: min(time.microseconds, 999_999))
-            // The direction from the head's key when a head of that key was written before:
-            // `metadata.direction` (a computed property) copied the metadata, prefix and all.
+            // The direction from the head's key when a head of that key was written before, so
+            // the hook is not decoded again for every event.
             let headKey = Self.headKey(event)
             if headKey == outbound.headKey {
                 Self.appendRest(event, headKey: headKey, texts: &outbound, to: &out)
-            } else if headKey == inbound.headKey || Self.direction(event) == .inbound {
+            } else if headKey == inbound.headKey || event.metadata.direction == .inbound {
                 Self.appendRest(event, headKey: headKey, texts: &inbound, to: &out)
             } else {
                 Self.appendRest(event, headKey: headKey, texts: &outbound, to: &out)
@@ -111,7 +111,7 @@ public enum JSONLines {
 
             let interfaceBits = SIMD4(OwnerFingerprint.bits(event.inputInterfaceName).0, OwnerFingerprint.bits(event.inputInterfaceName).1,
                                       OwnerFingerprint.bits(event.outputInterfaceName).0, OwnerFingerprint.bits(event.outputInterfaceName).1)
-            let fingerprint = OwnerFingerprint(of: event)
+            let fingerprint = OwnerFingerprint(event.owner)
             if fingerprint != texts.lastFingerprint || interfaceBits != texts.interfaceBits {
                 texts.interfaces = (event.inputInterfaceName, event.outputInterfaceName)
                 texts.interfaceBits = interfaceBits
@@ -139,11 +139,6 @@ public enum JSONLines {
                 | UInt64(event.metadata.origin.number) << 32
         }
 
-        /// `metadata.direction`, read from stored fields.
-        static func direction(_ event: borrowing PacketEvent) -> Direction {
-            Hook(family: event.metadata.family, number: event.metadata.hookNumber)?.direction
-                ?? (event.metadata.inputInterface != nil && event.metadata.outputInterface == nil ? .inbound : .outbound)
-        }
 
         /// Replaces `text` with what `body` writes (only when a cached text changes).
         static func remake(_ text: inout [UInt8], _ body: (inout ByteBuffer) -> Void) {
@@ -157,9 +152,9 @@ public enum JSONLines {
     /// From the time's `Z` to `"seq":`.
     static func appendHead(_ event: borrowing PacketEvent, to out: inout ByteBuffer) {
         out.write("Z\",\"dir\":\"")
-        out.write(Encoder.direction(event) == .inbound ? "in" : "out")
+        out.write(event.metadata.direction == .inbound ? "in" : "out")
         out.write("\",\"hook\":")
-        switch Hook(family: event.metadata.family, number: event.metadata.hookNumber) {
+        switch event.metadata.hook {
         case .prerouting?: out.write("\"prerouting\"")
         case .input?: out.write("\"input\"")
         case .forward?: out.write("\"forward\"")

@@ -24,25 +24,6 @@ public struct OwnerFingerprint: Equatable, Sendable {
         references = SIMD8(user.0, user.1, group.0, group.1, path.0, path.1, unit.0, unit.1)
     }
 
-    /// The fingerprint of `event`'s owner, read in place (`init(_:)` with `event.owner` copied
-    /// the 141-byte owner out of the event first, and stalled on reading the copy back).
-    @inlinable @inline(__always)
-    public init(of event: borrowing PacketEvent) {
-        let user = Self.bits(event.owner.userName), group = Self.bits(event.owner.groupName)
-        let path = Self.bits(event.owner.cgroupPath), unit = Self.bits(event.owner.unit)
-        let reason = Self.bits(event.owner.attribution?.reason)
-        let processes: UInt64 = event.owner.attribution?.processes.withUnsafeBufferPointer {
-            UInt64(UInt(bitPattern: $0.baseAddress)) ^ UInt64($0.count) << 48
-        } ?? 0
-        let confidence: UInt64 = event.owner.attribution.map {
-            Self.code($0.confidence) | ($0.uid.map { UInt64($0) + 1 } ?? 0) << 8
-        } ?? 0
-        let uid = event.owner.uid, gid = event.owner.gid, cgroupID = event.owner.cgroupID
-        ids = SIMD8(uid.map { UInt64($0) | 1 << 32 } ?? 0, gid.map { UInt64($0) | 1 << 32 } ?? 0,
-                    cgroupID ?? 0, cgroupID == nil ? 0 : 1, confidence, processes, reason.0, reason.1)
-        references = SIMD8(user.0, user.1, group.0, group.1, path.0, path.1, unit.0, unit.1)
-    }
-
     /// All sixteen words at once: the derived `==` compared lane by lane through SIMD's generic
     /// equality (86 instructions an event in the JSON encoder).
     @inlinable @inline(__always)
