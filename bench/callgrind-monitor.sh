@@ -12,7 +12,10 @@
 #        NFO_PROF_VALGRIND_ARGS [] (extra callgrind options, e.g. --dump-instr=yes for per-instruction costs),
 #        NFO_PROF_BINARY [this tree's release build] (another nfowner binary to profile, e.g. a release build
 #        of an earlier commit: two runs give an A/B in instructions per message, which do not vary
-#        with the host's load as CPU time does)
+#        with the host's load as CPU time does),
+#        NFO_PROF_KEEP_DEBUG [0] (1: keep the binary's debug sections, for per-line costs with
+#        `callgrind_annotate --auto=yes`; valgrind reads DWARF 4 only, so build it with
+#        `swift build -c release -Xswiftc -g -Xswiftc -dwarf-version=4 -Xcc -gdwarf-4 --scratch-path .build-prof`)
 # Output: bench/results/callgrind-monitor-<format>-<UTC time>.out (callgrind file) and .txt (the listing).
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -42,7 +45,11 @@ OUT=$REPO/bench/results/callgrind-monitor-$FORMAT-$(date -u +%Y-%m-%dT%H%M%SZ)
 # file ... Giving up"): profile a copy without debug sections; the symbol table keeps function names.
 PROFILED=${NFO_PROF_BINARY:-$BIN/nfowner}
 [[ -x $PROFILED ]] || die "NFO_PROF_BINARY '$PROFILED' is not an executable"
-objcopy --strip-debug "$PROFILED" "$WORK/nfowner"
+if [[ ${NFO_PROF_KEEP_DEBUG:-0} == 1 ]]; then
+    cp "$PROFILED" "$WORK/nfowner"
+else
+    objcopy --strip-debug "$PROFILED" "$WORK/nfowner"
+fi
 # shellcheck disable=SC2086 # word splitting of the extra options is intended
 valgrind --tool=callgrind --callgrind-out-file="$OUT.out" ${NFO_PROF_VALGRIND_ARGS:-} \
     "$WORK/nfowner" monitor --format "$FORMAT" --no-rules --group "$GROUP" --netns "$NS" \
