@@ -37,6 +37,8 @@ public enum JSONLines {
         private var secondText: [UInt8] = []
         private var outbound = DirectionTexts()
         private var inbound = DirectionTexts()
+        /// The NFLOG sequence numbers of one group grow by one from event to event.
+        private var sequenceDigits = DecimalCounter()
 
         struct DirectionTexts {
             /// Direction, hook and group as one word (see `headKey`), and their text.
@@ -74,24 +76,28 @@ public enum JSONLines {
             // the hook is not decoded again for every event.
             let headKey = Self.headKey(event)
             if headKey == outbound.headKey {
-                Self.appendRest(event, headKey: headKey, texts: &outbound, to: &out)
+                Self.appendRest(event, headKey: headKey, texts: &outbound, sequenceDigits: &sequenceDigits, to: &out)
             } else if headKey == inbound.headKey || event.metadata.direction == .inbound {
-                Self.appendRest(event, headKey: headKey, texts: &inbound, to: &out)
+                Self.appendRest(event, headKey: headKey, texts: &inbound, sequenceDigits: &sequenceDigits, to: &out)
             } else {
-                Self.appendRest(event, headKey: headKey, texts: &outbound, to: &out)
+                Self.appendRest(event, headKey: headKey, texts: &outbound, sequenceDigits: &sequenceDigits, to: &out)
             }
         }
 
         /// Everything after the microseconds, with `texts` of the event's direction.
         @inline(__always)
         private static func appendRest(_ event: borrowing PacketEvent, headKey: UInt64, texts: inout DirectionTexts,
-                                       to out: inout ByteBuffer) {
+                                       sequenceDigits: inout DecimalCounter, to out: inout ByteBuffer) {
             if headKey != texts.headKey {
                 texts.headKey = headKey
                 Self.remake(&texts.head) { JSONLines.appendHead(event, to: &$0) }
             }
             texts.head.withUnsafeBytes { out.write($0) }
-            appendNumber(event.metadata.sequence.map(UInt64.init), to: &out)
+            if let sequence = event.metadata.sequence {
+                out.write(decimal: UInt64(sequence), counting: &sequenceDigits)
+            } else {
+                out.write("null")
+            }
 
             let flow = RepeatedFlow(event.packet)
             let prefixSummary = event.metadata.prefixSummary

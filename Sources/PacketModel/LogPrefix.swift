@@ -125,6 +125,15 @@ public struct LogPrefix: Sendable, Equatable, CustomStringConvertible {
             words = SIMD4(prefix.storage.0, prefix.storage.1, prefix.storage.2, 0)
         }
 
+        /// Both at once: the derived `==` went through SIMD's generic lane-by-lane equality (~30
+        /// instructions an event in the JSON encoder).
+        @inlinable @inline(__always)
+        public static func == (lhs: Summary, rhs: Summary) -> Bool {
+            let difference = lhs.words ^ rhs.words
+            let half = difference.lowHalf | difference.highHalf
+            return half[0] | half[1] | UInt64(lhs.length ^ rhs.length) == 0
+        }
+
         /// Whether it summarizes no prefix.
         @inlinable
         public var isAbsent: Bool { length == 0 }

@@ -39,6 +39,28 @@ import Testing
         }
     }
 
+    /// A counter's digits: runs that grow by one (across 9→10, 99→100, 4294967295→4294967296),
+    /// jumps back and forth, repeats, and numbers longer than the sixteen digits it keeps.
+    @Test func countedDecimalsReadAsTheNumbers() {
+        var values: [UInt64] = Array(0...1_200) + Array(4_294_967_290...4_294_967_300) + [5, 5, 4, 1_000, 999]
+        values += Array(9_999_999_999_999_990...10_000_000_000_000_010)  // sixteen digits to seventeen
+        values += [UInt64.max - 1, UInt64.max, 0, 1, 2]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<300 {
+            let start = UInt64.random(in: 0...UInt64.max, using: &generator) >> UInt64.random(in: 0...63, using: &generator)
+            values += (0..<UInt64.random(in: 1...30, using: &generator)).map { start &+ $0 }
+        }
+        var counter = DecimalCounter()
+        var buffer = ByteBuffer(capacity: 8)
+        var expected = ""
+        for value in values {
+            buffer.write(decimal: value, counting: &counter)
+            buffer.write(",")
+            expected += "\(value),"
+        }
+        #expect(String(decoding: buffer.bytes, as: UTF8.self) == expected)
+    }
+
     /// Microseconds: always six digits, zero-padded; a value past a second is clamped.
     @Test func sixDigitsArePaddedAndClamped() {
         for (value, text) in [(0, "000000"), (7, "000007"), (42, "000042"), (123_456, "123456"), (100_000, "100000"),
