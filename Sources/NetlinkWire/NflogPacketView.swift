@@ -124,15 +124,25 @@ public struct NflogPacketView {
     /// within the message (a malformed attribute ends the walk), but nothing is reported;
     /// nil when the message has no nfgenmsg.
     public static func eventFields(ofValidatedMessage message: UnsafeRawBufferPointer) -> EventFields? {
-        let fixedEnd = NetlinkMessageHeader.size + NfgenMessage.size
-        guard message.count >= fixedEnd, let base = message.baseAddress else { return nil }
         var fields = EventFields()
+        return readEventFields(ofValidatedMessage: message, into: &fields) ? fields : nil
+    }
+
+    /// `eventFields(ofValidatedMessage:)` into the caller's `fields` (set beforehand to what a
+    /// message without the attributes gives); false when the message has no nfgenmsg. Inlined
+    /// into the caller, whose fields then stay in registers: no optional struct is returned.
+    @inline(__always)
+    public static func readEventFields(ofValidatedMessage message: UnsafeRawBufferPointer,
+                                       into fields: inout EventFields) -> Bool {
+        let fixedEnd = NetlinkMessageHeader.size + NfgenMessage.size
+        let end = message.count
+        guard end >= fixedEnd, let base = message.baseAddress else { return false }
         var position = fixedEnd
         // The checked cursor with `try?` cost ~38 instructions an attribute here; this loop
         // does the same bounds checks with plain loads.
-        while message.count &- position >= NetlinkAttribute.headerSize {
+        while end &- position >= NetlinkAttribute.headerSize {
             let length = Int(base.loadUnaligned(fromByteOffset: position, as: UInt16.self))  // host order
-            guard length >= NetlinkAttribute.headerSize, length <= message.count &- position else { break }
+            guard length >= NetlinkAttribute.headerSize, length <= end &- position else { break }
             let type = base.loadUnaligned(fromByteOffset: position &+ 2, as: UInt16.self) & NetlinkAttribute.typeMask
             let value = position &+ NetlinkAttribute.headerSize
             let valueLength = length &- NetlinkAttribute.headerSize
@@ -151,7 +161,7 @@ public struct NflogPacketView {
             }
             position &+= (length &+ 3) & ~3
         }
-        return fields
+        return true
     }
 
     /// Everything the message carries, as a value that outlives the buffer.

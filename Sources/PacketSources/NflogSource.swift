@@ -72,7 +72,8 @@ public final class NflogSource: PacketSource, @unchecked Sendable {
         metadata.time = receivedAt
         metadata.capturedLength = packet.payload.count
         // The message was validated when it was delivered: one walk reads the rest.
-        let fields = NflogPacketView.eventFields(ofValidatedMessage: packet.message) ?? NflogPacketView.EventFields()
+        var fields = NflogPacketView.EventFields()
+        _ = NflogPacketView.readEventFields(ofValidatedMessage: packet.message, into: &fields)  // none without nfgenmsg
         // A packet that crossed a veth from another namespace can carry TCP's departure time,
         // on the monotonic clock (seconds since boot), as its timestamp: only a stamp near the
         // receive time is wall-clock time. A batch waits at most the longest flush timeout (60 s).
