@@ -5,20 +5,23 @@ public struct FlowKey: Hashable, Sendable {
     // Stored as plain words: the memo compares a key with the last one for every packet, and
     // the table hashes it for every other lookup; both cost a few instructions per word, where
     // enum-typed fields cost a switch each. An IPv4 address is (0, address) with a family flag.
-    private var sourceHigh: UInt64
-    private var sourceLow: UInt64
-    private var destinationHigh: UInt64
-    private var destinationLow: UInt64
+    // Internal rather than private so that the initializers can be inlined into other modules
+    // (the flow cache and the accounting build a key for every packet).
+    @usableFromInline var sourceHigh: UInt64
+    @usableFromInline var sourceLow: UInt64
+    @usableFromInline var destinationHigh: UInt64
+    @usableFromInline var destinationLow: UInt64
     /// protocol (bits 0–7), source port (8–23), destination port (24–39), and the flags below.
-    private var layout: UInt64
+    @usableFromInline var layout: UInt64
     /// The uid, 0 when absent (the uid flag tells the two apart).
-    private var ownerUID: UInt32
+    @usableFromInline var ownerUID: UInt32
 
-    private static let inboundFlag: UInt64 = 1 << 40
-    private static let uidFlag: UInt64 = 1 << 41
-    private static let sourceV6Flag: UInt64 = 1 << 42
-    private static let destinationV6Flag: UInt64 = 1 << 43
+    @usableFromInline static let inboundFlag: UInt64 = 1 << 40
+    @usableFromInline static let uidFlag: UInt64 = 1 << 41
+    @usableFromInline static let sourceV6Flag: UInt64 = 1 << 42
+    @usableFromInline static let destinationV6Flag: UInt64 = 1 << 43
 
+    @inlinable
     public init(source: IPAddress, destination: IPAddress, protocolNumber: UInt8,
                 sourcePort: UInt16, destinationPort: UInt16, inbound: Bool, uid: UInt32?) {
         var layout = UInt64(protocolNumber) | UInt64(sourcePort) << 8 | UInt64(destinationPort) << 24
@@ -32,7 +35,7 @@ public struct FlowKey: Hashable, Sendable {
         ownerUID = uid ?? 0
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public init(packet: PacketSummary, direction: Direction, uid: UInt32?) {
         let sourcePort: UInt16
         let destinationPort: UInt16
@@ -50,8 +53,8 @@ public struct FlowKey: Hashable, Sendable {
     }
 
     /// An address as two words: (0, address) for IPv4, which the family flag tells apart.
-    @inline(__always)
-    private static func words(_ address: IPAddress) -> (high: UInt64, low: UInt64) {
+    @inlinable @inline(__always)
+    static func words(_ address: IPAddress) -> (high: UInt64, low: UInt64) {
         switch address {
         case .v4(let value): (0, UInt64(value))
         case .v6(let high, let low): (high, low)

@@ -2,6 +2,9 @@
 
 extension PacketSummary {
     /// The port pair of TCP, UDP, UDP-Lite and SCTP; nil for other transports.
+    // These accessors are inlinable: the flow key, the encoders and the accounting read them for
+    // every packet from other modules, where a call per accessor cost more than the switch.
+    @inlinable
     public var ports: PortPair? {
         switch transport {
         case .tcp(let info): info.ports
@@ -11,12 +14,15 @@ extension PacketSummary {
     }
 
     /// The source port, when the transport has ports and it was captured.
+    @inlinable
     public var sourcePort: UInt16? { ports?.source }
 
     /// The destination port, when the transport has ports and it was captured.
+    @inlinable
     public var destinationPort: UInt16? { ports?.destination }
 
     /// ICMP or ICMPv6 fields; nil for other transports.
+    @inlinable
     public var icmp: ICMPInfo? {
         switch transport {
         case .icmp(let info), .icmpv6(let info): info
@@ -25,6 +31,7 @@ extension PacketSummary {
     }
 
     /// The TCP flags, when the transport is TCP and byte 13 was captured.
+    @inlinable
     public var tcpFlags: TCPFlags? {
         if case .tcp(let info) = transport { info.flags } else { nil }
     }
