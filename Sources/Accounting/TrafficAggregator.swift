@@ -52,11 +52,19 @@ public struct TrafficAggregator: Sendable {
     /// 56, and a 16-byte memo; two flows sharing a hash (about 1 in 2^45 at 262,144 flows) would
     /// share a flow count, never bytes.
     private var flows: [Int: FlowMemo] = [:]
-    /// The flow counted last and where its memo sits in `flows`: the next packet of that flow (a
-    /// run of one flow's packets is the usual case) skips the dictionary's hashing and probe.
-    /// Cleared whenever `flows` gains or loses keys, which is what invalidates an index (writing
-    /// a value through one does not, nor does the copy-on-write of a copied aggregator).
-    private var lastFlow: (id: Int, index: Dictionary<Int, FlowMemo>.Index)?
+    /// The flow counted last (its key's words), where its memo sits in `flows`, and the memo: the
+    /// next packet of that flow (a run of one flow's packets is the usual case) skips mixing the
+    /// key, the dictionary's probe and reading the memo back, and writes the memo only when it
+    /// changed (a new second, bucket or owner). Cleared whenever `flows` gains or loses keys,
+    /// which is what invalidates an index (writing a value through one does not, nor does the
+    /// copy-on-write of a copied aggregator).
+    private var lastFlow: LastFlow?
+    private struct LastFlow {
+        var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
+        var id: Int
+        var index: Dictionary<Int, FlowMemo>.Index
+        var memo: FlowMemo
+    }
     private var seriesIndex: [MetricSeries: Int] = [:]
     public private(set) var seriesKeys: [MetricSeries] = []
     public private(set) var seriesCounts: [AccountingCounts] = []
@@ -109,21 +117,29 @@ public struct TrafficAggregator: Sendable {
     /// Counts one packet of `bytes` IP bytes at `seconds` (Unix time). `owner` is asked only
     /// when the flow's row is not known for this bucket or `stamp` differs from the flow's last.
     ///
-    /// The common case — a packet of a flow already counted in this bucket by the same owner —
-    /// costs one dictionary probe (the flow's memo, found and updated through one index) and
-    /// three additions.
+    /// The common case — the next packet of the flow counted last, in the same bucket, by the
+    /// same owner — costs a comparison of the key's words and three additions; another flow
+    /// already counted costs one dictionary probe (its memo found and updated through one index).
     public mutating func add(flow: FlowKey, stamp: OwnerStamp, direction: TrafficDirection, protocolNumber: UInt8,
                              remote: IPAddress, remotePort: UInt16?, bytes: UInt64, at seconds: Int64,
                              owner: () -> TrafficOwner) {
         if seconds >= openEnd || current == nil { advance(to: seconds) }
         let bucketStart = UInt32(truncatingIfNeeded: openStart)
-        let flowID = Self.mix(flow.words)
+        let words = flow.words
         let stampID = stamp.mixed
         var isNewFlow = true
         var row = -1
-        let index = lastFlow.flatMap { $0.id == flowID ? $0.index : nil } ?? flows.index(forKey: flowID)
-        if let index {
-            let memo = flows.values[index]
+        let flowID: Int
+        let index: Dictionary<Int, FlowMemo>.Index?
+        let known: FlowMemo?
+        if let last = lastFlow, Self.same(last.words, words) {
+            (flowID, index, known) = (last.id, last.index, last.memo)
+        } else {
+            flowID = Self.mix(words)
+            index = flows.index(forKey: flowID)
+            known = index.map { flows.values[$0] }
+        }
+        if let memo = known {
             isNewFlow = seconds - Int64(memo.lastSeen) > limits.flowIdleSeconds
             if memo.bucketStart == bucketStart && memo.stamp == stampID { row = Int(memo.row) }
         } else if flows.count >= limits.maxFlows {
@@ -147,8 +163,8 @@ public struct TrafficAggregator: Sendable {
                             row: Int32(truncatingIfNeeded: row), stamp: stampID)
         // Placing a row touches the bucket and the series, never `flows`: the index still holds.
         if let index {
-            flows.values[index] = memo
-            lastFlow = (flowID, index)
+            if memo != known { flows.values[index] = memo }
+            lastFlow = LastFlow(words: words, id: flowID, index: index, memo: memo)
         } else {
             flows[flowID] = memo
             lastFlow = nil
@@ -157,6 +173,12 @@ public struct TrafficAggregator: Sendable {
         current!.counts[row] += added
         seriesCounts[current!.series[row]] += added
         total += added
+    }
+
+    @inline(__always)
+    static func same(_ lhs: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64),
+                     _ rhs: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)) -> Bool {
+        (lhs.0 ^ rhs.0) | (lhs.1 ^ rhs.1) | (lhs.2 ^ rhs.2) | (lhs.3 ^ rhs.3) | (lhs.4 ^ rhs.4) | (lhs.5 ^ rhs.5) == 0
     }
 
     /// A flow key's words mixed into one (multiply-xorshift). Not seeded: the dictionary hashes
@@ -316,7 +338,7 @@ public struct MetricSeries: Sendable, Hashable {
 
 /// A flow's last second, the bucket and row it was last counted in, and its owner's stamp
 /// (hashed): 24 bytes.
-private struct FlowMemo: Sendable {
+private struct FlowMemo: Sendable, Equatable {
     /// Seconds since the epoch, low 32 bits (wraps in 2106; a difference stays right until then).
     var lastSeen: UInt32
     var bucketStart: UInt32

@@ -169,8 +169,11 @@ import Testing
         var generator = SystemRandomNumberGenerator()
         let owners = [TrafficOwner(user: "a", program: "/x"), TrafficOwner(user: "b", program: "/y"),
                       TrafficOwner(user: "", program: "")]
-        var aggregator = TrafficAggregator(limits: .init(bucketSeconds: 5, maxFlows: maxFlows))
+        // Flows idle after 2 s: a run of one flow's packets crosses seconds, buckets and idle gaps.
+        var aggregator = TrafficAggregator(limits: .init(bucketSeconds: 5, maxFlows: maxFlows, flowIdleSeconds: 2))
         var flow = 0
+        var lastSeen = [Int64?](repeating: nil, count: 20)
+        var flowsExpected: UInt64 = 0
         var expected: [Int64: [String: UInt64]] = [:]
         var seriesExpected: [String: UInt64] = [:]
         var flowOwner = [Int](repeating: 0, count: 20)
@@ -193,6 +196,8 @@ import Testing
             // Rows are per remote too: a packet counted in another flow's row shows.
             expected[TrafficAggregator.floor(second, 5), default: [:]][label + "|10.0.1.\(flow)", default: 0] += bytes
             seriesExpected[label, default: 0] += bytes
+            if lastSeen[flow].map({ second - $0 > 2 }) ?? true { flowsExpected += 1 }
+            lastSeen[flow] = second
             if Int.random(in: 0..<500, using: &generator) == 0 {
                 aggregator.advance(to: second)
                 buckets += aggregator.takeCompleted()
@@ -212,5 +217,12 @@ import Testing
             series["\(key.user)|\(key.direction == .in)", default: 0] += aggregator.seriesCounts[index].bytes
         }
         #expect(series == seriesExpected)
+        // With room for every flow, a flow is new exactly when first seen or back after idling;
+        // with room for 8, forgotten flows count again when they come back.
+        if maxFlows >= 20 {
+            #expect(aggregator.total.flows == flowsExpected)
+        } else {
+            #expect(aggregator.total.flows >= flowsExpected)
+        }
     }
 }
