@@ -8,7 +8,8 @@
 # top functions by instructions (inclusive and self) are printed, demangled.
 #
 # Run as root: sudo bench/callgrind-monitor.sh     (≈ 1 min)
-# Knobs: NFO_PROF_FORMAT [none] (none|json), NFO_PROF_RATE [20000], NFO_PROF_DURATION [3], NFO_PROF_TOP [25],
+# Knobs: NFO_PROF_FORMAT [none] (none|json, or run: `nfowner run` with its accounting, SQLite history in
+#        1 s buckets and metrics endpoint, as bench/nflog.sh runs it), NFO_PROF_RATE [20000], NFO_PROF_DURATION [3], NFO_PROF_TOP [25],
 #        NFO_PROF_VALGRIND_ARGS [] (extra callgrind options, e.g. --dump-instr=yes for per-instruction costs),
 #        NFO_PROF_BINARY [this tree's release build] (another nfowner binary to profile, e.g. a release build
 #        of an earlier commit: two runs give an A/B in instructions per message, which do not vary
@@ -51,9 +52,15 @@ else
     objcopy --strip-debug "$PROFILED" "$WORK/nfowner"
 fi
 # shellcheck disable=SC2086 # word splitting of the extra options is intended
+if [[ $FORMAT == run ]]; then
+    printf '[nflog]\ngroups = [%s]\n[accounting]\nbucket_s = 1\n[storage]\npath = "%s"\n[metrics]\nlisten = "127.0.0.1:19466"\n' \
+        "$GROUP" "$WORK/history.db" >"$WORK/run.toml"
+    PROFILED_COMMAND=(run --no-rules --config "$WORK/run.toml" --netns "$NS")
+else
+    PROFILED_COMMAND=(monitor --format "$FORMAT" --no-rules --group "$GROUP" --netns "$NS")
+fi
 valgrind --tool=callgrind --callgrind-out-file="$OUT.out" ${NFO_PROF_VALGRIND_ARGS:-} \
-    "$WORK/nfowner" monitor --format "$FORMAT" --no-rules --group "$GROUP" --netns "$NS" \
-    </dev/null >/dev/null 2>"$WORK/monitor.err" &
+    "$WORK/nfowner" "${PROFILED_COMMAND[@]}" </dev/null >/dev/null 2>"$WORK/monitor.err" &
 MON_PID=$!
 for _ in $(seq 300); do
     in_ns awk -v g="$GROUP" '$1 == g { f = 1 } END { exit !f }' /proc/net/netfilter/nfnetlink_log && break
@@ -70,7 +77,7 @@ grep 'received=' "$WORK/monitor.err" >&2 || true
 
 demangle() { if command -v swift-demangle >/dev/null; then swift-demangle --simplified; else swift demangle --simplified; fi; }
 {
-    echo "# callgrind: nfowner monitor --format $FORMAT, $RATE pkt/s × $DURATION s, $(date -u '+%Y-%m-%d %H:%M UTC'), $PROFILED"
+    echo "# callgrind: nfowner ${PROFILED_COMMAND[*]}, $RATE pkt/s × $DURATION s, $(date -u '+%Y-%m-%d %H:%M UTC'), $PROFILED"
     grep 'received=' "$WORK/monitor.err" || true
     echo
     echo "## inclusive"
