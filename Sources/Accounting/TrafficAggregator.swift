@@ -132,8 +132,10 @@ public struct TrafficAggregator: Sendable {
         let flowID: Int
         let index: Dictionary<Int, FlowMemo>.Index?
         let known: FlowMemo?
+        var isLastFlow = false
         if let last = lastFlow, Self.same(last.words, words) {
             (flowID, index, known) = (last.id, last.index, last.memo)
+            isLastFlow = true
         } else {
             flowID = Self.mix(words)
             index = flows.index(forKey: flowID)
@@ -163,8 +165,11 @@ public struct TrafficAggregator: Sendable {
                             row: Int32(truncatingIfNeeded: row), stamp: stampID)
         // Placing a row touches the bucket and the series, never `flows`: the index still holds.
         if let index {
-            if memo != known { flows.values[index] = memo }
-            lastFlow = LastFlow(words: words, id: flowID, index: index, memo: memo)
+            if memo != known {
+                flows.values[index] = memo
+                if isLastFlow { lastFlow?.memo = memo }
+            }
+            if !isLastFlow { lastFlow = LastFlow(words: words, id: flowID, index: index, memo: memo) }
         } else {
             flows[flowID] = memo
             lastFlow = nil
@@ -211,8 +216,10 @@ public struct TrafficAggregator: Sendable {
     /// Closes the bucket being filled when `seconds` is past its end (a later bucket starts).
     /// Time going backwards keeps the current bucket.
     public mutating func advance(to seconds: Int64) {
+        // Called at every flush: the usual answer (still inside the open bucket, whose end is
+        // `openEnd`) without copying the open bucket out of its optional.
+        if current != nil, seconds < openEnd { return }
         if let open = current {
-            guard seconds >= open.start + Int64(open.seconds) else { return }
             completed.append(open.closed())
             forgetIdleFlows(now: seconds, keepingAtMost: limits.maxFlows)
         }
@@ -223,6 +230,8 @@ public struct TrafficAggregator: Sendable {
 
     /// The buckets closed since the last call, oldest first.
     public mutating func takeCompleted() -> [TrafficBucket] {
+        // Usually none: emptying a buffer the returned copy shares would allocate a new one.
+        guard !completed.isEmpty else { return [] }
         defer { completed.removeAll(keepingCapacity: true) }
         return completed
     }
