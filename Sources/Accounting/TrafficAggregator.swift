@@ -47,6 +47,8 @@ public struct TrafficAggregator: Sendable {
     private var current: OpenBucket?
     private var openStart: Int64 = 0
     private var openEnd: Int64 = Int64.min
+    /// Buckets opened so far (wrapping): what a flow's memo names its row's bucket by.
+    private var openedBuckets: UInt32 = 0
     private var completed: [TrafficBucket] = []
     /// Flows by their key's 64-bit hash (seeded per process): 8 bytes a key instead of the key's
     /// 56, and a 16-byte memo; two flows sharing a hash (about 1 in 2^45 at 262,144 flows) would
@@ -123,8 +125,33 @@ public struct TrafficAggregator: Sendable {
     public mutating func add(flow: FlowKey, stamp: OwnerStamp, direction: TrafficDirection, protocolNumber: UInt8,
                              remote: IPAddress, remotePort: UInt16?, bytes: UInt64, at seconds: Int64,
                              owner: () -> TrafficOwner) {
+        // The usual packet: the next one of the flow counted last, in the same second (so in the
+        // same bucket and not new) and by the same owner. Only the counts change; everything
+        // else stays in `placeCounting` (out of line, so this path saves no registers for it).
+        if let last = lastFlow, seconds < openEnd, current != nil, last.memo.bucket == openedBuckets,
+           last.memo.lastSeen == UInt32(truncatingIfNeeded: seconds), limits.flowIdleSeconds >= 0,
+           last.memo.stamp == stamp.mixed, Self.same(last.words, flow.words) {
+            count(AccountingCounts(bytes: bytes, packets: 1, flows: 0), row: Int(last.memo.row))
+            return
+        }
+        placeCounting(flow: flow, stamp: stamp, direction: direction, protocolNumber: protocolNumber, remote: remote,
+                      remotePort: remotePort, bytes: bytes, at: seconds, owner: owner)
+    }
+
+    @inline(__always)
+    private mutating func count(_ added: AccountingCounts, row: Int) {
+        current!.counts[row] += added
+        seriesCounts[current!.series[row]] += added
+        total += added
+    }
+
+    /// `add` for any packet: finds or places the flow's row, then counts.
+    @inline(never)
+    private mutating func placeCounting(flow: FlowKey, stamp: OwnerStamp, direction: TrafficDirection,
+                                        protocolNumber: UInt8, remote: IPAddress, remotePort: UInt16?, bytes: UInt64,
+                                        at seconds: Int64, owner: () -> TrafficOwner) {
         if seconds >= openEnd || current == nil { advance(to: seconds) }
-        let bucketStart = UInt32(truncatingIfNeeded: openStart)
+        let bucket = openedBuckets
         let words = flow.words
         let stampID = stamp.mixed
         var isNewFlow = true
@@ -143,7 +170,7 @@ public struct TrafficAggregator: Sendable {
         }
         if let memo = known {
             isNewFlow = seconds - Int64(memo.lastSeen) > limits.flowIdleSeconds
-            if memo.bucketStart == bucketStart && memo.stamp == stampID { row = Int(memo.row) }
+            if memo.bucket == bucket && memo.stamp == stampID { row = Int(memo.row) }
         } else if flows.count >= limits.maxFlows {
             forgetIdleFlows(now: seconds, keepingAtMost: limits.maxFlows * 3 / 4)
         }
@@ -161,7 +188,7 @@ public struct TrafficAggregator: Sendable {
                 row = current!.insert(key, owner: ownerKey, series: series)
             }
         }
-        let memo = FlowMemo(lastSeen: UInt32(truncatingIfNeeded: seconds), bucketStart: bucketStart,
+        let memo = FlowMemo(lastSeen: UInt32(truncatingIfNeeded: seconds), bucket: bucket,
                             row: Int32(truncatingIfNeeded: row), stamp: stampID)
         // Placing a row touches the bucket and the series, never `flows`: the index still holds.
         if let index {
@@ -174,10 +201,7 @@ public struct TrafficAggregator: Sendable {
             flows[flowID] = memo
             lastFlow = nil
         }
-        let added = AccountingCounts(bytes: bytes, packets: 1, flows: isNewFlow ? 1 : 0)
-        current!.counts[row] += added
-        seriesCounts[current!.series[row]] += added
-        total += added
+        count(AccountingCounts(bytes: bytes, packets: 1, flows: isNewFlow ? 1 : 0), row: row)
     }
 
     @inline(__always)
@@ -223,6 +247,7 @@ public struct TrafficAggregator: Sendable {
             completed.append(open.closed())
             forgetIdleFlows(now: seconds, keepingAtMost: limits.maxFlows)
         }
+        openedBuckets &+= 1
         openStart = Self.floor(seconds, limits.bucketSeconds)
         openEnd = openStart + Int64(limits.bucketSeconds)
         current = OpenBucket(start: openStart, seconds: limits.bucketSeconds, mode: mode)
@@ -350,7 +375,9 @@ public struct MetricSeries: Sendable, Hashable {
 private struct FlowMemo: Sendable, Equatable {
     /// Seconds since the epoch, low 32 bits (wraps in 2106; a difference stays right until then).
     var lastSeen: UInt32
-    var bucketStart: UInt32
+    /// Which bucket its row is in (`openedBuckets` when it was written): not the bucket's start,
+    /// which a bucket opened after `finish()` can share with the one before.
+    var bucket: UInt32
     var row: Int32
     var stamp: Int
 }

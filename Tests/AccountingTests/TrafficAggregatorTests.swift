@@ -61,6 +61,26 @@ import Testing
         #expect(buckets.map { $0.rows.values.reduce(0) { $0 + $1.packets } } == [1, 1, 1])
     }
 
+    /// A bucket opened after `finish()` can start where the finished one did: a flow's packet
+    /// in it gets a row of its own there, by the first path (a later second) and by the memo's
+    /// (the same second, the bucket opened by counting a loss first).
+    @Test func aBucketAfterFinishGetsItsOwnRows() {
+        var aggregator = TrafficAggregator(limits: .init(bucketSeconds: 60))
+        var namings = 0
+        Self.add(&aggregator, Self.alice, bytes: 100, at: 120, namings: &namings)
+        #expect(aggregator.finish().map(\.start) == [120])
+        Self.add(&aggregator, Self.alice, bytes: 200, at: 121, namings: &namings)
+        let second = aggregator.finish()
+        #expect(second.map(\.start) == [120])
+        #expect(second.first?.rows.values.map(\.bytes) == [200])
+        aggregator.addUnaccounted(1, at: 121)
+        Self.add(&aggregator, Self.alice, bytes: 300, at: 121, namings: &namings)
+        let third = aggregator.finish()
+        #expect(third.first?.rows.values.map(\.bytes) == [300])
+        #expect(third.first?.unaccountedPackets == 1)
+        #expect(namings == 3)
+    }
+
     @Test func anOwnerThatChangesMidFlowMovesToItsOwnRow() {
         var aggregator = TrafficAggregator()
         var namings = 0
