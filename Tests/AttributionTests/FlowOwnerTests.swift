@@ -66,6 +66,35 @@ import Testing
         #expect(owners.count == 2 && owners.owner(of: keys[1], now: 12 * Self.second) != nil)
     }
 
+    /// Connections keep their own owners through the attribution table; a full table is
+    /// emptied with every connection (none may name a reused index), and then fills again.
+    @Test func ownersAreKeptByAttributionAndAFullTableStartsOver() throws {
+        let owners = FlowOwners(retention: 100 * Self.second, capacity: 100, maximumAttributions: 2)
+        let processes = (1...3).map { pid in
+            OwnerAttribution(confidence: .exact, processes: [ProcessReference(pid: Int32(pid), comm: "p\(pid)", exe: nil)])
+        }
+        let keys = (0..<4).compactMap { port in
+            FlowOwners.connection(of: Self.tcp(Self.client, UInt16(41_000 + port), Self.server, 80), direction: .outbound)
+        }
+        owners.remember(keys[0], processes[0], uid: 10, now: 0)
+        owners.remember(keys[1], processes[1], uid: 11, now: 0)
+        owners.remember(keys[2], processes[0], uid: 10, now: 0)
+        #expect(owners.owner(of: keys[0], now: 1)?.attribution == processes[0])
+        #expect(owners.owner(of: keys[1], now: 1)?.attribution == processes[1])
+        #expect(owners.owner(of: keys[1], now: 1)?.uid == 11)
+        #expect(owners.owner(of: keys[2], now: 1)?.attribution == processes[0])
+        #expect(owners.owner(of: keys[3], now: 1) == nil)
+        #expect(owners.count == 3)
+        // A third attribution: the table is full, so everything starts over with it.
+        owners.remember(keys[3], processes[2], uid: 12, now: 2)
+        #expect(owners.count == 1)
+        #expect(owners.owner(of: keys[0], now: 3) == nil)
+        #expect(owners.owner(of: keys[3], now: 3)?.attribution == processes[2])
+        owners.remember(keys[0], processes[1], uid: 11, now: 4)
+        #expect(owners.owner(of: keys[0], now: 5)?.attribution == processes[1])
+        #expect(owners.owner(of: keys[3], now: 5)?.attribution == processes[2])
+    }
+
     /// A sender in a cgroup (named `single`: there are no sockets here), then its connection's
     /// packets without a uid.
     @Test func packetsWithoutAUidAreCreditedToTheConnectionsOwner() throws {
