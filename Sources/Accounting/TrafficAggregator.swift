@@ -164,7 +164,9 @@ public struct TrafficAggregator: Sendable {
             (flowID, index, known) = (last.id, last.index, last.memo)
             isLastFlow = true
         } else {
-            flowID = Self.mix(words)
+            // Unseeded: the dictionary hashes it again with its seeded hash, and two flows mixing
+            // to the same value would only share a flow count.
+            flowID = Int(bitPattern: UInt(flow.mixed()))
             index = flows.index(forKey: flowID)
             known = index.map { flows.values[$0] }
         }
@@ -208,24 +210,6 @@ public struct TrafficAggregator: Sendable {
     static func same(_ lhs: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64),
                      _ rhs: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)) -> Bool {
         (lhs.0 ^ rhs.0) | (lhs.1 ^ rhs.1) | (lhs.2 ^ rhs.2) | (lhs.3 ^ rhs.3) | (lhs.4 ^ rhs.4) | (lhs.5 ^ rhs.5) == 0
-    }
-
-    /// A flow key's words mixed into one (multiply-xorshift). Not seeded: the dictionary hashes
-    /// it again with its seeded hash, and two flows mixing to the same value would only share a
-    /// flow count.
-    @inline(__always)
-    static func mix(_ words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)) -> Int {
-        @inline(__always) func step(_ hash: UInt64, _ word: UInt64) -> UInt64 {
-            let mixed = (hash ^ word) &* 0xBF58_476D_1CE4_E5B9
-            return mixed ^ (mixed >> 31)
-        }
-        var hash = step(0x9E37_79B9_7F4A_7C15, words.0)
-        hash = step(hash, words.1)
-        hash = step(hash, words.2)
-        hash = step(hash, words.3)
-        hash = step(hash, words.4)
-        hash = step(hash, words.5)
-        return Int(bitPattern: UInt(hash))
     }
 
     /// Packets lost before they could be counted (sequence gaps, ENOBUFS), in the bucket of

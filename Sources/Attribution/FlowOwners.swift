@@ -64,15 +64,7 @@ final class FlowOwners {
     /// The key's fingerprint and check: two multiply-xorshift mixes of its words with different
     /// seeds. Two connections alike in both (1 in 2^96 per pair) would share an owner.
     private static func fingerprint(_ key: FlowKey) -> (UInt64, UInt32) {
-        let words = key.words
-        func step(_ hash: UInt64, _ word: UInt64) -> UInt64 {
-            let mixed = (hash ^ word) &* 0xBF58_476D_1CE4_E5B9
-            return mixed ^ (mixed >> 31)
-        }
-        func mix(_ seed: UInt64) -> UInt64 {
-            step(step(step(step(step(step(seed, words.0), words.1), words.2), words.3), words.4), words.5)
-        }
-        return (mix(0x9E37_79B9_7F4A_7C15), UInt32(truncatingIfNeeded: mix(0xD6E8_FEB8_6659_FD93) >> 17))
+        (key.mixed(), UInt32(truncatingIfNeeded: key.mixed(seed: 0xD6E8_FEB8_6659_FD93) >> 17))
     }
 
     /// The connection `packet` belongs to as seen from this host: its local end (the source of
@@ -142,7 +134,6 @@ final class FlowOwners {
     /// `attribution`'s index in the table; a full table is emptied first, with every entry (they
     /// name attributions by index).
     private func intern(_ attribution: OwnerAttribution) -> UInt32 {
-        if let last = attributions.last, last == attribution { return UInt32(attributions.count - 1) }
         if let index = attributionIndex[attribution] { return index }
         if attributions.count >= maximumAttributions {
             entries.removeAll(keepingCapacity: true)

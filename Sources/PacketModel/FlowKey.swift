@@ -74,7 +74,21 @@ public struct FlowKey: Hashable, Sendable {
     public var inbound: Bool { layout & Self.inboundFlag != 0 }
     public var uid: UInt32? { layout & Self.uidFlag != 0 ? ownerUID : nil }
 
+    /// The key's words mixed into one, starting from `seed` (multiply-xorshift per word): a
+    /// cheap, unseeded hash for tables that hash it again or keep a second mix as a check (the
+    /// accounting's flows, the connection owners).
+    @inlinable @inline(__always)
+    public func mixed(seed: UInt64 = 0x9E37_79B9_7F4A_7C15) -> UInt64 {
+        @inline(__always) func step(_ hash: UInt64, _ word: UInt64) -> UInt64 {
+            let mixed = (hash ^ word) &* 0xBF58_476D_1CE4_E5B9
+            return mixed ^ (mixed >> 31)
+        }
+        let words = self.words
+        return step(step(step(step(step(step(seed, words.0), words.1), words.2), words.3), words.4), words.5)
+    }
+
     /// The key as words (what `FlowCache.check` mixes).
+    @inlinable
     public var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) {
         (layout, UInt64(ownerUID), sourceHigh, sourceLow, destinationHigh, destinationLow)
     }
