@@ -9,7 +9,8 @@
 #
 # Run as root: sudo bench/callgrind-monitor.sh     (≈ 1 min)
 # Knobs: NFO_PROF_FORMAT [none] (none|json, or run: `nfowner run` with its accounting, SQLite history in
-#        1 s buckets and metrics endpoint, as bench/nflog.sh runs it), NFO_PROF_RATE [20000], NFO_PROF_DURATION [3], NFO_PROF_TOP [25],
+#        1 s buckets and metrics endpoint, as bench/nflog.sh runs it, or capture: `nfowner capture -w
+#        FILE` into the run's work directory, or capture-null: `capture -w /dev/null`), NFO_PROF_RATE [20000], NFO_PROF_DURATION [3], NFO_PROF_TOP [25],
 #        NFO_PROF_VALGRIND_ARGS [] (extra callgrind options, e.g. --dump-instr=yes for per-instruction costs),
 #        NFO_PROF_BINARY [this tree's release build] (another nfowner binary to profile, e.g. a release build
 #        of an earlier commit: two runs give an A/B in instructions per message, which do not vary
@@ -56,6 +57,10 @@ if [[ $FORMAT == run ]]; then
     printf '[nflog]\ngroups = [%s]\n[accounting]\nbucket_s = 1\n[storage]\npath = "%s"\n[metrics]\nlisten = "127.0.0.1:19466"\n' \
         "$GROUP" "$WORK/history.db" >"$WORK/run.toml"
     PROFILED_COMMAND=(run --no-rules --config "$WORK/run.toml" --netns "$NS")
+elif [[ $FORMAT == capture || $FORMAT == capture-null ]]; then
+    CAPTURE_FILE=$WORK/capture.pcapng
+    [[ $FORMAT == capture-null ]] && CAPTURE_FILE=/dev/null
+    PROFILED_COMMAND=(capture -w "$CAPTURE_FILE" --no-rules --group "$GROUP" --netns "$NS")
 else
     PROFILED_COMMAND=(monitor --format "$FORMAT" --no-rules --group "$GROUP" --netns "$NS")
 fi
