@@ -12,6 +12,8 @@
 #            file is in the run's work directory under /tmp and removed after each run)
 #   capture  nfowner capture -w FILE --no-rules   (pcapng with each packet's owner as comment and JSON
 #            option; the file in the work directory, removed after each run like json's)
+#   capture-buffered  the same with --buffered-writes: one write(2) per batch through the page cache
+#            (what capture did before it wrote around the page cache; not in the default set)
 #   capture-null  nfowner capture -w /dev/null --no-rules   (the pcapng encoder's own cost, without the
 #            file system's page-cache writes; not in the default set)
 #   tcpdump  tcpdump -i nflog:N -w /dev/null
@@ -142,6 +144,8 @@ start_consumer() {
         json) "$NFOWNER" monitor --format json --no-rules --group "$GROUP" --netns "$NS" \
                   </dev/null >"$WORK/events.json" 2>"$WORK/consumer.err" & ;;
         capture) "$NFOWNER" capture -w "$WORK/capture.pcapng" --no-rules --group "$GROUP" --netns "$NS" \
+                  </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
+        capture-buffered) "$NFOWNER" capture -w "$WORK/capture.pcapng" --buffered-writes --no-rules --group "$GROUP" --netns "$NS" \
                   </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
         capture-null) "$NFOWNER" capture -w /dev/null --no-rules --group "$GROUP" --netns "$NS" \
                   </dev/null >/dev/null 2>"$WORK/consumer.err" & ;;
@@ -316,7 +320,7 @@ for line in open(raw).read().splitlines()[1:]:
 
 names = {"c": "C reference (libmnl)", "c-paced": "C reference, 2 ms wake coalescing",
          "none": "nfowner --format none", "none-unpaced": "nfowner --format none --coalesce-us 0", "none-500": "nfowner --format none --coalesce-us 500",
-         "json-null": "nfowner --format json > /dev/null", "run": "nfowner run (accounting, SQLite, metrics)", "json": "nfowner --format json > file", "capture": "nfowner capture -w file (pcapng)", "capture-null": "nfowner capture -w /dev/null (pcapng)", "tcpdump": "tcpdump -w /dev/null"}
+         "json-null": "nfowner --format json > /dev/null", "run": "nfowner run (accounting, SQLite, metrics)", "json": "nfowner --format json > file", "capture": "nfowner capture -w file (pcapng)", "capture-null": "nfowner capture -w /dev/null (pcapng)", "capture-buffered": "nfowner capture -w file --buffered-writes (pcapng)", "tcpdump": "tcpdump -w /dev/null"}
 def label(consumer):
     base = consumer.removesuffix("@base")
     return names.get(base, base) + (" (baseline build)" if consumer != base else "")

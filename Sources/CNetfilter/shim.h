@@ -43,6 +43,19 @@ static inline int nfowner_poll_nanoseconds(struct pollfd *fds, nfds_t nfds, cons
 }
 /* setpriority(PRIO_PROCESS, tid, nice) for the calling thread only: Linux applies a process
  * priority to the one task (thread) a tid names. Returns 0 or -1 with errno. */
+/* O_DIRECT is behind _GNU_SOURCE, which the Glibc module is built without: the kernel's value
+ * for this architecture (asm/fcntl.h). */
+static inline int nfowner_o_direct(void) {
+#if defined(__aarch64__) || defined(__arm__)
+    return 0200000;
+#elif defined(__powerpc__) || defined(__powerpc64__)
+    return 0400000;
+#elif defined(__mips__)
+    return 0100000;
+#else
+    return 040000;
+#endif
+}
 static inline int nfowner_set_thread_niceness(int niceness) {
     return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), niceness);
 }

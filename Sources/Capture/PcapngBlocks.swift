@@ -97,9 +97,10 @@ public enum PcapngBlocks {
     /// packets from one owner instead of encoding them again per packet). Every length is known
     /// up front, so the block goes out in a handful of appends of fixed-size records rather than
     /// a field at a time or through an option list of its own: this runs once per captured packet.
-    static func appendEnhancedPacket(interfaceID: UInt32, timestamp: UInt64, originalLength: UInt32,
-                                     data: UnsafeRawBufferPointer, direction: Direction?, ownerOptions: [UInt8],
-                                     processIndex: UInt32?, to out: inout [UInt8]) {
+    static func appendEnhancedPacket<Output: BlockOutput>(
+        interfaceID: UInt32, timestamp: UInt64, originalLength: UInt32, data: UnsafeRawBufferPointer,
+        direction: Direction?, ownerOptions: [UInt8], processIndex: UInt32?, to out: inout Output
+    ) {
         let paddedData = paddedTo4(data.count)
         let optionBytes = (direction == nil ? 0 : 8) + ownerOptions.count + (processIndex == nil ? 0 : 8)
         let total = 28 + paddedData + (optionBytes == 0 ? 0 : optionBytes + 4) + 4
@@ -109,18 +110,84 @@ public enum PcapngBlocks {
             interfaceID: interfaceID.littleEndian, timestampHigh: UInt32(truncatingIfNeeded: timestamp >> 32).littleEndian,
             timestampLow: UInt32(truncatingIfNeeded: timestamp).littleEndian,
             capturedLength: UInt32(clamping: data.count).littleEndian, originalLength: originalLength.littleEndian)
-        withUnsafeBytes(of: head) { out.append(contentsOf: $0) }
-        out.append(contentsOf: data)
+        out.appendBytes(of: head)
+        out.appendRaw(data)
         out.appendPadding(after: data.count)
         if let direction {
             // Bits 0-1 of epb_flags: 01 inbound, 10 outbound (00 would be "unknown").
             out.appendOption(PcapngOption.packetFlags, UInt32(direction == .inbound ? 0b01 : 0b10))
         }
         out.append(contentsOf: ownerOptions)
-        if let processIndex { out.appendOption(PcapngOption.packetDarwinProcessIndex, processIndex) }
-        if optionBytes != 0 { out.appendLittleEndian(UInt32(PcapngOption.endOfOptions)) }
-        out.appendLittleEndian(totalLength)
+        if let processIndex {
+            let option = UInt64(PcapngOption.packetDarwinProcessIndex) | UInt64(4) << 16 | UInt64(processIndex) << 32
+            out.appendBytes(of: EnhancedPacketTail(processIndexOption: option.littleEndian,
+                                                   endOfOptions: UInt32(PcapngOption.endOfOptions).littleEndian,
+                                                   totalLength: totalLength.littleEndian))
+        } else {
+            if optionBytes != 0 { out.appendLittleEndian(UInt32(PcapngOption.endOfOptions)) }
+            out.appendLittleEndian(totalLength)
+        }
     }
+
+    /// The end of an Enhanced Packet Block that names a process (most of nfowner's): the process
+    /// option, opt_endofopt and the length again, appended as one piece.
+    private struct EnhancedPacketTail {
+        var processIndexOption: UInt64
+        var endOfOptions: UInt32
+        var totalLength: UInt32
+    }
+
+    /// Whether a padding block of exactly `length` bytes exists: 16, or 24 and more, in
+    /// multiples of 4 (an empty Name Resolution Block is 16 bytes; one with a comment option is 24
+    /// plus the comment).
+    public static func canPad(_ length: Int) -> Bool {
+        length % 4 == 0 && (length == 16 || length >= 24)
+    }
+
+    /// Blocks of exactly `length` bytes in all (`canPad(length)`) that every reader skips: Name
+    /// Resolution Blocks without records, their length made up by a comment that says why they
+    /// are there (one block up to 65,556 bytes, more for a longer gap). Direct writes end on the
+    /// device's block size; these fill the gap so every write still ends on a pcapng block
+    /// boundary. Wireshark and tshark show nothing for them (an NRB's comment belongs to no
+    /// packet), unlike a custom block, which tshark lists as a frame.
+    ///
+    ///     type 4 | total length | nrb_record_end (type 0, length 0)
+    ///     [| opt_comment (code 1, length L-24) "nfowner: padding…" and spaces | opt_endofopt] | length
+    public static func padding(length: Int) -> [UInt8] {
+        precondition(canPad(length), "no padding is \(length) bytes long")
+        var out: [UInt8] = []
+        out.reserveCapacity(length)
+        var left = length
+        while left > 0 {
+            var piece = min(left, largestPaddingBlock)
+            if !canPad(left - piece) && left - piece != 0 { piece -= 24 }
+            appendPaddingBlock(length: piece, to: &out)
+            left -= piece
+        }
+        return out
+    }
+
+    /// 24 bytes of block and option framing plus the longest comment a u16 length allows that is
+    /// a multiple of 4.
+    static let largestPaddingBlock = 24 + 65_532
+
+    private static func appendPaddingBlock(length: Int, to out: inout [UInt8]) {
+        out.appendLittleEndian(PcapngBlockType.nameResolution)
+        out.appendLittleEndian(UInt32(length))
+        out.appendLittleEndian(UInt32(0))  // nrb_record_end
+        if length >= 24 {
+            let textLength = length - 24
+            out.appendLittleEndian(PcapngOption.comment)
+            out.appendLittleEndian(UInt16(textLength))
+            let text = Array(paddingText.utf8.prefix(textLength))
+            out.append(contentsOf: text)
+            out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: textLength - text.count))
+            out.appendLittleEndian(UInt32(PcapngOption.endOfOptions))
+        }
+        out.appendLittleEndian(UInt32(length))
+    }
+
+    static let paddingText = "nfowner: padding up to a disk block boundary (direct I/O)"
 
     /// An Enhanced Packet Block's fixed fields, in file order (seven u32s: no padding between them).
     private struct EnhancedPacketHead {

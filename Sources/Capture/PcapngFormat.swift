@@ -34,6 +34,9 @@ public enum PcapngBlockType {
     public static let sectionHeader: UInt32 = 0x0A0D_0D0A
     /// Interface Description Block (IDB).
     public static let interfaceDescription: UInt32 = 0x0000_0001
+    /// Name Resolution Block (NRB): written only as padding (no records; see
+    /// `PcapngBlocks.padding`), skipped when read.
+    public static let nameResolution: UInt32 = 0x0000_0004
     /// Simple Packet Block (SPB): read, never written.
     public static let simplePacket: UInt32 = 0x0000_0003
     /// Enhanced Packet Block (EPB).

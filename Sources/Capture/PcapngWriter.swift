@@ -82,24 +82,28 @@ public struct PcapngWriter: Sendable {
 
     /// Appends the Section Header Block, once; later calls append nothing. `append` calls it, so
     /// only a caller that wants the header in the file before the first packet needs to.
-    public mutating func appendSectionHeader(to out: inout [UInt8]) {
+    public mutating func appendSectionHeader(to out: inout some BlockOutput) {
         guard !wroteSectionHeader else { return }
         wroteSectionHeader = true
-        PcapngBlocks.appendSectionHeader(application: application, to: &out)
+        var block: [UInt8] = []
+        PcapngBlocks.appendSectionHeader(application: application, to: &block)
+        out.append(contentsOf: block)
     }
 
     /// The interface id of `interface`, appending its description (and the section header) the
     /// first time. Callers may declare the interfaces they expect up front so their ids follow a
     /// fixed order; otherwise ids go by first packet.
     @discardableResult
-    public mutating func declare(_ interface: CaptureInterface, to out: inout [UInt8]) -> UInt32 {
+    public mutating func declare(_ interface: CaptureInterface, to out: inout some BlockOutput) -> UInt32 {
         if let id = interfaceIDs[interface] { return id }
         appendSectionHeader(to: &out)
         let id = UInt32(interfaces.count)
         interfaces.append(interface)
         interfaceIDs[interface] = id
+        var block: [UInt8] = []
         PcapngBlocks.appendInterfaceDescription(linkType: LinkType.raw, snapLength: snapLength,
-                                                name: interface.name, to: &out)
+                                                name: interface.name, to: &block)
+        out.append(contentsOf: block)
         return id
     }
 
@@ -112,6 +116,20 @@ public struct PcapngWriter: Sendable {
     /// never see fewer original than captured bytes, and GSO packets carry 0 or a stale length.
     public mutating func append(_ event: borrowing PacketEvent, payload: UnsafeRawBufferPointer,
                                 to out: inout [UInt8]) {
+        appendPacket(event, payload: payload, to: &out)
+    }
+
+    /// `append` into raw memory: a direct-write chunk (`RawBlockOutput`).
+    public mutating func append(_ event: borrowing PacketEvent, payload: UnsafeRawBufferPointer,
+                                to out: inout RawBlockOutput) {
+        appendPacket(event, payload: payload, to: &out)
+    }
+
+    // One body for both outputs; the two entry points above let the optimizer specialize it for
+    // each inside this module (a generic public entry point would be called unspecialized from
+    // the sink's module).
+    private mutating func appendPacket<Output: BlockOutput>(_ event: borrowing PacketEvent, payload: UnsafeRawBufferPointer,
+                                                            to out: inout Output) {
         let direction = event.direction
         let interface = CaptureInterface(origin: event.metadata.origin, direction: direction)
         let interfaceID: UInt32
@@ -142,13 +160,15 @@ public struct PcapngWriter: Sendable {
     }
 
     /// The index of the process block for `process`, appending the block the first time.
-    private mutating func index(of process: ProcessReference, to out: inout [UInt8]) -> UInt32 {
+    private mutating func index(of process: ProcessReference, to out: inout some BlockOutput) -> UInt32 {
         let key = ProcessKey(pid: process.pid, name: Self.processName(process))
         if let index = processIndexes[key] { return index }
         appendSectionHeader(to: &out)
         let index = UInt32(processIndexes.count)
         processIndexes[key] = index
-        PcapngBlocks.appendDarwinProcessInformation(pid: UInt32(bitPattern: process.pid), name: key.name, to: &out)
+        var block: [UInt8] = []
+        PcapngBlocks.appendDarwinProcessInformation(pid: UInt32(bitPattern: process.pid), name: key.name, to: &block)
+        out.append(contentsOf: block)
         return index
     }
 

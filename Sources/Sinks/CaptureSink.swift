@@ -4,9 +4,13 @@ import PacketModel
 
 /// Packets with their owners into a pcapng (or classic pcap) file, or stdout for `-w -`.
 ///
-/// Each packet is encoded into a buffer; `flush` (once per received batch) writes the buffer —
-/// whole blocks only — in one write(2), so a capture killed with SIGKILL is readable up to its
-/// last complete block. With rotation, a file that has reached `rotateBytes` is closed after the
+/// A pcapng file is written around the page cache when its file system allows
+/// (`DirectCaptureWriter`: each packet encoded into a 1 MiB chunk, written with one direct write
+/// from a thread of its own when full, and what is new written at least every tick, about twice
+/// a second). Stdout, classic pcap and file systems without O_DIRECT get each packet encoded
+/// into a buffer that `flush` (once per received batch) writes — whole blocks only — with one
+/// write(2). Either way every write ends on a block
+/// boundary, so a capture killed with SIGKILL is readable up to its last complete block. With rotation, a file that has reached `rotateBytes` is closed after the
 /// batch and renamed FILE → FILE.1 → … → FILE.<count-1> (the oldest dropped); each file is a
 /// complete capture with its own header.
 public final class CaptureSink: PacketSink {
@@ -47,6 +51,9 @@ public final class CaptureSink: PacketSink {
     public let rotateBytes: Int?
     /// Files kept with rotation: FILE and FILE.1 … FILE.<rotateCount-1>.
     public let rotateCount: Int
+    /// Write pcapng files with direct I/O where the file system takes it (else through the page
+    /// cache, as always for stdout and pcap).
+    public let directWrites: Bool
     /// Called (once) when `limit` packets have been written.
     public var onLimit: () -> Void = {}
 
@@ -54,6 +61,7 @@ public final class CaptureSink: PacketSink {
     public private(set) var filesStarted = 0
 
     private var file: OutputFile?
+    private var direct: DirectCaptureWriter?
     private var output: OutputDescriptor = .standardOutput
     @exclusivity(unchecked) private var pcapng: PcapngWriter
     private var bytesInFile = 0
@@ -63,7 +71,7 @@ public final class CaptureSink: PacketSink {
     private let flushThreshold = 1 << 20
 
     public init(path: String?, format: FileFormat = .pcapng, snapLength: UInt32 = 0, filter: Filter = Filter(),
-                limit: UInt64? = nil, rotateBytes: Int? = nil, rotateCount: Int = 1) {
+                limit: UInt64? = nil, rotateBytes: Int? = nil, rotateCount: Int = 1, directWrites: Bool = true) {
         self.path = path
         self.format = format
         self.snapLength = snapLength
@@ -71,6 +79,7 @@ public final class CaptureSink: PacketSink {
         self.limit = limit
         self.rotateBytes = rotateBytes
         self.rotateCount = max(1, rotateCount)
+        self.directWrites = directWrites
         pcapng = PcapngWriter(snapLength: snapLength)
         buffer.reserveCapacity(flushThreshold + 65536)
     }
@@ -81,13 +90,25 @@ public final class CaptureSink: PacketSink {
     public func start() throws(SinkError) {
         try startFile()
         try flush()
+        try direct?.writeEarly()
     }
+
+    /// Whether the current file is written with direct I/O.
+    public var writesDirectly: Bool { direct != nil }
 
     public func consume(_ event: borrowing PacketEvent, payload: UnsafeRawBufferPointer) {
         if let limit, packetsWritten >= limit { return }
         guard filter.matches(event) else { return }
         switch format {
-        case .pcapng: pcapng.append(event, payload: payload, to: &buffer)
+        case .pcapng:
+            if let direct {
+                // Encoded where the disk reads it from: no buffer, no copy.
+                guard pendingError == nil else { return }
+                pcapng.append(event, payload: payload, to: &direct.output)
+                do throws(SinkError) { try direct.commit() } catch { pendingError = error }
+            } else {
+                pcapng.append(event, payload: payload, to: &buffer)
+            }
         case .pcap: PcapWriter(snapLength: snapLength).append(event, payload: payload, to: &buffer)
         }
         packetsWritten += 1
@@ -98,7 +119,9 @@ public final class CaptureSink: PacketSink {
 
     public func flush() throws(SinkError) {
         if let pendingError { throw pendingError }
-        if !buffer.isEmpty {
+        if let direct {
+            bytesInFile = direct.size
+        } else if !buffer.isEmpty {
             defer { buffer.removeAll(keepingCapacity: true) }
             do { try output.write(buffer) } catch {
                 throw error.code == Errno.brokenPipe
@@ -116,9 +139,26 @@ public final class CaptureSink: PacketSink {
         }
     }
 
+    /// A quiet capture's packets reach the disk within a tick (direct writes wait for a full
+    /// chunk otherwise).
+    public func tick() {
+        guard let direct, pendingError == nil else { return }
+        do throws(SinkError) { try direct.writeEarly() } catch { pendingError = error }
+    }
+
     public func finish() {
         if pendingError == nil { try? flush() }
+        closeFile()
+    }
+
+    /// Ends the current file: the direct writer's last piece and its thread, or the descriptor.
+    private func closeFile() {
+        if let direct {
+            self.direct = nil
+            do throws(SinkError) { try direct.finish() } catch { if pendingError == nil { pendingError = error } }
+        }
         file?.close()
+        file = nil
     }
 
     /// The name of the `index`th file of a rotation: FILE, FILE.1, FILE.2 …
@@ -128,17 +168,29 @@ public final class CaptureSink: PacketSink {
 
     private func startFile() throws(SinkError) {
         if let path {
-            do { file = try OutputFile(path: path) } catch {
-                throw SinkError(.writeFailed, "cannot create the capture file: \(error)")
+            if directWrites, format == .pcapng {
+                do { direct = try DirectCaptureWriter(path: path) } catch {
+                    throw SinkError(.writeFailed, "cannot create the capture file: \(error)")
+                }
             }
-            output = file?.descriptor ?? .standardOutput
+            if direct == nil {
+                do { file = try OutputFile(path: path) } catch {
+                    throw SinkError(.writeFailed, "cannot create the capture file: \(error)")
+                }
+                output = file?.descriptor ?? .standardOutput
+            }
         }
         filesStarted += 1
         bytesInFile = 0
         switch format {
         case .pcapng:
             pcapng = PcapngWriter(snapLength: snapLength)
-            pcapng.appendSectionHeader(to: &buffer)
+            if let direct {
+                pcapng.appendSectionHeader(to: &direct.output)
+                try direct.commit()
+            } else {
+                pcapng.appendSectionHeader(to: &buffer)
+            }
         case .pcap: PcapWriter(snapLength: snapLength).appendFileHeader(to: &buffer)
         }
     }
@@ -146,7 +198,8 @@ public final class CaptureSink: PacketSink {
     /// FILE.<n-2> → FILE.<n-1>, …, FILE → FILE.1, then a new FILE.
     private func rotate() throws(SinkError) {
         guard let path else { return }
-        file?.close()
+        closeFile()
+        if let pendingError { throw pendingError }
         do {
             if rotateCount == 1 {
                 try OutputFile.remove(path)

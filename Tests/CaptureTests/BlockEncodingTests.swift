@@ -217,4 +217,48 @@ import Testing
         #expect(CaptureInterface(origin: PacketOrigin(kind: .nflog, number: 5), direction: .outbound).name == "nflog:5 out")
         #expect(CaptureInterface(origin: PacketOrigin(kind: .nfqueue, number: 3), direction: .inbound).name == "nfqueue:3 in")
     }
+
+    /// The smallest padding: a Name Resolution Block with only its end-of-records marker.
+    @Test func paddingOfSixteenBytes() {
+        let expected: [UInt8] = [
+            0x04, 0x00, 0x00, 0x00,  // block type 4: NRB
+            0x10, 0x00, 0x00, 0x00,  // total length 16
+            0x00, 0x00, 0x00, 0x00,  // nrb_record_end: type 0, length 0
+            0x10, 0x00, 0x00, 0x00,  // total length again
+        ]
+        #expect(PcapngBlocks.padding(length: 16) == expected)
+    }
+
+    /// Longer padding: the NRB's comment makes up the length.
+    @Test func paddingOfThirtyTwoBytes() {
+        let expected: [UInt8] = [
+            0x04, 0x00, 0x00, 0x00,  // block type 4: NRB
+            0x20, 0x00, 0x00, 0x00,  // total length 32 = 8 + 4 end of records + 4 + 8 comment + 4 + 4
+            0x00, 0x00, 0x00, 0x00,  // nrb_record_end
+            0x01, 0x00, 0x08, 0x00,  // option 1 opt_comment, length 8
+            0x6E, 0x66, 0x6F, 0x77, 0x6E, 0x65, 0x72, 0x3A,  // "nfowner:", the start of the reason
+            0x00, 0x00, 0x00, 0x00,  // opt_endofopt
+            0x20, 0x00, 0x00, 0x00,  // total length again
+        ]
+        #expect(PcapngBlocks.padding(length: 32) == expected)
+    }
+
+    /// Which lengths padding can take, and that a gap longer than one block's u16 comment is
+    /// filled by several blocks, exactly, each of them whole.
+    @Test func paddingLengths() {
+        #expect([4, 8, 12, 20, 18, 30].allSatisfy { !PcapngBlocks.canPad($0) })
+        #expect([16, 24, 28, 4096, 1 << 20].allSatisfy { PcapngBlocks.canPad($0) })
+        for length in [24, 100, 4096, 65_556, 65_560, 65_576, 131_112, 131_116, 1 << 20] {
+            let bytes = PcapngBlocks.padding(length: length)
+            #expect(bytes.count == length)
+            var offset = 0
+            while offset < bytes.count {
+                #expect(bytes[offset] == 4, "an NRB at \(offset) of \(length)")
+                let blockLength = Int(bytes[offset + 4]) | Int(bytes[offset + 5]) << 8 | Int(bytes[offset + 6]) << 16
+                #expect(blockLength >= 16 && blockLength <= 65_556)
+                offset += blockLength
+            }
+            #expect(offset == length)
+        }
+    }
 }

@@ -1,11 +1,12 @@
 import Capture
 import Foundation
+import NetfilterSystem
 import PacketModel
 import PacketParsing
 import Sinks
 import Testing
 
-/// The capture sink on files: rotation, filters and the packet limit (no root needed).
+/// The capture sink on files: rotation, filters, the packet limit and direct writes (no root needed).
 @Suite struct CaptureSinkTests {
     /// A UDP/IPv4 datagram from 10.0.0.1:4000 to 10.0.0.2:53 with `size` payload bytes.
     static func datagram(size: Int, proto: UInt8 = 17) -> [UInt8] {
@@ -86,5 +87,99 @@ import Testing
         let records = try Self.records(path)
         #expect(records.count == 2)
         #expect(records.allSatisfy { $0.data == udp })
+    }
+
+    /// Whether the temporary directory's file system takes O_DIRECT (ext4, xfs, btrfs, and tmpfs
+    /// since Linux 6.6 do).
+    static let directWritesWork: Bool = {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("nfowner-odirect-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return (try? DirectOutputFile(path: path)) != nil
+    }()
+
+    /// Direct writes: the file holds every packet consumed before each tick, whole (what SIGKILL
+    /// would leave: the length a multiple of 4 KiB, the last write padded), across 1 MiB chunks;
+    /// after `finish` it ends right after its last packet, and the buffered path writes the
+    /// same packets.
+    @Test(.enabled(if: Self.directWritesWork, "the temporary directory's file system does not take O_DIRECT"))
+    func directWritesLeaveAWholeFileAfterEveryTick() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("direct.pcapng").path
+        let sink = CaptureSink(path: path)
+        try sink.start()
+        #expect(sink.writesDirectly)
+        let deadline = Date().addingTimeInterval(5)
+        while (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int ?? 0) == 0, Date() < deadline {
+            usleep(10_000)  // the writer thread writes the header
+        }
+        #expect(try Self.records(path).isEmpty, "a valid file from the start")
+        var written = 0
+        for round in 0..<6 {
+            for size in 0..<(round == 3 ? 3000 : 40) {
+                let payload = Self.datagram(size: size % 700)
+                let event = try Self.event(payload, uid: UInt32(1000 + size % 3))
+                payload.withUnsafeBytes { sink.consume(event, payload: $0) }
+                written += 1
+                if size % 50 == 0 { try sink.flush() }
+            }
+            try sink.flush()
+            sink.tick()
+            let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+            #expect(size % 4096 == 0, "tick \(round): \(size) bytes")
+            let deadline = Date().addingTimeInterval(5)
+            var records = try Self.records(path)
+            while records.count < written, Date() < deadline {  // the writer thread is still writing
+                usleep(10_000)
+                records = try Self.records(path)
+            }
+            #expect(records.count == written, "tick \(round)")
+        }
+        let sizeBeforeFinish = try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int ?? 0
+        #expect(written > 3000 && sizeBeforeFinish > 1 << 20, "the run crossed a chunk")
+        let last = Self.datagram(size: 5)
+        let lastEvent = try Self.event(last)
+        last.withUnsafeBytes { sink.consume(lastEvent, payload: $0) }
+        sink.finish()
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let records = try Self.records(path)
+        #expect(records.count == written + 1)
+        #expect(records.last?.data == last)
+        // The last block is the last packet's: its length is the file's last four bytes.
+        let tail = Int(bytes[bytes.count - 4]) | Int(bytes[bytes.count - 3]) << 8
+        #expect(bytes[bytes.count - tail] == 6, "an Enhanced Packet Block ends the file")
+
+        let buffered = directory.appendingPathComponent("buffered.pcapng").path
+        let other = CaptureSink(path: buffered, directWrites: false)
+        try other.start()
+        #expect(!other.writesDirectly)
+        for record in records {
+            let event = try Self.event(record.data)
+            record.data.withUnsafeBytes { other.consume(event, payload: $0) }
+        }
+        other.finish()
+        #expect(try Self.records(buffered).map(\.data) == records.map(\.data))
+    }
+
+    /// Rotation with direct writes: every file whole, the first ones at least the rotation size.
+    @Test(.enabled(if: Self.directWritesWork, "the temporary directory's file system does not take O_DIRECT"))
+    func directWritesRotate() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("ring.pcapng").path
+        let sink = CaptureSink(path: path, rotateBytes: 300_000, rotateCount: 3)
+        try sink.start()
+        let payload = Self.datagram(size: 600)
+        let event = try Self.event(payload)
+        for _ in 0..<1500 {
+            payload.withUnsafeBytes { sink.consume(event, payload: $0) }
+            try sink.flush()
+        }
+        sink.finish()
+        #expect(sink.filesStarted >= 3)
+        for name in ["ring.pcapng", "ring.pcapng.1", "ring.pcapng.2"] {
+            let records = try Self.records(directory.appendingPathComponent(name).path)
+            #expect(records.allSatisfy { $0.data == payload })
+            let size = try FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent(name).path)[.size] as? Int ?? 0
+            if name != "ring.pcapng" { #expect(size >= 300_000, "\(name): \(size) bytes") }
+        }
     }
 }
