@@ -87,19 +87,31 @@ public final class DirectOutputFile: @unchecked Sendable {
 
 /// Memory aligned for direct I/O, of a fixed size, owned by one thread at a time (handed
 /// between a producer and a writer thread, never shared while written).
+///
+/// A buffer of a megabyte or more is made of whole 2 MiB huge pages where the kernel has them
+/// (transparent huge pages, `madvise` or `always`): a direct write pins its buffer's pages for
+/// the device, and pinning one huge page instead of 4 KiB pages one by one was a quarter of the
+/// writer thread's time (perf, `gup_fast_fallback`).
 public final class AlignedBuffer: @unchecked Sendable {
     public let base: UnsafeMutableRawPointer
     public let capacity: Int
 
-    /// `capacity` bytes at an address aligned to `alignment` (a power of two).
+    static let hugePage = 2 << 20
+
+    /// At least `capacity` bytes at an address aligned to `alignment` (a power of two); buffers
+    /// of a megabyte or more are rounded up to whole huge pages.
     public init(capacity: Int, alignment: Int = DirectOutputFile.alignment) throws(SystemError) {
+        let huge = capacity >= 1 << 20
+        let size = huge ? (capacity + Self.hugePage - 1) / Self.hugePage * Self.hugePage : capacity
         var pointer: UnsafeMutableRawPointer?
-        let result = posix_memalign(&pointer, alignment, capacity)
+        let result = posix_memalign(&pointer, huge ? max(alignment, Self.hugePage) : alignment, size)
         guard result == 0, let pointer else {
-            throw SystemError(code: result == 0 ? ENOMEM : result, operation: "allocate \(capacity) bytes of aligned memory")
+            throw SystemError(code: result == 0 ? ENOMEM : result, operation: "allocate \(size) bytes of aligned memory")
         }
+        // Advice only: without transparent huge pages the buffer is made of small pages.
+        if huge { _ = madvise(pointer, size, MADV_HUGEPAGE) }
         base = pointer
-        self.capacity = capacity
+        self.capacity = size
     }
 
     deinit { free(base) }
