@@ -61,7 +61,7 @@ public final class CaptureSink: PacketSink {
     public private(set) var filesStarted = 0
 
     private var file: OutputFile?
-    private var direct: DirectCaptureWriter?
+    @exclusivity(unchecked) private var direct: DirectCaptureWriter?
     private var output: OutputDescriptor = .standardOutput
     @exclusivity(unchecked) private var pcapng: PcapngWriter
     private var bytesInFile = 0
