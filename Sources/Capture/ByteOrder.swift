@@ -118,6 +118,7 @@ extension BlockOutput {
     }
 
     /// Zero bytes up to the next multiple of 4 of `length` (pcapng pads every value to 32 bits).
+    @inline(__always)
     mutating func appendPadding(after length: Int) {
         let padding = paddedTo4(length) - length
         if padding > 0 {

@@ -21,7 +21,7 @@ public struct PcapWriter: Sendable {
     }
 
     /// The 24-byte global header; once, at the start of the file.
-    public func appendFileHeader(to out: inout [UInt8]) {
+    public func appendFileHeader(to out: inout some BlockOutput) {
         out.appendLittleEndian(UInt32(0xA1B2_C3D4))
         out.appendLittleEndian(UInt16(2))
         out.appendLittleEndian(UInt16(4))
@@ -35,13 +35,23 @@ public struct PcapWriter: Sendable {
     /// captured length when that is larger, as in `PcapngWriter`). Times past 2106 do not fit
     /// the format's u32 seconds and are written as its last second.
     public func append(_ event: borrowing PacketEvent, payload: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        appendRecord(event, payload: payload, to: &out)
+    }
+
+    /// `append` into raw memory (`RawBlockOutput`).
+    public func append(_ event: borrowing PacketEvent, payload: UnsafeRawBufferPointer, to out: inout RawBlockOutput) {
+        appendRecord(event, payload: payload, to: &out)
+    }
+
+    private func appendRecord<Output: BlockOutput>(_ event: borrowing PacketEvent, payload: UnsafeRawBufferPointer,
+                                                   to out: inout Output) {
         let kept = snapLength == 0 ? payload.count : min(payload.count, Int(snapLength))
         let time = event.metadata.time
         out.appendLittleEndian(UInt32(clamping: time.seconds))
         out.appendLittleEndian(UInt32(min(time.microseconds, 999_999)))
         out.appendLittleEndian(UInt32(clamping: kept))
         out.appendLittleEndian(UInt32(clamping: max(event.packet.totalLength, payload.count)))
-        out.append(contentsOf: UnsafeRawBufferPointer(rebasing: payload[0..<kept]))
+        out.appendRaw(UnsafeRawBufferPointer(rebasing: payload[0..<kept]))
     }
 
     /// `append` for a payload held in an array.

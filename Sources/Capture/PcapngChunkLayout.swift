@@ -70,6 +70,9 @@ public struct PcapngChunkLayout: Sendable {
         return handedOut..<filled
     }
 
+    /// Whether blocks ending at `end` leave a gap padding can fill (0, 16 or at least 24 bytes).
+    public func fits(upTo end: Int) -> Bool { fits(end) }
+
     private func fits(_ end: Int) -> Bool {
         let rest = chunkSize - end
         return rest == 0 || (rest > 0 && PcapngBlocks.canPad(rest))

@@ -57,31 +57,51 @@ final class DirectCaptureWriter {
     /// Bytes in the file once everything handed over is written (blocks and padding).
     var size: Int { chunkOffset + layout.filled }
 
-    /// Keeps the blocks encoded into `output` since the last call: whole blocks (a packet's, with
-    /// the interface or process blocks it needs). Blocks that would leave a gap no padding
-    /// fills open the next chunk, the current one closed with padding.
+    /// `commit` once `output` holds this much: what is encoded past it, up to one packet, and
+    /// what may have to move to the next chunk, stays below a chunk.
+    var commitThreshold: Int { layout.chunkSize - Self.roomPastChunk / 2 }
+
+    /// Keeps the whole blocks encoded into `output` since the last commit (packets, with the
+    /// interface or process blocks they need). Blocks that would leave a gap no padding fills
+    /// open the next chunk, the current one closed with padding. The sink commits when
+    /// `output.count` passes `commitThreshold` and before each flush, tick and finish — not per
+    /// packet, where it cost more than the rest of the packet's bookkeeping.
     func commit() throws(SinkError) {
         guard !output.overflowed else {
             throw SinkError(.writeFailed, "a capture block longer than \(Self.roomPastChunk) bytes (nfowner writes none)")
         }
-        if !layout.commit(upTo: output.count) {
-            let start = layout.filled, length = output.count - start
+        while !layout.commit(upTo: output.count) {
+            // The longest run of whole blocks that fits; the rest opens the next chunk.
+            var end = layout.filled
+            while end < output.count {
+                let length = Int(UInt32(littleEndian: chunk.base.loadUnaligned(fromByteOffset: end + 4, as: UInt32.self)))
+                guard length >= 12, length % 4 == 0, length <= output.count - end else {
+                    throw SinkError(.writeFailed, "a malformed capture block at \(end) of a chunk (a bug in nfowner)")
+                }
+                guard layout.fits(upTo: end + length) else { break }
+                end += length
+            }
+            if end == layout.filled, layout.filled == 0 {
+                throw SinkError(.writeFailed, "a capture block is longer than a direct-write chunk")
+            }
+            _ = layout.commit(upTo: end)
+            let rest = output.count - end
             let next = try nextChunk()
-            next.base.copyMemory(from: chunk.base + start, byteCount: length)
+            next.base.copyMemory(from: chunk.base + end, byteCount: rest)
             layout.closeWithPadding(in: chunk.bytes)
             handOverFullChunk(then: next)
-            guard layout.commit(upTo: length) else {
-                throw SinkError(.writeFailed, "a capture block of \(length) bytes is longer than a direct-write chunk")
-            }
+            output.count = rest
         }
-        if layout.isFull { handOverFullChunk(then: try nextChunk()) }
-        output.count = layout.filled
+        if layout.isFull {
+            handOverFullChunk(then: try nextChunk())
+            output.count = 0
+        }
         try throwFailure()
     }
 
     /// Writes what is new in the current chunk, padded to the next 4 KiB (a quiet capture).
     func writeEarly() throws(SinkError) {
-        try throwFailure()
+        try commit()
         let range = layout.writeEarly(in: chunk.bytes)
         if layout.isFull {
             handOverFullChunk(then: try nextChunk())
@@ -96,6 +116,11 @@ final class DirectCaptureWriter {
     /// closes the file. Throws the first write error of the run.
     func finish() throws(SinkError) {
         if thread != nil {
+            do { try commit() } catch {
+                stopThread()
+                file.close()
+                throw error
+            }
             let tail = layout.takeTail()
             submit(Channel.Request(buffer: chunk, range: tail, fileOffset: chunkOffset + tail.lowerBound,
                            unaligned: true, releasesChunk: true))
