@@ -5,8 +5,9 @@ import Synchronization
 
 /// A pcapng file written around the page cache, from a thread of its own.
 ///
-/// The sink encodes each packet straight into a 1 MiB aligned chunk (`output`) and commits it
-/// (`PcapngChunkLayout` keeps every write ending on a block boundary); a full chunk goes to the
+/// The sink encodes each packet straight into a 1 MiB aligned chunk (`output`) and commits what
+/// it encoded once a batch, or when the chunk is nearly full (`PcapngChunkLayout` keeps every
+/// write ending on a block boundary); a full chunk goes to the
 /// writer thread, which writes it with one direct write while the sink fills the next. Chunks are
 /// reused (at most `chunkLimit`), so a long capture touches the same few megabytes of memory
 /// instead of a new page-cache page per 4 KiB of file — the kernel's copy into those pages was
