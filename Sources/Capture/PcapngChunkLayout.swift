@@ -4,9 +4,10 @@
 /// is padded up to the next alignment boundary. A file cut after any write — SIGKILL, a full
 /// disk — is then readable up to its last block, with no torn block at the end.
 ///
-/// Pure bookkeeping over memory the caller owns: the caller encodes each packet's blocks right
-/// after `filled` (in room beyond `chunkSize`, so that a packet never has to be split), commits
-/// them, hands the ranges this returns to the disk, and gives a fresh chunk after `takeFull`.
+/// Pure bookkeeping over memory the caller owns: the caller encodes packets' blocks right after
+/// `filled` (in room beyond `chunkSize`, so that a packet never has to be split), commits them
+/// (all, or the longest run of whole blocks that fits), hands the ranges this returns to the
+/// disk, and gives a fresh chunk after `takeFull`.
 public struct PcapngChunkLayout: Sendable {
     /// Bytes per chunk: a multiple of `alignment`.
     public let chunkSize: Int
@@ -29,8 +30,9 @@ public struct PcapngChunkLayout: Sendable {
 
     /// Blocks were encoded at `filled..<end` of the chunk: keeps them if they fit — the space left
     /// after them is 0, 16 or at least 24 bytes, what a padding block can fill — and returns
-    /// true. Otherwise returns false and keeps nothing: the caller moves the blocks to the start
-    /// of the next chunk after `closeWithPadding` and `takeFull` (padding overwrites them here).
+    /// true. Otherwise returns false and keeps nothing: the caller commits the longest run of whole
+    /// blocks that fits (`fits(upTo:)`), moves the rest to the start of the next chunk, then
+    /// `closeWithPadding` and `takeFull` (padding overwrites what was moved).
     public mutating func commit(upTo end: Int) -> Bool {
         guard end >= filled, fits(end) else { return false }
         filled = end
@@ -45,7 +47,7 @@ public struct PcapngChunkLayout: Sendable {
     /// For a write before the chunk is full: pads the chunk to the next alignment boundary (to
     /// its end when that is nearer than a padding block fits) and returns the range to write —
     /// from the end of what was handed out before. Empty when nothing is new, and when the
-    /// padding filled the chunk (`isFull`: the caller writes it with `takeFull`, as after `place`).
+    /// padding filled the chunk (`isFull`: the caller writes it with `takeFull`, as after `commit`).
     public mutating func writeEarly(in chunk: UnsafeMutableRawBufferPointer) -> Range<Int> {
         guard filled > handedOut else { return handedOut..<handedOut }
         var target = (filled + alignment - 1) / alignment * alignment

@@ -7,12 +7,14 @@ import PacketModel
 /// A pcapng file is written around the page cache when its file system allows
 /// (`DirectCaptureWriter`: each packet encoded into a 1 MiB chunk, written with one direct write
 /// from a thread of its own when full, and what is new written at least every tick, about twice
-/// a second). Stdout, classic pcap and file systems without O_DIRECT get each packet encoded
-/// into a buffer that `flush` (once per received batch) writes — whole blocks only — with one
-/// write(2). Either way every write ends on a block
-/// boundary, so a capture killed with SIGKILL is readable up to its last complete block. With rotation, a file that has reached `rotateBytes` is closed after the
-/// batch and renamed FILE → FILE.1 → … → FILE.<count-1> (the oldest dropped); each file is a
-/// complete capture with its own header.
+/// a second). Stdout, classic pcap, `--buffered-writes` and file systems without O_DIRECT get
+/// each packet encoded into a buffer that `flush` (once per received batch) writes — whole
+/// blocks only — with one write(2). Either way every write ends on a block boundary, so a
+/// capture killed with SIGKILL is readable up to its last complete block.
+///
+/// With rotation, a file that has reached `rotateBytes` is closed after the batch and renamed
+/// FILE → FILE.1 → … → FILE.<count-1> (the oldest dropped); each file is a complete capture with
+/// its own header.
 public final class CaptureSink: PacketSink {
     public enum FileFormat: String, Sendable, CaseIterable {
         case pcapng
