@@ -31,12 +31,39 @@ public struct PcapngChunkLayout: Sendable {
     /// Blocks were encoded at `filled..<end` of the chunk: keeps them if they fit — the space left
     /// after them is 0, 16 or at least 24 bytes, what a padding block can fill — and returns
     /// true. Otherwise returns false and keeps nothing: the caller commits the longest run of whole
-    /// blocks that fits (`fits(upTo:)`), moves the rest to the start of the next chunk, then
-    /// `closeWithPadding` and `takeFull` (padding overwrites what was moved).
+    /// blocks that fits (`commitWholeBlocks`), moves the rest to the start of the next chunk,
+    /// then `closeWithPadding` and `takeFull` (padding overwrites what was moved).
     public mutating func commit(upTo end: Int) -> Bool {
         guard end >= filled, fits(end) else { return false }
         filled = end
         return true
+    }
+
+    /// A length field at `offset` that is no block's (below 12, not a multiple of 4, or past
+    /// what was encoded): a bug in the encoder, never input from outside.
+    public struct MalformedBlock: Error, Equatable {
+        public var offset: Int
+        public init(offset: Int) { self.offset = offset }
+    }
+
+    /// Blocks were encoded at `filled..<end` of `chunk`: commits the longest run of whole blocks
+    /// from `filled` that fits (all of them, in one step, when they do) and returns where it
+    /// ends — `end` when everything fits. Otherwise the caller moves the rest to the next chunk
+    /// (see `commit(upTo:)`); nothing committed into an empty chunk means a block longer than
+    /// a chunk.
+    public mutating func commitWholeBlocks(upTo end: Int,
+                                           in chunk: UnsafeRawBufferPointer) throws(MalformedBlock) -> Int {
+        if commit(upTo: end) { return end }
+        var runEnd = filled
+        while runEnd < end {
+            guard runEnd + 8 <= chunk.count else { throw MalformedBlock(offset: runEnd) }
+            let length = Int(UInt32(littleEndian: chunk.loadUnaligned(fromByteOffset: runEnd + 4, as: UInt32.self)))
+            guard length >= 12, length % 4 == 0, length <= end - runEnd else { throw MalformedBlock(offset: runEnd) }
+            guard fits(runEnd + length) else { break }
+            runEnd += length
+        }
+        filled = runEnd
+        return runEnd
     }
 
     /// Pads the chunk from `filled` to its end (`isFull` after): the next blocks go to a new chunk.
@@ -71,9 +98,6 @@ public struct PcapngChunkLayout: Sendable {
         defer { filled = 0; handedOut = 0 }
         return handedOut..<filled
     }
-
-    /// Whether blocks ending at `end` leave a gap padding can fill (0, 16 or at least 24 bytes).
-    public func fits(upTo end: Int) -> Bool { fits(end) }
 
     private func fits(_ end: Int) -> Bool {
         let rest = chunkSize - end

@@ -71,24 +71,19 @@ final class DirectCaptureWriter {
         guard !output.overflowed else {
             throw SinkError(.writeFailed, "a capture block longer than \(Self.roomPastChunk) bytes (nfowner writes none)")
         }
-        while !layout.commit(upTo: output.count) {
-            // The longest run of whole blocks that fits; the rest opens the next chunk.
-            var end = layout.filled
-            while end < output.count {
-                let length = Int(UInt32(littleEndian: chunk.base.loadUnaligned(fromByteOffset: end + 4, as: UInt32.self)))
-                guard length >= 12, length % 4 == 0, length <= output.count - end else {
-                    throw SinkError(.writeFailed, "a malformed capture block at \(end) of a chunk (a bug in nfowner)")
-                }
-                guard layout.fits(upTo: end + length) else { break }
-                end += length
+        while true {
+            let kept: Int
+            do { kept = try layout.commitWholeBlocks(upTo: output.count, in: UnsafeRawBufferPointer(chunk.bytes)) } catch {
+                throw SinkError(.writeFailed, "a malformed capture block at \(error.offset) of a chunk (a bug in nfowner)")
             }
-            if end == layout.filled, layout.filled == 0 {
+            if kept == output.count { break }
+            if layout.filled == 0 {
                 throw SinkError(.writeFailed, "a capture block is longer than a direct-write chunk")
             }
-            _ = layout.commit(upTo: end)
-            let rest = output.count - end
+            // The rest opens the next chunk.
+            let rest = output.count - kept
             let next = try nextChunk()
-            next.base.copyMemory(from: chunk.base + end, byteCount: rest)
+            next.base.copyMemory(from: chunk.base + kept, byteCount: rest)
             layout.closeWithPadding(in: chunk.bytes)
             handOverFullChunk(then: next)
             output.count = rest

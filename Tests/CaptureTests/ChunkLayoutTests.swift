@@ -24,17 +24,18 @@ import Testing
         }
     }
 
-    /// The sample packets with payloads of many lengths, encoded straight into the chunk as the
-    /// capture sink does, with early writes after some of them. Small chunks, so that a run
-    /// crosses many chunk ends.
+    /// The sample packets with payloads of many lengths, encoded straight into the chunk and
+    /// committed every one to three packets, as the direct writer does, with early writes after
+    /// some of them. Small chunks, so that a run crosses many chunk ends.
     static func run(chunkSize: Int, alignment: Int, packets: Int, seed: UInt64) -> (file: SimulatedFile, payloads: [[UInt8]]) {
         var random = SplitMix64(state: seed)
         var writer = PcapngWriter(snapLength: 65535)
         var layout = PcapngChunkLayout(chunkSize: chunkSize, alignment: alignment)
-        let room = 4096  // past the chunk's end: longer than any packet here (at most ~1,100 bytes)
+        let room = 8192  // past the chunk's end: longer than three packets here (at most ~1,100 bytes each)
         var chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize + room, alignment: alignment)
         var file = SimulatedFile()
         var chunkOffset = 0
+        var encoded = 0
         var payloads: [[UInt8]] = []
         let owners = [Owners.alice, Owners.nginx, Owners.uidOnly, Owners.oddName]
 
@@ -42,16 +43,17 @@ import Testing
             file.write(chunk, layout.takeFull(), chunkOffset: chunkOffset, alignment: alignment)
             chunkOffset += chunkSize
         }
-        for _ in 0..<packets {
-            let payload = Packets.ipv4(protocolNumber: 17, transport: Packets.udp(
-                5353, 53, payload: [UInt8](repeating: 0x5A, count: Int(random.next() % 300))))
-            let packet = TestPacket(payload, direction: .outbound, owner: owners[Int(random.next() % 4)])
-            var output = RawBlockOutput(base: chunk.baseAddress!, capacity: chunk.count, count: layout.filled)
-            payload.withUnsafeBytes { writer.append(packet.event, payload: $0, to: &output) }
-            #expect(!output.overflowed)
-            payloads.append(payload)
-            if !layout.commit(upTo: output.count) {
-                let moved = Array(chunk[layout.filled..<output.count])
+        // What the writer's commit does: whole blocks that fit stay, the rest opens the next chunk.
+        func commit() {
+            while true {
+                let kept: Int
+                do { kept = try layout.commitWholeBlocks(upTo: encoded, in: UnsafeRawBufferPointer(chunk)) } catch {
+                    Issue.record("a block that is not whole: \(error)")
+                    break
+                }
+                if kept == encoded { break }
+                #expect(layout.filled > 0, "every block fits into an empty chunk")
+                let moved = Array(chunk[kept..<encoded])
                 layout.closeWithPadding(in: chunk)
                 handOverFullChunk()
                 let next = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize + room, alignment: alignment)
@@ -59,11 +61,31 @@ import Testing
                 chunk.deallocate()
                 chunk = next
                 chunk.copyBytes(from: moved)
-                let committed = layout.commit(upTo: moved.count)
-                #expect(committed)
+                encoded = moved.count
             }
-            if layout.isFull { handOverFullChunk() }
+            if layout.isFull {
+                handOverFullChunk()
+                encoded = 0
+            }
+        }
+        var uncommitted = 0
+        for _ in 0..<packets {
+            let payload = Packets.ipv4(protocolNumber: 17, transport: Packets.udp(
+                5353, 53, payload: [UInt8](repeating: 0x5A, count: Int(random.next() % 300))))
+            let packet = TestPacket(payload, direction: .outbound, owner: owners[Int(random.next() % 4)])
+            var output = RawBlockOutput(base: chunk.baseAddress!, capacity: chunk.count, count: encoded)
+            payload.withUnsafeBytes { writer.append(packet.event, payload: $0, to: &output) }
+            #expect(!output.overflowed)
+            encoded = output.count
+            payloads.append(payload)
+            uncommitted += 1
+            if uncommitted >= 1 + Int(random.next() % 3) {
+                commit()
+                uncommitted = 0
+            }
             if random.next() % 5 == 0 {
+                commit()
+                uncommitted = 0
                 let range = layout.writeEarly(in: chunk)
                 if layout.isFull {
                     #expect(range.isEmpty)
@@ -71,8 +93,10 @@ import Testing
                 } else {
                     file.write(chunk, range, chunkOffset: chunkOffset, alignment: alignment)
                 }
+                encoded = layout.filled
             }
         }
+        commit()
         file.write(chunk, layout.takeTail(), chunkOffset: chunkOffset, alignment: nil)
         chunk.deallocate()
         return (file, payloads)
@@ -159,5 +183,26 @@ import Testing
         #expect(layout.isFull)
         let rest = layout.takeFull()
         #expect(rest == 4096..<8192, "…so it goes out as the rest of a full chunk")
+    }
+
+    /// Three blocks of which two fit: the longest run that fits is committed, in order, and a
+    /// length field that is no block's is reported where it is.
+    @Test func commitWholeBlocksKeepsTheLongestRunThatFits() throws {
+        var layout = PcapngChunkLayout(chunkSize: 4096, alignment: 4096)
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 4096)
+        defer { chunk.deallocate() }
+        let blocks = PcapngBlocks.padding(length: 2000) + PcapngBlocks.padding(length: 2000) + PcapngBlocks.padding(length: 200)
+        UnsafeMutableRawBufferPointer(rebasing: chunk[0..<blocks.count]).copyBytes(from: blocks)
+        let kept = try layout.commitWholeBlocks(upTo: blocks.count, in: UnsafeRawBufferPointer(chunk))
+        #expect(kept == 4000, "96 bytes are left for the 200-byte third block: it goes to the next chunk")
+        #expect(layout.filled == 4000)
+        var fresh = PcapngChunkLayout(chunkSize: 4096, alignment: 4096)
+        let all = try fresh.commitWholeBlocks(upTo: 2000, in: UnsafeRawBufferPointer(chunk))
+        #expect(all == 2000, "everything fits: committed in one step")
+        chunk[2004] = 7  // the second block's length field: 7 is no block's length
+        var broken = PcapngChunkLayout(chunkSize: 4096, alignment: 4096)
+        #expect(throws: PcapngChunkLayout.MalformedBlock(offset: 2000)) {
+            _ = try broken.commitWholeBlocks(upTo: blocks.count, in: UnsafeRawBufferPointer(chunk))
+        }
     }
 }

@@ -38,18 +38,25 @@ import Testing
 
     init() throws { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) }
 
-    @Test func rotationKeepsAtMostCountFilesEachAWholeCapture() throws {
-        defer { try? FileManager.default.removeItem(at: directory) }
+    /// `packets` datagrams of `size` bytes, one batch each, into ring.pcapng rotated at
+    /// `rotateBytes` over 3 files; the sink after `finish`.
+    func writeRing(rotateBytes: Int, size: Int, packets: Int) throws -> (sink: CaptureSink, path: String, payload: [UInt8]) {
         let path = directory.appendingPathComponent("ring.pcapng").path
-        let sink = CaptureSink(path: path, rotateBytes: 2000, rotateCount: 3)
+        let sink = CaptureSink(path: path, rotateBytes: rotateBytes, rotateCount: 3)
         try sink.start()
-        let payload = Self.datagram(size: 400)
+        let payload = Self.datagram(size: size)
         let event = try Self.event(payload)
-        for _ in 0..<20 {
+        for _ in 0..<packets {
             payload.withUnsafeBytes { sink.consume(event, payload: $0) }
             try sink.flush()
         }
         sink.finish()
+        return (sink, path, payload)
+    }
+
+    @Test func rotationKeepsAtMostCountFilesEachAWholeCapture() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (sink, path, payload) = try writeRing(rotateBytes: 2000, size: 400, packets: 20)
         let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
         #expect(names == ["ring.pcapng", "ring.pcapng.1", "ring.pcapng.2"])
         #expect(sink.filesStarted > 3)
@@ -164,16 +171,7 @@ import Testing
     @Test(.enabled(if: Self.directWritesWork, "the temporary directory's file system does not take O_DIRECT"))
     func directWritesRotate() throws {
         defer { try? FileManager.default.removeItem(at: directory) }
-        let path = directory.appendingPathComponent("ring.pcapng").path
-        let sink = CaptureSink(path: path, rotateBytes: 300_000, rotateCount: 3)
-        try sink.start()
-        let payload = Self.datagram(size: 600)
-        let event = try Self.event(payload)
-        for _ in 0..<1500 {
-            payload.withUnsafeBytes { sink.consume(event, payload: $0) }
-            try sink.flush()
-        }
-        sink.finish()
+        let (sink, _, payload) = try writeRing(rotateBytes: 300_000, size: 600, packets: 1500)
         #expect(sink.filesStarted >= 3)
         for name in ["ring.pcapng", "ring.pcapng.1", "ring.pcapng.2"] {
             let records = try Self.records(directory.appendingPathComponent(name).path)
