@@ -54,7 +54,7 @@ public struct TrafficAggregator: Sendable {
     /// 56, and a 16-byte memo; two flows sharing a hash (about 1 in 2^45 at 262,144 flows) would
     /// share a flow count, never bytes.
     private var flows: [Int: FlowMemo] = [:]
-    /// The flow counted last (its key's words), where its memo sits in `flows`, and the memo: the
+    /// The flow counted last (its key), where its memo sits in `flows`, and the memo: the
     /// next packet of that flow (a run of one flow's packets is the usual case) skips mixing the
     /// key, the dictionary's probe and reading the memo back, and writes the memo only when it
     /// changed (a new second, bucket or owner). Cleared whenever `flows` gains or loses keys,
@@ -62,7 +62,7 @@ public struct TrafficAggregator: Sendable {
     /// copy-on-write of a copied aggregator).
     private var lastFlow: LastFlow?
     private struct LastFlow {
-        var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
+        var key: FlowKey
         var id: Int
         var index: Dictionary<Int, FlowMemo>.Index
         var memo: FlowMemo
@@ -130,12 +130,32 @@ public struct TrafficAggregator: Sendable {
         // else stays in `placeCounting` (out of line, so this path saves no registers for it).
         if let last = lastFlow, seconds < openEnd, current != nil, last.memo.bucket == openedBuckets,
            last.memo.lastSeen == UInt32(truncatingIfNeeded: seconds), limits.flowIdleSeconds >= 0,
-           last.memo.stamp == stamp.mixed, Self.same(last.words, flow.words) {
+           last.memo.stamp == stamp.mixed, last.key.isSame(as: flow) {
             count(AccountingCounts(bytes: bytes, packets: 1, flows: 0), row: Int(last.memo.row))
             return
         }
         placeCounting(flow: flow, stamp: stamp, direction: direction, protocolNumber: protocolNumber, remote: remote,
                       remotePort: remotePort, bytes: bytes, at: seconds, owner: owner)
+    }
+
+    /// Whether packets of the flow counted last, by the same owner, can be added at `seconds`
+    /// with `addToLastFlow` (same second and bucket as its last packet). Until the next mutating
+    /// call the answer holds, so a caller can gather a run of such packets and add them at once.
+    @inline(__always)
+    public func canAddToLastFlow(at seconds: Int64) -> Bool {
+        guard let last = lastFlow, seconds < openEnd, current != nil else { return false }
+        return last.memo.bucket == openedBuckets && last.memo.lastSeen == UInt32(truncatingIfNeeded: seconds)
+            && limits.flowIdleSeconds >= 0
+    }
+
+    /// Counts `packets` more packets (`bytes` in all) of the flow counted last, by the same owner
+    /// (the caller knows both; see `PacketFacts.repeatsPrevious`), without their key: true when
+    /// counted, false (nothing counted) when `canAddToLastFlow(at:)` is false — they must go
+    /// through `add`.
+    public mutating func addToLastFlow(bytes: UInt64, packets: UInt64 = 1, at seconds: Int64) -> Bool {
+        guard canAddToLastFlow(at: seconds), let last = lastFlow else { return false }
+        count(AccountingCounts(bytes: bytes, packets: packets, flows: 0), row: Int(last.memo.row))
+        return true
     }
 
     @inline(__always)
@@ -152,7 +172,6 @@ public struct TrafficAggregator: Sendable {
                                         at seconds: Int64, owner: () -> TrafficOwner) {
         if seconds >= openEnd || current == nil { advance(to: seconds) }
         let bucket = openedBuckets
-        let words = flow.words
         let stampID = stamp.mixed
         var isNewFlow = true
         var row = -1
@@ -160,7 +179,7 @@ public struct TrafficAggregator: Sendable {
         let index: Dictionary<Int, FlowMemo>.Index?
         let known: FlowMemo?
         var isLastFlow = false
-        if let last = lastFlow, Self.same(last.words, words) {
+        if let last = lastFlow, last.key.isSame(as: flow) {
             (flowID, index, known) = (last.id, last.index, last.memo)
             isLastFlow = true
         } else {
@@ -198,18 +217,12 @@ public struct TrafficAggregator: Sendable {
                 flows.values[index] = memo
                 if isLastFlow { lastFlow?.memo = memo }
             }
-            if !isLastFlow { lastFlow = LastFlow(words: words, id: flowID, index: index, memo: memo) }
+            if !isLastFlow { lastFlow = LastFlow(key: flow, id: flowID, index: index, memo: memo) }
         } else {
             flows[flowID] = memo
             lastFlow = nil
         }
         count(AccountingCounts(bytes: bytes, packets: 1, flows: isNewFlow ? 1 : 0), row: row)
-    }
-
-    @inline(__always)
-    static func same(_ lhs: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64),
-                     _ rhs: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)) -> Bool {
-        (lhs.0 ^ rhs.0) | (lhs.1 ^ rhs.1) | (lhs.2 ^ rhs.2) | (lhs.3 ^ rhs.3) | (lhs.4 ^ rhs.4) | (lhs.5 ^ rhs.5) == 0
     }
 
     /// Packets lost before they could be counted (sequence gaps, ENOBUFS), in the bucket of

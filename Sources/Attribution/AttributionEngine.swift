@@ -57,16 +57,18 @@ public final class AttributionEngine {
     /// For sinks of facts: brings `attribution` (and its `identity`, see
     /// `PacketAttributing.update`) up to this packet's answer, replacing it only when the
     /// answer differs, so a steady flow of packets copies nothing. Returns how the summary line
-    /// counts the answer; nil (and `attribution` nil) without owner resolution.
-    public func updateAttribution(_ attribution: inout OwnerAttribution?, identity: inout UInt64, packet: PacketSummary,
-                                  direction: Direction, uid: UInt32?, cgroupID: UInt64?, now: UInt64) -> AttributionTally? {
+    /// counts the answer; nil (and `attribution` nil) without owner resolution. `key`: the
+    /// packet's `FlowKey(packet:direction:uid:)`.
+    public func updateAttribution(_ attribution: inout OwnerAttribution?, identity: inout UInt64, key: FlowKey,
+                                  packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupID: UInt64?,
+                                  now: UInt64) -> AttributionTally? {
         guard processes != nil else {
             if attribution != nil { attribution = nil }
             return nil
         }
         refreshClassification(cgroupID)
-        return processes?.update(&attribution, identity: &identity, packet: packet, direction: direction, uid: uid,
-                                cgroupPath: classifiedPath, now: now)
+        return processes?.update(&attribution, identity: &identity, key: key, packet: packet, direction: direction,
+                                uid: uid, cgroupPath: classifiedPath, now: now)
     }
 
     /// Everything known of the packet's owner, names included. The cgroup is the named
@@ -136,8 +138,9 @@ public final class AttributionEngine {
         if processes != nil {
             let before = attributionIdentity(direction)
             var identity = before
-            tally = processes?.update(&owner.attribution, identity: &identity, packet: packet, direction: direction,
-                                     uid: uid, cgroupPath: classifiedPath, now: now)
+            tally = processes?.update(&owner.attribution, identity: &identity,
+                                     key: FlowKey(packet: packet, direction: direction, uid: uid), packet: packet,
+                                     direction: direction, uid: uid, cgroupPath: classifiedPath, now: now)
             // .max: an attributor without identities, which may have replaced the attribution.
             if identity != before || identity == .max {
                 setAttributionIdentity(direction, identity)

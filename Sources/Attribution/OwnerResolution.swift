@@ -15,8 +15,9 @@ public protocol PacketAttributing: AnyObject {
     /// Like `attribute`, for a caller that keeps the answer for the packet before in `current`
     /// (and its `identity`): `current` is replaced only when this packet's answer is another
     /// one, so the steady state of a run copies (and retains) nothing. Returns how the summary
-    /// line counts the answer.
-    func update(_ current: inout OwnerAttribution?, identity: inout UInt64, packet: PacketSummary,
+    /// line counts the answer. `key` is the packet's `FlowKey(packet:direction:uid:)`, built once
+    /// by the caller (the pipeline hands it on to the sinks).
+    func update(_ current: inout OwnerAttribution?, identity: inout UInt64, key: FlowKey, packet: PacketSummary,
                 direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64) -> AttributionTally
     /// Flows whose owner's cgroup (the named process's own) differs from the packet's classified
     /// cgroup: the summary line's `cgroup_corrections`. Read by the receive thread.
@@ -48,7 +49,7 @@ extension PacketAttributing {
     }
 
     /// Without identities: compares the answer with the one kept.
-    public func update(_ current: inout OwnerAttribution?, identity: inout UInt64, packet: PacketSummary,
+    public func update(_ current: inout OwnerAttribution?, identity: inout UInt64, key: FlowKey, packet: PacketSummary,
                        direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64) -> AttributionTally {
         let found = attribute(packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
         if current.map({ !$0.isSame(as: found) }) ?? true { current = found }
@@ -155,9 +156,8 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
         return resolveNewFlow(key, packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now).tally
     }
 
-    public func update(_ current: inout OwnerAttribution?, identity: inout UInt64, packet: PacketSummary,
+    public func update(_ current: inout OwnerAttribution?, identity: inout UInt64, key: FlowKey, packet: PacketSummary,
                        direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64) -> AttributionTally {
-        let key = FlowKey(packet: packet, direction: direction, uid: uid)
         if let cached = attributor.cachedIdentity(key, now: now) {
             // `current == nil` would copy the attribution (three retains and releases per packet).
             var held = true

@@ -87,6 +87,24 @@ public struct FlowKey: Hashable, Sendable {
         return step(step(step(step(step(step(seed, words.0), words.1), words.2), words.3), words.4), words.5)
     }
 
+    /// The key without its owner's uid: the flow as a connection, for counting. A connection's
+    /// packets without a uid (a reset from a closed socket) are the same flow as those with one.
+    @inlinable
+    public var withoutOwner: FlowKey {
+        var key = self
+        key.layout &= ~Self.uidFlag
+        key.ownerUID = 0
+        return key
+    }
+
+    /// Whether `other` is the same key, word for word (cheaper than the synthesized `==`, which
+    /// compares field by field with a branch each).
+    @inlinable @inline(__always)
+    public func isSame(as other: FlowKey) -> Bool {
+        let (lhs, rhs) = (words, other.words)
+        return (lhs.0 ^ rhs.0) | (lhs.1 ^ rhs.1) | (lhs.2 ^ rhs.2) | (lhs.3 ^ rhs.3) | (lhs.4 ^ rhs.4) | (lhs.5 ^ rhs.5) == 0
+    }
+
     /// The key as words (what `FlowCache.check` mixes).
     @inlinable
     public var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) {

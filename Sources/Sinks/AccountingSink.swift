@@ -17,6 +17,11 @@ public final class AccountingSink: PacketSink, @unchecked Sendable {
     /// The second packets are counted in: read at the first packet after each batch or tick.
     @exclusivity(unchecked) private var second: Int64 = 0
     @exclusivity(unchecked) private var clockIsStale = true
+    /// Packets repeating the one counted before them (`PacketFacts.repeatsPrevious`), gathered
+    /// within `second` and added to the aggregator at once (`settleRun`): per packet, two
+    /// additions.
+    @exclusivity(unchecked) private var runBytes: UInt64 = 0
+    @exclusivity(unchecked) private var runPackets: UInt64 = 0
     private let deliver: ([TrafficBucket]) -> Void
     /// The session's lost packets so far (sequence gaps and ENOBUFS); set once the session exists.
     public var lostPackets: (() -> UInt64)?
@@ -51,6 +56,14 @@ public final class AccountingSink: PacketSink, @unchecked Sendable {
             second = Int64(WallClock.now().seconds)
             clockIsStale = false
         }
+        let bytes = UInt64(max(0, facts.packet.totalLength))
+        // The usual packet: the next of a run of one flow's, by the same owner, in one second.
+        if facts.repeatsPrevious, runPackets > 0 || aggregator.canAddToLastFlow(at: second) {
+            runBytes &+= bytes
+            runPackets &+= 1
+            return
+        }
+        settleRun()
         let outbound = facts.direction == .outbound
         // Read through `facts` (borrowed), never copied out: a copy of the attribution retains
         // its strings, array and cgroup for every packet.
@@ -59,10 +72,10 @@ public final class AccountingSink: PacketSink, @unchecked Sendable {
                                confidence: Self.rank(facts.attribution?.confidence))
         let remotePort = facts.packet.icmp == nil
             ? (outbound ? facts.packet.destinationPort : facts.packet.sourcePort) : nil
-        aggregator.add(flow: FlowKey(packet: facts.packet, direction: facts.direction, uid: nil), stamp: stamp,
+        aggregator.add(flow: facts.flow.withoutOwner, stamp: stamp,
                        direction: outbound ? .out : .in, protocolNumber: facts.packet.protocolNumber,
                        remote: outbound ? facts.packet.destination : facts.packet.source, remotePort: remotePort,
-                       bytes: UInt64(max(0, facts.packet.totalLength)), at: second) {
+                       bytes: bytes, at: second) {
             let named = facts.attribution?.named
             // The named process's own cgroup, else the one the ruleset classified the packet into.
             let cgroup = facts.attribution?.cgroup.map { (path: $0.path, unit: $0.unit) } ?? facts.cgroupID.flatMap(cgroupName)
@@ -83,6 +96,7 @@ public final class AccountingSink: PacketSink, @unchecked Sendable {
     }
 
     public func finish() {
+        settleRun()
         takeLosses(now: Int64(WallClock.now().seconds))
         let buckets = aggregator.finish()
         publish()
@@ -95,6 +109,7 @@ public final class AccountingSink: PacketSink, @unchecked Sendable {
     }
 
     private func update(now: UInt64, publishing: Bool) {
+        settleRun()
         if let limits = pendingLimits.withLock({ pending in defer { pending = nil }; return pending }) {
             aggregator.reconfigure(limits)
         }
@@ -106,6 +121,20 @@ public final class AccountingSink: PacketSink, @unchecked Sendable {
             lastPublished = now
             if aggregator.total != publishedTotal || aggregator.totalUnaccounted != publishedUnaccounted { publish() }
         }
+    }
+
+    /// Adds the run gathered so far to the flow it repeats. Called before anything else touches
+    /// the aggregator, which is what keeps `canAddToLastFlow` true for the run.
+    private func settleRun() {
+        guard runPackets > 0 else { return }
+        if !aggregator.addToLastFlow(bytes: runBytes, packets: runPackets, at: second) {
+            // Not expected (see above); were it to happen, the packets show as unaccounted
+            // rather than vanish.
+            assertionFailure("a run of \(runPackets) packets lost its flow")
+            aggregator.addUnaccounted(runPackets, at: second)
+        }
+        runBytes = 0
+        runPackets = 0
     }
 
     private func takeLosses(now: Int64) {

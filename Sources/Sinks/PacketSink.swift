@@ -62,18 +62,27 @@ public struct PacketFacts: ~Copyable {
     /// process's own cgroup, which events report instead, is `attribution?.cgroup`.
     public var cgroupID: UInt64?
     public var attribution: OwnerAttribution?
+    /// The packet's flow: protocol, both ends, direction and uid (see `FlowKey`).
+    public var flow: FlowKey
+    /// True when the packet handed out just before this one had the same flow, classified
+    /// cgroup and attribution: only its length can differ. A counting sink can then add it to
+    /// where it put that one without looking at anything else (the usual case: a flow's packets
+    /// come in runs).
+    public var repeatsPrevious: Bool
     /// Makes the facts an address-only type, lent to each sink by address rather than copied to
     /// a temporary per call (see `PacketEvent.lentByAddress`); holds nothing.
     @usableFromInline let lentByAddress: any Sendable = ()
 
     public init(packet: PacketSummary, direction: Direction, uid: UInt32?, gid: UInt32?, cgroupID: UInt64?,
-                attribution: OwnerAttribution?) {
+                attribution: OwnerAttribution?, flow: FlowKey? = nil, repeatsPrevious: Bool = false) {
         self.packet = packet
         self.direction = direction
         self.uid = uid
         self.gid = gid
         self.cgroupID = cgroupID
         self.attribution = attribution
+        self.flow = flow ?? FlowKey(packet: packet, direction: direction, uid: uid)
+        self.repeatsPrevious = repeatsPrevious
     }
 }
 

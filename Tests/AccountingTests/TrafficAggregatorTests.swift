@@ -49,6 +49,27 @@ import Testing
         #expect(aggregator.total == AccountingCounts(bytes: 2060, packets: 3, flows: 2))
     }
 
+    /// A repeat of the last flow's packet is counted in its row while the second lasts; a new
+    /// second (or a closed bucket) sends it back through `add`, which renews the flow's memo.
+    @Test func theLastFlowIsCountedAgainOnlyWithinItsSecond() {
+        var aggregator = TrafficAggregator(limits: .init(bucketSeconds: 10))
+        var namings = 0
+        var counted: [Bool] = []
+        counted.append(aggregator.addToLastFlow(bytes: 100, at: 100))  // nothing counted yet
+        Self.add(&aggregator, Self.alice, at: 100, namings: &namings)
+        Self.add(&aggregator, Self.alice, at: 100, namings: &namings)
+        counted.append(aggregator.addToLastFlow(bytes: 7, at: 100))
+        counted.append(aggregator.addToLastFlow(bytes: 7, at: 101))  // a new second
+        Self.add(&aggregator, Self.alice, at: 101, namings: &namings)
+        counted.append(aggregator.addToLastFlow(bytes: 7, at: 101))
+        counted.append(aggregator.addToLastFlow(bytes: 7, at: 110))  // the next bucket
+        let buckets = aggregator.finish()
+        counted.append(aggregator.addToLastFlow(bytes: 7, at: 110))  // after finish
+        #expect(counted == [false, true, false, true, false, false])
+        #expect(buckets.count == 1)
+        #expect(buckets.first?.rows.values.first == AccountingCounts(bytes: 314, packets: 5, flows: 1))
+    }
+
     @Test func aFlowIsCountedOnceUntilItIdlesAndAgainInEachNewBucketOnlyIfNew() {
         var aggregator = TrafficAggregator(limits: .init(bucketSeconds: 10, flowIdleSeconds: 120))
         var namings = 0
@@ -185,7 +206,9 @@ import Testing
     /// the buckets and the series hold exactly what a plain per-packet tally says. Packets come
     /// in runs of one flow half the time (the aggregator remembers the last flow's place), and
     /// with room for 8 flows of 20 the remembered flows are forgotten again and again.
-    @Test(arguments: [262_144, 8]) func agreesWithAPlainTally(maxFlows: Int) {
+    /// `repeats`: a packet of the same flow and owner as the one before goes to `addToLastFlow`
+    /// first, as the accounting sink sends it (`PacketFacts.repeatsPrevious`).
+    @Test(arguments: [262_144, 8], [false, true]) func agreesWithAPlainTally(maxFlows: Int, repeats: Bool) {
         var generator = SystemRandomNumberGenerator()
         let owners = [TrafficOwner(user: "a", program: "/x"), TrafficOwner(user: "b", program: "/y"),
                       TrafficOwner(user: "", program: "")]
@@ -199,6 +222,8 @@ import Testing
         var flowOwner = [Int](repeating: 0, count: 20)
         var second: Int64 = 1000
         var buckets: [TrafficBucket] = []
+        var previous: (flow: Int, owner: Int)?
+        var countedAsRepeats = 0
         for _ in 0..<20_000 {
             if Int.random(in: 0..<50, using: &generator) == 0 { second += Int64.random(in: 0...3, using: &generator) }
             if Bool.random(using: &generator) { flow = Int.random(in: 0..<20, using: &generator) }
@@ -208,10 +233,16 @@ import Testing
             let bytes = UInt64.random(in: 40...1500, using: &generator)
             let key = FlowKey(source: .v4(0x0A00_0001), destination: .v4(0x0A00_0100 + UInt32(flow)), protocolNumber: 6,
                               sourcePort: 1000 + UInt16(flow), destinationPort: 80, inbound: inbound, uid: nil)
-            aggregator.add(flow: key, stamp: OwnerStamp(uid: UInt32(flowOwner[flow]), cgroupID: nil, pid: Int32(flowOwner[flow]),
-                                                       confidence: 1),
-                           direction: inbound ? .in : .out, protocolNumber: 6, remote: .v4(0x0A00_0100 + UInt32(flow)),
-                           remotePort: 80, bytes: bytes, at: second) { owner }
+            if repeats, let previous, previous == (flow, flowOwner[flow]),
+               aggregator.addToLastFlow(bytes: bytes, at: second) {
+                countedAsRepeats += 1
+            } else {
+                aggregator.add(flow: key, stamp: OwnerStamp(uid: UInt32(flowOwner[flow]), cgroupID: nil,
+                                                           pid: Int32(flowOwner[flow]), confidence: 1),
+                               direction: inbound ? .in : .out, protocolNumber: 6, remote: .v4(0x0A00_0100 + UInt32(flow)),
+                               remotePort: 80, bytes: bytes, at: second) { owner }
+            }
+            previous = (flow, flowOwner[flow])
             let label = "\(owner.user)|\(inbound)"
             // Rows are per remote too: a packet counted in another flow's row shows.
             expected[TrafficAggregator.floor(second, 5), default: [:]][label + "|10.0.1.\(flow)", default: 0] += bytes
@@ -237,6 +268,8 @@ import Testing
             series["\(key.user)|\(key.direction == .in)", default: 0] += aggregator.seriesCounts[index].bytes
         }
         #expect(series == seriesExpected)
+        // About half the packets follow one of their own flow; most of those in the same second.
+        #expect(repeats ? countedAsRepeats > 5_000 : countedAsRepeats == 0)
         // With room for every flow, a flow is new exactly when first seen or back after idling;
         // with room for 8, forgotten flows count again when they come back.
         if maxFlows >= 20 {

@@ -210,6 +210,84 @@ struct PipelineHarness {
         #expect(pipeline.counters.attributions?[.exact] == 2)
     }
 
+    /// Facts say when a packet repeats the one before — same flow (uid included), classified
+    /// cgroup and attribution — so that a counting sink can skip everything else for it; any
+    /// change among them, and an attributor without identities, says it does not.
+    @Test func factsSayWhenAPacketRepeatsTheOneBefore() {
+        final class IdentifyingAttributor: PacketAttributing {
+            /// Every flow's answer; a new value is a new answer for all of them.
+            var answer: UInt64 = 1
+            func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
+                           now: UInt64) -> OwnerAttribution {
+                OwnerAttribution(confidence: .uid)
+            }
+            func update(_ current: inout OwnerAttribution?, identity: inout UInt64, key: FlowKey, packet: PacketSummary,
+                        direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64) -> AttributionTally {
+                if identity != answer {
+                    current = OwnerAttribution(confidence: .uid, reason: "answer \(answer)")
+                    identity = answer
+                }
+                return .uid
+            }
+        }
+        final class WithoutIdentities: PacketAttributing {
+            func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
+                           now: UInt64) -> OwnerAttribution {
+                OwnerAttribution(confidence: .uid)
+            }
+        }
+        final class RepeatRecorder: PacketSink {
+            var repeats: [Bool] = []
+            var uids: [UInt32?] = []
+            let needs = SinkNeeds.facts
+            func consume(_ facts: borrowing PacketFacts) {
+                repeats.append(facts.repeatsPrevious)
+                uids.append(facts.flow.uid)
+            }
+        }
+        func record(_ uid: UInt32, cgroup: Int) -> NflogRecord {
+            var record = NflogRecord()
+            record.prefix = "nfowner cg=\(cgroup)"
+            record.family = 2
+            record.hook = 3
+            record.uid = uid
+            record.gid = uid
+            return record
+        }
+        var otherPorts = Self.udpPacket
+        otherPorts[21] = 0x41  // source port 40001
+        func run(_ processes: (any PacketAttributing)?, _ batches: [[(NflogRecord, [UInt8])]],
+                 between: () -> Void = {}) -> RepeatRecorder {
+            let recorder = RepeatRecorder()
+            let source = NflogSource(subscription: nil)
+            let pipeline = PacketPipeline(source: source, engine: AttributionEngine(processes: processes), sinks: [recorder])
+            for (index, batch) in batches.enumerated() {
+                if index > 0 { between() }
+                NflogPacketEncoder.encodeBatch(batch).withUnsafeBytes { source.process(datagram: $0, into: pipeline) }
+                _ = pipeline.endDatagram()
+            }
+            return recorder
+        }
+        let first: [(NflogRecord, [UInt8])] = [
+            (record(1000, cgroup: 5), Self.udpPacket),
+            (record(1000, cgroup: 5), Self.udpPacket),
+            (record(1001, cgroup: 5), Self.udpPacket),  // another uid: another flow
+            (record(1001, cgroup: 5), Self.udpPacket),
+            (record(1001, cgroup: 6), Self.udpPacket),  // another classification
+            (record(1001, cgroup: 6), otherPorts),      // another flow
+            (record(1001, cgroup: 6), otherPorts),
+        ]
+        let second: [(NflogRecord, [UInt8])] = [(record(1001, cgroup: 6), otherPorts), (record(1001, cgroup: 6), otherPorts)]
+        let identifying = IdentifyingAttributor()
+        let recorded = run(identifying, [first, second]) { identifying.answer += 1 }
+        #expect(recorded.repeats == [false, true, false, true, false, false, true, false, true],
+                "the second batch starts with a new answer for the same flow")
+        #expect(recorded.uids == [1000, 1000, 1001, 1001, 1001, 1001, 1001, 1001, 1001])
+        // Without owner resolution the attribution is always nil: the flow and cgroup decide.
+        #expect(run(nil, [first]).repeats == [false, true, false, true, false, false, true])
+        #expect(run(WithoutIdentities(), [first]).repeats == Array(repeating: false, count: 7))
+    }
+
     /// `cgroup_corrections` is the attributor's count, on the line from the start whenever owners
     /// are resolved, and absent when they are not.
     @Test func cgroupCorrectionsComeFromTheAttributor() throws {
