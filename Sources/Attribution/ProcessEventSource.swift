@@ -35,7 +35,7 @@ public final class ProcessEventSource {
     /// Opens the connector and subscribes, waiting up to `acknowledgementTimeoutMilliseconds`
     /// for the kernel's answer. Never throws: every failure selects rescan mode with a reason.
     public init(receiveBufferBytes: Int = 4 << 20, acknowledgementTimeoutMilliseconds: Int32 = 1000) {
-        buffer = .allocate(byteCount: 64 * 1024, alignment: 8)
+        buffer = .allocateForKernelCopies(byteCount: 64 * 1024)
         let opened: NetlinkSocket
         do {
             opened = try NetlinkSocket(protocol: ProcConnector.netlinkProtocol, groups: ProcConnector.index)

@@ -30,7 +30,7 @@ public final class SockDiagSocket: @unchecked Sendable {
             throw SystemError(code: code, operation: "set sock_diag reply timeout")
         }
         // A lookup reply is ~130 bytes; 8 KiB leaves room for any attribute a newer kernel adds.
-        buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 8)
+        buffer = UnsafeMutableRawBufferPointer.allocateForKernelCopies(byteCount: 8192)
     }
 
     deinit {

@@ -14,7 +14,7 @@ enum NetlinkExchange {
             throw SourceError.configure(what: what, error)
         }
         var answer: Int32?
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 8)
+        let buffer = UnsafeMutableRawBufferPointer.allocateForKernelCopies(byteCount: 1 << 16)
         defer { buffer.deallocate() }
         var attempts = 0
         while answer == nil {

@@ -56,7 +56,7 @@ public final class NfqueueSource: PacketSource, @unchecked Sendable {
         self.settings = settings
         self.verdictMarks = verdictMarks
         self.verdictBatch = max(1, min(verdictBatch, 256))
-        verdictBuffer = .allocate(byteCount: NfqueueMessages.markedVerdictLength * max(1, min(verdictBatch, 256)), alignment: 8)
+        verdictBuffer = .allocateForKernelCopies(byteCount: NfqueueMessages.markedVerdictLength * max(1, min(verdictBatch, 256)))
         let socket: NetlinkSocket
         do {
             socket = try NetlinkSocket(protocol: NetlinkSocket.netfilterProtocol)
@@ -93,7 +93,7 @@ public final class NfqueueSource: PacketSource, @unchecked Sendable {
         verdictBatch = 1
         queueSocket = nil
         unbound = true
-        verdictBuffer = .allocate(byteCount: NfqueueMessages.markedVerdictLength, alignment: 8)
+        verdictBuffer = .allocateForKernelCopies(byteCount: NfqueueMessages.markedVerdictLength)
     }
 
     deinit { verdictBuffer.deallocate() }

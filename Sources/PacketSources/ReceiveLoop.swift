@@ -54,7 +54,7 @@ public final class ReceiveLoop: @unchecked Sendable {
         self.tick = tick
         self.signals = signals
         self.wakeup = wakeup
-        buffer = .allocate(byteCount: source.receiveBufferSize, alignment: 8)
+        buffer = .allocateForKernelCopies(byteCount: source.receiveBufferSize)
         coalescer = WakeCoalescer(intervalMicroseconds: source.coalesceMicroseconds,
                                   receiveBufferBytes: source.socketReceiveBufferBytes)
         urgentSockets = source.urgentSockets

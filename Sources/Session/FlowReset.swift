@@ -104,7 +104,7 @@ enum FlowReset {
     /// Every entry of the table (a dump ends with NLMSG_DONE; a bounded wait for each part).
     private static func dump(on socket: NetlinkSocket) throws -> [ConntrackEntry] {
         try socket.send(ConntrackMessages.dump(sequence: 1))
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 18, alignment: 8)
+        let buffer = UnsafeMutableRawBufferPointer.allocateForKernelCopies(byteCount: 1 << 18)
         defer { buffer.deallocate() }
         var entries: [ConntrackEntry] = []
         var finished = false
@@ -132,7 +132,7 @@ enum FlowReset {
     }
 
     private static func answer(on socket: NetlinkSocket, sequence: UInt32) throws -> Int32 {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 12, alignment: 8)
+        let buffer = UnsafeMutableRawBufferPointer.allocateForKernelCopies(byteCount: 1 << 12)
         defer { buffer.deallocate() }
         for _ in 0..<16 {
             guard try !waitReadable([socket.descriptor], timeoutMilliseconds: 1000).isEmpty,

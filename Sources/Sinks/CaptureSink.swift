@@ -89,7 +89,7 @@ public final class CaptureSink: PacketSink {
         self.rotateCount = max(1, rotateCount)
         self.directWrites = directWrites
         pcapng = PcapngWriter(snapLength: snapLength)
-        staging = .allocate(byteCount: flushThreshold + (512 << 10), alignment: 16)
+        staging = .allocateForKernelCopies(byteCount: flushThreshold + (512 << 10))
         buffer = RawBlockOutput(base: staging.baseAddress!, capacity: staging.count)
     }
 
