@@ -19,6 +19,12 @@ public protocol PacketAttributing: AnyObject {
     /// by the caller (the pipeline hands it on to the sinks).
     func update(_ current: inout OwnerAttribution?, identity: inout UInt64, key: FlowKey, packet: PacketSummary,
                 direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64) -> AttributionTally
+    /// The cached half of `update`: when the flow `key` is cached, brings `current` and
+    /// `identity` up to its answer and returns how the summary line counts it; nil when the flow
+    /// must be resolved (call `update`). Takes no cgroup path: passing one per packet retained
+    /// and released it (a pair of atomic operations) when only a new flow reads it.
+    func updateCached(_ current: inout OwnerAttribution?, identity: inout UInt64, key: FlowKey,
+                      now: UInt64) -> AttributionTally?
     /// Flows whose owner's cgroup (the named process's own) differs from the packet's classified
     /// cgroup: the summary line's `cgroup_corrections`. Read by the receive thread.
     var cgroupCorrections: Int { get }
@@ -37,6 +43,12 @@ extension PacketAttributing {
     }
 
     public var cgroupCorrections: Int { 0 }
+
+    /// Without a cache: every packet goes through `update`.
+    public func updateCached(_ current: inout OwnerAttribution?, identity: inout UInt64, key: FlowKey,
+                             now: UInt64) -> AttributionTally? {
+        nil
+    }
 
     /// Without a way to find packet sockets: the uid alone.
     public func attributeFrame(packet: PacketSummary, uid: UInt32?, interface: UInt32?, now: UInt64) -> OwnerAttribution {
@@ -156,18 +168,22 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
         return resolveNewFlow(key, packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now).tally
     }
 
+    public func updateCached(_ current: inout OwnerAttribution?, identity: inout UInt64, key: FlowKey,
+                             now: UInt64) -> AttributionTally? {
+        guard let cached = attributor.cachedIdentity(key, now: now) else { return nil }
+        // `current == nil` would copy the attribution (three retains and releases per packet).
+        var held = true
+        if case .none = current { held = false }
+        if cached != identity || !held {
+            current = attributor.lastAttribution
+            identity = cached
+        }
+        return attributor.lastTally
+    }
+
     public func update(_ current: inout OwnerAttribution?, identity: inout UInt64, key: FlowKey, packet: PacketSummary,
                        direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64) -> AttributionTally {
-        if let cached = attributor.cachedIdentity(key, now: now) {
-            // `current == nil` would copy the attribution (three retains and releases per packet).
-            var held = true
-            if case .none = current { held = false }
-            if cached != identity || !held {
-                current = attributor.lastAttribution
-                identity = cached
-            }
-            return attributor.lastTally
-        }
+        if let tally = updateCached(&current, identity: &identity, key: key, now: now) { return tally }
         let found = resolveNewFlow(key, packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
         identity = attributor.lastIdentity
         let tally = found.tally
