@@ -263,6 +263,12 @@ public final class AttributionEngine {
         interfaces.name(of: index)
     }
 
+    /// The receive loop reads a datagram after being busy since `busySince` (monotonic ns): its
+    /// packets may have been sent that long before it is read (see `PacketAttributing.readingSince`).
+    public func datagramRead(busySince: UInt64) {
+        processes?.readingSince(busySince)
+    }
+
     /// Forgets cached names (on reload).
     public func forgetNames() {
         classifiedKnown = false

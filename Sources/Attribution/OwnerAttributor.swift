@@ -39,6 +39,12 @@ public final class OwnerAttributor {
     private let window: UInt64
     /// How far back to look when nobody was alive within `window`: `window` + 250 ms.
     private let lateWindow: UInt64
+    /// When the receive loop last stopped waiting (monotonic ns; nil: no loop, as in `trace`'s
+    /// tests). The packet being resolved was queued then or later, and sent at most `window`
+    /// before it was queued — not necessarily within `window` of being read: a loop resolving a
+    /// burst of forty new flows reads the fortieth tens of milliseconds after it came, when its
+    /// one-shot sender is long gone and only the shell that started it is still alive.
+    public var busySince: UInt64?
     private let flows: FlowCache
     /// Each connection's last named owner, for its packets without a uid (see `FlowOwners`).
     private let flowOwners = FlowOwners()
@@ -180,6 +186,10 @@ public final class OwnerAttributor {
     /// its receive time is all nfowner knows) finds nobody there; then, and only then, the
     /// search reaches `lateWindow` back and the reason says so.
     private func candidates(uid: UInt32, cgroupPath: String?, now: UInt64) -> OwnerAttribution {
+        // Read late by a busy loop: the window reaches back to when it was last idle.
+        let backlog = busySince.map { now > $0 ? now - $0 : 0 } ?? 0
+        let window = self.window + backlog
+        let lateWindow = self.lateWindow + backlog
         func alive(within window: UInt64) -> [ProcessEntry] {
             let alive = table.processes(uid: uid, cgroupPath: nil, aliveAt: now, window: window)
             if let cgroupPath {

@@ -25,6 +25,10 @@ public protocol PacketAttributing: AnyObject {
     /// and released it (a pair of atomic operations) when only a new flow reads it.
     func updateCached(_ current: inout OwnerAttribution?, identity: inout UInt64, key: FlowKey,
                       now: UInt64) -> AttributionTally?
+    /// The packets read from now on were queued at `busySince` (monotonic ns) or later: a packet
+    /// whose socket is gone may have been sent that long before it was read, so its sender is
+    /// looked for among the processes alive since then (see `OwnerAttributor.busySince`).
+    func readingSince(_ busySince: UInt64)
     /// Flows whose owner's cgroup (the named process's own) differs from the packet's classified
     /// cgroup: the summary line's `cgroup_corrections`. Read by the receive thread.
     var cgroupCorrections: Int { get }
@@ -43,6 +47,8 @@ extension PacketAttributing {
     }
 
     public var cgroupCorrections: Int { 0 }
+
+    public func readingSince(_ busySince: UInt64) {}
 
     /// Without a cache: every packet goes through `update`.
     public func updateCached(_ current: inout OwnerAttribution?, identity: inout UInt64, key: FlowKey,
@@ -233,6 +239,11 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
 
     /// Written under the lock by the receive thread, which is also the reader.
     public var cgroupCorrections: Int { attributor.cgroupCorrections }
+
+    /// From the receive thread, which alone resolves flows (under the lock, which this needs not).
+    public func readingSince(_ busySince: UInt64) {
+        attributor.busySince = busySince
+    }
 
     /// Periodic work (from the receive loop's tick): expire exited processes and stale flows;
     /// without process events, rescan /proc.

@@ -64,6 +64,11 @@ public protocol PacketConsumer: AnyObject {
     func consume(_ packet: UnsafeSourcePacket)
     /// One packet held by the kernel until this returns: consume it and say what becomes of it.
     func decide(_ packet: UnsafeSourcePacket) -> PacketVerdict
+    /// Called before every datagram. `busySince` (monotonic ns): when the receive loop last
+    /// stopped waiting; the datagram was queued about then or later (a loop busy resolving a
+    /// burst of new flows reads their datagrams late, and their packets were sent before it
+    /// read them, not within the flush timeout of the read).
+    func beginDatagram(busySince: UInt64)
     /// Called after every datagram: where output is flushed. An ending stops the receive loop.
     func endDatagram() -> ReceiveLoop.Ending?
     /// True once the consumer wants no more packets (an event limit was reached).
@@ -71,6 +76,8 @@ public protocol PacketConsumer: AnyObject {
 }
 
 extension PacketConsumer {
+    public func beginDatagram(busySince: UInt64) {}
+
     /// Without a policy every held packet is accepted (the observing consumers).
     public func decide(_ packet: UnsafeSourcePacket) -> PacketVerdict {
         consume(packet)

@@ -41,6 +41,9 @@ public final class ReceiveLoop: @unchecked Sendable {
     /// When the urgent socket was last read while batches were being taken back to back
     /// (monotonic ns; 0 after every wait, so the first read after one always looks).
     private var lastUrgentCheck: UInt64 = 0
+    /// When the loop last stopped waiting (found nothing, or woke from a wait): what it reads
+    /// afterwards was queued about then or later (see `PacketConsumer.beginDatagram`).
+    private var busySince = WallClock.monotonicNanoseconds()
     /// Between batches read back to back, the urgent socket is looked at no more often than
     /// this: a recv per batch cost more than the clock read, and a new flow waits at most this
     /// much longer.
@@ -112,7 +115,11 @@ public final class ReceiveLoop: @unchecked Sendable {
                 return .failed(SourceError.receive(error).description)
             }
             runTickIfDue()
-            if let received, let ending = handle(received) { return ending }
+            guard let received else {
+                busySince = WallClock.monotonicNanoseconds()
+                continue
+            }
+            if let ending = handle(received) { return ending }
         }
     }
 
@@ -152,7 +159,7 @@ public final class ReceiveLoop: @unchecked Sendable {
         }
         guard coalescer.isEnabled else {
             source.recordWakeup()
-            guard hasUrgent else { return try socket.receiveWaiting(into: buffer) }
+            guard hasUrgent else { return try receiveWaiting(on: socket) }
             let queued = try socket.receive(into: buffer, nonBlocking: true)
             if queued != .wouldBlock { return queued }
             _ = try either.waitInterruptibly(nanoseconds: tickNanoseconds)
@@ -179,9 +186,17 @@ public final class ReceiveLoop: @unchecked Sendable {
             coalescer.woke(at: WallClock.monotonicNanoseconds(), endingPause: false)
             return nil
         }
-        let received = try socket.receiveWaiting(into: buffer)
+        let received = try receiveWaiting(on: socket)
         coalescer.woke(at: WallClock.monotonicNanoseconds(), endingPause: false)
         if received != nil { coalescer.recordRead() }
+        return received
+    }
+
+    /// A blocking recv; a datagram it returns was queued while it waited, so the loop is busy
+    /// from now on.
+    private func receiveWaiting(on socket: NetlinkSocket) throws(SystemError) -> NetlinkSocket.Received? {
+        let received = try socket.receiveWaiting(into: buffer)
+        if received != nil { busySince = WallClock.monotonicNanoseconds() }
         return received
     }
 
@@ -293,6 +308,7 @@ public final class ReceiveLoop: @unchecked Sendable {
     }
 
     private func consume(count: Int) -> Ending? {
+        consumer.beginDatagram(busySince: busySince)
         source.process(datagram: UnsafeRawBufferPointer(rebasing: buffer[0..<count]), into: consumer)
         return consumer.endDatagram()
     }

@@ -71,6 +71,28 @@ import Testing
         #expect(found.named == NamedProcess(pid: 200, comm: "ping", exe: "/usr/bin/ping"))
     }
 
+    /// A packet read late because the receive loop was busy (resolving a burst of new flows) was
+    /// queued when the loop was last idle or later, not within the window of the read: its
+    /// sender, gone by the read, is still a candidate and wins over the shell. A loop that was
+    /// idle until just before the read bounds it the other way: ping exited long before anything
+    /// that the loop then read could have been sent, and only the shell remains.
+    @Test func aPacketReadLateByABusyLoopStillFindsItsExitedSender() throws {
+        let world = try World { proc in
+            try proc.add(pid: 100, comm: "sh", cgroup: Self.scope, exe: "/usr/bin/sh")
+        }
+        defer { world.remove() }
+        try world.proc.add(pid: 200, comm: "ping", ppid: 100, cgroup: Self.scope, exe: "/usr/bin/ping")
+        world.spawn(200, parent: 100, at: Self.t0)
+        let read = Self.t0 + 500 * Self.ms  // past the window (120 ms) and the late window (370 ms)
+        world.attributor.busySince = Self.t0
+        let busy = world.attribute(cgroupPath: Self.scope, at: read)
+        #expect(busy.confidence == .single)
+        #expect(busy.processes.map(\.pid) == [200])
+        world.attributor.busySince = read - 10 * Self.ms
+        let idle = world.attribute(port: 40_001, cgroupPath: Self.scope, at: read)
+        #expect(idle.processes.map(\.pid) == [100])
+    }
+
     /// sh runs ping, then forks for the next command: the fork, not exec'd yet, is the shell's
     /// own program and loses like the shell; once it has exec'd it is a program of its own.
     @Test func aForkOfTheWaitingShellThatHasNotExecdYetLoses() throws {
