@@ -54,13 +54,24 @@ import Testing
         func remove() { proc.directory.remove() }
     }
 
-    @Test func theChildWinsOverTheShellWaitingForIt() throws {
+    /// sh (pid 100) in the session scope, which runs ping (pid 200) at `t0`; ping exits 1 ms later.
+    static func shellRunningPing() throws -> World {
         let world = try World { proc in
             try proc.add(pid: 100, comm: "sh", cgroup: Self.scope, exe: "/usr/bin/sh")
         }
-        defer { world.remove() }
-        try world.proc.add(pid: 200, comm: "ping", ppid: 100, cgroup: Self.scope, exe: "/usr/bin/ping")
+        do {
+            try world.proc.add(pid: 200, comm: "ping", ppid: 100, cgroup: Self.scope, exe: "/usr/bin/ping")
+        } catch {
+            world.remove()
+            throw error
+        }
         world.spawn(200, parent: 100, at: Self.t0)
+        return world
+    }
+
+    @Test func theChildWinsOverTheShellWaitingForIt() throws {
+        let world = try Self.shellRunningPing()
+        defer { world.remove() }
         // Both are candidates (same uid, same cgroup, alive at packet time); sh is ping's parent.
         let pool = world.table.processes(uid: 1000, cgroupPath: Self.scope, aliveAt: Self.t0 + 50 * Self.ms,
                                          window: 120 * Self.ms)
@@ -77,12 +88,8 @@ import Testing
     /// idle until just before the read bounds it the other way: ping exited long before anything
     /// that the loop then read could have been sent, and only the shell remains.
     @Test func aPacketReadLateByABusyLoopStillFindsItsExitedSender() throws {
-        let world = try World { proc in
-            try proc.add(pid: 100, comm: "sh", cgroup: Self.scope, exe: "/usr/bin/sh")
-        }
+        let world = try Self.shellRunningPing()
         defer { world.remove() }
-        try world.proc.add(pid: 200, comm: "ping", ppid: 100, cgroup: Self.scope, exe: "/usr/bin/ping")
-        world.spawn(200, parent: 100, at: Self.t0)
         let read = Self.t0 + 500 * Self.ms  // past the window (120 ms) and the late window (370 ms)
         world.attributor.busySince = Self.t0
         let busy = world.attribute(cgroupPath: Self.scope, at: read)
