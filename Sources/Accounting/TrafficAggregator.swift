@@ -128,9 +128,8 @@ public struct TrafficAggregator: Sendable {
         // The usual packet: the next one of the flow counted last, in the same second (so in the
         // same bucket and not new) and by the same owner. Only the counts change; everything
         // else stays in `placeCounting` (out of line, so this path saves no registers for it).
-        if let last = lastFlow, seconds < openEnd, current != nil, last.memo.bucket == openedBuckets,
-           last.memo.lastSeen == UInt32(truncatingIfNeeded: seconds), limits.flowIdleSeconds >= 0,
-           last.memo.stamp == stamp.mixed, last.key.isSame(as: flow) {
+        if let last = lastFlow, last.memo.stamp == stamp.mixed, last.key.isSame(as: flow),
+           canAddToLastFlow(at: seconds) {
             count(AccountingCounts(bytes: bytes, packets: 1, flows: 0), row: Int(last.memo.row))
             return
         }
