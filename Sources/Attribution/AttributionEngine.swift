@@ -45,6 +45,21 @@ public final class AttributionEngine {
         return processes?.resolve(packet: packet, direction: direction, uid: uid, cgroupPath: path, now: now)
     }
 
+    /// `resolve` for a caller that built the packet's `FlowKey(packet:direction:uid:)`: the
+    /// tally, and whether the flow cache gave it. A cached flow's packet reads no
+    /// classification (no cgroup path looked up and retained per packet). nil when owner
+    /// resolution is off.
+    @inline(__always)
+    public func resolve(_ packet: PacketSummary, key: FlowKey, direction: Direction, uid: UInt32?,
+                        cgroupID: UInt64?, now: UInt64) -> (tally: AttributionTally, cached: Bool)? {
+        guard processes != nil else { return nil }
+        if let tally = processes?.cachedTally(key, now: now) ?? nil { return (tally, true) }
+        guard let tally = resolve(packet, direction: direction, uid: uid, cgroupID: cgroupID, now: now) else {
+            return nil
+        }
+        return (tally, false)
+    }
+
     /// The process(es) behind the packet, without names.
     public func attribution(_ packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupID: UInt64?,
                             now: UInt64) -> (cgroup: CgroupNames.Entry?, attribution: OwnerAttribution?) {

@@ -12,6 +12,9 @@ public protocol PacketAttributing: AnyObject {
     /// the summary line counts it.
     func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
                  now: UInt64) -> AttributionTally
+    /// The cached half of `resolve`: how the summary line counts the cached flow `key`, or nil
+    /// when the flow must be resolved (call `resolve`). Takes no cgroup path, like `updateCached`.
+    func cachedTally(_ key: FlowKey, now: UInt64) -> AttributionTally?
     /// Like `attribute`, for a caller that keeps the answer for the packet before in `current`
     /// (and its `identity`): `current` is replaced only when this packet's answer is another
     /// one, so the steady state of a run copies (and retains) nothing. Returns how the summary
@@ -45,6 +48,9 @@ extension PacketAttributing {
                         now: UInt64) -> AttributionTally {
         attribute(packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now).tally
     }
+
+    /// Without a cache: every packet goes through `resolve`.
+    public func cachedTally(_ key: FlowKey, now: UInt64) -> AttributionTally? { nil }
 
     public var cgroupCorrections: Int { 0 }
 
@@ -172,6 +178,10 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
         let key = FlowKey(packet: packet, direction: direction, uid: uid)
         if let tally = attributor.cachedTally(key, now: now) { return tally }
         return resolveNewFlow(key, packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now).tally
+    }
+
+    public func cachedTally(_ key: FlowKey, now: UInt64) -> AttributionTally? {
+        attributor.cachedTally(key, now: now)
     }
 
     public func updateCached(_ current: inout OwnerAttribution?, identity: inout UInt64, key: FlowKey,

@@ -288,6 +288,65 @@ struct PipelineHarness {
         #expect(run(WithoutIdentities(), [first]).repeats == Array(repeating: false, count: 7))
     }
 
+    /// Counting only (`--format none`): a packet of the same flow and classification as the one
+    /// before, in the same datagram, is counted with the answer the flow cache gave that one,
+    /// without asking again; a flow just resolved, another flow, another classification and
+    /// the next datagram ask again. The counts are what asking every time would give.
+    @Test func countingAsksTheCacheOncePerRunOfAFlowInADatagram() {
+        final class CachingAttributor: PacketAttributing {
+            var cache: [FlowKey: AttributionTally] = [:]
+            var lookups = 0
+            var resolved = 0
+            func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
+                           now: UInt64) -> OwnerAttribution {
+                OwnerAttribution(confidence: .uid)
+            }
+            func cachedTally(_ key: FlowKey, now: UInt64) -> AttributionTally? {
+                lookups += 1
+                return cache[key]
+            }
+            func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
+                         now: UInt64) -> AttributionTally {
+                resolved += 1
+                cache[FlowKey(packet: packet, direction: direction, uid: uid)] = .uid
+                return .uid
+            }
+        }
+        func record(_ uid: UInt32, cgroup: Int) -> NflogRecord {
+            var record = NflogRecord()
+            record.prefix = "nfowner cg=\(cgroup)"
+            record.family = 2
+            record.hook = 3
+            record.uid = uid
+            record.gid = uid
+            return record
+        }
+        let flowA = (record(1000, cgroup: 5), Self.udpPacket)
+        let flowB = (record(1001, cgroup: 5), Self.udpPacket)  // another uid: another flow
+        let flowAElsewhere = (record(1000, cgroup: 6), Self.udpPacket)  // the same flow, another classification
+        let attributor = CachingAttributor()
+        let source = NflogSource(subscription: nil)
+        let pipeline = PacketPipeline(source: source, engine: AttributionEngine(processes: attributor),
+                                      sinks: [CollectingSink(needs: .counters)])
+        func process(_ batch: [(NflogRecord, [UInt8])]) {
+            NflogPacketEncoder.encodeBatch(batch).withUnsafeBytes { source.process(datagram: $0, into: pipeline) }
+            _ = pipeline.endDatagram()
+        }
+        // A: miss, resolved; A: cached; A: stands in; B: miss, resolved; B: cached; A: asked
+        // (B came between); A in cgroup 6: asked; A in cgroup 6: stands in.
+        process([flowA, flowA, flowA, flowB, flowB, flowA, flowAElsewhere, flowAElsewhere])
+        #expect(attributor.resolved == 2)
+        #expect(attributor.lookups == 6)
+        #expect(pipeline.counters.attributions?[.uid] == 8)
+        // The next datagram asks again, and so sees the cache's new answer.
+        for key in attributor.cache.keys { attributor.cache[key] = .exact }
+        process([flowA, flowA, flowA])
+        #expect(attributor.resolved == 2)
+        #expect(attributor.lookups == 7)
+        #expect(pipeline.counters.attributions?[.exact] == 3)
+        #expect(pipeline.counters.attributions?[.uid] == 8)
+    }
+
     /// `cgroup_corrections` is the attributor's count, on the line from the start whenever owners
     /// are resolved, and absent when they are not.
     @Test func cgroupCorrectionsComeFromTheAttributor() throws {
