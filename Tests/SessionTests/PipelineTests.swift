@@ -245,15 +245,6 @@ struct PipelineHarness {
                 uids.append(facts.flow.uid)
             }
         }
-        func record(_ uid: UInt32, cgroup: Int) -> NflogRecord {
-            var record = NflogRecord()
-            record.prefix = "nfowner cg=\(cgroup)"
-            record.family = 2
-            record.hook = 3
-            record.uid = uid
-            record.gid = uid
-            return record
-        }
         var otherPorts = Self.udpPacket
         otherPorts[21] = 0x41  // source port 40001
         func run(_ processes: (any PacketAttributing)?, _ batches: [[(NflogRecord, [UInt8])]],
@@ -269,15 +260,15 @@ struct PipelineHarness {
             return recorder
         }
         let first: [(NflogRecord, [UInt8])] = [
-            (record(1000, cgroup: 5), Self.udpPacket),
-            (record(1000, cgroup: 5), Self.udpPacket),
-            (record(1001, cgroup: 5), Self.udpPacket),  // another uid: another flow
-            (record(1001, cgroup: 5), Self.udpPacket),
-            (record(1001, cgroup: 6), Self.udpPacket),  // another classification
-            (record(1001, cgroup: 6), otherPorts),      // another flow
-            (record(1001, cgroup: 6), otherPorts),
+            (Self.classifiedRecord(1000, cgroup: 5), Self.udpPacket),
+            (Self.classifiedRecord(1000, cgroup: 5), Self.udpPacket),
+            (Self.classifiedRecord(1001, cgroup: 5), Self.udpPacket),  // another uid: another flow
+            (Self.classifiedRecord(1001, cgroup: 5), Self.udpPacket),
+            (Self.classifiedRecord(1001, cgroup: 6), Self.udpPacket),  // another classification
+            (Self.classifiedRecord(1001, cgroup: 6), otherPorts),      // another flow
+            (Self.classifiedRecord(1001, cgroup: 6), otherPorts),
         ]
-        let second: [(NflogRecord, [UInt8])] = [(record(1001, cgroup: 6), otherPorts), (record(1001, cgroup: 6), otherPorts)]
+        let second: [(NflogRecord, [UInt8])] = [(Self.classifiedRecord(1001, cgroup: 6), otherPorts), (Self.classifiedRecord(1001, cgroup: 6), otherPorts)]
         let identifying = IdentifyingAttributor()
         let recorded = run(identifying, [first, second]) { identifying.answer += 1 }
         #expect(recorded.repeats == [false, true, false, true, false, false, true, false, true],
@@ -312,18 +303,9 @@ struct PipelineHarness {
                 return .uid
             }
         }
-        func record(_ uid: UInt32, cgroup: Int) -> NflogRecord {
-            var record = NflogRecord()
-            record.prefix = "nfowner cg=\(cgroup)"
-            record.family = 2
-            record.hook = 3
-            record.uid = uid
-            record.gid = uid
-            return record
-        }
-        let flowA = (record(1000, cgroup: 5), Self.udpPacket)
-        let flowB = (record(1001, cgroup: 5), Self.udpPacket)  // another uid: another flow
-        let flowAElsewhere = (record(1000, cgroup: 6), Self.udpPacket)  // the same flow, another classification
+        let flowA = (Self.classifiedRecord(1000, cgroup: 5), Self.udpPacket)
+        let flowB = (Self.classifiedRecord(1001, cgroup: 5), Self.udpPacket)  // another uid: another flow
+        let flowAElsewhere = (Self.classifiedRecord(1000, cgroup: 6), Self.udpPacket)  // the same flow, another classification
         let attributor = CachingAttributor()
         let source = NflogSource(subscription: nil)
         let pipeline = PacketPipeline(source: source, engine: AttributionEngine(processes: attributor),
@@ -562,6 +544,17 @@ struct PipelineHarness {
     }
 
     /// IPv4 UDP 127.0.0.1:40000 → 127.0.0.1:9999 with 4 payload bytes.
+    /// An outbound IPv4 NFLOG record of `uid` (and the same gid), classified in cgroup `cgroup`.
+    static func classifiedRecord(_ uid: UInt32, cgroup: Int) -> NflogRecord {
+        var record = NflogRecord()
+        record.prefix = "nfowner cg=\(cgroup)"
+        record.family = 2
+        record.hook = 3
+        record.uid = uid
+        record.gid = uid
+        return record
+    }
+
     static let udpPacket: [UInt8] = [
         0x45, 0x00, 0x00, 0x20, 0x00, 0x01, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00,
         0x7F, 0x00, 0x00, 0x01, 0x7F, 0x00, 0x00, 0x01,
