@@ -72,22 +72,25 @@ public final class AttributionEngine {
     /// For sinks of facts: brings `attribution` (and its `identity`, see
     /// `PacketAttributing.update`) up to this packet's answer, replacing it only when the
     /// answer differs, so a steady flow of packets copies nothing. Returns how the summary line
-    /// counts the answer; nil (and `attribution` nil) without owner resolution. `key`: the
+    /// counts the answer and whether the flow cache gave it; nil (and `attribution` nil) without
+    /// owner resolution. `key`: the
     /// packet's `FlowKey(packet:direction:uid:)`.
     public func updateAttribution(_ attribution: inout OwnerAttribution?, identity: inout UInt64, key: FlowKey,
                                   packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupID: UInt64?,
-                                  now: UInt64) -> AttributionTally? {
+                                  now: UInt64) -> (tally: AttributionTally, cached: Bool)? {
         guard processes != nil else {
             if attribution != nil { attribution = nil }
             return nil
         }
         // A cached flow's packet reads no classification (see `updateCached`).
         if let tally = processes?.updateCached(&attribution, identity: &identity, key: key, now: now) ?? nil {
-            return tally
+            return (tally, true)
         }
         refreshClassification(cgroupID)
-        return processes?.update(&attribution, identity: &identity, key: key, packet: packet, direction: direction,
-                                uid: uid, cgroupPath: classifiedPath, now: now)
+        guard let tally = processes?.update(&attribution, identity: &identity, key: key, packet: packet,
+                                            direction: direction, uid: uid, cgroupPath: classifiedPath, now: now)
+        else { return nil }
+        return (tally, false)
     }
 
     /// Everything known of the packet's owner, names included. The cgroup is the named

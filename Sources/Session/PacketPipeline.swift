@@ -150,8 +150,9 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
     /// cache in between, and the datagram's clock, the one the cache ages entries by, has not
     /// moved, so asking again would give the same answer (the 8-log-rule load, a bulk flow's
     /// run of packets in one batch). Only a cached answer stands in: a flow just resolved is
-    /// looked up again, as the engine would. Cleared at every datagram's edges and by every
-    /// other path that may resolve a flow (and so evict one).
+    /// looked up again, as the engine would. The counters path and the facts path (where the
+    /// facts then still hold that answer) use it. Cleared at every datagram's edges and by
+    /// every other path that may resolve a flow (and so evict one).
     private struct CachedCount {
         var flow: FlowKey
         var cgroupID: UInt64?
@@ -168,10 +169,16 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         // the flow's answer changes (by identity), so a packet copies no strings.
         let flow = FlowKey(packet: packet, direction: direction, uid: uid)
         let identityBefore = factsIdentity
-        if let tally = engine.updateAttribution(&facts.attribution, identity: &factsIdentity, key: flow, packet: packet,
-                                                direction: direction, uid: uid, cgroupID: cgroupID,
-                                                now: batchMonotonicTime()) {
+        if let last = lastCachedCount, cgroupID == last.cgroupID, flow.isSame(as: last.flow) {
+            // The attribution held is this flow's cached answer (see `CachedCount`).
+            counters.attributions?.add(last.tally)
+        } else if let (tally, cached) = engine.updateAttribution(
+            &facts.attribution, identity: &factsIdentity, key: flow, packet: packet, direction: direction, uid: uid,
+            cgroupID: cgroupID, now: batchMonotonicTime()) {
             counters.attributions?.add(tally)
+            lastCachedCount = cached ? CachedCount(flow: flow, cgroupID: cgroupID, tally: tally) : nil
+        } else {
+            lastCachedCount = nil
         }
         // The uid is part of the flow. An identity of .max says nothing (an attributor without
         // identities); without owner resolution the attribution is always nil.

@@ -329,6 +329,74 @@ struct PipelineHarness {
         #expect(pipeline.counters.attributions?[.uid] == 8)
     }
 
+    /// The facts path (`run`): a packet of the same flow and classification as the one before,
+    /// in the same datagram, keeps the cached answer the facts already hold, without asking
+    /// again; the facts and their `repeatsPrevious` are what asking every time would give.
+    @Test func factsOfARunOfOneFlowInADatagramAskTheCacheOnce() {
+        final class CachingAttributor: PacketAttributing {
+            var cache: [FlowKey: UInt64] = [:]
+            var nextAnswer: UInt64 = 1
+            var lookups = 0
+            var resolved = 0
+            func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
+                           now: UInt64) -> OwnerAttribution {
+                OwnerAttribution(confidence: .uid)
+            }
+            func updateCached(_ current: inout OwnerAttribution?, identity: inout UInt64, key: FlowKey,
+                              now: UInt64) -> AttributionTally? {
+                lookups += 1
+                guard let answer = cache[key] else { return nil }
+                if identity != answer {
+                    current = OwnerAttribution(confidence: .uid, reason: "answer \(answer)")
+                    identity = answer
+                }
+                return .uid
+            }
+            func update(_ current: inout OwnerAttribution?, identity: inout UInt64, key: FlowKey, packet: PacketSummary,
+                        direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64) -> AttributionTally {
+                resolved += 1
+                cache[key] = nextAnswer
+                current = OwnerAttribution(confidence: .uid, reason: "answer \(nextAnswer)")
+                identity = nextAnswer
+                nextAnswer += 1
+                return .uid
+            }
+        }
+        final class FactsRecorder: PacketSink {
+            var repeats: [Bool] = []
+            var answers: [String?] = []
+            let needs = SinkNeeds.facts
+            func consume(_ facts: borrowing PacketFacts) {
+                repeats.append(facts.repeatsPrevious)
+                answers.append(facts.attribution?.reason)
+            }
+        }
+        let flowA = (Self.classifiedRecord(1000, cgroup: 5), Self.udpPacket)
+        let flowB = (Self.classifiedRecord(1001, cgroup: 5), Self.udpPacket)
+        let attributor = CachingAttributor()
+        let recorder = FactsRecorder()
+        let source = NflogSource(subscription: nil)
+        let pipeline = PacketPipeline(source: source, engine: AttributionEngine(processes: attributor), sinks: [recorder])
+        func process(_ batch: [(NflogRecord, [UInt8])]) {
+            NflogPacketEncoder.encodeBatch(batch).withUnsafeBytes { source.process(datagram: $0, into: pipeline) }
+            _ = pipeline.endDatagram()
+        }
+        // A: resolved (answer 1); A: cached; A: stands in; B: resolved (answer 2); B: cached;
+        // A: asked (B came between), its answer back in the facts.
+        process([flowA, flowA, flowA, flowB, flowB, flowA])
+        #expect(attributor.resolved == 2)
+        #expect(attributor.lookups == 5)
+        #expect(recorder.answers == ["answer 1", "answer 1", "answer 1", "answer 2", "answer 2", "answer 1"])
+        #expect(recorder.repeats == [false, true, true, false, true, false])
+        // The next datagram asks again and sees the cache's new answer for A.
+        for (key, answer) in attributor.cache where answer == 1 { attributor.cache[key] = 7 }
+        process([flowA, flowA])
+        #expect(attributor.lookups == 6)
+        #expect(recorder.answers.suffix(2) == ["answer 7", "answer 7"])
+        #expect(recorder.repeats.suffix(2) == [false, true])
+        #expect(pipeline.counters.attributions?[.uid] == 8)
+    }
+
     /// `cgroup_corrections` is the attributor's count, on the line from the start whenever owners
     /// are resolved, and absent when they are not.
     @Test func cgroupCorrectionsComeFromTheAttributor() throws {
