@@ -159,15 +159,26 @@ public final class AttributionEngine {
     @discardableResult
     public func update(_ owner: inout PacketOwner, packet: PacketSummary, direction: Direction, uid: UInt32?,
                        gid: UInt32?, cgroupID: UInt64?, now: UInt64) -> AttributionTally? {
+        update(&owner, key: FlowKey(packet: packet, direction: direction, uid: uid), packet: packet,
+               direction: direction, uid: uid, gid: gid, cgroupID: cgroupID, now: now)?.tally
+    }
+
+    /// `update` for a caller that built the packet's `FlowKey(packet:direction:uid:)`; also says
+    /// whether the flow cache gave the answer.
+    @inline(__always)
+    public func update(_ owner: inout PacketOwner, key: FlowKey, packet: PacketSummary, direction: Direction,
+                       uid: UInt32?, gid: UInt32?, cgroupID: UInt64?,
+                       now: UInt64) -> (tally: AttributionTally, cached: Bool)? {
         updateNames(&owner, uid: uid, gid: gid)
         refreshClassification(cgroupID)
         var cgroupStale = ownerVersion(direction) != classificationVersion
         var tally: AttributionTally?
+        var cached = false
         if processes != nil {
             let before = attributionIdentity(direction)
             var identity = before
-            let key = FlowKey(packet: packet, direction: direction, uid: uid)
             tally = processes?.updateCached(&owner.attribution, identity: &identity, key: key, now: now) ?? nil
+            cached = tally != nil
             if tally == nil {
                 tally = processes?.update(&owner.attribution, identity: &identity, key: key, packet: packet,
                                          direction: direction, uid: uid, cgroupPath: classifiedPath, now: now)
@@ -185,7 +196,7 @@ public final class AttributionEngine {
             Self.setCgroup(of: &owner, classifiedID: cgroupID, classifiedPath: classifiedPath, classifiedUnit: classifiedUnit)
             setOwnerVersion(direction)
         }
-        return tally
+        return tally.map { ($0, cached) }
     }
 
     @inline(__always)

@@ -142,7 +142,7 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
                                                    cgroupID: cgroupID, now: batchMonotonicTime())
         else { return }
         counters.attributions?.add(tally)
-        lastCachedCount = cached ? CachedCount(flow: flow, cgroupID: cgroupID, tally: tally) : nil
+        lastCachedCount = cached ? CachedCount(flow: flow, cgroupID: cgroupID, gid: nil, tally: tally) : nil
     }
 
     /// The flow cache's answer for the packet counted before, which stands for the next
@@ -150,12 +150,14 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
     /// cache in between, and the datagram's clock, the one the cache ages entries by, has not
     /// moved, so asking again would give the same answer (the 8-log-rule load, a bulk flow's
     /// run of packets in one batch). Only a cached answer stands in: a flow just resolved is
-    /// looked up again, as the engine would. The counters path and the facts path (where the
-    /// facts then still hold that answer) use it. Cleared at every datagram's edges and by
+    /// looked up again, as the engine would. The counters, facts and events paths use it (the
+    /// facts, or the event's owner, then still hold that answer, named). Cleared at every datagram's edges and by
     /// every other path that may resolve a flow (and so evict one).
     private struct CachedCount {
         var flow: FlowKey
         var cgroupID: UInt64?
+        /// Not in the flow key, but in an event's owner (its group name).
+        var gid: UInt32?
         var tally: AttributionTally
     }
     @exclusivity(unchecked) private var lastCachedCount: CachedCount?
@@ -176,7 +178,7 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
             &facts.attribution, identity: &factsIdentity, key: flow, packet: packet, direction: direction, uid: uid,
             cgroupID: cgroupID, now: batchMonotonicTime()) {
             counters.attributions?.add(tally)
-            lastCachedCount = cached ? CachedCount(flow: flow, cgroupID: cgroupID, tally: tally) : nil
+            lastCachedCount = cached ? CachedCount(flow: flow, cgroupID: cgroupID, gid: gid, tally: tally) : nil
         } else {
             lastCachedCount = nil
         }
@@ -273,9 +275,17 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
     @inline(__always)
     private func emitEvent(into event: inout PacketEvent, _ source: UnsafeSourcePacket, packet: PacketSummary,
                            direction: Direction, cgroupID: UInt64?) {
-        if let tally = engine.update(&event.owner, packet: packet, direction: direction, uid: source.uid,
-                                     gid: source.gid, cgroupID: cgroupID, now: batchMonotonicTime()) {
+        let flow = FlowKey(packet: packet, direction: direction, uid: source.uid)
+        if let last = lastCachedCount, cgroupID == last.cgroupID, source.gid == last.gid, flow.isSame(as: last.flow) {
+            // The event's owner is this flow's cached answer, named (see `CachedCount`).
+            counters.attributions?.add(last.tally)
+        } else if let (tally, cached) = engine.update(&event.owner, key: flow, packet: packet, direction: direction,
+                                                      uid: source.uid, gid: source.gid, cgroupID: cgroupID,
+                                                      now: batchMonotonicTime()) {
             counters.attributions?.add(tally)
+            lastCachedCount = cached ? CachedCount(flow: flow, cgroupID: cgroupID, gid: source.gid, tally: tally) : nil
+        } else {
+            lastCachedCount = nil
         }
         deliverEvent(&event, source, packet: packet, direction: direction, cgroupID: cgroupID, payload: source.payload)
     }

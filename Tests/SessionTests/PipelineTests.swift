@@ -72,6 +72,37 @@ final class CollectingSink: PacketSink {
     func consume(_ facts: borrowing PacketFacts) { self.facts += 1 }
 }
 
+/// A flow cache in a dictionary: a flow resolved once gets the answer (an identity, shown as the
+/// attribution's reason "answer N") from `updateCached` after that; counts both kinds of call.
+final class CachingIdentityAttributor: PacketAttributing {
+    var cache: [FlowKey: UInt64] = [:]
+    var nextAnswer: UInt64 = 1
+    var lookups = 0
+    var resolved = 0
+    func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
+                   now: UInt64) -> OwnerAttribution {
+        OwnerAttribution(confidence: .uid)
+    }
+    func updateCached(_ current: inout OwnerAttribution?, identity: inout UInt64, key: FlowKey,
+                      now: UInt64) -> AttributionTally? {
+        lookups += 1
+        guard let answer = cache[key] else { return nil }
+        if identity != answer {
+            current = OwnerAttribution(confidence: .uid, reason: "answer \(answer)")
+            identity = answer
+        }
+        return .uid
+    }
+    func update(_ current: inout OwnerAttribution?, identity: inout UInt64, key: FlowKey, packet: PacketSummary,
+                direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64) -> AttributionTally {
+        resolved += 1
+        cache[key] = nextAnswer
+        current = OwnerAttribution(confidence: .uid, reason: "answer \(nextAnswer)")
+        identity = nextAnswer
+        nextAnswer += 1
+        return .uid
+    }
+}
 /// An NFLOG source without a socket, fed recorded or built batches, and the pipeline after it.
 struct PipelineHarness {
     let source = NflogSource(subscription: nil)
@@ -333,35 +364,6 @@ struct PipelineHarness {
     /// in the same datagram, keeps the cached answer the facts already hold, without asking
     /// again; the facts and their `repeatsPrevious` are what asking every time would give.
     @Test func factsOfARunOfOneFlowInADatagramAskTheCacheOnce() {
-        final class CachingAttributor: PacketAttributing {
-            var cache: [FlowKey: UInt64] = [:]
-            var nextAnswer: UInt64 = 1
-            var lookups = 0
-            var resolved = 0
-            func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
-                           now: UInt64) -> OwnerAttribution {
-                OwnerAttribution(confidence: .uid)
-            }
-            func updateCached(_ current: inout OwnerAttribution?, identity: inout UInt64, key: FlowKey,
-                              now: UInt64) -> AttributionTally? {
-                lookups += 1
-                guard let answer = cache[key] else { return nil }
-                if identity != answer {
-                    current = OwnerAttribution(confidence: .uid, reason: "answer \(answer)")
-                    identity = answer
-                }
-                return .uid
-            }
-            func update(_ current: inout OwnerAttribution?, identity: inout UInt64, key: FlowKey, packet: PacketSummary,
-                        direction: Direction, uid: UInt32?, cgroupPath: String?, now: UInt64) -> AttributionTally {
-                resolved += 1
-                cache[key] = nextAnswer
-                current = OwnerAttribution(confidence: .uid, reason: "answer \(nextAnswer)")
-                identity = nextAnswer
-                nextAnswer += 1
-                return .uid
-            }
-        }
         final class FactsRecorder: PacketSink {
             var repeats: [Bool] = []
             var answers: [String?] = []
@@ -373,7 +375,7 @@ struct PipelineHarness {
         }
         let flowA = (Self.classifiedRecord(1000, cgroup: 5), Self.udpPacket)
         let flowB = (Self.classifiedRecord(1001, cgroup: 5), Self.udpPacket)
-        let attributor = CachingAttributor()
+        let attributor = CachingIdentityAttributor()
         let recorder = FactsRecorder()
         let source = NflogSource(subscription: nil)
         let pipeline = PacketPipeline(source: source, engine: AttributionEngine(processes: attributor), sinks: [recorder])
@@ -395,6 +397,28 @@ struct PipelineHarness {
         #expect(recorder.answers.suffix(2) == ["answer 7", "answer 7"])
         #expect(recorder.repeats.suffix(2) == [false, true])
         #expect(pipeline.counters.attributions?[.uid] == 8)
+    }
+
+    /// The events path (JSON, capture): a packet of the same flow, classification and gid as
+    /// the one before, in the same datagram, keeps the event's owner (the cached answer, named)
+    /// without asking again; another gid (another group name) asks.
+    @Test func eventsOfARunOfOneFlowInADatagramAskTheCacheOnce() {
+        let attributor = CachingIdentityAttributor()
+        let harness = PipelineHarness(processes: attributor)
+        var otherGroup = Self.classifiedRecord(1000, cgroup: 5)
+        otherGroup.gid = 65534
+        let flowA = (Self.classifiedRecord(1000, cgroup: 5), Self.udpPacket)
+        let flowB = (Self.classifiedRecord(1001, cgroup: 5), Self.udpPacket)
+        // A: resolved (answer 1); A: cached; A: stands in; A of another gid: asked; B: resolved
+        // (answer 2); A: asked.
+        harness.process(NflogPacketEncoder.encodeBatch([flowA, flowA, flowA, (otherGroup, Self.udpPacket), flowB, flowA]))
+        #expect(attributor.resolved == 2)
+        #expect(attributor.lookups == 5)
+        #expect(harness.events.map { $0.attribution?.reason }
+                == ["answer 1", "answer 1", "answer 1", "answer 1", "answer 2", "answer 1"])
+        #expect(harness.events.map { $0.owner.gid } == [1000, 1000, 1000, 65534, 1001, 1000])
+        #expect(harness.events.map { $0.owner.uid } == [1000, 1000, 1000, 1000, 1001, 1000])
+        #expect(harness.counters.pipeline.attributions?[.uid] == 6)
     }
 
     /// `cgroup_corrections` is the attributor's count, on the line from the start whenever owners
