@@ -151,8 +151,10 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
     /// moved, so asking again would give the same answer (the 8-log-rule load, a bulk flow's
     /// run of packets in one batch). Only a cached answer stands in: a flow just resolved is
     /// looked up again, as the engine would. The counters, facts and events paths use it (the
-    /// facts, or the event's owner, then still hold that answer, named). Cleared at every datagram's edges and by
-    /// every other path that may resolve a flow (and so evict one).
+    /// facts, or the event's owner, then still hold that answer, named; a user or cgroup name
+    /// not known yet is looked for again from the next datagram on, not at every packet).
+    /// Cleared at every datagram's edges and by every other path that may resolve a flow (and
+    /// so evict one).
     private struct CachedCount {
         var flow: FlowKey
         var cgroupID: UInt64?
