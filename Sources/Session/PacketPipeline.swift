@@ -173,9 +173,12 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         // the flow's answer changes (by identity), so a packet copies no strings.
         let flow = FlowKey(packet: packet, direction: direction, uid: uid)
         let identityBefore = factsIdentity
+        // The packet before, whose facts these are, was of this flow and classification.
+        var sameAsBefore = false
         if let last = lastCachedCount, cgroupID == last.cgroupID, flow.isSame(as: last.flow) {
             // The attribution held is this flow's cached answer (see `CachedCount`).
             counters.attributions?.add(last.tally)
+            sameAsBefore = true
         } else if let (tally, cached) = engine.updateAttribution(
             &facts.attribution, identity: &factsIdentity, key: flow, packet: packet, direction: direction, uid: uid,
             cgroupID: cgroupID, now: batchMonotonicTime()) {
@@ -186,8 +189,9 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         }
         // The uid is part of the flow. An identity of .max says nothing (an attributor without
         // identities); without owner resolution the attribution is always nil.
-        facts.repeatsPrevious = factsRepeatable && flow.isSame(as: facts.flow) && cgroupID == facts.cgroupID
-            && factsIdentity == identityBefore && (factsIdentity != .max || engine.processes == nil)
+        facts.repeatsPrevious = factsRepeatable
+            && (sameAsBefore || flow.isSame(as: facts.flow) && cgroupID == facts.cgroupID && factsIdentity == identityBefore)
+            && (factsIdentity != .max || engine.processes == nil)
         factsRepeatable = true
         facts.flow = flow
         facts.packet = packet
