@@ -73,8 +73,7 @@ public final class AttributionEngine {
     /// `PacketAttributing.update`) up to this packet's answer, replacing it only when the
     /// answer differs, so a steady flow of packets copies nothing. Returns how the summary line
     /// counts the answer and whether the flow cache gave it; nil (and `attribution` nil) without
-    /// owner resolution. `key`: the
-    /// packet's `FlowKey(packet:direction:uid:)`.
+    /// owner resolution. `key`: the packet's `FlowKey(packet:direction:uid:)`.
     public func updateAttribution(_ attribution: inout OwnerAttribution?, identity: inout UInt64, key: FlowKey,
                                   packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupID: UInt64?,
                                   now: UInt64) -> (tally: AttributionTally, cached: Bool)? {
