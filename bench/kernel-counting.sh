@@ -51,15 +51,21 @@ table inet nfobench_ref {
 	}
 }
 NFT
-cat >"$WORK/run.toml" <<TOML
+# write_config MODE [EXTRA]: the daemon's configuration, 1 s buckets, no history, metrics on;
+# EXTRA goes first (the NFLOG mode's [nflog] table).
+write_config() {
+    cat >"$WORK/run.toml" <<TOML
+${2:-}
 [accounting]
-mode = "kernel"
+mode = "$1"
 bucket_s = 1
 [storage]
 path = ""
 [metrics]
 listen = "127.0.0.1:$METRICS_PORT"
 TOML
+}
+write_config kernel
 
 reference_bytes() { in_ns nft -j list counter inet nfobench_ref sent | python3 -c 'import json,sys; print([o["counter"]["bytes"] for o in json.load(sys.stdin)["nftables"] if "counter" in o][0])'; }
 daemon_bytes() {
@@ -133,17 +139,7 @@ NFT
         stop_daemon
         MODE=packets
         install_log_rule nfobench_log
-        cat >"$WORK/run.toml" <<TOML
-[nflog]
-groups = [$GROUP]
-[accounting]
-mode = "packets"
-bucket_s = 1
-[storage]
-path = ""
-[metrics]
-listen = "127.0.0.1:$METRICS_PORT"
-TOML
+        write_config packets "$(printf '[nflog]\ngroups = [%s]' "$GROUP")"
         start_daemon --no-rules
         for rate in "${NFLOG_RATES[@]}"; do run_phase "rate-$rate" 1 "$rate"; done
         run_phase blast-1 1 max blast

@@ -103,6 +103,20 @@ final class CachingIdentityAttributor: PacketAttributing {
         return .uid
     }
 }
+/// Keeps what a facts sink is handed: whether each packet repeats the one before, its uid and
+/// its attribution's reason.
+final class FactsRecorder: PacketSink {
+    var repeats: [Bool] = []
+    var uids: [UInt32?] = []
+    var answers: [String?] = []
+    let needs = SinkNeeds.facts
+    func consume(_ facts: borrowing PacketFacts) {
+        repeats.append(facts.repeatsPrevious)
+        uids.append(facts.flow.uid)
+        answers.append(facts.attribution?.reason)
+    }
+}
+
 /// An NFLOG source without a socket, fed recorded or built batches, and the pipeline after it.
 struct PipelineHarness {
     let source = NflogSource(subscription: nil)
@@ -267,20 +281,11 @@ struct PipelineHarness {
                 OwnerAttribution(confidence: .uid)
             }
         }
-        final class RepeatRecorder: PacketSink {
-            var repeats: [Bool] = []
-            var uids: [UInt32?] = []
-            let needs = SinkNeeds.facts
-            func consume(_ facts: borrowing PacketFacts) {
-                repeats.append(facts.repeatsPrevious)
-                uids.append(facts.flow.uid)
-            }
-        }
         var otherPorts = Self.udpPacket
         otherPorts[21] = 0x41  // source port 40001
         func run(_ processes: (any PacketAttributing)?, _ batches: [[(NflogRecord, [UInt8])]],
-                 between: () -> Void = {}) -> RepeatRecorder {
-            let recorder = RepeatRecorder()
+                 between: () -> Void = {}) -> FactsRecorder {
+            let recorder = FactsRecorder()
             let source = NflogSource(subscription: nil)
             let pipeline = PacketPipeline(source: source, engine: AttributionEngine(processes: processes), sinks: [recorder])
             for (index, batch) in batches.enumerated() {
@@ -364,15 +369,6 @@ struct PipelineHarness {
     /// in the same datagram, keeps the cached answer the facts already hold, without asking
     /// again; the facts and their `repeatsPrevious` are what asking every time would give.
     @Test func factsOfARunOfOneFlowInADatagramAskTheCacheOnce() {
-        final class FactsRecorder: PacketSink {
-            var repeats: [Bool] = []
-            var answers: [String?] = []
-            let needs = SinkNeeds.facts
-            func consume(_ facts: borrowing PacketFacts) {
-                repeats.append(facts.repeatsPrevious)
-                answers.append(facts.attribution?.reason)
-            }
-        }
         let flowA = (Self.classifiedRecord(1000, cgroup: 5), Self.udpPacket)
         let flowB = (Self.classifiedRecord(1001, cgroup: 5), Self.udpPacket)
         let attributor = CachingIdentityAttributor()

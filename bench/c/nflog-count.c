@@ -32,6 +32,7 @@
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_log.h>
+#include "monotonic.h"
 
 #define RECV_BUFFER (512 * 1024)
 #define SOCKET_BUFFER (8 * 1024 * 1024)
@@ -68,13 +69,6 @@ static int configure(struct mnl_socket *nl, uint16_t group)
         return -1;
     }
     return 0;
-}
-
-static long long monotonic_ns(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return now.tv_sec * 1000000000LL + now.tv_nsec;
 }
 
 int main(int argc, char **argv)

@@ -16,16 +16,10 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "monotonic.h"
 
 #define MAX_BATCH 1024
 #define PAYLOAD 64
-
-static long long monotonic_ns(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return now.tv_sec * 1000000000LL + now.tv_nsec;
-}
 
 int main(int argc, char **argv)
 {
