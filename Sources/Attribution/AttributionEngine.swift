@@ -125,8 +125,9 @@ public final class AttributionEngine {
     @exclusivity(unchecked) private var inboundIdentity: UInt64 = .max
 
     /// Looks the classified cgroup's path and unit up again when the id differs from the packet
-    /// before's (or its path was not known yet); true when it did. Inlined: every packet asks, and the answer is almost always no (a call cost ~20
-    /// instructions per packet on the facts path).
+    /// before's (or its path was not known yet); true when it did. Inlined: every packet asks,
+    /// and the answer is almost always no (a call cost ~20 instructions per packet on the facts
+    /// path).
     @discardableResult @inline(__always)
     private func refreshClassification(_ cgroupID: UInt64?) -> Bool {
         guard !classifiedKnown || classifiedID != cgroupID || (cgroupID != nil && classifiedPath == nil) else { return false }

@@ -153,8 +153,8 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
     /// looked up again, as the engine would. The counters, facts and events paths use it (the
     /// facts, or the event's owner, then still hold that answer, named; a user or cgroup name
     /// not known yet is looked for again from the next datagram on, not at every packet).
-    /// Cleared at every datagram's edges and by every other path that may resolve a flow (and
-    /// so evict one).
+    /// Cleared at the end of every datagram and by every other path that may resolve a flow
+    /// (and so evict one).
     private struct CachedCount {
         var flow: FlowKey
         var cgroupID: UInt64?
@@ -338,7 +338,6 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
                                                    totalLength: 0, fragment: nil, transport: .notFirstFragment)
 
     public func beginDatagram(busySince: UInt64) {
-        lastCachedCount = nil
         engine.datagramRead(busySince: busySince)
     }
 
