@@ -151,15 +151,16 @@ wait_drained() {
     done
     echo $((end - start))
 }
-# ns on CPU of every thread of a process.
-cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d\n", s }'; }
+# ns on CPU of every thread of a process. Numbers leave awk through "%.0f", never "%d": Debian's
+# mawk caps "%d" at 2^31 − 1, which is 2.1 s of CPU or 2.1 GB.
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 # "user system" ns of a process (all threads: utime and stime of /proc/PID/stat, in clock ticks,
 # so only as fine as 1/CLK_TCK — 10 ms here; fine over runs of seconds). Fields are counted after
 # the ")" that ends the command name, which may itself contain spaces.
 user_system_ns() {
     local tick
     tick=$(getconf CLK_TCK)
-    sed 's/.*) //' /proc/"$1"/stat | awk -v t="$tick" '{ printf "%d %d\n", $12 * 1e9 / t, $13 * 1e9 / t }'
+    sed 's/.*) //' /proc/"$1"/stat | awk -v t="$tick" '{ printf "%.0f %.0f\n", $12 * 1e9 / t, $13 * 1e9 / t }'
 }
 
 # Writes to $1 a python3 probe: `probe.py COUNT PORT` connects COUNT times, every 2 ms, to
