@@ -41,10 +41,12 @@ extension EndToEnd {
             let uploader = Self.userName(Self.uploaderUID), datagramUser = String(Self.datagramUID)
             // nfowner's figures, per user, direction and protocol, once the endpoint caught up.
             var figures: [String: Double] = [:]
-            // Inbound TCP per user is asked within 15%, not 1%: in about one run in three the first
-            // two segments of the download (116,316 bytes, GRO-merged) reach the listener's socket
-            // before it is accepted and are counted without an owner (user ""), though in the
-            // right cgroup — which the report check below holds to 1%. A known attribution gap.
+            // Inbound TCP per user is asked within 15%, not 1%: in one run in three to six the
+            // download's packets without a uid (its SYN, last handshake ACK and first two segments,
+            // 116,316 bytes GRO-merged) are counted without an owner (user ""), though in the
+            // right cgroup — which the report check below holds to 1%: the SYN's socket lookup ran
+            // during the accept() or after the transfer ended. A known attribution gap (see
+            // docs/accounting.md, "How it is tested").
             let tolerances = ["uploader tcp in": 0.15]
             let expected: [(String, [String: String], String)] = [
                 ("uploader tcp out", ["user": uploader, "direction": "out", "proto": "tcp"], "out_tcp"),
