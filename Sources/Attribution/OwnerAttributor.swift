@@ -168,7 +168,7 @@ public final class OwnerAttributor {
                          cgroupPath: String?, now: UInt64) -> OwnerAttribution {
         // No uid: the packet had no full socket with a file, or (inbound) the kernel did not
         // look its socket up before the hook.
-        guard let uid else { return resolveWithoutUID(packet: packet, direction: direction, now: now) }
+        guard let uid else { return resolveWithoutUID(packet: packet, direction: direction, cgroupPath: cgroupPath, now: now) }
         // 1. The socket itself, while it exists. A holder the index does not know yet is looked
         // for first among the newest processes of the uid (a new socket most often is theirs).
         let newest = { [table] in table.newestAlive(uid: uid, limit: SocketOwners.likelyHolderLimit).map(\.pid) }
@@ -297,9 +297,13 @@ public final class OwnerAttributor {
     ///    reply to a ping socket; /proc/net/raw{,6} for other protocols): `exact`, its holders;
     /// 3. the connection's last known owner, its socket gone (orphaned after close(),
     ///    TIME_WAIT) or never found: `flow`;
-    /// 4. `none`, with what the socket lookup told (time-wait, owned by the kernel) or, with no
+    /// 4. inbound and classified (its receiving socket's cgroup, found by the kernel at the
+    ///    input hook), its socket or the socket's holder not found: the processes in that cgroup
+    ///    at packet time (`receiversInCgroup`);
+    /// 5. `none`, with what the socket lookup told (time-wait, owned by the kernel) or, with no
     ///    socket, kernel-generated (outbound) or received by none (inbound).
-    private func resolveWithoutUID(packet: PacketSummary, direction: Direction, now: UInt64) -> OwnerAttribution {
+    private func resolveWithoutUID(packet: PacketSummary, direction: Direction, cgroupPath: String?,
+                                   now: UInt64) -> OwnerAttribution {
         if case .notFirstFragment = packet.transport {
             return OwnerAttribution(confidence: .none, reason: "no socket: a later fragment (no ports)")
         }
@@ -308,6 +312,8 @@ public final class OwnerAttributor {
         /// Whether a socket of the packet was found, in a state without an owner (TIME_WAIT,
         /// orphaned after close()).
         var socketGone = false
+        /// The uid of the socket found for an inbound packet, whose holder was not.
+        var socketUID: UInt32?
         if direction == .inbound {
             if let connection, let known = flowOwners.owner(of: connection, now: now, maximumAge: lifetime) {
                 var answer = known.attribution
@@ -321,6 +327,7 @@ public final class OwnerAttributor {
                 if let socket = found.primary {
                     reason = Self.reason(for: socket) ?? reason
                     socketGone = !socket.isAwaitingAccept && Self.reason(for: socket) != nil
+                    if found.sockets.count == 1 { socketUID = socket.uid }
                     if socket.isAwaitingAccept, let listener = listenerAnswer(packet, direction, refreshing: true) {
                         return listener
                     }
@@ -351,7 +358,45 @@ public final class OwnerAttributor {
             listener.reason = "the listener's owner; \(reason)"
             return listener
         }
+        if direction == .inbound, let cgroupPath, Self.deliveredToSocket(packet),
+           let receivers = receiversInCgroup(cgroupPath, uid: socketUID, reason: reason, now: now) {
+            return receivers
+        }
         return OwnerAttribution(confidence: .none, reason: reason)
+    }
+
+    /// Who received an inbound packet without a uid when neither its socket's holder nor the
+    /// connection's owner was found: a lookup that ran after the socket closed (a quick
+    /// transfer over before its SYN was read), or during the accept() that made it (the new
+    /// fd not in the process's table yet). The packet is classified, so at the input hook the
+    /// kernel found its receiving socket in `cgroupPath` (nft's `socket cgroupv2`): the holder
+    /// is among the processes there alive at packet time — of the socket's uid when the lookup
+    /// found the socket. The rules of a sender whose socket is gone (`candidates`) apply: a
+    /// parent loses to its child, one process is `single`, one executable `program`; the
+    /// answer's uid is theirs when they share one. nil when nobody was there.
+    private func receiversInCgroup(_ cgroupPath: String, uid: UInt32?, reason: String, now: UInt64) -> OwnerAttribution? {
+        let backlog = busySince.map { now > $0 ? now - $0 : 0 } ?? 0
+        let pool = table.processes(uid: uid, cgroupPath: nil, aliveAt: now, window: window + backlog).filter { entry in
+            entry.process.cgroupPath.map { CgroupPath.isSame($0, orBelow: cgroupPath) } ?? false
+        }
+        let receivers = table.leaves(of: pool)
+        guard !receivers.isEmpty else { return nil }
+        let uids = Set(receivers.map(\.process.uid))
+        let owner = uids.count == 1 ? uids.first ?? nil : nil
+        let scope = "in \(cgroupPath), where the kernel found its socket (\(reason))"
+        let shared = Self.sharedCgroup(of: receivers)
+        if receivers.count == 1 {
+            return OwnerAttribution(confidence: .single, reason: "the only process \(scope)",
+                                    processes: [reference(receivers[0])], cgroup: shared, uid: owner)
+        }
+        if let program = Self.sameProgram(receivers) {
+            let listed = [program] + receivers.lazy.filter { $0.pid != program.pid }.prefix(OwnerAttribution.maximumListed - 1)
+            return OwnerAttribution(confidence: .program,
+                                    reason: "\(receivers.count) processes \(scope), all running \(program.process.exe ?? program.process.comm ?? "one program")",
+                                    processes: listed.map(reference), cgroup: shared, uid: owner)
+        }
+        return OwnerAttribution(confidence: .candidates, reason: "\(receivers.count) processes \(scope)",
+                                processes: receivers.prefix(OwnerAttribution.maximumListed).map(reference), uid: owner)
     }
 
     /// The holders of the socket(s) found, as the answer for a packet without a uid: `owner_uid`

@@ -339,4 +339,54 @@ import Testing
         #expect(owner.cgroupPath == Self.scope)
         #expect(owner.cgroupID == nil)  // not 7: that is /user.slice's
     }
+
+    /// An inbound packet without a uid whose socket nfowner cannot find any more (a quick
+    /// transfer over before its SYN was read), classified by the kernel into the cgroup of its
+    /// receiving socket: the receiver is the process there, `single`, with its uid as the
+    /// owner's; an unclassified one stays `none`; a receiving process of another cgroup is not
+    /// a candidate.
+    @Test func anInboundPacketWithoutAUidIsTheReceiverInItsClassifiedCgroups() throws {
+        let service = "/system.slice/web.service"
+        let world = try World { proc in
+            try proc.add(pid: 300, comm: "web", uid: 33, cgroup: service, exe: "/usr/sbin/web")
+            try proc.add(pid: 400, comm: "other", uid: 1000, cgroup: Self.scope, exe: "/usr/bin/other")
+        }
+        defer { world.remove() }
+        let now = Self.t0 + 50 * Self.ms
+        let classified = world.attributor.attribute(packet: OwnerAttributorTests.packet(port: 41_000), direction: .inbound,
+                                                    uid: nil, cgroupPath: service, now: now)
+        #expect(classified.confidence == .single)
+        #expect(classified.processes.map(\.pid) == [300])
+        #expect(classified.uid == 33)
+        #expect(classified.reason?.hasPrefix("the only process in \(service), where the kernel found its socket") == true,
+                "\(classified.reason ?? "nil")")
+        let unclassified = world.attributor.attribute(packet: OwnerAttributorTests.packet(port: 41_001), direction: .inbound,
+                                                      uid: nil, cgroupPath: nil, now: now)
+        #expect(unclassified.confidence == .none)
+        #expect(unclassified.processes.isEmpty && unclassified.uid == nil)
+    }
+
+    /// Several receivers in the cgroup: one program's processes are that `program` with their
+    /// shared uid; mixed programs are `candidates`, still with the uid they share.
+    @Test func inboundReceiversInOneCgroupAreAProgramOrCandidates() throws {
+        let service = "/system.slice/web.service"
+        let world = try World { proc in
+            try proc.add(pid: 300, comm: "web", uid: 33, cgroup: service, exe: "/usr/sbin/web")
+            try proc.add(pid: 301, comm: "web", uid: 33, cgroup: service, exe: "/usr/sbin/web")
+            try proc.add(pid: 500, comm: "worker", uid: 33, cgroup: "/system.slice/jobs.service", exe: "/usr/bin/worker")
+            try proc.add(pid: 501, comm: "helper", uid: 33, cgroup: "/system.slice/jobs.service", exe: "/usr/bin/helper")
+        }
+        defer { world.remove() }
+        let now = Self.t0 + 50 * Self.ms
+        let program = world.attributor.attribute(packet: OwnerAttributorTests.packet(port: 41_002), direction: .inbound,
+                                                 uid: nil, cgroupPath: service, now: now)
+        #expect(program.confidence == .program)
+        #expect(Set(program.processes.map(\.pid)) == [300, 301])
+        #expect(program.uid == 33)
+        let mixed = world.attributor.attribute(packet: OwnerAttributorTests.packet(port: 41_003), direction: .inbound,
+                                               uid: nil, cgroupPath: "/system.slice/jobs.service", now: now)
+        #expect(mixed.confidence == .candidates)
+        #expect(Set(mixed.processes.map(\.pid)) == [500, 501])
+        #expect(mixed.uid == 33)
+    }
 }
