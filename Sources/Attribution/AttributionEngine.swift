@@ -54,9 +54,10 @@ public final class AttributionEngine {
                         cgroupID: UInt64?, now: UInt64) -> (tally: AttributionTally, cached: Bool)? {
         guard processes != nil else { return nil }
         if let tally = processes?.cachedTally(key, now: now) ?? nil { return (tally, true) }
-        guard let tally = resolve(packet, direction: direction, uid: uid, cgroupID: cgroupID, now: now) else {
-            return nil
-        }
+        let path = cgroupID.flatMap { cgroups?.entry(forID: $0)?.path }
+        guard let tally = processes?.resolveUncached(key, packet: packet, direction: direction, uid: uid,
+                                                     cgroupPath: path, now: now)
+        else { return nil }
         return (tally, false)
     }
 

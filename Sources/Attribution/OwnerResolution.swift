@@ -13,8 +13,13 @@ public protocol PacketAttributing: AnyObject {
     func resolve(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
                  now: UInt64) -> AttributionTally
     /// The cached half of `resolve`: how the summary line counts the cached flow `key`, or nil
-    /// when the flow must be resolved (call `resolve`). Takes no cgroup path, like `updateCached`.
+    /// when the flow must be resolved (call `resolveUncached`). Takes no cgroup path, like
+    /// `updateCached`.
     func cachedTally(_ key: FlowKey, now: UInt64) -> AttributionTally?
+    /// The other half: resolves the flow `key` (the packet's `FlowKey(packet:direction:uid:)`)
+    /// that `cachedTally` did not answer, without asking the cache again.
+    func resolveUncached(_ key: FlowKey, packet: PacketSummary, direction: Direction, uid: UInt32?,
+                         cgroupPath: String?, now: UInt64) -> AttributionTally
     /// Like `attribute`, for a caller that keeps the answer for the packet before in `current`
     /// (and its `identity`): `current` is replaced only when this packet's answer is another
     /// one, so the steady state of a run copies (and retains) nothing. Returns how the summary
@@ -51,6 +56,11 @@ extension PacketAttributing {
 
     /// Without a cache: every packet goes through `resolve`.
     public func cachedTally(_ key: FlowKey, now: UInt64) -> AttributionTally? { nil }
+
+    public func resolveUncached(_ key: FlowKey, packet: PacketSummary, direction: Direction, uid: UInt32?,
+                                cgroupPath: String?, now: UInt64) -> AttributionTally {
+        resolve(packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now)
+    }
 
     public var cgroupCorrections: Int { 0 }
 
@@ -182,6 +192,11 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
 
     public func cachedTally(_ key: FlowKey, now: UInt64) -> AttributionTally? {
         attributor.cachedTally(key, now: now)
+    }
+
+    public func resolveUncached(_ key: FlowKey, packet: PacketSummary, direction: Direction, uid: UInt32?,
+                                cgroupPath: String?, now: UInt64) -> AttributionTally {
+        resolveNewFlow(key, packet: packet, direction: direction, uid: uid, cgroupPath: cgroupPath, now: now).tally
     }
 
     public func updateCached(_ current: inout OwnerAttribution?, identity: inout UInt64, key: FlowKey,
