@@ -134,7 +134,7 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
     private func countOwner(of packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupID: UInt64?) {
         guard engine.processes != nil else { return }
         let flow = FlowKey(packet: packet, direction: direction, uid: uid)
-        if let last = lastCachedCount, cgroupID == last.cgroupID, flow.isSame(as: last.flow) {
+        if let last = lastCachedCount, last.standsIn(for: flow, cgroupID: cgroupID) {
             counters.attributions?.add(last.tally)
             return
         }
@@ -161,6 +161,12 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         /// Not in the flow key, but in an event's owner (its group name).
         var gid: UInt32?
         var tally: AttributionTally
+
+        /// Whether this answer stands for a packet of `flow` classified as `cgroupID`.
+        @inline(__always)
+        func standsIn(for flow: FlowKey, cgroupID: UInt64?) -> Bool {
+            cgroupID == self.cgroupID && flow.isSame(as: self.flow)
+        }
     }
     @exclusivity(unchecked) private var lastCachedCount: CachedCount?
 
@@ -175,7 +181,7 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         let identityBefore = factsIdentity
         // The packet before, whose facts these are, was of this flow and classification.
         var sameAsBefore = false
-        if let last = lastCachedCount, cgroupID == last.cgroupID, flow.isSame(as: last.flow) {
+        if let last = lastCachedCount, last.standsIn(for: flow, cgroupID: cgroupID) {
             // The attribution held is this flow's cached answer (see `CachedCount`).
             counters.attributions?.add(last.tally)
             sameAsBefore = true
@@ -282,7 +288,7 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
     private func emitEvent(into event: inout PacketEvent, _ source: UnsafeSourcePacket, packet: PacketSummary,
                            direction: Direction, cgroupID: UInt64?) {
         let flow = FlowKey(packet: packet, direction: direction, uid: source.uid)
-        if let last = lastCachedCount, cgroupID == last.cgroupID, source.gid == last.gid, flow.isSame(as: last.flow) {
+        if let last = lastCachedCount, source.gid == last.gid, last.standsIn(for: flow, cgroupID: cgroupID) {
             // The event's owner is this flow's cached answer, named (see `CachedCount`).
             counters.attributions?.add(last.tally)
         } else if let (tally, cached) = engine.update(&event.owner, key: flow, packet: packet, direction: direction,
