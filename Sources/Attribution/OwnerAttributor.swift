@@ -211,22 +211,29 @@ public final class OwnerAttributor {
                                     ?? "no cgroup known for the packet")
         }
         // A parent waiting for its child (sh → ping) did not send the child's packet.
-        let candidates = table.leaves(of: pool)
-        let shared = Self.sharedCgroup(of: candidates)
+        return Self.answer(naming: table.leaves(of: pool), described: "of uid \(uid) \(scope)",
+                           explainSingle: cgroupPath == nil || late, uid: nil, reference: reference)
+    }
+
+    /// The answer that names the processes a packet may be from, once parents are dropped:
+    /// one is `single` (with a reason only when `explainSingle`), one executable `program`,
+    /// else `candidates`; `described` says whose they are ("of uid 1000 in /x"), for the reason.
+    private static func answer(naming candidates: [ProcessEntry], described: String, explainSingle: Bool,
+                               uid: UInt32?, reference: (ProcessEntry) -> ProcessReference) -> OwnerAttribution {
+        let shared = sharedCgroup(of: candidates)
         if candidates.count == 1 {
             return OwnerAttribution(confidence: .single,
-                                    reason: cgroupPath == nil || late ? "the only process of uid \(uid) \(scope)" : nil,
-                                    processes: [reference(candidates[0])], cgroup: shared)
+                                    reason: explainSingle ? "the only process \(described)" : nil,
+                                    processes: [reference(candidates[0])], cgroup: shared, uid: uid)
         }
-        if let program = Self.sameProgram(candidates) {
+        if let program = sameProgram(candidates) {
             let listed = [program] + candidates.lazy.filter { $0.pid != program.pid }.prefix(OwnerAttribution.maximumListed - 1)
             return OwnerAttribution(confidence: .program,
-                                    reason: "\(candidates.count) processes of uid \(uid) \(scope), all running \(program.process.exe ?? program.process.comm ?? "one program")",
-                                    processes: listed.map(reference), cgroup: shared)
+                                    reason: "\(candidates.count) processes \(described), all running \(program.process.exe ?? program.process.comm ?? "one program")",
+                                    processes: listed.map(reference), cgroup: shared, uid: uid)
         }
-        return OwnerAttribution(confidence: .candidates,
-                                reason: "\(candidates.count) processes of uid \(uid) \(scope)",
-                                processes: candidates.prefix(OwnerAttribution.maximumListed).map(reference))
+        return OwnerAttribution(confidence: .candidates, reason: "\(candidates.count) processes \(described)",
+                                processes: candidates.prefix(OwnerAttribution.maximumListed).map(reference), uid: uid)
     }
 
     /// The attribution of a frame a packet socket sent on interface `interface` (logged at the
@@ -382,21 +389,8 @@ public final class OwnerAttributor {
         let receivers = table.leaves(of: pool)
         guard !receivers.isEmpty else { return nil }
         let uids = Set(receivers.map(\.process.uid))
-        let owner = uids.count == 1 ? uids.first ?? nil : nil
-        let scope = "in \(cgroupPath), where the kernel found its socket (\(reason))"
-        let shared = Self.sharedCgroup(of: receivers)
-        if receivers.count == 1 {
-            return OwnerAttribution(confidence: .single, reason: "the only process \(scope)",
-                                    processes: [reference(receivers[0])], cgroup: shared, uid: owner)
-        }
-        if let program = Self.sameProgram(receivers) {
-            let listed = [program] + receivers.lazy.filter { $0.pid != program.pid }.prefix(OwnerAttribution.maximumListed - 1)
-            return OwnerAttribution(confidence: .program,
-                                    reason: "\(receivers.count) processes \(scope), all running \(program.process.exe ?? program.process.comm ?? "one program")",
-                                    processes: listed.map(reference), cgroup: shared, uid: owner)
-        }
-        return OwnerAttribution(confidence: .candidates, reason: "\(receivers.count) processes \(scope)",
-                                processes: receivers.prefix(OwnerAttribution.maximumListed).map(reference), uid: owner)
+        return Self.answer(naming: receivers, described: "in \(cgroupPath), where the kernel found its socket (\(reason))",
+                           explainSingle: true, uid: uids.count == 1 ? uids.first ?? nil : nil, reference: reference)
     }
 
     /// The holders of the socket(s) found, as the answer for a packet without a uid: `owner_uid`
