@@ -28,7 +28,8 @@ public struct ProcessEntry: Sendable, Equatable {
     /// Monotonic ns of the exit event (or of the scan that found it gone); nil while alive.
     public var exitTime: UInt64?
     /// True when an exec was seen but /proc was already gone when it was read: `exe` and
-    /// `cmdline` are then unknown (nil) and `comm` may still be the pre-exec name.
+    /// `cmdline` are then unknown (nil), and so is `comm` unless the status was still readable
+    /// (a process that exited but was not reaped yet).
     public var missedExec: Bool = false
     /// True from a fork seen as an event until the process's first exec: it still runs its
     /// parent's program — most often a shell about to exec the next command.
@@ -257,6 +258,11 @@ public final class ProcessTable {
                 if let name = status.name { entry.process.comm = name }
                 if let uid = status.uid?.filesystem { entry.process.uid = uid }
                 if let gid = status.gid?.filesystem { entry.process.gid = gid }
+            } else {
+                // Reaped before the read: the comm the exec set was never seen, and the one
+                // inherited is the parent's ("sh" for the ping a shell ran), which would name the
+                // wrong program.
+                entry.process.comm = nil
             }
             if let cgroup = reads?.cgroup { entry.process.cgroupPath = cgroup }
             alive[tgid] = entry
@@ -374,6 +380,7 @@ public final class ProcessTable {
     private func retryMissedExec(_ entry: inout ProcessEntry) {
         guard entry.missedExec, let exe = procFS.exe(entry.pid) else { return }
         entry.process.exe = exe
+        if entry.process.comm == nil { entry.process.comm = procFS.comm(entry.pid) }
         if entry.process.cmdline == nil { entry.process.cmdline = procFS.cmdline(entry.pid) }
         entry.missedExec = false
     }
