@@ -294,9 +294,10 @@ public final class AttributionEngine {
     }
 
     /// The receive loop reads a datagram after being busy since `busySince` (monotonic ns): its
-    /// packets may have been sent that long before it is read (see `PacketAttributing.readingSince`).
-    public func datagramRead(busySince: UInt64) {
-        processes?.readingSince(busySince)
+    /// packets may have been sent that long before it is read; with `sentAfter`, not before that
+    /// moment (see `PacketAttributing.readingDatagram`).
+    public func datagramRead(busySince: UInt64, sentAfter: UInt64?) {
+        processes?.readingDatagram(busySince: busySince, sentAfter: sentAfter)
     }
 
     /// Forgets cached names (on reload).

@@ -45,6 +45,12 @@ public final class OwnerAttributor {
     /// burst of forty new flows reads the fortieth tens of milliseconds after it came, when its
     /// one-shot sender is long gone and only the shell that started it is still alive.
     public var busySince: UInt64?
+    /// For a packet the kernel wrote to its socket at send time (each flow's first packet, a
+    /// held packet): a moment it was sent after, when that socket's queue was seen empty (see
+    /// `EmptyQueueMark`); nil otherwise. A process whose exit before that moment is known
+    /// exactly (`ProcessEntry.exited(before:)`) did not send it — in a shell loop, the programs
+    /// the shell ran before the sender.
+    public var sentAfter: UInt64?
     private let flows: FlowCache
     /// Each connection's last named owner, for its packets without a uid (see `FlowOwners`).
     private let flowOwners = FlowOwners()
@@ -190,8 +196,10 @@ public final class OwnerAttributor {
         let backlog = busySince.map { now > $0 ? now - $0 : 0 } ?? 0
         let window = self.window + backlog
         let lateWindow = self.lateWindow + backlog
+        let sentAfter = self.sentAfter
         func alive(within window: UInt64) -> [ProcessEntry] {
-            let alive = table.processes(uid: uid, cgroupPath: nil, aliveAt: now, window: window)
+            var alive = table.processes(uid: uid, cgroupPath: nil, aliveAt: now, window: window)
+            if let sentAfter { alive.removeAll { $0.exited(before: sentAfter) } }
             if let cgroupPath {
                 return alive.filter { entry in
                     entry.process.cgroupPath.map { CgroupPath.isSame($0, orBelow: cgroupPath) } ?? false

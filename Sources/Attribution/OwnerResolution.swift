@@ -35,8 +35,10 @@ public protocol PacketAttributing: AnyObject {
                       now: UInt64) -> AttributionTally?
     /// The packets read from now on were queued at `busySince` (monotonic ns) or later: a packet
     /// whose socket is gone may have been sent that long before it was read, so its sender is
-    /// looked for among the processes alive since then (see `OwnerAttributor.busySince`).
-    func readingSince(_ busySince: UInt64)
+    /// looked for among the processes alive since then (see `OwnerAttributor.busySince`). With
+    /// `sentAfter`, they were sent after that moment: a process that exited before it did not
+    /// send them (see `OwnerAttributor.sentAfter`).
+    func readingDatagram(busySince: UInt64, sentAfter: UInt64?)
     /// Flows whose owner's cgroup (the named process's own) differs from the packet's classified
     /// cgroup: the summary line's `cgroup_corrections`. Read by the receive thread.
     var cgroupCorrections: Int { get }
@@ -64,7 +66,7 @@ extension PacketAttributing {
 
     public var cgroupCorrections: Int { 0 }
 
-    public func readingSince(_ busySince: UInt64) {}
+    public func readingDatagram(busySince: UInt64, sentAfter: UInt64?) {}
 
     /// Without a cache: every packet goes through `update`.
     public func updateCached(_ current: inout OwnerAttribution?, identity: inout UInt64, key: FlowKey,
@@ -117,6 +119,8 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
     private let drainLock = Mutex(())
     private let stop: WakeupEvent?
     private var thread: DedicatedThread?
+    /// Run after a batch of events in which a process exited (under `drainLock`).
+    private var afterExits: (@Sendable () -> Void)?
     private var lastRescan = WallClock.monotonicNanoseconds()
     private static let rescanInterval: UInt64 = 1_000_000_000
     /// The process-event thread's niceness (the default is 0).
@@ -247,6 +251,14 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
         return lock.withLock { _ in attributor.attributeICMPError(quoted: quoted, now: now) }
     }
 
+    /// Runs `body` after each batch of process events in which a process exited — on the event
+    /// thread, as soon as the exit is known. The session looks at its urgent sockets then
+    /// (`EmptyQueueMark.look`): a packet read from one after a look that found it empty was
+    /// sent after the exit, so the process that exited is not its sender.
+    public func onProcessExits(_ body: @escaping @Sendable () -> Void) {
+        drainLock.withLock { _ in afterExits = body }
+    }
+
     /// Applies the queued process events: reads them and what they need from /proc without the
     /// table's lock, then applies them under it (re-seeding after lost events). From the event
     /// thread, and from the receive thread before it resolves a flow.
@@ -259,6 +271,7 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
                 table.apply(batch, reads: reads)
                 if overrun { table.seed() }
             }
+            if let afterExits, batch.contains(where: \.isProcessExit) { afterExits() }
         }
     }
 
@@ -266,8 +279,9 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
     public var cgroupCorrections: Int { attributor.cgroupCorrections }
 
     /// From the receive thread, which alone resolves flows (under the lock, which this needs not).
-    public func readingSince(_ busySince: UInt64) {
+    public func readingDatagram(busySince: UInt64, sentAfter: UInt64?) {
         attributor.busySince = busySince
+        attributor.sentAfter = sentAfter
     }
 
     /// Periodic work (from the receive loop's tick): expire exited processes and stale flows;

@@ -34,6 +34,10 @@ public struct ProcessEntry: Sendable, Equatable {
     /// True from a fork seen as an event until the process's first exec: it still runs its
     /// parent's program — most often a shell about to exec the next command.
     public var forkedWithoutExec: Bool = false
+    /// True when the table saw the process's fork and no thread of it start since: then its
+    /// exit event is when it stopped sending. A thread can outlive the leader's exit event, and
+    /// a process found by a /proc scan may have threads the table never saw start.
+    public var knownSingleThreaded: Bool = false
 
     public init(process: ProcessSnapshot, startTime: UInt64, exitTime: UInt64? = nil) {
         self.process = process
@@ -48,6 +52,13 @@ public struct ProcessEntry: Sendable, Equatable {
         guard startTime <= time else { return false }
         guard let exitTime else { return true }
         return exitTime >= time.subtractingClamped(window)
+    }
+
+    /// True when the process is known to have stopped sending before `time`: it exited earlier,
+    /// by its exit event's kernel time, and had no thread that could outlive that event.
+    public func exited(before time: UInt64) -> Bool {
+        guard knownSingleThreaded, let exitTime else { return false }
+        return exitTime < time
     }
 
     /// True when the process started or exited within [time - window, time] (or exited since):
@@ -113,6 +124,10 @@ public final class ProcessTable {
     public func seed() {
         let now = clock()
         counters.scans += 1
+        // A re-seed follows lost events, which may have been thread starts: no exit known so
+        // far is known to be exact any more.
+        for pid in alive.keys { alive[pid]?.knownSingleThreaded = false }
+        for index in exited.indices where index >= exitedHead { exited[index].knownSingleThreaded = false }
         var seen = Set<Int32>()
         for pid in procFS.pids() {
             guard let snapshot = procFS.snapshot(pid) else { continue }  // vanished: normal
@@ -224,7 +239,10 @@ public final class ProcessTable {
         let time = event.timestamp
         switch event.kind {
         case .fork(_, let parentTGID, let childPID, let childTGID):
-            guard childPID == childTGID else { return }  // a new thread, not a process
+            guard childPID == childTGID else {  // a new thread, not a process
+                alive[childTGID]?.knownSingleThreaded = false
+                return
+            }
             // Inherit first: if the child is already gone, its parent's identity is the best
             // there is (a fork without exec runs the parent's program).
             var entry = ProcessEntry(process: ProcessSnapshot(pid: childPID), startTime: time)
@@ -236,6 +254,7 @@ public final class ProcessTable {
             }
             entry.process.ppid = parentTGID
             entry.forkedWithoutExec = true
+            entry.knownSingleThreaded = true
             if alive[parentTGID] == nil {
                 if let snapshot = procFS.snapshot(childPID) { entry.process.merge(snapshot, replacingMissing: false) }
             } else if let cgroup = reads?.cgroup {

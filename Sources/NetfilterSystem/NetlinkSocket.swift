@@ -101,6 +101,32 @@ public final class NetlinkSocket: @unchecked Sendable {
         case wouldBlock
     }
 
+    /// What a look at the receive queue found (`peekQueue`).
+    public enum QueueState: Sendable, Equatable {
+        case empty
+        case notEmpty
+        /// The kernel had dropped messages (ENOBUFS). It reports that once, to whichever call
+        /// asks first: the caller must pass it on to whoever counts the losses.
+        case overrun
+        /// The look failed otherwise: nothing is known.
+        case unknown
+    }
+
+    /// Looks at the receive queue without taking anything from it (MSG_PEEK, zero bytes, never
+    /// blocks). Safe from any thread while another one receives.
+    public func peekQueue() -> QueueState {
+        while true {
+            let result = recv(descriptor, nil, 0, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
+            if result >= 0 { return .notEmpty }
+            switch Errno.current {
+            case EINTR: continue
+            case EAGAIN: return .empty
+            case ENOBUFS: return .overrun
+            default: return .unknown
+            }
+        }
+    }
+
     /// Receives one datagram into `buffer`. `nonBlocking` returns `.wouldBlock` instead of waiting.
     public func receive(into buffer: UnsafeMutableRawBufferPointer, nonBlocking: Bool = false) throws(SystemError) -> Received {
         let flags = Int32(MSG_TRUNC) | (nonBlocking ? Int32(MSG_DONTWAIT) : 0)

@@ -228,6 +228,13 @@ public struct ProcEvent: Sendable, Equatable {
         /// A kind not decoded further (sid, ptrace, coredump, newer ones).
         case other(what: UInt32)
     }
+
+    /// True for the exit of a process's leader task (pid == tgid), the event that ends a process
+    /// for the process table.
+    public var isProcessExit: Bool {
+        if case .exit(let pid, let tgid, _, _, _, _) = kind { return pid == tgid }
+        return false
+    }
 }
 
 extension UnsafeRawBufferPointer {

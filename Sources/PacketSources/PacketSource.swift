@@ -67,8 +67,10 @@ public protocol PacketConsumer: AnyObject {
     /// Called before every datagram. `busySince` (monotonic ns): when the receive loop last
     /// stopped waiting; the datagram was queued about then or later (a loop busy resolving a
     /// burst of new flows reads their datagrams late, and their packets were sent before it
-    /// read them, not within the flush timeout of the read).
-    func beginDatagram(busySince: UInt64)
+    /// read them, not within the flush timeout of the read). `sentAfter` (monotonic ns), for a
+    /// datagram of an urgent socket (written at send time): its packet was sent after this
+    /// moment, when the socket's queue was seen empty (see `EmptyQueueMark`); nil otherwise.
+    func beginDatagram(busySince: UInt64, sentAfter: UInt64?)
     /// Called after every datagram: where output is flushed. An ending stops the receive loop.
     func endDatagram() -> ReceiveLoop.Ending?
     /// True once the consumer wants no more packets (an event limit was reached).
@@ -76,7 +78,7 @@ public protocol PacketConsumer: AnyObject {
 }
 
 extension PacketConsumer {
-    public func beginDatagram(busySince: UInt64) {}
+    public func beginDatagram(busySince: UInt64, sentAfter: UInt64?) {}
 
     /// Without a policy every held packet is accepted (the observing consumers).
     public func decide(_ packet: UnsafeSourcePacket) -> PacketVerdict {

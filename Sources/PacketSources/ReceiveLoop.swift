@@ -34,8 +34,12 @@ public final class ReceiveLoop: @unchecked Sendable {
     /// wait when idle, instead of a blocking recv on the main socket).
     private var urgentOnly: PollSet
     private var either: PollSet
-    /// The source's urgent sockets, asked once (see `PacketSource.urgentSockets`).
-    private let urgentSockets: [NetlinkSocket]
+    /// The source's urgent sockets, asked once (see `PacketSource.urgentSockets`), each with
+    /// the latest moment its queue was seen empty.
+    public let urgentQueueMarks: [EmptyQueueMark]
+    /// For the datagram being read from an urgent socket: the latest moment its queue was seen
+    /// empty before the read (the packet was queued, so sent, after it); nil for the others.
+    private var sentAfter: UInt64?
     /// When a pause an urgent datagram interrupted is due to end (monotonic ns), nil otherwise.
     private var pauseDeadline: UInt64?
     /// When the urgent socket was last read while batches were being taken back to back
@@ -60,8 +64,8 @@ public final class ReceiveLoop: @unchecked Sendable {
         buffer = .allocateForKernelCopies(byteCount: source.receiveBufferSize)
         coalescer = WakeCoalescer(intervalMicroseconds: source.coalesceMicroseconds,
                                   receiveBufferBytes: source.socketReceiveBufferBytes)
-        urgentSockets = source.urgentSockets
-        let urgent = urgentSockets.map(\.descriptor)
+        urgentQueueMarks = source.urgentSockets.map(EmptyQueueMark.init(socket:))
+        let urgent = urgentQueueMarks.map(\.socket.descriptor)
         urgentOnly = PollSet(urgent)
         either = PollSet([source.socket.descriptor] + urgent)
     }
@@ -135,17 +139,22 @@ public final class ReceiveLoop: @unchecked Sendable {
     /// and the pause resumes until its end: the bulk still waits), and an idle loop polls all.
     private func receiveNext() throws(SystemError) -> NetlinkSocket.Received? {
         let socket = source.socket
-        let hasUrgent = !urgentSockets.isEmpty
+        let hasUrgent = !urgentQueueMarks.isEmpty
+        sentAfter = nil
         if hasUrgent {
             let now = WallClock.monotonicNanoseconds()
             if pauseDeadline != nil || now &- lastUrgentCheck >= Self.urgentCheckInterval {
                 lastUrgentCheck = now
-                for urgent in urgentSockets {
-                    let first = try urgent.receive(into: buffer, nonBlocking: true)
+                for mark in urgentQueueMarks {
+                    if mark.takeOverrun() { source.recordOverrun() }
+                    let emptySince = mark.latest
+                    let first = try mark.socket.receive(into: buffer, nonBlocking: true)
                     if first != .wouldBlock {
                         lastUrgentCheck = 0  // more may be queued behind it
+                        sentAfter = emptySince
                         return first
                     }
+                    mark.recordEmpty(since: now)
                 }
                 if let deadline = pauseDeadline { return try pauseWatchingUrgent(until: deadline) }
             }
@@ -275,7 +284,8 @@ public final class ReceiveLoop: @unchecked Sendable {
     /// Receives up to `limit` datagrams from each socket without blocking; returns an ending if
     /// one occurred.
     private func receiveAvailable(limit: Int) -> Ending? {
-        for socket in urgentSockets + [source.socket] {
+        sentAfter = nil
+        for socket in urgentQueueMarks.map(\.socket) + [source.socket] {
             for _ in 0..<limit {
                 let received: NetlinkSocket.Received
                 do {
@@ -308,7 +318,7 @@ public final class ReceiveLoop: @unchecked Sendable {
     }
 
     private func consume(count: Int) -> Ending? {
-        consumer.beginDatagram(busySince: busySince)
+        consumer.beginDatagram(busySince: busySince, sentAfter: sentAfter)
         source.process(datagram: UnsafeRawBufferPointer(rebasing: buffer[0..<count]), into: consumer)
         return consumer.endDatagram()
     }

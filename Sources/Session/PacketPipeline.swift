@@ -343,8 +343,8 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
     private static let emptyPacket = PacketSummary(family: .ipv4, source: .v4(0), destination: .v4(0), protocolNumber: 0,
                                                    totalLength: 0, fragment: nil, transport: .notFirstFragment)
 
-    public func beginDatagram(busySince: UInt64) {
-        engine.datagramRead(busySince: busySince)
+    public func beginDatagram(busySince: UInt64, sentAfter: UInt64?) {
+        engine.datagramRead(busySince: busySince, sentAfter: sentAfter)
     }
 
     public func endDatagram() -> ReceiveLoop.Ending? {

@@ -124,6 +124,52 @@ import Testing
         #expect(Set(later.processes.map(\.pid)) == [200, 201])
     }
 
+    /// sh runs ping (exits at t0 + 1 ms), then python3, whose datagram's socket is gone when it is
+    /// read. Within the window both children are candidates; once the packet is known to be sent
+    /// after a moment its queue was seen empty (`sentAfter`) past ping's exit, ping cannot have
+    /// sent it, and python3 is named. A moment before ping's exit proves nothing.
+    @Test func aProcessThatExitedBeforeThePacketWasSentIsNotItsSender() throws {
+        let world = try Self.shellRunningPing()
+        defer { world.remove() }
+        try world.proc.add(pid: 201, comm: "python3", ppid: 100, cgroup: Self.scope, exe: "/usr/bin/python3")
+        world.spawn(201, parent: 100, at: Self.t0 + 20 * Self.ms)
+        let read = Self.t0 + 40 * Self.ms
+        let unbounded = world.attribute(cgroupPath: Self.scope, at: read)
+        #expect(unbounded.confidence == .candidates)
+        #expect(Set(unbounded.processes.map(\.pid)) == [200, 201])
+        world.attributor.sentAfter = Self.t0 + 500_000  // before ping's exit: nothing ruled out
+        let early = world.attribute(port: 40_001, cgroupPath: Self.scope, at: read)
+        #expect(Set(early.processes.map(\.pid)) == [200, 201])
+        world.attributor.sentAfter = Self.t0 + 2 * Self.ms
+        let bounded = world.attribute(port: 40_002, cgroupPath: Self.scope, at: read)
+        #expect(bounded.confidence == .single)
+        #expect(bounded.processes == [ProcessReference(pid: 201, comm: "python3", exe: "/usr/bin/python3")])
+    }
+
+    /// An exit is the end of sending only for a process the table saw start and saw no thread
+    /// of: another thread can outlive the leader's exit event, and a process found by a /proc
+    /// scan (or after lost events) may have threads nobody saw start.
+    @Test func onlyAnExitOfAProcessKnownSingleThreadedEndsItsSending() throws {
+        let world = try Self.shellRunningPing()
+        defer { world.remove() }
+        let after = Self.t0 + 10 * Self.ms
+        #expect(world.table.process(pid: 200)?.exited(before: after) == true)
+        #expect(world.table.process(pid: 200)?.exited(before: Self.t0 + 500_000) == false)
+        // A threaded program: its leader's exit does not end it for this purpose.
+        try world.proc.add(pid: 300, comm: "curl", ppid: 100, cgroup: Self.scope, exe: "/usr/bin/curl")
+        world.table.apply(ProcEvent(timestamp: Self.t0, kind: .fork(parentPID: 100, parentTGID: 100, childPID: 300, childTGID: 300)))
+        world.table.apply(ProcEvent(timestamp: Self.t0 + 1, kind: .fork(parentPID: 300, parentTGID: 300, childPID: 301, childTGID: 300)))
+        world.table.apply(ProcEvent(timestamp: Self.t0 + 2, kind: .exit(pid: 300, tgid: 300, exitCode: 0, exitSignal: 17,
+                                                                         parentPID: 100, parentTGID: 100)))
+        #expect(world.table.process(pid: 300)?.exitTime != nil)
+        #expect(world.table.process(pid: 300)?.exited(before: after) == false)
+        // The shell came from the seed: never known single-threaded.
+        #expect(world.table.process(pid: 100)?.knownSingleThreaded == false)
+        // A re-seed (after lost events) forgets what was known, for the exited too.
+        world.table.seed()
+        #expect(world.table.process(pid: 200)?.exited(before: after) == false)
+    }
+
     @Test func leavesFollowThePpidChainThroughGrandchildren() throws {
         let world = try World { proc in
             try proc.add(pid: 100, comm: "bash", cgroup: Self.scope, exe: "/usr/bin/bash")

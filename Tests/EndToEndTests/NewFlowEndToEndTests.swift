@@ -84,30 +84,44 @@ extension EndToEnd {
 
         /// Issue 12's shell loop: 5 rounds of a ping, a TCP connection that sends 512 bytes and
         /// closes (perl), and one UDP datagram (python3) — each step another executable, one uid,
-        /// one cgroup, each sender gone a moment after it sent. Every packet that carries the
-        /// sender's uid lists its sender, and none names a wrong program (those whose socket was
-        /// gone and whose neighbours lived within the window stay `candidates`).
+        /// one cgroup, each sender gone a moment after it sent; each step writes its pid before it
+        /// sends. Every packet that carries the sender's uid lists its sender (by pid, or by
+        /// program for a `program`), and none names a wrong process or program: what cannot be
+        /// told apart stays `candidates`. The datagrams, whose sockets are gone at lookup, are
+        /// named `single` with the pid: the programs before python3 exited before a moment the
+        /// new-flow queue was seen empty, and the datagram came after it.
         @Test func aShellLoopOfOneShotSendersNamesEachProgram() throws {
             let cgroups = try TestCgroups("loop")
             defer { cgroups.close() }
             let cgroup = try cgroups.make(cgroups.top + "/loop")
             let listener = try namespace.tcpListener(port: 9310, accept: 5)
             defer { listener.stop() }
+            let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("nfowner-loop-\(UUID().uuidString).pids")
+            FileManager.default.createFile(atPath: pidFile.path, contents: nil, attributes: [.posixPermissions: 0o666])
+            defer { try? FileManager.default.removeItem(at: pidFile) }
             let monitor = try RunningMonitor(["--format", "json", "--netns", namespace.name])
             defer { monitor.stop() }
             let loop = """
                 for round in 1 2 3 4 5; do
-                  ping -c1 -W1 127.0.0.1 >/dev/null
-                  perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new("127.0.0.1:9310") or die; print $s "x" x 512; close $s'
-                  /usr/bin/python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("127.0.0.1", 9311))'
+                  sh -c 'echo "ping $$" >> "$P"; exec ping -c1 -W1 127.0.0.1 >/dev/null'
+                  perl -MIO::Socket::INET -e 'open my $f, ">>", $ENV{P}; print $f "perl $$\\n"; close $f; $s = IO::Socket::INET->new("127.0.0.1:9310") or die; print $s "x" x 512; close $s'
+                  /usr/bin/python3 -c 'import os, socket; open(os.environ["P"], "a").write("python3 %d\\n" % os.getpid()); socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("127.0.0.1", 9311))'
                 done
                 """
             let script = """
                 echo $$ > "$1/cgroup.procs" || exit 1
+                export P="$4"
                 exec nsenter --net="$2" setpriv --reuid=\(Harness.unprivilegedUID) --regid=\(Harness.unprivilegedGID) --clear-groups /bin/sh -c "$3"
                 """
-            let result = try Harness.run("/bin/sh", ["-c", script, "nfowner-test", cgroups.directory(cgroup), namespace.path, loop])
+            let result = try Harness.run("/bin/sh", ["-c", script, "nfowner-test", cgroups.directory(cgroup), namespace.path,
+                                                     loop, pidFile.path])
             try result.check("the shell loop")
+            var programOf: [Int: String] = [:]
+            for line in (try String(contentsOf: pidFile, encoding: .utf8)).split(separator: "\n") {
+                let words = line.split(separator: " ")
+                if words.count == 2, let pid = Int(words[1]) { programOf[pid] = String(words[0]) }
+            }
+            #expect(programOf.count == 15, "pids written: \(programOf)")
             let nobody = Int(Harness.unprivilegedUID)
             func isEcho(_ event: [String: Any]) -> Bool { event.string("proto") == "icmp" && event.int("icmp_type") == 8 }
             func isTCP(_ event: [String: Any]) -> Bool { event.string("proto") == "tcp" && event.int("dport") == 9310 }
@@ -126,19 +140,43 @@ extension EndToEnd {
                     guard let exe else { return false }
                     return exe.hasSuffix(exeSuffix) || exe.contains(exeSuffix + ".")
                 }
+                func describe(_ event: [String: Any]) -> String {
+                    let listed = (event["processes"] as? [[String: Any]] ?? []).map { process in
+                        "\(process.int("pid") ?? -1):\(process.string("comm") ?? "-")"
+                    }
+                    return "\(event.string("confidence") ?? "-") [\(listed.joined(separator: " "))]"
+                }
                 #expect(sent.count >= 5, "\(name): \(sent.count) packets")
                 #expect(sent.allSatisfy { $0.string("cgroup") == cgroup })
-                // A name is never a wrong one: what cannot be told apart stays `candidates` …
+                // A name is never a wrong one: a pid named outright is the sender's, a program
+                // named is the sender's program, and every process listed with a name is a
+                // program of the loop …
                 let naming = sent.filter { ["exact", "single", "program"].contains($0.string("confidence") ?? "") }
-                let wrong = naming.filter { $0.string("exe") != nil && !isRight($0.string("exe")) }
-                #expect(wrong.isEmpty, "\(name): named wrongly: \(wrong.map { "\($0.string("confidence") ?? "-") \($0.string("exe") ?? "-")" })")
-                // … and the sender is always among the processes listed.
-                let missing = sent.filter { event in
-                    !(event["processes"] as? [[String: Any]] ?? []).contains { isRight($0.string("exe")) || $0.string("comm") == name }
+                let wrong = naming.filter { event in
+                    let wrongPID = event.int("pid").map { programOf[$0] != name } ?? false
+                    let wrongExe = event.string("exe").map { !isRight($0) } ?? false
+                    let wrongComm = event.string("exe") == nil && event.string("comm").map { $0 != name } ?? false
+                    return wrongPID || wrongExe || wrongComm
                 }
-                #expect(missing.isEmpty, "\(name): sender not listed on \(missing.count) of \(sent.count) packets")
+                #expect(wrong.isEmpty, "\(name): named wrongly: \(wrong.map(describe))")
+                // … and the sender is always among the processes listed: by its pid, or for a
+                // program of several processes by its executable.
+                let missing = sent.filter { event in
+                    let listed = event["processes"] as? [[String: Any]] ?? []
+                    let byPID = listed.contains { $0.int("pid").flatMap { programOf[$0] } == name }
+                    let byProgram = event.string("confidence") == "program" && isRight(event.string("exe"))
+                    return !byPID && !byProgram
+                }
+                #expect(missing.isEmpty, "\(name): sender not listed on \(missing.count) of \(sent.count) packets: \(missing.map(describe))")
                 let right = naming.filter { isRight($0.string("exe")) }.count
-                figures.append("\(name) \(right)/\(sent.count) named")
+                let withPID = sent.filter { $0.int("pid").flatMap { programOf[$0] } == name }.count
+                figures.append("\(name) \(right)/\(sent.count) named (\(withPID) with its pid)")
+                if name == "python3" {
+                    // Named on most: what is left unnamed is a python3 the event thread saw exec
+                    // too late to read its executable (reaped first), or a look at the queue that
+                    // came too late.
+                    #expect(right >= 4, "python3 named on \(right) of \(sent.count): \(sent.map(describe))")
+                }
             }
             print("shell loop: \(figures.joined(separator: ", "))")
         }
