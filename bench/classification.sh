@@ -31,17 +31,7 @@ for n in "${COUNTS[@]}"; do
     [[ $n =~ ^[0-9]+$ && $n -ge 1 && $n -le 9999 ]] || die "cgroup counts must be 1…9999, got '$n'"
 done
 
-# --- cgroup2 mount: the same preference as nfowner (CgroupMount): /sys/fs/cgroup, then
-# /sys/fs/cgroup/unified, then the first cgroup2 line. The filesystem type follows the " - ".
-CGROOT=$(awk '{
-        for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break }
-    }' /proc/self/mountinfo | awk '
-        $0 == "/sys/fs/cgroup" { best = $0; rank = 0 }
-        $0 == "/sys/fs/cgroup/unified" && rank != 0 { best = $0; rank = 1 }
-        best == "" { best = $0; rank = 2 }
-        END { print best }')
-[[ -n $CGROOT ]] || die "no cgroup2 filesystem in /proc/self/mountinfo"
-CGROOT=$(printf '%b' "$CGROOT")   # mountinfo escapes spaces etc. as \040
+find_cgroup2_root
 # nft stat()s "/sys/fs/cgroup/" + path, whatever the mount point (docs/cgroups.md).
 case $CGROOT in
     /sys/fs/cgroup) NFT_PREFIX="" ;;

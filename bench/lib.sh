@@ -48,6 +48,21 @@ make_namespace() {
     in_ns ip link set lo up
 }
 
+# Sets CGROOT to the cgroup2 mount, with nfowner's preference (CgroupMount): /sys/fs/cgroup, then
+# /sys/fs/cgroup/unified, then the first cgroup2 line of mountinfo (the filesystem type follows
+# the " - "; mountinfo escapes spaces etc. as \040).
+find_cgroup2_root() {
+    CGROOT=$(awk '{
+            for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break }
+        }' /proc/self/mountinfo | awk '
+            $0 == "/sys/fs/cgroup" { best = $0; rank = 0 }
+            $0 == "/sys/fs/cgroup/unified" && rank != 0 { best = $0; rank = 1 }
+            best == "" { best = $0; rank = 2 }
+            END { print best }')
+    [[ -n $CGROOT ]] || die "no cgroup2 filesystem in /proc/self/mountinfo"
+    CGROOT=$(printf '%b' "$CGROOT")
+}
+
 # Deletes the namespace if make_namespace created it (its nft tables and iptables rules go with it).
 remove_namespace() {
     [[ ${NS_CREATED:-0} -eq 1 ]] && ip netns del "$NS" 2>/dev/null
