@@ -97,6 +97,7 @@ start_c() {
 stop_c() { kill -INT "$CONSUMER_PID"; wait "$CONSUMER_PID" || true; CONSUMER_PID=""; }
 
 start_enforce() {
+    : >"$WORK/enforce.err"   # before the start: a redirect in the background job may come after the wait's first look
     "$NFOWNER" enforce --policy "$1" --netns "$NS" --queue "$QUEUE_NUM" --no-audit "${@:2}" \
         </dev/null >/dev/null 2>"$WORK/enforce.err" &
     CONSUMER_PID=$!

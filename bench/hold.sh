@@ -62,6 +62,7 @@ start_load() {
 stop_load() { if [[ -n $LOAD_PID ]]; then kill "$LOAD_PID" 2>/dev/null; wait "$LOAD_PID" || true; LOAD_PID=""; fi; }
 
 start_monitor() {
+    : >"$WORK/monitor.err"   # before the start: a redirect in the background job may come after the wait's first look
     "$NFOWNER" monitor --format json --no-cgroups --netns "$NS" "$@" </dev/null >"$EVENTS" 2>"$WORK/monitor.err" &
     MONITOR_PID=$!
     for _ in $(seq 100); do grep -q "reading NFLOG" "$WORK/monitor.err" 2>/dev/null && break; sleep 0.1; done

@@ -130,6 +130,7 @@ daemon_bytes() {
 }
 
 start_daemon() {
+    : >"$WORK/daemon.err"   # before the start: a redirect in the background job may come after the wait's first look
     "$NFOWNER" run "$@" --config "$WORK/run.toml" --netns "$NS" </dev/null >/dev/null 2>"$WORK/daemon.err" &
     DAEMON_PID=$!
     for _ in $(seq 100); do grep -q "stop with SIGTERM" "$WORK/daemon.err" && break; sleep 0.1; done

@@ -70,13 +70,14 @@ remove_namespace() {
 }
 
 # Stops the processes with these PIDs — by PID only, never by name; empty arguments are skipped:
-# SIGTERM, SIGKILL after a short grace, then reaps them.
+# SIGTERM, SIGKILL after a short grace, then reaps them. Safe under `set -e` (one already gone is
+# not an error).
 stop_pids() {
     local pid
     for pid in "$@"; do
         [[ -n $pid ]] || continue
-        kill "$pid" 2>/dev/null && { sleep 0.5; kill -KILL "$pid" 2>/dev/null; }
-        wait "$pid" 2>/dev/null
+        kill "$pid" 2>/dev/null && { sleep 0.5; kill -KILL "$pid" 2>/dev/null || true; }
+        wait "$pid" 2>/dev/null || true
     done
     return 0
 }

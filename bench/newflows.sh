@@ -131,6 +131,7 @@ in_ns nft flush ruleset
 for mode in "${MODES[@]}"; do
     for load in "${LOADS[@]}"; do
         label="new_flow_seconds=$mode load=${load}pps"
+        : >"$WORK/monitor.err"   # before the start: a redirect in the background job may come after the wait's first look
         "$NFOWNER" monitor --format json --no-cgroups --new-flow-seconds "$mode" --netns "$NS" "${MONITOR_ARGS[@]}" \
             </dev/null >"$EVENTS" 2>"$WORK/monitor.err" &
         MONITOR_PID=$!

@@ -16,7 +16,8 @@
 #
 # Run as root: sudo bench/oneshot.sh   (≈ 1 min per 100 rounds and row, plus the release build)
 # Environment knobs [defaults]: NFO_BENCH_ROUNDS [100], NFO_BENCH_MODES ["window hold"],
-#   NFO_BENCH_LOADS ["0 200000"], NFO_BENCH_PORT [9330] (TCP listener; datagrams: +1; load: +2)
+#   NFO_BENCH_LOADS ["0 200000"], NFO_BENCH_PORT [9330] (TCP listener; datagrams: +1; load: +2),
+#   NFO_BENCH_KEEP [""] (a directory: each row's events, pid file and monitor stderr are kept there)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 bench_begin nfo-oneshot "network namespaces, cgroups, NFLOG and NFQUEUE" nft python3 perl ping setpriv
@@ -155,12 +156,18 @@ for mode in "${MODES[@]}"; do
         chmod 0666 "$pids"
         hold=()
         [[ $mode == hold ]] && hold=(--hold-new-flows)
+        # Emptied before the start: the background job's own redirect may come after the wait's
+        # first look, which would then find the previous row's "reading NFLOG".
+        : >"$WORK/monitor.err"
         "$NFOWNER" monitor --format json --netns "$NS" "${hold[@]}" </dev/null >"$events" 2>"$WORK/monitor.err" &
         MONITOR_PID=$!
         for _ in $(seq 100); do grep -q "reading NFLOG" "$WORK/monitor.err" 2>/dev/null && break; sleep 0.1; done
         grep -q "reading NFLOG" "$WORK/monitor.err" || { cat "$WORK/monitor.err" >&2; die "the monitor did not start"; }
         if [[ $load -gt 0 ]]; then
-            in_ns "$TRAFFIC" udp --to 127.0.0.1 --port "$SINK_PORT" --rate "$load" --duration 3600 --size 64 --quiet >/dev/null &
+            # nsenter itself, not the in_ns function: a backgrounded function is a subshell, and
+            # $! must be the sender's own pid (nsenter execs it) for stop_pids to stop it.
+            nsenter --net="$NSFILE" "$TRAFFIC" udp --to 127.0.0.1 --port "$SINK_PORT" --rate "$load" --duration 3600 \
+                --size 64 --quiet >/dev/null &
             LOAD_PID=$!
             sleep 1
         fi
@@ -173,6 +180,12 @@ for mode in "${MODES[@]}"; do
         LOAD_PID=""
         sleep 1
         kill -INT "$MONITOR_PID"; wait "$MONITOR_PID" || true; MONITOR_PID=""
+        if [[ -n ${NFO_BENCH_KEEP:-} ]]; then
+            mkdir -p "$NFO_BENCH_KEEP"
+            for file in "$events" "$pids" "$WORK/monitor.err"; do
+                cp "$file" "$NFO_BENCH_KEEP/$mode-$load-$(basename "$file")"
+            done
+        fi
         python3 "$WORK/report.py" "$events" "$pids" "$label" "$TCP_PORT" "$UDP_PORT" "$UNPRIVILEGED"
         summary=$(grep -E '(^| )received=' "$WORK/monitor.err" | tail -1)
         echo "  loop: ${elapsed_ms} ms; monitor: $(grep -oE '(received|lost|enobufs|held)=[0-9]+' <<<"$summary" | tr '\n' ' ')"
