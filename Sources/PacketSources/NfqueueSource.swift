@@ -112,6 +112,8 @@ public final class NfqueueSource: PacketSource, @unchecked Sendable {
     }
 
     public var urgentSockets: [NetlinkSocket] { [] }
+    /// A held packet is queued in the sender's system call (or, inbound, as it arrives).
+    public var writesAtSendTime: Bool { true }
     public var urgentOrigin: UInt16? { nil }
     /// Held packets are small (`copyRange`) and come one per datagram.
     public var receiveBufferSize: Int { 64 << 10 }

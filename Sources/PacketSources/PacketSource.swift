@@ -13,6 +13,10 @@ public protocol PacketSource: AnyObject {
     /// Further sockets whose datagrams must not wait for a coalescing pause (each flow's first
     /// packet; held packets): read before `socket`, in this order, and watched during a pause.
     var urgentSockets: [NetlinkSocket] { get }
+    /// True when the kernel writes each packet to `socket` in the sender's own system call (a
+    /// queue: NFQUEUE), so a datagram read after the socket was seen empty was sent after that
+    /// moment (see `EmptyQueueMark`). False for NFLOG's batches, which wait in the kernel.
+    var writesAtSendTime: Bool { get }
     /// The NFLOG group each flow's first packet arrives on (an urgent socket's), nil when none.
     var urgentOrigin: UInt16? { get }
     /// Bytes the loop's receive buffer needs: a smaller one truncates batches (MSG_TRUNC).
@@ -51,6 +55,7 @@ public protocol PacketSource: AnyObject {
 }
 
 extension PacketSource {
+    public var writesAtSendTime: Bool { false }
     public var holdsReplies: Bool { false }
     public func sendHeldReplies() {}
 }

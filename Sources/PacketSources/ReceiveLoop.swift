@@ -34,9 +34,16 @@ public final class ReceiveLoop: @unchecked Sendable {
     /// wait when idle, instead of a blocking recv on the main socket).
     private var urgentOnly: PollSet
     private var either: PollSet
+    /// The source's own socket alone: the wait when it has a mark (`receiveMainWaiting`).
+    private var mainOnly: PollSet
     /// The source's urgent sockets, asked once (see `PacketSource.urgentSockets`), each with
     /// the latest moment its queue was seen empty.
     public let urgentQueueMarks: [EmptyQueueMark]
+    /// The source's own socket's mark, when the kernel writes to it at send time (a queue:
+    /// `PacketSource.writesAtSendTime`); nil for NFLOG's batches.
+    public let mainQueueMark: EmptyQueueMark?
+    /// Every socket whose datagrams carry `sentAfter`: the urgent ones and a queue source's own.
+    public var sendTimeQueueMarks: [EmptyQueueMark] { urgentQueueMarks + (mainQueueMark.map { [$0] } ?? []) }
     /// For the datagram being read from an urgent socket: the latest moment its queue was seen
     /// empty before the read (the packet was queued, so sent, after it); nil for the others.
     private var sentAfter: UInt64?
@@ -53,8 +60,12 @@ public final class ReceiveLoop: @unchecked Sendable {
     /// much longer.
     private static let urgentCheckInterval: UInt64 = 100_000
 
+    /// `marksSendTimes`: whether the datagrams of a source that writes at send time carry
+    /// `sentAfter` (`mainQueueMark`); it costs a ppoll before each wait's recv, so a consumer that
+    /// never names a packet's process (an enforce policy that reads nothing of it) goes without.
     public init(source: any PacketSource, consumer: any PacketConsumer, signals: TerminationSignals?,
-                wakeup: WakeupEvent, reload: (() -> Void)? = nil, tick: (() -> Void)? = nil) {
+                wakeup: WakeupEvent, reload: (() -> Void)? = nil, tick: (() -> Void)? = nil,
+                marksSendTimes: Bool = true) {
         self.source = source
         self.consumer = consumer
         self.reload = reload
@@ -65,9 +76,11 @@ public final class ReceiveLoop: @unchecked Sendable {
         coalescer = WakeCoalescer(intervalMicroseconds: source.coalesceMicroseconds,
                                   receiveBufferBytes: source.socketReceiveBufferBytes)
         urgentQueueMarks = source.urgentSockets.map(EmptyQueueMark.init(socket:))
+        mainQueueMark = source.writesAtSendTime && marksSendTimes ? EmptyQueueMark(socket: source.socket) : nil
         let urgent = urgentQueueMarks.map(\.socket.descriptor)
         urgentOnly = PollSet(urgent)
         either = PollSet([source.socket.descriptor] + urgent)
+        mainOnly = PollSet([source.socket.descriptor])
     }
 
     deinit { buffer.deallocate() }
@@ -138,7 +151,6 @@ public final class ReceiveLoop: @unchecked Sendable {
     /// they are read first, a pause watches them (an urgent datagram ends the sleep, is handled,
     /// and the pause resumes until its end: the bulk still waits), and an idle loop polls all.
     private func receiveNext() throws(SystemError) -> NetlinkSocket.Received? {
-        let socket = source.socket
         let hasUrgent = !urgentQueueMarks.isEmpty
         sentAfter = nil
         if hasUrgent {
@@ -162,20 +174,20 @@ public final class ReceiveLoop: @unchecked Sendable {
         if source.holdsReplies {
             // Verdicts go out together, one send for all, when no further packet is queued
             // (so an isolated packet is answered at once) or when enough wait (the source's bound).
-            let queued = try socket.receive(into: buffer, nonBlocking: true)
+            let queued = try receiveMainQueued()
             if queued != .wouldBlock { return queued }
             source.sendHeldReplies()
         }
         guard coalescer.isEnabled else {
             source.recordWakeup()
-            guard hasUrgent else { return try receiveWaiting(on: socket) }
-            let queued = try socket.receive(into: buffer, nonBlocking: true)
+            guard hasUrgent else { return try receiveMainWaiting() }
+            let queued = try receiveMainQueued()
             if queued != .wouldBlock { return queued }
             _ = try either.waitInterruptibly(nanoseconds: tickNanoseconds)
             lastUrgentCheck = 0
             return nil
         }
-        let queued = try socket.receive(into: buffer, nonBlocking: true)
+        let queued = try receiveMainQueued()
         guard queued == .wouldBlock else {
             coalescer.recordRead()
             return queued
@@ -195,16 +207,40 @@ public final class ReceiveLoop: @unchecked Sendable {
             coalescer.woke(at: WallClock.monotonicNanoseconds(), endingPause: false)
             return nil
         }
-        let received = try receiveWaiting(on: socket)
+        let received = try receiveMainWaiting()
         coalescer.woke(at: WallClock.monotonicNanoseconds(), endingPause: false)
         if received != nil { coalescer.recordRead() }
         return received
     }
 
+    /// A non-blocking recv on the source's socket. When the source writes at send time (a queue:
+    /// `mainQueueMark`), an empty queue is noted and a datagram carries the moment it was sent after.
+    private func receiveMainQueued() throws(SystemError) -> NetlinkSocket.Received {
+        guard let mark = mainQueueMark else { return try source.socket.receive(into: buffer, nonBlocking: true) }
+        let before = WallClock.monotonicNanoseconds()
+        let emptySince = mark.latest
+        let received = try source.socket.receive(into: buffer, nonBlocking: true)
+        if received == .wouldBlock { mark.recordEmpty(since: before) } else { sentAfter = emptySince }
+        return received
+    }
+
     /// A blocking recv; a datagram it returns was queued while it waited, so the loop is busy
-    /// from now on.
-    private func receiveWaiting(on socket: NetlinkSocket) throws(SystemError) -> NetlinkSocket.Received? {
-        let received = try socket.receiveWaiting(into: buffer)
+    /// from now on. With a mark, a wait in ppoll and then a non-blocking recv instead: the mark
+    /// must be read after the wait and before the datagram is taken — read before a blocking
+    /// recv it would miss every look made while the loop waited (the exits of the programs that
+    /// ran meanwhile), and read after the recv it could be a look that found the queue empty
+    /// only because the datagram had just been taken.
+    private func receiveMainWaiting() throws(SystemError) -> NetlinkSocket.Received? {
+        if let mark = mainQueueMark {
+            guard try mainOnly.waitInterruptibly(nanoseconds: tickNanoseconds) else { return nil }
+            let emptySince = mark.latest
+            let received = try source.socket.receive(into: buffer, nonBlocking: true)
+            guard received != .wouldBlock else { return nil }
+            busySince = WallClock.monotonicNanoseconds()
+            sentAfter = emptySince
+            return received
+        }
+        let received = try source.socket.receiveWaiting(into: buffer)
         if received != nil { busySince = WallClock.monotonicNanoseconds() }
         return received
     }

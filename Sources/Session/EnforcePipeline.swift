@@ -117,6 +117,12 @@ public final class EnforcePipeline: PacketConsumer, @unchecked Sendable {
     /// Nothing is copied in enforce mode: every packet is held and decided.
     public func consume(_ packet: UnsafeSourcePacket) {}
 
+    /// How long before its read the held packet may have been sent, for owner resolution (see
+    /// `PacketConsumer.beginDatagram`).
+    public func beginDatagram(busySince: UInt64, sentAfter: UInt64?) {
+        engine.datagramRead(busySince: busySince, sentAfter: sentAfter)
+    }
+
     public func decide(_ held: UnsafeSourcePacket) -> PacketVerdict {
         let (policy, needs) = active.withLock { $0 }
         counters.decided += 1

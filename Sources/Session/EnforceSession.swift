@@ -180,7 +180,14 @@ public final class EnforceSession: @unchecked Sendable {
                         tick: {
                             owners[index].housekeeping()
                             if index == 0 { pipelines[0].resetFlowsIfRequested(report: report) }
-                        })
+                        },
+                        marksSendTimes: Self.namesSenders(policy))
+        }
+        // A held packet read after its queue was seen empty was sent after that moment: a program
+        // that exited before it is not its sender (one-shot UDP senders whose socket is gone).
+        for (index, loop) in loops.enumerated() where index < owners.count {
+            let marks = loop.sendTimeQueueMarks
+            if !marks.isEmpty { owners[index].onProcessExits { for mark in marks { mark.look() } } }
         }
         let stopAll: @Sendable () -> Void = { loops.forEach { $0.requestStop() } }
         // The other queues' loops on threads of their own; one that ends stops them all.
@@ -255,6 +262,14 @@ public final class EnforceSession: @unchecked Sendable {
         let queued = decisions.filter { $0.target == .queue }.count
         return "kernel fast path: \(decisions.count - queued) of \(decisions.count) IPv4 decision rules are the kernel's alone; "
             + (queued == 0 ? "no flow reaches nfowner" : "\(queued) queue to nfowner (exe, comm, unit, cgroup, names or log)")
+    }
+
+    /// Whether the policy ever names a held packet's process: rules that read it, audit events
+    /// (audit mode, or rules that log), which carry the owner. Only then do the queue's
+    /// datagrams carry the moment they were sent after (`ReceiveLoop.marksSendTimes`). A reload
+    /// to a policy that needs it keeps going without: its one-shot senders are named less often.
+    static func namesSenders(_ policy: Policy) -> Bool {
+        policy.needs.process || policy.mode == .audit || policy.logDefault || policy.rules.contains { $0.log }
     }
 
     static func directionsText(_ spec: EnforceSpec) -> String {

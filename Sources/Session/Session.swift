@@ -146,7 +146,7 @@ public final class Session: @unchecked Sendable {
         self.loop = loop
         // A one-shot program's packet, read from an urgent socket, is known to be sent after the
         // exits of the programs before it once the socket was seen empty after those exits.
-        let marks = loop.urgentQueueMarks
+        let marks = loop.sendTimeQueueMarks
         if !marks.isEmpty { owners?.onProcessExits { for mark in marks { mark.look() } } }
 
         let followThread = follower.flatMap { follower in try? DedicatedThread(name: "nfowner-follow") { follower.run() } }

@@ -392,6 +392,70 @@ extension EndToEnd {
             #expect(rejected.first?.int("uid") == Int(Self.nobody))
         }
 
+        /// One-shot UDP senders whose socket is gone by the time their datagram is decided (each
+        /// closes it right after the send): 5 rounds of a python3 and a perl datagram, one uid;
+        /// each sender writes its source port after its send. The exe rules deny python3 and
+        /// log perl: no datagram is decided by the other program's rule, and most are decided by
+        /// their own although the socket lookup often finds nothing — the process table names
+        /// the sender, since the program before it exited before the queue was last seen empty.
+        @Test func exeRulesDecideOneShotUdpSendersWhoseSocketsAreGone() throws {
+            let sink = try BackgroundProcess(["nsenter", "--net=\(peer.path)", Harness.traffic, "listen", "--udp", "--port", "5300",
+                                              "--address", Self.peerAddress, "--timeout", "30", "--accept", "100"],
+                                             waitForOutput: true)
+            defer { sink.stop() }
+            let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("nfowner-oneshot-\(UUID().uuidString).ports")
+            FileManager.default.createFile(atPath: portFile.path, contents: nil, attributes: [.posixPermissions: 0o666])
+            defer { try? FileManager.default.removeItem(at: portFile) }
+            let enforcer = try RunningEnforcer(policy: """
+                default = "allow"
+                [[rule]]
+                name = "no-python"
+                action = "deny"
+                log = true
+                exe = ["*/python3*"]
+                [[rule]]
+                name = "perl-ok"
+                action = "allow"
+                log = true
+                exe = ["*/perl"]
+                [[rule]]
+                name = "neither"
+                action = "allow"
+                log = true
+                proto = ["udp"]
+                """, ["--netns", client.name])
+            defer { enforcer.stop() }
+            let loop = """
+                for round in 1 2 3 4 5; do
+                  /usr/bin/python3 -c 'import os, socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b"python3", ("\(Self.peerAddress)", 5300)); port = s.getsockname()[1]; s.close(); open(os.environ["P"], "a").write("python3 %d\\n" % port)'
+                  perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(PeerAddr => "\(Self.peerAddress):5300", Proto => "udp") or die; $s->send("perl"); $p = $s->sockport; close $s; open my $f, ">>", $ENV{P}; print $f "perl $p\\n"'
+                done
+                """
+            let result = try client.exec(["env", "P=\(portFile.path)", "setpriv", "--reuid=\(Self.nobody)", "--regid=\(Self.nobody)",
+                                          "--clear-groups", "/bin/sh", "-c", loop])
+            #expect(result.status == 0, "the loop: \(result.stderr)")
+            let summary = enforcer.stop()
+            var programOf: [Int: String] = [:]
+            for line in (try String(contentsOf: portFile, encoding: .utf8)).split(separator: "\n") {
+                let words = line.split(separator: " ")
+                if words.count == 2, let port = Int(words[1]) { programOf[port] = String(words[0]) }
+            }
+            #expect(programOf.count == 10, "ports written: \(programOf)")
+            let datagrams = enforcer.events.filter { $0.int("dport") == 5300 }
+            #expect(datagrams.count == 10 && summary["decided"] == "10", "\(datagrams.count) decisions; \(summary)")
+            func decisions(of program: String) -> [String] {
+                datagrams.filter { $0.int("sport").flatMap { programOf[$0] } == program }.map { $0.string("rule") ?? "-" }
+            }
+            let python = decisions(of: "python3"), perl = decisions(of: "perl")
+            // Never the other program's rule …
+            #expect(!python.contains("perl-ok") && !perl.contains("no-python"), "python3: \(python); perl: \(perl)")
+            // … and, on most, their own: the rest are `neither` (sender among candidates).
+            #expect(python.filter { $0 == "no-python" }.count >= 4, "python3: \(python)")
+            #expect(perl.filter { $0 == "perl-ok" }.count >= 4, "perl: \(perl)")
+            let confidences = datagrams.map { $0.string("confidence") ?? "-" }
+            print("one-shot UDP under enforce: python3 \(python), perl \(perl); confidences \(confidences)")
+        }
+
         /// ICMP echo allowed for one uid, denied for another: every echo request is decided (an
         /// echo flow's later requests too).
         @Test func pingAllowedForOneUidDeniedForAnother() throws {
