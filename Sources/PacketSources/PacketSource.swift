@@ -73,8 +73,9 @@ public protocol PacketConsumer: AnyObject {
     /// stopped waiting; the datagram was queued about then or later (a loop busy resolving a
     /// burst of new flows reads their datagrams late, and their packets were sent before it
     /// read them, not within the flush timeout of the read). `sentAfter` (monotonic ns), for a
-    /// datagram of an urgent socket (written at send time): its packet was sent after this
-    /// moment, when the socket's queue was seen empty (see `EmptyQueueMark`); nil otherwise.
+    /// datagram of a socket the kernel writes at send time (an urgent one, a queue's own): its
+    /// packet was sent after this moment, when the socket's queue was seen empty (see
+    /// `EmptyQueueMark`); nil otherwise.
     func beginDatagram(busySince: UInt64, sentAfter: UInt64?)
     /// Called after every datagram: where output is flushed. An ending stops the receive loop.
     func endDatagram() -> ReceiveLoop.Ending?
