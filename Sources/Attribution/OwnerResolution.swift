@@ -147,6 +147,7 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
                 cgroupMountPoint: String? = nil,
                 report: (String) -> Void) {
         if case .rescan(let reason) = events.mode { report(reason) }
+        if let reason = events.exitRecordsUnavailable, case .connector = events.mode { report(reason) }
         let table = ProcessTable(gracePeriod: exitGrace)
         table.seed()
         var sockets: SocketResolver?
@@ -162,6 +163,7 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
                                      cgroupID: cgroupMountPoint.map { CgroupIDs.lookup(mountPoint: $0) })
         stop = try? WakeupEvent()
         if let descriptor = events.descriptor, let stop {
+            let exitDescriptors = events.exitRecords.map { [$0.descriptor] } ?? []
             thread = try? DedicatedThread(name: "nfowner-procs") { [self] in
                 // A one-shot program's exe and comm can be read only until it is reaped, often a
                 // millisecond after it exits; a burst of them on a busy machine outruns a reader
@@ -169,9 +171,10 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
                 // sleeps until events come and then reads a few /proc files per event. Without
                 // CAP_SYS_NICE it stays at the default.
                 try? DedicatedThread.setCurrentNiceness(Self.eventThreadNiceness)
-                while let ready = try? waitReadable([descriptor, stop.descriptor], timeoutMilliseconds: -1),
+                while let ready = try? waitReadable([descriptor, stop.descriptor] + exitDescriptors,
+                                                    timeoutMilliseconds: -1),
                       !ready.contains(stop.descriptor) {
-                    drainEvents()
+                    drainEvents(readingExits: true)
                 }
             }
         }
@@ -262,12 +265,20 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
     /// Applies the queued process events: reads them and what they need from /proc without the
     /// table's lock, then applies them under it (re-seeding after lost events). From the event
     /// thread, and from the receive thread before it resolves a flow.
-    private func drainEvents() {
+    ///
+    /// Exit records: the event thread takes them whenever they come (`readingExits`), so their
+    /// socket never fills; the receive thread only when an exec of its batch was read too late —
+    /// the program had exited, so its record is queued already — and otherwise spares the
+    /// system call.
+    private func drainEvents(readingExits: Bool = false) {
         drainLock.withLock { _ in
             let batch = events.read()
             let reads = table.readAhead(batch)
             let overrun = events.takeOverrun()
+            let exits = readingExits || reads.contains(where: { $0?.missedExecutable == true }) ? events.readExits() : []
+            let received = exits.isEmpty ? 0 : WallClock.monotonicNanoseconds()
             lock.withLock { _ in
+                table.recordExits(exits, receivedAt: received)
                 table.apply(batch, reads: reads)
                 if overrun { table.seed() }
             }

@@ -19,6 +19,11 @@ public final class ProcessEventSource {
     }
 
     public let mode: Mode
+    /// Exit records (taskstats), which name a program whose exec was read too late; nil when
+    /// the kernel or our privileges do not allow them (`exitRecordsUnavailable` says why).
+    public let exitRecords: TaskExitSource?
+    /// One line for the user when `exitRecords` is nil.
+    public let exitRecordsUnavailable: String?
     /// The connector socket to poll for readability; nil in rescan mode.
     public var descriptor: Int32? { socket?.descriptor }
     /// Times the kernel dropped events because our socket buffer was full (ENOBUFS). After
@@ -36,6 +41,13 @@ public final class ProcessEventSource {
     /// for the kernel's answer. Never throws: every failure selects rescan mode with a reason.
     public init(receiveBufferBytes: Int = 4 << 20, acknowledgementTimeoutMilliseconds: Int32 = 1000) {
         buffer = .allocateForKernelCopies(byteCount: 64 * 1024)
+        do {
+            exitRecords = try TaskExitSource()
+            exitRecordsUnavailable = nil
+        } catch {
+            exitRecords = nil
+            exitRecordsUnavailable = error.description
+        }
         let opened: NetlinkSocket
         do {
             opened = try NetlinkSocket(protocol: ProcConnector.netlinkProtocol, groups: ProcConnector.index)
@@ -115,6 +127,11 @@ public final class ProcessEventSource {
         return events.filter { if case .acknowledgement = $0.kind { false } else { true } }
     }
 
+    /// Every exit record waiting now (never blocks); empty without exit records.
+    public func readExits() -> [TaskExit] {
+        exitRecords?.read() ?? []
+    }
+
     /// True once after events were lost: the caller must re-seed the table from /proc.
     public func takeOverrun() -> Bool {
         defer { pendingOverrun = false }
@@ -124,31 +141,18 @@ public final class ProcessEventSource {
     private static func drain(_ socket: NetlinkSocket, _ buffer: UnsafeMutableRawBufferPointer,
                               malformed: inout Int, overrun: inout Bool) -> [ProcEvent] {
         var events: [ProcEvent] = []
-        while true {
-            let received: NetlinkSocket.Received
-            do {
-                received = try socket.receive(into: buffer, nonBlocking: true)
-            } catch {
-                malformed += 1
-                return events
-            }
-            switch received {
-            case .wouldBlock:
-                return events
-            case .overrun:
-                overrun = true
-            case .truncated:
-                malformed += 1
-            case .bytes(let count):
-                guard let bytes = UnsafeRawBufferPointer(buffer).subrange(at: 0, count: count) else { continue }
-                ProcConnector.forEachEvent(in: bytes) { result in
-                    switch result {
-                    case .success(let event): events.append(event)
-                    case .failure: malformed += 1
-                    }
+        var undecodable = 0
+        let losses = socket.drainWaiting(into: buffer) { bytes in
+            ProcConnector.forEachEvent(in: bytes) { result in
+                switch result {
+                case .success(let event): events.append(event)
+                case .failure: undecodable += 1
                 }
             }
         }
+        malformed += undecodable + losses.unreadable
+        if losses.overruns > 0 { overrun = true }
+        return events
     }
 
     private static func explain(_ code: Int32, _ operation: String) -> String {
@@ -166,7 +170,10 @@ extension ProcessTable {
     /// Applies every waiting event of `source`, re-seeding from /proc after an overrun.
     /// Call it before handling each NFLOG batch.
     public func drain(_ source: ProcessEventSource) {
-        apply(source.read())
+        let events = source.read()
+        let reads = readAhead(events)
+        recordExits(source.readExits(), receivedAt: WallClock.monotonicNanoseconds())
+        apply(events, reads: reads)
         if source.takeOverrun() { seed() }
     }
 }

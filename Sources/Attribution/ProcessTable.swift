@@ -99,13 +99,27 @@ public final class ProcessTable {
     /// Exited entries in exit order; `exitedHead` is the first one still kept (a cheap queue).
     private var exited: [ProcessEntry] = []
     private var exitedHead = 0
+    /// Exit records by pid, with when they were received (monotonic ns): a record can be read
+    /// before the exec event of the same program (the two come on different sockets).
+    private var recentExits: [Int32: (exit: TaskExit, receivedAt: UInt64)] = [:]
+    private var executables = ExecutableIndex()
+    /// Exit records are kept this long (ns), and at most `recentExitCapacity` of them.
+    static let recentExitLifetime: UInt64 = 5_000_000_000
+    static let recentExitCapacity = 8_192
 
     public static let defaultGracePeriod: UInt64 = 30_000_000_000
     public static let defaultCapacity = 65_536
 
-    public init(procFS: ProcFS = ProcFS(), gracePeriod: UInt64 = ProcessTable.defaultGracePeriod,
+    public convenience init(procFS: ProcFS = ProcFS(), gracePeriod: UInt64 = ProcessTable.defaultGracePeriod,
                 capacity: Int = ProcessTable.defaultCapacity,
                 clock: @escaping () -> UInt64 = WallClock.monotonicNanoseconds) {
+        self.init(procFS: procFS, gracePeriod: gracePeriod, capacity: capacity, clock: clock,
+                  executables: ExecutableIndex())
+    }
+
+    init(procFS: ProcFS, gracePeriod: UInt64, capacity: Int, clock: @escaping () -> UInt64,
+         executables: ExecutableIndex) {
+        self.executables = executables
         self.procFS = procFS
         self.gracePeriod = gracePeriod
         self.capacity = max(1, capacity)
@@ -159,6 +173,8 @@ public final class ProcessTable {
     /// reads race the reaping of short-lived programs, and read ahead they need no lock on the
     /// table, which the receive thread holds while it resolves a flow.
     public struct ProcReads: Sendable {
+        /// True for an exec's reads.
+        var forExec = false
         /// exec: /proc/PID/exe. Read first: a program loses it (its mm) first when it exits.
         var exe: String?
         /// exec: status (comm, fs ids), readable until the process is reaped.
@@ -169,6 +185,10 @@ public final class ProcessTable {
         var cmdline: String?
         /// fork, when the child's cgroup could not be read (it is gone already): the parent's.
         var parentCgroup: String?
+
+        /// An exec whose program had lost its exe link (it exited) before it was read: its exit
+        /// record, sent before that, is waiting (`recordExits`).
+        public var missedExecutable: Bool { forExec && exe == nil }
     }
 
     /// Reads, for each event of `events`, what `apply(_:reads:)` will need from /proc (nil for
@@ -223,7 +243,7 @@ public final class ProcessTable {
             // status (comm, ids) and cgroup stay readable until it is reaped. Only what an exec
             // can change is read (not stat: pid, ppid and start time stay), four files.
             let exe = procFS.exe(tgid)
-            return ProcReads(exe: exe, status: procFS.status(tgid), cgroup: procFS.cgroupPath(tgid),
+            return ProcReads(forExec: true, exe: exe, status: procFS.status(tgid), cgroup: procFS.cgroupPath(tgid),
                              cmdline: procFS.cmdline(tgid))
         case .exit(let pid, let tgid, _, _, _, _):
             // A move to another cgroup raises no process event: until its parent reaps it the
@@ -284,6 +304,9 @@ public final class ProcessTable {
                 entry.process.comm = nil
             }
             if let cgroup = reads?.cgroup { entry.process.cgroupPath = cgroup }
+            if entry.missedExec, let record = recentExits[tgid], record.receivedAt >= time {
+                fill(&entry, from: record.exit)
+            }
             alive[tgid] = entry
         case .uid(let pid, let tgid, _, let effective):
             guard pid == tgid, var entry = alive[tgid] ?? unknown(tgid, at: time) else { return }
@@ -317,6 +340,48 @@ public final class ProcessTable {
             counters.expired += 1
         }
         compactExited()
+    }
+
+    /// Takes exit records (`TaskExitSource.read()`) received at `receivedAt` (monotonic ns).
+    /// A process whose exe could not be read at its exec (it had exited) gets its exe and, if
+    /// unknown, its comm from its record — now, or when its exec is applied if that comes later.
+    /// The exe is the path of the record's file among the executables seen so far, or in the
+    /// usual program directories (`ExecutableIndex`); nil when it is in neither.
+    public func recordExits(_ exits: [TaskExit], receivedAt: UInt64) {
+        guard !exits.isEmpty else { return }
+        if recentExits.count + exits.count > Self.recentExitCapacity {
+            recentExits = recentExits.filter { receivedAt.subtractingClamped($0.value.receivedAt) < Self.recentExitLifetime }
+            if recentExits.count + exits.count > Self.recentExitCapacity { recentExits = [:] }
+        }
+        for exit in exits {
+            let pid = exit.processID ?? exit.threadID
+            recentExits[pid] = (exit, receivedAt)
+            // The exec came first (its exe read failed in an earlier batch).
+            if var entry = alive[pid], entry.missedExec, entry.startTime <= receivedAt {
+                fill(&entry, from: exit)
+                alive[pid] = entry
+            } else if let index = exited[exitedHead...].lastIndex(where: { $0.pid == pid }), exited[index].missedExec,
+                      exited[index].startTime <= receivedAt {
+                var entry = exited[index]
+                fill(&entry, from: exit)
+                exited[index] = entry
+            }
+        }
+    }
+
+    /// Exit records taken so far that named a program whose exec was missed.
+    public private(set) var namedFromExitRecords = 0
+
+    private func fill(_ entry: inout ProcessEntry, from exit: TaskExit) {
+        if entry.process.comm == nil, !exit.comm.isEmpty { entry.process.comm = exit.comm }
+        guard let executable = exit.executable else { return }
+        let known = { [unowned self] in
+            alive.values.compactMap(\.process.exe) + exited[exitedHead...].compactMap(\.process.exe)
+        }
+        guard let path = executables.path(of: executable, known: known, now: clock()) else { return }
+        entry.process.exe = path
+        entry.missedExec = false
+        namedFromExitRecords += 1
     }
 
     // MARK: - Queries

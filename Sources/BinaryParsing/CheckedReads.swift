@@ -57,6 +57,14 @@ extension UnsafeRawBufferPointer {
         return base.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
     }
 
+    /// A host-order UInt64 at `offset` (kernel structs such as struct taskstats), or nil when it
+    /// does not fit.
+    @inlinable
+    public func hostUInt64(at offset: Int) -> UInt64? {
+        guard contains(offset: offset, count: 8), let base = baseAddress else { return nil }
+        return base.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+    }
+
     /// A host-order Int32 at `offset` (netlink error codes), or nil when it does not fit.
     @inlinable
     public func hostInt32(at offset: Int) -> Int32? {

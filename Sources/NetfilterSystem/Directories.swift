@@ -26,6 +26,14 @@ public enum Directories {
         return UInt64(information.st_ino)
     }
 
+    /// stat(2) of `path`, following links: its device and inode (st_dev, st_ino), what names a
+    /// file across renames; nil when it is missing or unreadable.
+    public static func fileIdentity(_ path: String) -> (device: UInt64, inode: UInt64)? {
+        var information = stat()
+        guard stat(path, &information) == 0 else { return nil }
+        return (UInt64(information.st_dev), UInt64(information.st_ino))
+    }
+
     /// lstat(2) of `path`: its inode and whether it is a directory (a symlink is not); nil when
     /// it is missing. One system call: no owner-name lookups, no extended attributes.
     public static func linkStatus(_ path: String) -> (inode: UInt64, isDirectory: Bool)? {

@@ -170,4 +170,38 @@ public final class NetlinkSocket: @unchecked Sendable {
     public func close() {
         Glibc.close(descriptor)
     }
+
+    /// What `drainWaiting` could not hand on.
+    public struct DrainLosses: Sendable, Equatable {
+        /// Times the kernel reported dropped messages (ENOBUFS).
+        public var overruns = 0
+        /// Datagrams cut short (larger than the buffer), and a failed receive, which ends the drain.
+        public var unreadable = 0
+    }
+
+    /// Receives every datagram waiting now (never blocks) into `buffer`, handing each one's
+    /// bytes to `body` before the next receive overwrites them.
+    public func drainWaiting(into buffer: UnsafeMutableRawBufferPointer,
+                             _ body: (UnsafeRawBufferPointer) -> Void) -> DrainLosses {
+        var losses = DrainLosses()
+        while true {
+            let received: Received
+            do {
+                received = try receive(into: buffer, nonBlocking: true)
+            } catch {
+                losses.unreadable += 1
+                return losses
+            }
+            switch received {
+            case .wouldBlock:
+                return losses
+            case .overrun:
+                losses.overruns += 1
+            case .truncated:
+                losses.unreadable += 1
+            case .bytes(let count):
+                body(UnsafeRawBufferPointer(rebasing: buffer[0..<min(count, buffer.count)]))
+            }
+        }
+    }
 }

@@ -15,6 +15,9 @@ public struct NetlinkWireError: Error, Sendable, Equatable, CustomStringConverti
         case invalidAttributeValue
         /// An NLMSG_ERROR carries a positive or unrepresentable error number.
         case invalidErrorCode
+        /// A message lacks an attribute it cannot be used without (a generic netlink family's id,
+        /// an exit record's struct taskstats).
+        case missingAttribute
     }
 
     public var code: Code

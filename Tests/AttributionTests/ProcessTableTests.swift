@@ -144,6 +144,102 @@ struct ProcessTableTests {
         #expect(child.process.exe == nil && child.missedExec && child.process.comm == nil && child.process.uid == 1000)
     }
 
+    /// A table whose executables are named by a fake stat: /usr/bin/ping is device 8, inode 42.
+    private func tableNamingPing(_ proc: FakeProc, now: UInt64) -> ProcessTable {
+        let index = ExecutableIndex(directories: [], identify: { path in
+            path == "/usr/bin/ping" ? FileIdentity(device: 8, inode: 42) : nil
+        })
+        return ProcessTable(procFS: ProcFS(root: proc.root), gracePeriod: ProcessTable.defaultGracePeriod,
+                            capacity: ProcessTable.defaultCapacity, clock: { now }, executables: index)
+    }
+
+    private func pingExit(_ pid: Int32, inode: UInt64 = 42) -> TaskExit {
+        TaskExit(threadID: pid, processID: pid, comm: "ping", executable: FileIdentity(device: 8, inode: inode))
+    }
+
+    @Test func aMissedExecIsNamedFromTheExitRecordThatCameFirst() throws {
+        let proc = try FakeProc()
+        defer { proc.directory.remove() }
+        try proc.add(pid: 100, comm: "sh", exe: "/usr/bin/dash")
+        try proc.add(pid: 90, comm: "ping", exe: "/usr/bin/ping")  // an earlier ping, read in time
+        let table = tableNamingPing(proc, now: 12 * second)
+        table.seed()
+        table.apply(event(11 * second, .fork(parentPID: 100, parentTGID: 100, childPID: 101, childTGID: 101)))
+        // The monitor's order: the exec's reads fail (ping is gone), then its exit record, then the exec.
+        let reads = table.readAhead([event(11 * second + 1, .exec(pid: 101, tgid: 101))])
+        #expect(reads.first??.missedExecutable == true)
+        table.recordExits([pingExit(101)], receivedAt: 11 * second + 5)
+        table.apply([event(11 * second + 1, .exec(pid: 101, tgid: 101))], reads: reads)
+        let child = try #require(table.process(pid: 101))
+        #expect(child.process.exe == "/usr/bin/ping" && child.process.comm == "ping" && !child.missedExec)
+        #expect(table.namedFromExitRecords == 1)
+    }
+
+    @Test func aMissedExecIsNamedWhenItsExitRecordComesLater() throws {
+        let proc = try FakeProc()
+        defer { proc.directory.remove() }
+        try proc.add(pid: 100, comm: "sh", exe: "/usr/bin/dash")
+        try proc.add(pid: 90, comm: "ping", exe: "/usr/bin/ping")
+        let table = tableNamingPing(proc, now: 12 * second)
+        table.seed()
+        table.apply(event(11 * second, .fork(parentPID: 100, parentTGID: 100, childPID: 101, childTGID: 101)))
+        table.apply(event(11 * second + 1, .exec(pid: 101, tgid: 101)))
+        table.apply(event(11 * second + 2, .exit(pid: 101, tgid: 101, exitCode: 0, exitSignal: 17, parentPID: 100, parentTGID: 100)))
+        #expect(table.process(pid: 101)?.process.exe == nil)
+        table.recordExits([pingExit(101)], receivedAt: 11 * second + 5)
+        let child = try #require(table.process(pid: 101))
+        #expect(child.exitTime != nil && child.process.exe == "/usr/bin/ping" && child.process.comm == "ping")
+    }
+
+    @Test func anExitRecordOfAnEarlierProgramOrAnUnknownFileNamesNothingWrong() throws {
+        let proc = try FakeProc()
+        defer { proc.directory.remove() }
+        try proc.add(pid: 100, comm: "sh", exe: "/usr/bin/dash")
+        try proc.add(pid: 90, comm: "ping", exe: "/usr/bin/ping")
+        let table = tableNamingPing(proc, now: 20 * second)
+        table.seed()
+        // Received before the exec happened: the record of the pid's previous program.
+        table.recordExits([pingExit(101)], receivedAt: 10 * second)
+        table.apply(event(11 * second, .fork(parentPID: 100, parentTGID: 100, childPID: 101, childTGID: 101)))
+        table.apply(event(11 * second + 1, .exec(pid: 101, tgid: 101)))
+        let stale = try #require(table.process(pid: 101))
+        #expect(stale.process.exe == nil && stale.missedExec && stale.process.comm == nil)
+        // A file no known executable and no directory holds: the comm only.
+        table.apply(event(12 * second, .fork(parentPID: 100, parentTGID: 100, childPID: 102, childTGID: 102)))
+        table.apply(event(12 * second + 1, .exec(pid: 102, tgid: 102)))
+        table.recordExits([pingExit(102, inode: 7)], receivedAt: 12 * second + 5)
+        let unknown = try #require(table.process(pid: 102))
+        #expect(unknown.process.exe == nil && unknown.missedExec && unknown.process.comm == "ping")
+        #expect(table.namedFromExitRecords == 0)
+    }
+
+    @Test func theIndexLooksAtEachPathOnceAndScansDirectoriesAtMostOnceAMinute() {
+        var stats: [String] = []
+        var index = ExecutableIndex(directories: ["/nonexistent-nfowner-dir"], identify: { path in
+            stats.append(path)
+            return path == "/usr/bin/ping" ? FileIdentity(device: 8, inode: 42) : nil
+        })
+        let ping = FileIdentity(device: 8, inode: 42)
+        #expect(index.path(of: ping, known: { ["/usr/bin/dash", "/usr/bin/ping"] }, now: 0) == "/usr/bin/ping")
+        #expect(index.path(of: ping, known: { Issue.record("asked again"); return [] }, now: 1) == "/usr/bin/ping")
+        #expect(index.path(of: FileIdentity(device: 8, inode: 7), known: { ["/usr/bin/dash"] }, now: 2) == nil)
+        #expect(stats == ["/usr/bin/dash", "/usr/bin/ping"])
+    }
+
+    /// A scan records every file it sees: a second program's file, asked for within the minute
+    /// in which the scan found the first one, is known without another scan.
+    @Test func aScanRecordsEveryFileNotJustTheOneAskedFor() throws {
+        let directory = try TemporaryDirectory("bin")
+        defer { directory.remove() }
+        for name in ["a", "b", "c"] { try Data().write(to: URL(fileURLWithPath: "\(directory.path)/\(name)")) }
+        var index = ExecutableIndex(directories: [directory.path])
+        let identities = try ["a", "b", "c"].map { try #require(Directories.fileIdentity("\(directory.path)/\($0)")) }
+            .map(FileIdentity.init)
+        #expect(index.path(of: identities[0], known: { [] }, now: 0) == "\(directory.path)/a")
+        #expect(index.path(of: identities[2], known: { [] }, now: 1) == "\(directory.path)/c")
+        #expect(index.lookups == 3)
+    }
+
     @Test func threadsCommAndIDEvents() throws {
         let proc = try FakeProc()
         defer { proc.directory.remove() }
@@ -251,6 +347,32 @@ struct ProcessTableLiveTests {
         #expect(exitTime >= entry.startTime + 150_000_000)
         #expect(table.processes(uid: getuid(), cgroupPath: ours, aliveAt: exitTime + 1, window: 1_000_000)
             .contains { $0.pid == pid })
+    }
+
+    /// The race the exit records exist for, made certain: every program is reaped before the
+    /// table reads its exec, so /proc has nothing left; the kernel's exit record still names it.
+    @Test(.enabled(if: getuid() == 0, "needs root: the proc connector and taskstats need CAP_NET_ADMIN"))
+    func programsReapedBeforeTheirExecIsReadAreNamedFromExitRecords() throws {
+        let source = ProcessEventSource()
+        #expect(source.mode == .connector)
+        #expect(source.exitRecords != nil, "exit records unavailable: \(source.exitRecordsUnavailable ?? "")")
+        let table = ProcessTable()
+        table.seed()
+        var pids: [Int32] = []
+        for _ in 0..<10 {
+            let process = try spawn("/bin/true", [])
+            process.waitUntilExit()  // reaped: no /proc/PID left to read
+            pids.append(process.processIdentifier)
+        }
+        runUntil(table, source, seconds: 3) { pids.allSatisfy { table.process(pid: $0)?.exitTime != nil } }
+        let trueIdentity = try #require(Directories.fileIdentity("/bin/true"))
+        for pid in pids {
+            let entry = try #require(table.process(pid: pid))
+            #expect(entry.process.comm == "true", "pid \(pid): comm \(entry.process.comm ?? "nil")")
+            let exe = try #require(entry.process.exe, "pid \(pid) has no exe")
+            #expect(Directories.fileIdentity(exe).map { $0 == trueIdentity } == true, "pid \(pid): exe \(exe)")
+        }
+        #expect(table.namedFromExitRecords == 10)
     }
 
     @Test(.enabled(if: getuid() == 0, "needs root: subscribing to the proc connector needs CAP_NET_ADMIN"))
