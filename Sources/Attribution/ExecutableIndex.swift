@@ -36,16 +36,24 @@ struct ExecutableIndex {
     mutating func path(of identity: FileIdentity, known: () -> [String], now: UInt64) -> String? {
         if let path = paths[identity] { return path }
         for path in known() where look(at: path) == identity { return path }
-        if lastScan.map({ now &- $0 >= Self.rescanInterval }) ?? true {
-            lastScan = now
-            for directory in directories {
-                guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { continue }
-                // Every file, not up to the one wanted: the next miss within the minute is
-                // for another program, and must find it recorded.
-                for name in names.sorted() { _ = look(at: "\(directory)/\(name)") }
-            }
-        }
+        if lastScan.map({ now &- $0 >= Self.rescanInterval }) ?? true { scanDirectories(now: now) }
         return paths[identity]
+    }
+
+    /// Records the files of `paths` (those of running programs: the names /proc gave them).
+    mutating func record(_ paths: [String]) {
+        for path in paths { _ = look(at: path) }
+    }
+
+    /// Records every file of the program directories (a few thousand stat calls, milliseconds):
+    /// every file, not up to one wanted, so that the next miss within the minute, for another
+    /// program, finds it recorded. The monitor runs it once at start, off the packet path.
+    mutating func scanDirectories(now: UInt64) {
+        lastScan = now
+        for directory in directories {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { continue }
+            for name in names.sorted() { _ = look(at: "\(directory)/\(name)") }
+        }
     }
 
     /// The identity of `path`, recorded; nil for a path looked at before (already recorded) or

@@ -150,6 +150,7 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
         if let reason = events.exitRecordsUnavailable, case .connector = events.mode { report(reason) }
         let table = ProcessTable(gracePeriod: exitGrace)
         table.seed()
+        if events.exitRecords != nil { table.indexExecutables() }
         var sockets: SocketResolver?
         do {
             sockets = try SocketResolver()

@@ -369,6 +369,13 @@ public final class ProcessTable {
         }
     }
 
+    /// Indexes the program directories and the executables of the table now, so that naming a
+    /// program from its exit record later rarely has to (`ExecutableIndex`). Milliseconds.
+    public func indexExecutables() {
+        executables.record(alive.values.compactMap(\.process.exe))
+        executables.scanDirectories(now: clock())
+    }
+
     /// Exit records taken so far that named a program whose exec was missed.
     public private(set) var namedFromExitRecords = 0
 

@@ -372,7 +372,7 @@ struct ProcessTableLiveTests {
             let exe = try #require(entry.process.exe, "pid \(pid) has no exe")
             #expect(Directories.fileIdentity(exe).map { $0 == trueIdentity } == true, "pid \(pid): exe \(exe)")
         }
-        #expect(table.namedFromExitRecords == 10)
+        #expect(table.namedFromExitRecords >= 10)  // other tests' programs too
     }
 
     @Test(.enabled(if: getuid() == 0, "needs root: subscribing to the proc connector needs CAP_NET_ADMIN"))
