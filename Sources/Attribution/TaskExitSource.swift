@@ -18,6 +18,7 @@ public final class TaskExitSource {
 
     private let socket: NetlinkSocket
     private let familyID: UInt16
+    private let cpuList: String
     private var buffer: UnsafeMutableRawBufferPointer
 
     /// Why exit records are unavailable, in one line for the user.
@@ -57,6 +58,7 @@ public final class TaskExitSource {
                 throw Self.unavailable("the kernel did not answer the exit-record registration")
             }
             familyID = id
+            cpuList = cpus
         } catch {
             opened.close()
             buffer.deallocate()
@@ -66,6 +68,8 @@ public final class TaskExitSource {
     }
 
     deinit {
+        _ = try? socket.send(Taskstats.deregistration(familyID: familyID, cpuList: cpuList, sequence: 3,
+                                                       portID: socket.portID))
         socket.close()
         buffer.deallocate()
     }

@@ -65,6 +65,8 @@ public enum Taskstats {
     enum Attribute {
         /// TASKSTATS_CMD_ATTR_REGISTER_CPUMASK
         static let registerCPUMask: UInt16 = 3
+        /// TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK
+        static let deregisterCPUMask: UInt16 = 4
         /// TASKSTATS_TYPE_PID
         static let pid: UInt16 = 1
         /// TASKSTATS_TYPE_STATS
@@ -93,9 +95,20 @@ public enum Taskstats {
     /// Starts exit records for the CPUs of `cpuList` (the kernel's list syntax: "0-3,6") to the
     /// sending socket. Asks for an acknowledgement.
     public static func registration(familyID: UInt16, cpuList: String, sequence: UInt32, portID: UInt32 = 0) -> [UInt8] {
+        cpuMaskRequest(Attribute.registerCPUMask, familyID: familyID, cpuList: cpuList, sequence: sequence, portID: portID)
+    }
+
+    /// Stops them (the kernel would drop a closed socket's registration only when a send to it
+    /// fails).
+    public static func deregistration(familyID: UInt16, cpuList: String, sequence: UInt32, portID: UInt32 = 0) -> [UInt8] {
+        cpuMaskRequest(Attribute.deregisterCPUMask, familyID: familyID, cpuList: cpuList, sequence: sequence, portID: portID)
+    }
+
+    private static func cpuMaskRequest(_ attribute: UInt16, familyID: UInt16, cpuList: String, sequence: UInt32,
+                                       portID: UInt32) -> [UInt8] {
         var writer = NetlinkMessageWriter(type: familyID, flags: [.request, .ack], sequence: sequence, portID: portID)
         appendGenericHeader(&writer, command: Command.get, version: 1)
-        writer.appendAttribute(type: Attribute.registerCPUMask, Array(cpuList.utf8) + [0])
+        writer.appendAttribute(type: attribute, Array(cpuList.utf8) + [0])
         return writer.finish()
     }
 

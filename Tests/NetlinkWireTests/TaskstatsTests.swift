@@ -76,6 +76,9 @@ struct TaskstatsTests {
         #expect(bytes[16] == 1)  // TASKSTATS_CMD_GET
         #expect(Array(bytes[20..<24]) == host(UInt16(8)) + host(UInt16(3)))  // REGISTER_CPUMASK "0-1\0"
         #expect(Array(bytes[24..<28]) == Array("0-1\0".utf8))
+        let stop = Taskstats.deregistration(familyID: familyID, cpuList: "0-1", sequence: 3)
+        #expect(Array(stop[20..<24]) == host(UInt16(8)) + host(UInt16(4)))  // DEREGISTER_CPUMASK
+        #expect(Array(stop[24..<28]) == Array("0-1\0".utf8))
     }
 
     @Test func repliesGiveTheFamilyIDAndErrors() throws {
