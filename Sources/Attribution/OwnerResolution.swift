@@ -147,7 +147,7 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
                 cgroupMountPoint: String? = nil,
                 report: (String) -> Void) {
         if case .rescan(let reason) = events.mode { report(reason) }
-        if let reason = events.exitRecordsUnavailable, case .connector = events.mode { report(reason) }
+        if let reason = events.exitRecordsUnavailable { report(reason) }
         let table = ProcessTable(gracePeriod: exitGrace)
         table.seed()
         if events.exitRecords != nil { table.indexExecutables() }
@@ -277,10 +277,13 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
             let reads = table.readAhead(batch)
             let overrun = events.takeOverrun()
             let exits = readingExits || reads.contains(where: { $0?.missedExecutable == true }) ? events.readExits() : []
+            // Most wake-ups of the event thread are exits of threads and of programs already
+            // named: nothing to apply, and no reason to hold up a resolution for the lock.
+            guard !batch.isEmpty || !exits.isEmpty || overrun else { return }
             let received = exits.isEmpty ? 0 : WallClock.monotonicNanoseconds()
             lock.withLock { _ in
-                table.recordExits(exits, receivedAt: received)
                 table.apply(batch, reads: reads)
+                table.recordExits(exits, receivedAt: received)
                 if overrun { table.seed() }
             }
             if let afterExits, batch.contains(where: \.isProcessExit) { afterExits() }

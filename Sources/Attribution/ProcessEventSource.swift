@@ -19,11 +19,12 @@ public final class ProcessEventSource {
     }
 
     public let mode: Mode
-    /// Exit records (taskstats), which name a program whose exec was read too late; nil when
-    /// the kernel or our privileges do not allow them (`exitRecordsUnavailable` says why).
-    public let exitRecords: TaskExitSource?
-    /// One line for the user when `exitRecords` is nil.
-    public let exitRecordsUnavailable: String?
+    /// Exit records (taskstats), which name a program whose exec was read too late; nil in
+    /// rescan mode (nothing would read them), and when the kernel or our privileges do not allow
+    /// them (`exitRecordsUnavailable` says why).
+    public private(set) var exitRecords: TaskExitSource?
+    /// One line for the user when the connector works and `exitRecords` is nil.
+    public private(set) var exitRecordsUnavailable: String?
     /// The connector socket to poll for readability; nil in rescan mode.
     public var descriptor: Int32? { socket?.descriptor }
     /// Times the kernel dropped events because our socket buffer was full (ENOBUFS). After
@@ -41,13 +42,6 @@ public final class ProcessEventSource {
     /// for the kernel's answer. Never throws: every failure selects rescan mode with a reason.
     public init(receiveBufferBytes: Int = 4 << 20, acknowledgementTimeoutMilliseconds: Int32 = 1000) {
         buffer = .allocateForKernelCopies(byteCount: 64 * 1024)
-        do {
-            exitRecords = try TaskExitSource()
-            exitRecordsUnavailable = nil
-        } catch {
-            exitRecords = nil
-            exitRecordsUnavailable = error.description
-        }
         let opened: NetlinkSocket
         do {
             opened = try NetlinkSocket(protocol: ProcConnector.netlinkProtocol, groups: ProcConnector.index)
@@ -93,6 +87,11 @@ public final class ProcessEventSource {
         case 0?:
             socket = opened
             mode = .connector
+            do {
+                exitRecords = try TaskExitSource()
+            } catch {
+                exitRecordsUnavailable = error.description
+            }
             early = collected
             pendingOverrun = overrun
             if overrun { overruns += 1 }
@@ -172,8 +171,9 @@ extension ProcessTable {
     public func drain(_ source: ProcessEventSource) {
         let events = source.read()
         let reads = readAhead(events)
-        recordExits(source.readExits(), receivedAt: WallClock.monotonicNanoseconds())
+        let exits = source.readExits()
         apply(events, reads: reads)
+        recordExits(exits, receivedAt: WallClock.monotonicNanoseconds())
         if source.takeOverrun() { seed() }
     }
 }

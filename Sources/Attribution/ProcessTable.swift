@@ -102,6 +102,9 @@ public final class ProcessTable {
     /// Exit records by pid, with when they were received (monotonic ns): a record can be read
     /// before the exec event of the same program (the two come on different sockets).
     private var recentExits: [Int32: (exit: TaskExit, receivedAt: UInt64)] = [:]
+    /// Pids of entries whose exec was missed and that no exit record has named yet: the only
+    /// entries a record is looked up for (most records are of processes the table named).
+    private var unnamedExecs: Set<Int32> = []
     private var executables = ExecutableIndex()
     /// Exit records are kept this long (ns), and at most `recentExitCapacity` of them.
     static let recentExitLifetime: UInt64 = 5_000_000_000
@@ -304,9 +307,11 @@ public final class ProcessTable {
                 entry.process.comm = nil
             }
             if let cgroup = reads?.cgroup { entry.process.cgroupPath = cgroup }
-            if entry.missedExec, let record = recentExits[tgid], record.receivedAt >= time {
+            if entry.missedExec, let record = recentExits[tgid], record.receivedAt >= time,
+               Self.exit(record.exit, couldBeOf: entry) {
                 fill(&entry, from: record.exit)
             }
+            if entry.missedExec { noteUnnamed(tgid) }
             alive[tgid] = entry
         case .uid(let pid, let tgid, _, let effective):
             guard pid == tgid, var entry = alive[tgid] ?? unknown(tgid, at: time) else { return }
@@ -346,27 +351,58 @@ public final class ProcessTable {
     /// A process whose exe could not be read at its exec (it had exited) gets its exe and, if
     /// unknown, its comm from its record — now, or when its exec is applied if that comes later.
     /// The exe is the path of the record's file among the executables seen so far, or in the
-    /// usual program directories (`ExecutableIndex`); nil when it is in neither.
+    /// usual program directories (`ExecutableIndex`); nil when it is in neither. Call it after
+    /// applying the process events read before the records: an entry the events create or end
+    /// is then in its place.
     public func recordExits(_ exits: [TaskExit], receivedAt: UInt64) {
         guard !exits.isEmpty else { return }
-        if recentExits.count + exits.count > Self.recentExitCapacity {
-            recentExits = recentExits.filter { receivedAt.subtractingClamped($0.value.receivedAt) < Self.recentExitLifetime }
-            if recentExits.count + exits.count > Self.recentExitCapacity { recentExits = [:] }
-        }
+        if recentExits.count + exits.count > Self.recentExitCapacity { trimRecentExits(now: receivedAt, adding: exits.count) }
         for exit in exits {
             let pid = exit.processID ?? exit.threadID
             recentExits[pid] = (exit, receivedAt)
-            // The exec came first (its exe read failed in an earlier batch).
-            if var entry = alive[pid], entry.missedExec, entry.startTime <= receivedAt {
+            guard unnamedExecs.contains(pid) else { continue }
+            // The exec came first (its exe read failed in an earlier batch). A live process with
+            // this pid is the only one the record can be of; without one, the last that exited.
+            if var entry = alive[pid] {
+                guard entry.missedExec, entry.startTime <= receivedAt, Self.exit(exit, couldBeOf: entry) else { continue }
                 fill(&entry, from: exit)
                 alive[pid] = entry
-            } else if let index = exited[exitedHead...].lastIndex(where: { $0.pid == pid }), exited[index].missedExec,
-                      exited[index].startTime <= receivedAt {
+                if !entry.missedExec { unnamedExecs.remove(pid) }
+            } else if let index = exited[exitedHead...].lastIndex(where: { $0.pid == pid }) {
                 var entry = exited[index]
+                guard entry.missedExec, entry.startTime <= receivedAt, Self.exit(exit, couldBeOf: entry) else { continue }
                 fill(&entry, from: exit)
                 exited[index] = entry
+                if !entry.missedExec { unnamedExecs.remove(pid) }
             }
         }
+    }
+
+    /// False when the record names another parent than the entry's: the record is of an earlier
+    /// process with the same pid (or the entry's parent died first and it was re-parented, when
+    /// nothing is lost by not naming it).
+    private static func exit(_ exit: TaskExit, couldBeOf entry: ProcessEntry) -> Bool {
+        guard let parent = exit.parentID, let ppid = entry.process.ppid else { return true }
+        return parent == ppid
+    }
+
+    private func noteUnnamed(_ pid: Int32) {
+        if unnamedExecs.count >= Self.recentExitCapacity {
+            // Entries named otherwise (a retried exec) or evicted since: keep only the unnamed.
+            unnamedExecs = Set(alive.values.filter(\.missedExec).map(\.pid)
+                + exited[exitedHead...].filter(\.missedExec).map(\.pid))
+        }
+        unnamedExecs.insert(pid)
+    }
+
+    /// Makes room for `count` records: drops those older than `recentExitLifetime`, then the
+    /// oldest, never all — the newest may be waiting for their exec event.
+    private func trimRecentExits(now: UInt64, adding count: Int) {
+        recentExits = recentExits.filter { now.subtractingClamped($0.value.receivedAt) < Self.recentExitLifetime }
+        let excess = recentExits.count + count - Self.recentExitCapacity
+        guard excess > 0 else { return }
+        let oldest = recentExits.sorted { $0.value.receivedAt < $1.value.receivedAt }.prefix(excess)
+        for (pid, _) in oldest { recentExits[pid] = nil }
     }
 
     /// Indexes the program directories and the executables of the table now, so that naming a

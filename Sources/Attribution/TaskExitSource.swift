@@ -44,7 +44,7 @@ public final class TaskExitSource {
             _ = try? opened.setReceiveBufferSize(receiveBufferBytes, force: true)
             guard case .family(let id)? = try Self.ask(opened, Taskstats.familyRequest(sequence: 1, portID: opened.portID),
                                                       buffer: buffer, timeoutMilliseconds: timeoutMilliseconds) else {
-                throw Self.unavailable("the kernel has no taskstats family (CONFIG_TASKSTATS)")
+                throw Self.unavailable("no taskstats family: the kernel lacks CONFIG_TASKSTATS, or this is not the initial network namespace")
             }
             let cpus = Self.cpuList(cpuListFile)
             let registration = Taskstats.registration(familyID: id, cpuList: cpus, sequence: 2, portID: opened.portID)
@@ -52,9 +52,16 @@ public final class TaskExitSource {
             case .error(errno: 0, _)?:
                 break
             case .error(let code, _)?:
-                let cause = code == EPERM || code == EACCES ? "needs CAP_NET_ADMIN (run as root)" : Errno.describe(code)
+                let cause = switch code {
+                case EPERM, EACCES: "needs CAP_NET_ADMIN (run as root)"
+                case EINVAL: "refused outside the initial user and pid namespaces, or for CPUs that cannot exist"
+                default: Errno.describe(code)
+                }
                 throw Self.unavailable("register for exit records of CPUs \(cpus): \(cause)")
             default:
+                // It may have registered all the same: undo it, so the kernel does not keep
+                // sending to a socket nobody reads until a send fails.
+                _ = try? opened.send(Taskstats.deregistration(familyID: id, cpuList: cpus, sequence: 3, portID: opened.portID))
                 throw Self.unavailable("the kernel did not answer the exit-record registration")
             }
             familyID = id

@@ -34,6 +34,13 @@ public enum Directories {
         return (UInt64(information.st_dev), UInt64(information.st_ino))
     }
 
+    /// lstat(2) of `path` when it is a regular file (not a link to one): its device and inode.
+    public static func regularFileIdentity(_ path: String) -> (device: UInt64, inode: UInt64)? {
+        var information = stat()
+        guard lstat(path, &information) == 0, information.st_mode & S_IFMT == S_IFREG else { return nil }
+        return (UInt64(information.st_dev), UInt64(information.st_ino))
+    }
+
     /// lstat(2) of `path`: its inode and whether it is a directory (a symlink is not); nil when
     /// it is missing. One system call: no owner-name lookups, no extended attributes.
     public static func linkStatus(_ path: String) -> (inode: UInt64, isDirectory: Bool)? {

@@ -4,7 +4,9 @@
 // Why nfowner listens: the kernel sends a task's record from do_exit() before it releases the
 // task's memory map — before /proc/PID/exe stops answering — so a program that exits before its
 // exec event was read still leaves its name (ac_comm) and its executable's device and inode
-// (ac_exe_dev, ac_exe_inode: /proc/PID/exe's file, as stat(2) reports it).
+// (ac_exe_dev, ac_exe_inode: /proc/PID/exe's file; the device is its superblock's, which is what
+// stat(2) reports except on file systems that give each subvolume a device of its own, such as
+// btrfs, where the two never match and no path is found).
 //
 // Every message is a netlink message carrying a genlmsghdr and attributes:
 //
@@ -17,17 +19,19 @@
 //    attribute CTRL_ATTR_FAMILY_NAME "TASKSTATS\0"; the answer (cmd CTRL_CMD_NEWFAMILY) carries
 //    CTRL_ATTR_FAMILY_ID (u16), the nlmsg_type of every taskstats message.
 // 2. Registration (nlmsg_type = the family id): cmd TASKSTATS_CMD_GET, attribute
-//    TASKSTATS_CMD_ATTR_REGISTER_CPUMASK with a CPU list ("0-1\0"); needs CAP_NET_ADMIN and works
-//    only in the initial network namespace. Answered with NLMSG_ERROR (0 = ACK).
+//    TASKSTATS_CMD_ATTR_REGISTER_CPUMASK with a CPU list ("0-1\0"); needs CAP_NET_ADMIN and the
+//    initial user and pid namespaces (EINVAL elsewhere); the family exists only in the initial
+//    network namespace (ENOENT elsewhere). Answered with NLMSG_ERROR (0 = ACK).
 // 3. Exit records (from the kernel, one per exiting task on a registered CPU): cmd
 //    TASKSTATS_CMD_NEW, attribute TASKSTATS_TYPE_AGGR_PID (nested: TASKSTATS_TYPE_PID u32, then
-//    TASKSTATS_TYPE_STATS: struct taskstats), and for the last task of a thread group also
-//    TASKSTATS_TYPE_AGGR_TGID (the group's summed delays; no name, not read here). A padding
-//    attribute (TASKSTATS_TYPE_NULL) may precede the struct.
+//    TASKSTATS_TYPE_STATS: struct taskstats), and for the last task of a group that had more than
+//    one thread also TASKSTATS_TYPE_AGGR_TGID (the group's summed delays; no name, not read here).
+//    A padding attribute (TASKSTATS_TYPE_NULL) may precede the struct. The kernel does not set
+//    NLA_F_NESTED on the nests; either way is read.
 //
 // struct taskstats is versioned and only grows at its end; the fields read here:
 //
-//   offset  0  version u16          offset 128  ac_pid u32 (the thread)
+//   offset  0  version u16          offset 128  ac_pid u32 (the thread), 132 ac_ppid u32
 //   offset 80  ac_comm[32]          offset 368  ac_tgid u32 (v12+; the process)
 //   offset 384 ac_exe_dev u64 (v12+) offset 392 ac_exe_inode u64 (v12+; both 0 for kernel threads)
 
@@ -79,6 +83,7 @@ public enum Taskstats {
         static let comm = 80
         static let commLength = 32
         static let pid = 128
+        static let ppid = 132
         static let tgid = 368
         static let exeDevice = 384
         static let exeInode = 392
@@ -219,14 +224,18 @@ public enum Taskstats {
     /// when the struct is shorter than its own version says it is (or than its oldest layout).
     static func decodeStats(_ stats: UnsafeRawBufferPointer, offset: Int) throws(NetlinkWireError) -> TaskExit {
         guard let version = stats.hostUInt16(at: 0), let thread = stats.hostUInt32(at: StatsOffset.pid),
+              let parent = stats.hostUInt32(at: StatsOffset.ppid),
               let commBytes = stats.subrange(at: StatsOffset.comm, count: StatsOffset.commLength)
         else {
             throw NetlinkWireError(.truncatedMessage, "struct taskstats of \(stats.count) bytes lacks its pid and comm",
                                    offset: offset)
         }
         let comm = String(decoding: commBytes.prefix { $0 != 0 }, as: UTF8.self)
+        // 0: the kernel could not say (the task was no longer attached to its parent).
+        let parentID = parent == 0 ? nil : Int32(bitPattern: parent)
         guard version >= executableVersion else {
-            return TaskExit(threadID: Int32(bitPattern: thread), processID: nil, comm: comm, executable: nil)
+            return TaskExit(threadID: Int32(bitPattern: thread), processID: nil, comm: comm, executable: nil,
+                            parentID: parentID)
         }
         guard let process = stats.hostUInt32(at: StatsOffset.tgid), let device = stats.hostUInt64(at: StatsOffset.exeDevice),
               let inode = stats.hostUInt64(at: StatsOffset.exeInode)
@@ -237,7 +246,7 @@ public enum Taskstats {
         }
         let executable = device == 0 && inode == 0 ? nil : FileIdentity(device: device, inode: inode)
         return TaskExit(threadID: Int32(bitPattern: thread), processID: Int32(bitPattern: process), comm: comm,
-                        executable: executable)
+                        executable: executable, parentID: parentID)
     }
 }
 
@@ -262,11 +271,14 @@ public struct TaskExit: Sendable, Equatable {
     public var comm: String
     /// /proc/PID/exe's file at exit; nil for kernel threads and old kernels.
     public var executable: FileIdentity?
+    /// The parent process at exit (ac_ppid); nil when the kernel gave none.
+    public var parentID: Int32?
 
-    public init(threadID: Int32, processID: Int32?, comm: String, executable: FileIdentity?) {
+    public init(threadID: Int32, processID: Int32?, comm: String, executable: FileIdentity?, parentID: Int32? = nil) {
         self.threadID = threadID
         self.processID = processID
         self.comm = comm
         self.executable = executable
+        self.parentID = parentID
     }
 }

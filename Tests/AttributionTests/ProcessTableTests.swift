@@ -213,31 +213,94 @@ struct ProcessTableTests {
         #expect(table.namedFromExitRecords == 0)
     }
 
-    @Test func theIndexLooksAtEachPathOnceAndScansDirectoriesAtMostOnceAMinute() {
+    @Test func anExitRecordNamesOnlyAProcessOfItsParent() throws {
+        let proc = try FakeProc()
+        defer { proc.directory.remove() }
+        try proc.add(pid: 100, comm: "sh", exe: "/usr/bin/dash")
+        try proc.add(pid: 200, comm: "bash", exe: "/usr/bin/bash")
+        try proc.add(pid: 90, comm: "ping", exe: "/usr/bin/ping")
+        let table = tableNamingPing(proc, now: 12 * second)
+        table.seed()
+        // pid 101 forked by sh, exec missed; the record says its parent was bash: an earlier
+        // process with the same pid, not this one.
+        table.apply(event(11 * second, .fork(parentPID: 100, parentTGID: 100, childPID: 101, childTGID: 101)))
+        table.apply(event(11 * second + 1, .exec(pid: 101, tgid: 101)))
+        var record = pingExit(101)
+        record.parentID = 200
+        table.recordExits([record], receivedAt: 11 * second + 5)
+        #expect(table.process(pid: 101)?.process.exe == nil)
+        record.parentID = 100
+        table.recordExits([record], receivedAt: 11 * second + 6)
+        #expect(table.process(pid: 101)?.process.exe == "/usr/bin/ping")
+    }
+
+    @Test func anExitRecordNeverNamesAnExitedProcessWhileOneWithItsPidLives() throws {
+        let proc = try FakeProc()
+        defer { proc.directory.remove() }
+        try proc.add(pid: 100, comm: "sh", exe: "/usr/bin/dash")
+        try proc.add(pid: 90, comm: "ping", exe: "/usr/bin/ping")
+        let table = tableNamingPing(proc, now: 20 * second)
+        table.seed()
+        // An old 101 whose exec was missed, exited; a new 101 whose exec was read.
+        table.apply(event(11 * second, .fork(parentPID: 100, parentTGID: 100, childPID: 101, childTGID: 101)))
+        table.apply(event(11 * second + 1, .exec(pid: 101, tgid: 101)))
+        table.apply(event(11 * second + 2, .exit(pid: 101, tgid: 101, exitCode: 0, exitSignal: 17, parentPID: 100, parentTGID: 100)))
+        try proc.add(pid: 101, comm: "sleep", ppid: 100, exe: "/usr/bin/sleep")
+        table.apply(event(12 * second, .fork(parentPID: 100, parentTGID: 100, childPID: 101, childTGID: 101)))
+        table.apply(event(12 * second + 1, .exec(pid: 101, tgid: 101)))
+        // The new 101's exit: it must not name the old one ping.
+        table.recordExits([pingExit(101)], receivedAt: 12 * second + 5)
+        #expect(table.process(pid: 101)?.process.exe == "/usr/bin/sleep")
+        #expect(table.processes(uid: nil, cgroupPath: nil, aliveAt: 11 * second + 1, window: 0)
+            .first { $0.pid == 101 }?.process.exe == nil)
+        #expect(table.namedFromExitRecords == 0)
+    }
+
+    @Test func theIndexLooksAtEachPathOnceAndChecksWhatItRemembers() {
         var stats: [String] = []
-        var index = ExecutableIndex(directories: ["/nonexistent-nfowner-dir"], identify: { path in
+        var index = ExecutableIndex(directories: [], identify: { path in
             stats.append(path)
             return path == "/usr/bin/ping" ? FileIdentity(device: 8, inode: 42) : nil
         })
         let ping = FileIdentity(device: 8, inode: 42)
         #expect(index.path(of: ping, known: { ["/usr/bin/dash", "/usr/bin/ping"] }, now: 0) == "/usr/bin/ping")
+        // Remembered: checked with one stat, the known paths not asked for.
         #expect(index.path(of: ping, known: { Issue.record("asked again"); return [] }, now: 1) == "/usr/bin/ping")
         #expect(index.path(of: FileIdentity(device: 8, inode: 7), known: { ["/usr/bin/dash"] }, now: 2) == nil)
-        #expect(stats == ["/usr/bin/dash", "/usr/bin/ping"])
+        #expect(stats == ["/usr/bin/dash", "/usr/bin/ping", "/usr/bin/ping"])
     }
 
-    /// A scan records every file it sees: a second program's file, asked for within the minute
-    /// in which the scan found the first one, is known without another scan.
-    @Test func aScanRecordsEveryFileNotJustTheOneAskedFor() throws {
+    /// A scan records every regular file (not links: /proc names the file), so a second
+    /// program asked for within the minute is known without another scan; a file replaced since
+    /// (an upgrade) is not named by its old inode, and the next scan finds its new one.
+    @Test func theScanRecordsRegularFilesAtMostOnceAMinuteAndForgetsReplacedOnes() throws {
         let directory = try TemporaryDirectory("bin")
         defer { directory.remove() }
-        for name in ["a", "b", "c"] { try Data().write(to: URL(fileURLWithPath: "\(directory.path)/\(name)")) }
+        func write(_ name: String) throws { try Data([1]).write(to: URL(fileURLWithPath: "\(directory.path)/\(name)")) }
+        func identity(_ name: String) throws -> FileIdentity {
+            try #require(Directories.fileIdentity("\(directory.path)/\(name)").map(FileIdentity.init))
+        }
+        for name in ["a", "b", "c"] { try write(name) }
+        try FileManager.default.createSymbolicLink(atPath: "\(directory.path)/0-link", withDestinationPath: "c")
         var index = ExecutableIndex(directories: [directory.path])
-        let identities = try ["a", "b", "c"].map { try #require(Directories.fileIdentity("\(directory.path)/\($0)")) }
-            .map(FileIdentity.init)
-        #expect(index.path(of: identities[0], known: { [] }, now: 0) == "\(directory.path)/a")
-        #expect(index.path(of: identities[2], known: { [] }, now: 1) == "\(directory.path)/c")
-        #expect(index.lookups == 3)
+        let second: UInt64 = 1_000_000_000
+        #expect(index.path(of: try identity("a"), known: { [] }, now: 0) == "\(directory.path)/a")
+        #expect(index.lookups == 4)
+        // c, not the link sorted before it.
+        #expect(index.path(of: try identity("c"), known: { [] }, now: second) == "\(directory.path)/c")
+        #expect(index.lookups == 5)  // the check of what was remembered
+        let oldB = try identity("b")
+        try FileManager.default.removeItem(atPath: "\(directory.path)/b")
+        try write("b")
+        let newB = try identity("b")
+        if oldB == newB {
+            // The file system gave the new file the old inode: the same path, rightly named.
+            #expect(index.path(of: newB, known: { [] }, now: 2 * second) == "\(directory.path)/b")
+        } else {
+            #expect(index.path(of: oldB, known: { [] }, now: 2 * second) == nil)
+            #expect(index.path(of: newB, known: { [] }, now: 3 * second) == nil)  // no scan within the minute
+            #expect(index.path(of: newB, known: { [] }, now: 62 * second) == "\(directory.path)/b")
+        }
     }
 
     @Test func threadsCommAndIDEvents() throws {

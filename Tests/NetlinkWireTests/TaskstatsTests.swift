@@ -22,6 +22,7 @@ private func taskstats(version: UInt16 = 13, size: Int = 416, pid: UInt32, tgid:
     put(host(version), at: 0)
     put(Array(comm.utf8.prefix(31)), at: 80)
     put(host(pid), at: 128)
+    put(host(UInt32(1)), at: 132)  // ac_ppid: init
     put(host(tgid), at: 368)
     put(host(device), at: 384)
     put(host(inode), at: 392)
@@ -38,8 +39,9 @@ private func exitMessage(_ stats: [UInt8], pid: UInt32, withGroup: Bool = false,
     writer.appendHost(UInt16(0))
     var bytes = writer.finish()
     let aggregate = attribute(1, host(pid)) + attribute(6, []) + attribute(3, stats)
-    bytes += attribute(4 | NetlinkAttribute.nestedFlag, aggregate)
-    if withGroup { bytes += attribute(5 | NetlinkAttribute.nestedFlag, attribute(2, host(pid)) + attribute(3, stats)) }
+    // The kernel nests without NLA_F_NESTED (nla_nest_start_noflag).
+    bytes += attribute(4, aggregate)
+    if withGroup { bytes += attribute(5, attribute(2, host(pid)) + attribute(3, stats)) }
     let length = UInt32(bytes.count)
     for (index, byte) in host(length).enumerated() { bytes[index] = byte }
     return bytes
@@ -105,7 +107,7 @@ struct TaskstatsTests {
         #expect(results.count == 2)
         let first = try results[0].get(), second = try results[1].get()
         #expect(first == TaskExit(threadID: 4242, processID: 4242, comm: "ping",
-                                  executable: FileIdentity(device: 0x803, inode: 1_312_345)))
+                                  executable: FileIdentity(device: 0x803, inode: 1_312_345), parentID: 1))
         #expect(second.threadID == 4243 && second.processID == 4242 && second.comm == "worker")
     }
 
@@ -113,10 +115,10 @@ struct TaskstatsTests {
         let kernelThread = try #require(decode(exitMessage(taskstats(pid: 9, tgid: 9, comm: "kworker/0:1", device: 0, inode: 0),
                                                            pid: 9)).first).get()
         #expect(kernelThread.executable == nil && kernelThread.comm == "kworker/0:1")
-        // Version 11 ended before ac_tgid: the thread and comm only, from a 344-byte struct.
-        let old = try #require(decode(exitMessage(taskstats(version: 11, size: 344, pid: 7, tgid: 7, comm: "sh"),
+        // Version 11 ended before ac_tgid: the thread, parent and comm only, from a 368-byte struct.
+        let old = try #require(decode(exitMessage(taskstats(version: 11, size: 368, pid: 7, tgid: 7, comm: "sh"),
                                                   pid: 7)).first).get()
-        #expect(old == TaskExit(threadID: 7, processID: nil, comm: "sh", executable: nil))
+        #expect(old == TaskExit(threadID: 7, processID: nil, comm: "sh", executable: nil, parentID: 1))
     }
 
     @Test func otherMessagesAreSkippedAndShortStructsRejected() {
