@@ -42,6 +42,9 @@ public protocol PacketAttributing: AnyObject {
     /// Flows whose owner's cgroup (the named process's own) differs from the packet's classified
     /// cgroup: the summary line's `cgroup_corrections`. Read by the receive thread.
     var cgroupCorrections: Int { get }
+    /// Programs whose exe was named from their exit record (the exec was read too late): the
+    /// summary line's `exe_from_exit_records`. Read by the receive thread.
+    var namedFromExitRecords: Int { get }
     /// The owner of a frame a packet socket of `uid` sent on interface `interface` (see
     /// `OwnerAttributor.attributeFrame`).
     func attributeFrame(packet: PacketSummary, uid: UInt32?, interface: UInt32?, now: UInt64) -> OwnerAttribution
@@ -65,6 +68,8 @@ extension PacketAttributing {
     }
 
     public var cgroupCorrections: Int { 0 }
+
+    public var namedFromExitRecords: Int { 0 }
 
     public func readingDatagram(busySince: UInt64, sentAfter: UInt64?) {}
 
@@ -122,6 +127,8 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
     /// Run after a batch of events in which a process exited (under `drainLock`).
     private var afterExits: (@Sendable () -> Void)?
     private var lastRescan = WallClock.monotonicNanoseconds()
+    /// The table's `namedFromExitRecords`, published after each drain for the receive thread.
+    private let exitRecordNames = Atomic<Int>(0)
     private static let rescanInterval: UInt64 = 1_000_000_000
     /// The process-event thread's niceness (the default is 0).
     static let eventThreadNiceness: Int32 = -10
@@ -285,6 +292,7 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
                 table.apply(batch, reads: reads)
                 table.recordExits(exits, receivedAt: received)
                 if overrun { table.seed() }
+                exitRecordNames.store(table.namedFromExitRecords, ordering: .relaxed)
             }
             if let afterExits, batch.contains(where: \.isProcessExit) { afterExits() }
         }
@@ -292,6 +300,8 @@ public final class OwnerResolution: PacketAttributing, @unchecked Sendable {
 
     /// Written under the lock by the receive thread, which is also the reader.
     public var cgroupCorrections: Int { attributor.cgroupCorrections }
+
+    public var namedFromExitRecords: Int { exitRecordNames.load(ordering: .relaxed) }
 
     /// From the receive thread, which alone resolves flows (under the lock, which this needs not).
     public func readingDatagram(busySince: UInt64, sentAfter: UInt64?) {

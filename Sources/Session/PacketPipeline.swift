@@ -59,6 +59,7 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
         if engine.processes != nil {
             counters.cgroupCorrections = 0
             counters.attributions = AttributionTallies()
+            counters.namedFromExitRecords = 0
         }
         if countsLinkFrames {
             counters.linkFrames = 0
@@ -358,7 +359,10 @@ public final class PacketPipeline: PacketConsumer, @unchecked Sendable {
             Self.forgetNames(in: &inboundEvent)
         }
         // Once per datagram, not per packet: the corrections are counted when flows are resolved.
-        if let processes = engine.processes { counters.cgroupCorrections = processes.cgroupCorrections }
+        if let processes = engine.processes {
+            counters.cgroupCorrections = processes.cgroupCorrections
+            counters.namedFromExitRecords = processes.namedFromExitRecords
+        }
         let snapshot = SessionCounters(source: source.counters, pipeline: counters)
         published.withLock { $0 = snapshot }
         for sink in sinks {

@@ -23,6 +23,9 @@ public struct PipelineCounters: Sendable, Equatable {
     /// when the run logs no packet sockets.
     public var linkFrames: UInt64?
     public var nonIPFrames: UInt64?
+    /// Programs whose exec was read after they exited, named from the kernel's exit record
+    /// (docs/processes.md); nil when owner resolution is off.
+    public var namedFromExitRecords: Int?
 
     public init() {}
 }
@@ -71,6 +74,8 @@ public struct SessionCounters: Sendable, Equatable {
         // Added after the held keys (issue 13), so they come after them.
         if let attributions = pipeline.attributions { line += attributions.summaryKeys }
         if let frames = pipeline.linkFrames { line += " link_frames=\(frames) non_ip_frames=\(pipeline.nonIPFrames ?? 0)" }
+        // Added after the packet-socket keys, so it comes after them.
+        if let named = pipeline.namedFromExitRecords { line += " exe_from_exit_records=\(named)" }
         return line
     }
 }

@@ -251,7 +251,7 @@ struct PipelineHarness {
         let line = SessionCounters(source: source.counters, pipeline: pipeline.counters)
             .summaryLine(durationSeconds: nil, groups: [5])
         #expect(line.contains(" parse_errors=0 emitted=2 "), "\(line)")
-        #expect(line.hasSuffix(" link_frames=3 non_ip_frames=1"), "\(line)")
+        #expect(line.hasSuffix(" link_frames=3 non_ip_frames=1 exe_from_exit_records=0"), "\(line)")
         #expect(pipeline.counters.attributions?[.exact] == 2)
     }
 
@@ -422,23 +422,28 @@ struct PipelineHarness {
     @Test func cgroupCorrectionsComeFromTheAttributor() throws {
         final class CorrectingAttributor: PacketAttributing {
             var cgroupCorrections = 0
+            var namedFromExitRecords = 0
             func attribute(packet: PacketSummary, direction: Direction, uid: UInt32?, cgroupPath: String?,
                            now: UInt64) -> OwnerAttribution {
                 cgroupCorrections += 1
+                namedFromExitRecords = 2
                 return OwnerAttribution(confidence: .uid)
             }
         }
         let attributor = CorrectingAttributor()
         let harness = PipelineHarness(sink: CollectingSink(needs: .events), processes: attributor)
-        // The keys per confidence (issue 13) come after it.
+        // The keys per confidence (issue 13) come after it, and the programs named from their
+        // exit records (also the attributor's count) last.
         #expect(harness.counters.summaryLine(durationSeconds: nil, groups: [5])
-            .hasSuffix(" cgroup_corrections=0" + AttributionTallies().summaryKeys))
+            .hasSuffix(" cgroup_corrections=0" + AttributionTallies().summaryKeys + " exe_from_exit_records=0"))
         harness.process(try Self.fixture("batch-5-udp4.bin"))
-        #expect(harness.counters.summaryLine(durationSeconds: nil, groups: [5])
-            .contains(" cgroup_corrections=5 confidence_exact=0 confidence_flow=0 confidence_single=0 confidence_program=0 confidence_candidates=0 confidence_uid=5 confidence_none=0 "))
+        let line = harness.counters.summaryLine(durationSeconds: nil, groups: [5])
+        #expect(line.contains(" cgroup_corrections=5 confidence_exact=0 confidence_flow=0 confidence_single=0 confidence_program=0 confidence_candidates=0 confidence_uid=5 confidence_none=0 "))
+        #expect(line.hasSuffix(" exe_from_exit_records=2"))
         let unresolved = PipelineHarness()
         unresolved.process(try Self.fixture("batch-5-udp4.bin"))
-        #expect(!unresolved.counters.summaryLine(durationSeconds: nil, groups: [5]).contains("cgroup_corrections"))
+        let unresolvedLine = unresolved.counters.summaryLine(durationSeconds: nil, groups: [5])
+        #expect(!unresolvedLine.contains("cgroup_corrections") && !unresolvedLine.contains("exe_from_exit_records"))
     }
 
     @Test func recordedKernelPacketWithoutOwner() throws {
