@@ -188,6 +188,6 @@ for mode in "${MODES[@]}"; do
         fi
         python3 "$WORK/report.py" "$events" "$pids" "$label" "$TCP_PORT" "$UDP_PORT" "$UNPRIVILEGED"
         summary=$(grep -E '(^| )received=' "$WORK/monitor.err" | tail -1)
-        echo "  loop: ${elapsed_ms} ms; monitor: $(grep -oE '(received|lost|enobufs|held)=[0-9]+' <<<"$summary" | tr '\n' ' ')"
+        echo "  loop: ${elapsed_ms} ms; monitor: $(grep -oE '(received|lost|enobufs|held|exe_from_exit_records)=[0-9]+' <<<"$summary" | tr '\n' ' ')"
     done
 done
