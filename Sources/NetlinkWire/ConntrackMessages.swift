@@ -136,12 +136,12 @@ public enum ConntrackDecoder {
             case NetlinkMessageType.done:
                 body(.done)
             case NetlinkMessageType.error:
-                guard let code = message.bytes.hostInt32(at: NetlinkMessageHeader.size), code <= 0, code != Int32.min else {
+                guard let errno = message.errorNumber else {
                     body(.malformed(NetlinkWireError(.invalidErrorCode, "NLMSG_ERROR without a valid error code",
                                                      offset: message.offset)))
                     continue
                 }
-                body(.error(errno: -code, sequence: message.header.sequence))
+                body(.error(errno: errno, sequence: message.header.sequence))
             default:
                 body(.other(type: message.header.type))
             }

@@ -290,9 +290,9 @@ public enum InetDiagDecoder {
         var messages = MessageCursor(buffer: buffer)
         while let next = messages.next(), case .success(let message) = next {
             guard message.header.type == NetlinkMessageType.error, message.header.sequence == sequence,
-                  let code = message.bytes.hostInt32(at: NetlinkMessageHeader.size), code <= 0, code != Int32.min
+                  let errno = message.errorNumber
             else { continue }
-            return -code
+            return errno
         }
         return nil
     }

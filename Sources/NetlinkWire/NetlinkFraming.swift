@@ -108,6 +108,13 @@ struct MessageCursor {
         var header: NetlinkMessageHeader
         var bytes: UnsafeRawBufferPointer
         var offset: Int
+
+        /// An NLMSG_ERROR's errno, positive (0 for an acknowledgement); nil when its int32 is
+        /// missing or is not 0 or a negative errno (positive, or Int32.min, which cannot be negated).
+        var errorNumber: Int32? {
+            guard let code = bytes.hostInt32(at: NetlinkMessageHeader.size), code <= 0, code != Int32.min else { return nil }
+            return -code
+        }
     }
 
     private let buffer: UnsafeRawBufferPointer

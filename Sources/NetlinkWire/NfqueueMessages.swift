@@ -302,12 +302,12 @@ public enum NfqueueDecoder {
                 case .failure(let error): try body(.malformed(error))
                 }
             case NetlinkMessageType.error:
-                guard let code = message.bytes.hostInt32(at: NetlinkMessageHeader.size), code <= 0, code != Int32.min else {
+                guard let errno = message.errorNumber else {
                     try body(.malformed(NetlinkWireError(.invalidErrorCode, "NLMSG_ERROR without a valid error code",
                                                          offset: message.offset)))
                     continue
                 }
-                try body(.error(errno: -code, sequence: message.header.sequence))
+                try body(.error(errno: errno, sequence: message.header.sequence))
             default:
                 try body(.other(type: message.header.type))
             }

@@ -144,10 +144,10 @@ public enum Taskstats {
             }
             switch message.header.type {
             case NetlinkMessageType.error:
-                guard let code = message.bytes.hostInt32(at: NetlinkMessageHeader.size), code <= 0, code != Int32.min else {
+                guard let errno = message.errorNumber else {
                     throw NetlinkWireError(.invalidErrorCode, "NLMSG_ERROR without a valid error code", offset: message.offset)
                 }
-                found.append(.error(errno: -code, sequence: message.header.sequence))
+                found.append(.error(errno: errno, sequence: message.header.sequence))
             case Controller.type:
                 let area = try attributes(of: message)
                 var cursor = AttributeCursor(area: area, baseOffset: message.offset + attributesStart)
