@@ -307,9 +307,8 @@ public final class ProcessTable {
                 entry.process.comm = nil
             }
             if let cgroup = reads?.cgroup { entry.process.cgroupPath = cgroup }
-            if entry.missedExec, let record = recentExits[tgid], record.receivedAt >= time,
-               Self.exit(record.exit, couldBeOf: entry) {
-                fill(&entry, from: record.exit)
+            if entry.missedExec, let record = recentExits[tgid] {
+                name(&entry, from: record.exit, receivedAt: record.receivedAt, notBefore: time)
             }
             if entry.missedExec { noteUnnamed(tgid) }
             alive[tgid] = entry
@@ -364,26 +363,26 @@ public final class ProcessTable {
             // The exec came first (its exe read failed in an earlier batch). A live process with
             // this pid is the only one the record can be of; without one, the last that exited.
             if var entry = alive[pid] {
-                guard entry.missedExec, entry.startTime <= receivedAt, Self.exit(exit, couldBeOf: entry) else { continue }
-                fill(&entry, from: exit)
+                name(&entry, from: exit, receivedAt: receivedAt, notBefore: entry.startTime)
                 alive[pid] = entry
                 if !entry.missedExec { unnamedExecs.remove(pid) }
             } else if let index = exited[exitedHead...].lastIndex(where: { $0.pid == pid }) {
                 var entry = exited[index]
-                guard entry.missedExec, entry.startTime <= receivedAt, Self.exit(exit, couldBeOf: entry) else { continue }
-                fill(&entry, from: exit)
+                name(&entry, from: exit, receivedAt: receivedAt, notBefore: entry.startTime)
                 exited[index] = entry
                 if !entry.missedExec { unnamedExecs.remove(pid) }
             }
         }
     }
 
-    /// False when the record names another parent than the entry's: the record is of an earlier
-    /// process with the same pid (or the entry's parent died first and it was re-parented, when
-    /// nothing is lost by not naming it).
-    private static func exit(_ exit: TaskExit, couldBeOf entry: ProcessEntry) -> Bool {
-        guard let parent = exit.parentID, let ppid = entry.process.ppid else { return true }
-        return parent == ppid
+    /// Names an entry whose exec was missed from `exit`, if the record can be its: received
+    /// at `notBefore` or later (the exec's time, or the process's start), and naming the same
+    /// parent — another parent means an earlier process with the same pid (or one re-parented
+    /// after its parent died, when nothing is lost by not naming it).
+    private func name(_ entry: inout ProcessEntry, from exit: TaskExit, receivedAt: UInt64, notBefore: UInt64) {
+        guard entry.missedExec, receivedAt >= notBefore else { return }
+        if let parent = exit.parentID, let ppid = entry.process.ppid, parent != ppid { return }
+        fill(&entry, from: exit)
     }
 
     private func noteUnnamed(_ pid: Int32) {

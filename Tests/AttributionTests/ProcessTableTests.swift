@@ -144,13 +144,22 @@ struct ProcessTableTests {
         #expect(child.process.exe == nil && child.missedExec && child.process.comm == nil && child.process.uid == 1000)
     }
 
-    /// A table whose executables are named by a fake stat: /usr/bin/ping is device 8, inode 42.
-    private func tableNamingPing(_ proc: FakeProc, now: UInt64) -> ProcessTable {
+    /// A fixture /proc with a shell (pid 100) and a ping read in time earlier (pid 90), with
+    /// whatever `more` adds, and a seeded table over it whose clock reads `now` and whose
+    /// executables are named by a fake stat: /usr/bin/ping is device 8, inode 42.
+    private func shellAndAnEarlierPing(now: UInt64, _ more: (FakeProc) throws -> Void = { _ in }) throws
+        -> (proc: FakeProc, table: ProcessTable) {
+        let proc = try FakeProc()
+        try proc.add(pid: 100, comm: "sh", exe: "/usr/bin/dash")
+        try proc.add(pid: 90, comm: "ping", exe: "/usr/bin/ping")
+        try more(proc)
         let index = ExecutableIndex(directories: [], identify: { path in
             path == "/usr/bin/ping" ? FileIdentity(device: 8, inode: 42) : nil
         })
-        return ProcessTable(procFS: ProcFS(root: proc.root), gracePeriod: ProcessTable.defaultGracePeriod,
-                            capacity: ProcessTable.defaultCapacity, clock: { now }, executables: index)
+        let table = ProcessTable(procFS: ProcFS(root: proc.root), gracePeriod: ProcessTable.defaultGracePeriod,
+                                 capacity: ProcessTable.defaultCapacity, clock: { now }, executables: index)
+        table.seed()
+        return (proc, table)
     }
 
     private func pingExit(_ pid: Int32, inode: UInt64 = 42) -> TaskExit {
@@ -158,12 +167,8 @@ struct ProcessTableTests {
     }
 
     @Test func aMissedExecIsNamedFromTheExitRecordThatCameFirst() throws {
-        let proc = try FakeProc()
+        let (proc, table) = try shellAndAnEarlierPing(now: 12 * second)
         defer { proc.directory.remove() }
-        try proc.add(pid: 100, comm: "sh", exe: "/usr/bin/dash")
-        try proc.add(pid: 90, comm: "ping", exe: "/usr/bin/ping")  // an earlier ping, read in time
-        let table = tableNamingPing(proc, now: 12 * second)
-        table.seed()
         table.apply(event(11 * second, .fork(parentPID: 100, parentTGID: 100, childPID: 101, childTGID: 101)))
         // The monitor's order: the exec's reads fail (ping is gone), then its exit record, then the exec.
         let reads = table.readAhead([event(11 * second + 1, .exec(pid: 101, tgid: 101))])
@@ -176,12 +181,8 @@ struct ProcessTableTests {
     }
 
     @Test func aMissedExecIsNamedWhenItsExitRecordComesLater() throws {
-        let proc = try FakeProc()
+        let (proc, table) = try shellAndAnEarlierPing(now: 12 * second)
         defer { proc.directory.remove() }
-        try proc.add(pid: 100, comm: "sh", exe: "/usr/bin/dash")
-        try proc.add(pid: 90, comm: "ping", exe: "/usr/bin/ping")
-        let table = tableNamingPing(proc, now: 12 * second)
-        table.seed()
         table.apply(event(11 * second, .fork(parentPID: 100, parentTGID: 100, childPID: 101, childTGID: 101)))
         table.apply(event(11 * second + 1, .exec(pid: 101, tgid: 101)))
         table.apply(event(11 * second + 2, .exit(pid: 101, tgid: 101, exitCode: 0, exitSignal: 17, parentPID: 100, parentTGID: 100)))
@@ -192,12 +193,8 @@ struct ProcessTableTests {
     }
 
     @Test func anExitRecordOfAnEarlierProgramOrAnUnknownFileNamesNothingWrong() throws {
-        let proc = try FakeProc()
+        let (proc, table) = try shellAndAnEarlierPing(now: 20 * second)
         defer { proc.directory.remove() }
-        try proc.add(pid: 100, comm: "sh", exe: "/usr/bin/dash")
-        try proc.add(pid: 90, comm: "ping", exe: "/usr/bin/ping")
-        let table = tableNamingPing(proc, now: 20 * second)
-        table.seed()
         // Received before the exec happened: the record of the pid's previous program.
         table.recordExits([pingExit(101)], receivedAt: 10 * second)
         table.apply(event(11 * second, .fork(parentPID: 100, parentTGID: 100, childPID: 101, childTGID: 101)))
@@ -214,13 +211,8 @@ struct ProcessTableTests {
     }
 
     @Test func anExitRecordNamesOnlyAProcessOfItsParent() throws {
-        let proc = try FakeProc()
+        let (proc, table) = try shellAndAnEarlierPing(now: 12 * second) { try $0.add(pid: 200, comm: "bash", exe: "/usr/bin/bash") }
         defer { proc.directory.remove() }
-        try proc.add(pid: 100, comm: "sh", exe: "/usr/bin/dash")
-        try proc.add(pid: 200, comm: "bash", exe: "/usr/bin/bash")
-        try proc.add(pid: 90, comm: "ping", exe: "/usr/bin/ping")
-        let table = tableNamingPing(proc, now: 12 * second)
-        table.seed()
         // pid 101 forked by sh, exec missed; the record says its parent was bash: an earlier
         // process with the same pid, not this one.
         table.apply(event(11 * second, .fork(parentPID: 100, parentTGID: 100, childPID: 101, childTGID: 101)))
@@ -235,12 +227,8 @@ struct ProcessTableTests {
     }
 
     @Test func anExitRecordNeverNamesAnExitedProcessWhileOneWithItsPidLives() throws {
-        let proc = try FakeProc()
+        let (proc, table) = try shellAndAnEarlierPing(now: 20 * second)
         defer { proc.directory.remove() }
-        try proc.add(pid: 100, comm: "sh", exe: "/usr/bin/dash")
-        try proc.add(pid: 90, comm: "ping", exe: "/usr/bin/ping")
-        let table = tableNamingPing(proc, now: 20 * second)
-        table.seed()
         // An old 101 whose exec was missed, exited; a new 101 whose exec was read.
         table.apply(event(11 * second, .fork(parentPID: 100, parentTGID: 100, childPID: 101, childTGID: 101)))
         table.apply(event(11 * second + 1, .exec(pid: 101, tgid: 101)))
