@@ -178,9 +178,27 @@ public final class OwnerAttributor {
         // 1. The socket itself, while it exists. A holder the index does not know yet is looked
         // for first among the newest processes of the uid (a new socket most often is theirs).
         let newest = { [table] in table.newestAlive(uid: uid, limit: SocketOwners.likelyHolderLimit).map(\.pid) }
-        if let found = try? sockets?.resolve(packet: packet, direction: direction, likelyHolders: newest),
-           let held = holders(of: found, uid: uid) {
-            return held
+        let found = try? sockets?.resolve(packet: packet, direction: direction, likelyHolders: newest)
+        if let found, let held = holders(of: found, uid: uid) { return held }
+        // 2. Without a cgroup, the processes left to ask are those that started or exited around
+        // the packet — never a daemon that runs on. A server's reply read after it closed the
+        // connection (a root HTTP server in the root cgroup) would name whatever process of its
+        // uid started meanwhile. The connection's owner is the better answer: named from an
+        // earlier packet of the same uid, or else the process holding the listener that
+        // accepted it, when its socket is still there without a holder. `flow` says how.
+        if cgroupPath == nil {
+            if let connection = FlowOwners.connection(of: packet, direction: direction),
+               let known = flowOwners.owner(of: connection, now: now), known.uid == uid {
+                return OwnerAttribution(confidence: .flow, reason: "the flow's owner; its socket is gone",
+                                        processes: known.attribution.processes, cgroup: known.attribution.cgroup,
+                                        uid: known.uid)
+            }
+            if case .tcp = packet.transport, let socket = found?.primary, !socket.isAwaitingAccept,
+               let reason = Self.reason(for: socket), var listener = listenerAnswer(packet, direction, refreshing: false) {
+                listener.confidence = .flow
+                listener.reason = "the listener's owner; \(reason)"
+                return listener
+            }
         }
         return candidates(uid: uid, cgroupPath: cgroupPath, now: now)
     }

@@ -33,6 +33,57 @@ extension EndToEnd {
             #expect(Set(named.compactMap { $0.int("pid") }).isSubset(of: Set(senders)))
         }
 
+        /// A root HTTP server in the root cgroup (which no rule classifies) answers and closes the
+        /// connection before its reply is read (batched); a root process starts meanwhile. Without
+        /// a cgroup the candidates are the processes that started or exited around the packet,
+        /// which named the newcomer `single`; the reply is the server's — the connection's owner or
+        /// the listener's — on every packet.
+        @Test func aServersReplyReadAfterItClosedNamesTheServerNotANewcomer() throws {
+            let namespace = try TestNamespace("ownsrv")
+            defer { namespace.close() }
+            let cgroups = try TestCgroups("ownsrv")
+            defer { cgroups.close() }
+            let client = try cgroups.make(cgroups.top + "/client")
+            let server = Process()
+            server.executableURL = URL(fileURLWithPath: "/bin/bash")
+            server.arguments = ["-c", "echo $$ > \"$1/cgroup.procs\" && exec nsenter --net=\"$2\" python3 -m http.server 9503 --bind 127.0.0.1",
+                                "nfowner-test", cgroups.mountPoint, namespace.path]
+            server.standardOutput = FileHandle.nullDevice
+            server.standardError = FileHandle.nullDevice
+            try server.run()
+            defer {
+                kill(server.processIdentifier, SIGKILL)
+                server.waitUntilExit()
+            }
+            let serverPID = Int(server.processIdentifier)
+            for _ in 0..<100 where !(try namespace.exec(["ss", "-ltn"]).stdout.contains("127.0.0.1:9503")) {
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            let monitor = try RunningMonitor(["--format", "json", "--netns", namespace.name])
+            let curl = Process()
+            curl.executableURL = URL(fileURLWithPath: "/bin/bash")
+            curl.arguments = ["-c", "echo $$ > \"$1/cgroup.procs\" && exec nsenter --net=\"$2\" setpriv --reuid=65534 --regid=65534 --clear-groups curl -s -m 3 -o /dev/null http://127.0.0.1:9503/",
+                              "nfowner-test", cgroups.directory(client), namespace.path]
+            try curl.run()
+            curl.waitUntilExit()
+            // The newcomer: root, in the root cgroup, started before the reply's batch is read.
+            let newcomer = Process()
+            newcomer.executableURL = URL(fileURLWithPath: "/bin/bash")
+            newcomer.arguments = ["-c", "echo $$ > \"$1/cgroup.procs\" && exec sleep 1", "nfowner-test", cgroups.mountPoint]
+            try newcomer.run()
+            defer { newcomer.waitUntilExit() }
+            let events = monitor.waitForEvents { events in
+                events.contains { $0.int("sport") == 9503 && ($0.string("tcp_flags") ?? "").contains("F") }
+            }
+            monitor.stop()
+            let replies = events.filter { $0.int("sport") == 9503 }
+            #expect(replies.count >= 3, "\(replies.count) packets from the server")
+            for reply in replies {
+                #expect(reply.int("pid") == serverPID,
+                        "\(reply.string("tcp_flags") ?? ""): pid \(reply.int("pid") ?? -1) \(reply.string("comm") ?? "-") \(reply.string("confidence") ?? "-"): \(reply.string("reason") ?? ""); the server is \(serverPID), the newcomer \(newcomer.processIdentifier)")
+            }
+        }
+
         @Test func twoProgramsOfOneUserInOneCgroupAreToldApartExactlyOverTCP() throws {
             let namespace = try TestNamespace("ownx")
             defer { namespace.close() }
