@@ -67,11 +67,11 @@ public enum NflogBatchDecoder {
                 try other(item(for: message.header, message: message.bytes, offset: message.offset))
                 continue
             }
-            switch Result(catching: { () throws(NetlinkWireError) in
-                try NflogPacketView(message: message.bytes, offset: message.offset)
-            }) {
-            case .success(let view): try packet(view)
-            case .failure(let error): try other(.malformed(error))
+            var refusal = NflogPacketView.Refusal()
+            if let view = NflogPacketView(validating: message.bytes, refusal: &refusal) {
+                try packet(view)
+            } else {
+                try other(.malformed(refusal.error(messageBytes: message.bytes.count, messageOffset: message.offset)))
             }
         }
     }

@@ -98,6 +98,59 @@ struct FuzzTests {
         #expect(malformed > 10_000)
     }
 
+    /// The per-packet walk (plain loads, errors as numbers) against a walk written plainly
+    /// from the format: on mutated messages both accept the same ones, and refuse the others
+    /// with the same error at the same attribute.
+    @Test func thePacketWalkRefusesExactlyWhatAPlainWalkRefuses() {
+        var rng = SeededGenerator(seed: 0x7A1C)
+        var accepted = 0
+        var refused: [NetlinkWireError.Code: Int] = [:]
+        for iteration in 0..<60_000 {
+            let (record, payload) = Self.randomRecord(&rng)
+            var message = NflogPacketEncoder.encode(record, payload: payload)
+            for _ in 0..<Int.random(in: 0...3, using: &rng) { mutate(&message, &rng) }
+            if Int.random(in: 0..<50, using: &rng) == 0 {  // about the fixed part's end
+                message = Array(message.prefix(Int.random(in: 0...24, using: &rng)))
+            }
+            let offset = Int.random(in: 0...4096, using: &rng)
+            let expected = Self.plainRefusal(message)
+            let got: (NetlinkWireError.Code, Int)? = message.withUnsafeBytes { bytes -> (NetlinkWireError.Code, Int)? in
+                do throws(NetlinkWireError) {
+                    _ = try NflogPacketView(message: bytes, offset: offset)
+                    return nil
+                } catch {
+                    return (error.code, error.offset - offset)
+                }
+            }
+            #expect(got?.0 == expected?.0 && got?.1 == expected?.1,
+                    "iteration \(iteration): \(String(describing: got)) against \(String(describing: expected))")
+            if let expected { refused[expected.0, default: 0] += 1 } else { accepted += 1 }
+        }
+        #expect(accepted > 10_000)
+        #expect(refused[.invalidAttributeLength, default: 0] > 1_000)
+        #expect(refused[.invalidAttributeValue, default: 0] > 500)
+        #expect(refused[.truncatedMessage, default: 0] > 200)
+    }
+
+    /// NFULNL_MSG_PACKET's rules, read straight from the format: nfgenmsg after the 16-byte
+    /// header, then attributes (nla_len ≥ 4 and within the message, each at a 4-byte boundary),
+    /// and the fixed size of every known fixed-size attribute. The refusal's code and its
+    /// position in the message, nil when the message is valid.
+    static func plainRefusal(_ message: [UInt8]) -> (NetlinkWireError.Code, Int)? {
+        guard message.count >= 20 else { return (.truncatedMessage, 0) }
+        let fixedSizes: [UInt16: Int] = [1: 4, 2: 4, 3: 16, 4: 4, 5: 4, 6: 4, 7: 4, 8: 12,
+                                         11: 4, 12: 4, 13: 4, 14: 4, 15: 2, 17: 2]
+        var position = 20
+        while message.count - position >= 4 {
+            let length = Int(message[position]) | Int(message[position + 1]) << 8
+            let type = (UInt16(message[position + 2]) | UInt16(message[position + 3]) << 8) & 0x3FFF
+            guard length >= 4, length <= message.count - position else { return (.invalidAttributeLength, position) }
+            if let size = fixedSizes[type], size != length - 4 { return (.invalidAttributeValue, position) }
+            position += (length + 3) & ~3
+        }
+        return nil
+    }
+
     func mutate(_ bytes: inout [UInt8], _ rng: inout SeededGenerator) {
         guard !bytes.isEmpty else { bytes = [UInt8.random(in: 0...255, using: &rng)]; return }
         let index = Int.random(in: 0..<bytes.count, using: &rng)
