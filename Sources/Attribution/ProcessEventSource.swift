@@ -68,12 +68,7 @@ public final class ProcessEventSource {
         let deadline = WallClock.monotonicNanoseconds() + UInt64(max(0, acknowledgementTimeoutMilliseconds)) * 1_000_000
         var collected: [ProcEvent] = []
         var overrun = false
-        while answer == nil {
-            let now = WallClock.monotonicNanoseconds()
-            guard now < deadline else { break }
-            let waitMilliseconds = Int32(clamping: (deadline - now) / 1_000_000 + 1)
-            guard (try? waitReadable([opened.descriptor], timeoutMilliseconds: waitMilliseconds))?.isEmpty == false
-            else { break }
+        while answer == nil, waitReadable(opened.descriptor, until: deadline) {
             let drained = Self.drain(opened, buffer, malformed: &malformed, overrun: &overrun)
             for event in drained {
                 if case .acknowledgement(let error, let answering) = event.kind {

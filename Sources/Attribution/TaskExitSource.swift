@@ -111,11 +111,7 @@ public final class TaskExitSource {
             throw unavailable("ask the generic netlink controller: \(Errno.describe(error.code))")
         }
         let deadline = WallClock.monotonicNanoseconds() + UInt64(max(0, timeoutMilliseconds)) * 1_000_000
-        while true {
-            let now = WallClock.monotonicNanoseconds()
-            guard now < deadline else { return nil }
-            let wait = Int32(clamping: (deadline - now) / 1_000_000 + 1)
-            guard (try? waitReadable([socket.descriptor], timeoutMilliseconds: wait))?.isEmpty == false else { return nil }
+        while waitReadable(socket.descriptor, until: deadline) {
             guard case .bytes(let count)? = try? socket.receive(into: buffer, nonBlocking: true),
                   let bytes = UnsafeRawBufferPointer(buffer).subrange(at: 0, count: count) else { continue }
             do {
@@ -124,6 +120,7 @@ public final class TaskExitSource {
                 throw unavailable("a malformed answer from the kernel (\(error.reason))")
             }
         }
+        return nil
     }
 
     /// The kernel's list of possible CPUs ("0-1"); registering for CPUs that come online later

@@ -80,6 +80,16 @@ public func waitReadable(_ descriptors: [Int32], timeoutMilliseconds: Int32) thr
     return descriptors.filter { set.isReady($0) }
 }
 
+/// Waits until `descriptor` is readable or the monotonic clock reaches `deadline` (ns, see
+/// `WallClock.monotonicNanoseconds`): true when it is readable, false at the deadline or when
+/// poll(2) fails. For request/answer exchanges that give up after a while.
+public func waitReadable(_ descriptor: Int32, until deadline: UInt64) -> Bool {
+    let now = WallClock.monotonicNanoseconds()
+    guard now < deadline else { return false }
+    let milliseconds = Int32(clamping: (deadline - now) / 1_000_000 + 1)
+    return (try? waitReadable([descriptor], timeoutMilliseconds: milliseconds))?.isEmpty == false
+}
+
 /// A fixed set of descriptors polled again and again without allocating (the receive loop
 /// polls once per NFLOG batch).
 public struct PollSet: ~Copyable {

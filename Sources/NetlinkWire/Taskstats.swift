@@ -89,7 +89,7 @@ public enum Taskstats {
         static let exeInode = 392
     }
 
-    /// Asks the controller for the family's id (its answer: `familyID(in:)`).
+    /// Asks the controller for the family's id (its answer: `Reply.family` from `replies(in:)`).
     public static func familyRequest(sequence: UInt32, portID: UInt32 = 0) -> [UInt8] {
         var writer = NetlinkMessageWriter(type: Controller.type, flags: [.request], sequence: sequence, portID: portID)
         appendGenericHeader(&writer, command: Controller.getFamily, version: 1)
